@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and the demo need.
+# As root it runs apt-get; otherwise it prints the command to run.
+
+pkgs="make gcc perl nginx nginx-dev libssl-dev libcurl4-openssl-dev \
+liblmdb-dev libjansson-dev lmdb-utils libcmocka-dev \
+libnginx-mod-http-echo libtest-base-perl libtest-longstring-perl \
+liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
+
+missing=
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
+        | grep -q 'install ok installed' || missing="$missing $p"
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "missing packages; run as root:"
+    echo "    apt-get update && apt-get install -y$missing"
+    exit 1
+fi
+
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || exit 1
+apt-get install -y -qq --no-install-recommends $missing >/dev/null || exit 1

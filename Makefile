@@ -1,0 +1,122 @@
+# ngx_oauth_module: build, test, run.
+#
+#   make            the module (build/ngx_http_oauth_module.so) and ngx-oauth
+#   make test       unit tests (plain and sanitized), then the Test::Nginx suites
+#   make run        the demo on http://127.0.0.1:8080/
+#   make fuzz       libFuzzer targets, each run briefly
+#   make test-e2e   a real browser against a real authorization server
+#   make valgrind   the Test::Nginx suites under valgrind (slow)
+#   make lint       style checks
+
+NGINX_SRC  ?= /usr/share/nginx/src
+NGINX_BIN  ?= /usr/sbin/nginx
+BUILD      ?= $(CURDIR)/build
+CC         ?= cc
+PROVE_JOBS ?= 2
+
+CORE_DIR   := ngx_oauth_module/core
+CORE_SRCS  := $(sort $(wildcard $(CORE_DIR)/*.c))
+CORE_HDRS  := $(wildcard $(CORE_DIR)/*.h)
+GLUE_SRCS  := $(wildcard ngx_oauth_module/*.c ngx_oauth_module/*.h) \
+              ngx_oauth_module/providers.json config
+CORE_LIBS  := -lcrypto -llmdb -ljansson
+WARN       := -Wall -Wextra -Wpointer-arith -Wno-unused-parameter -Werror
+CFLAGS_CORE = -O2 -g $(WARN) -I$(CORE_DIR)
+
+UNIT_SRCS  := $(sort $(wildcard t/unit/test_*.c))
+UNIT_BINS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+ASAN_BINS  := $(patsubst t/unit/%.c,$(BUILD)/unit-asan/%,$(UNIT_SRCS))
+FUZZ_SRCS  := $(sort $(wildcard t/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+MODULE     := $(BUILD)/ngx_http_oauth_module.so
+CLI        := $(BUILD)/ngx-oauth
+ECHO_SO    := /usr/lib/nginx/modules/ngx_http_echo_module.so
+
+export TEST_NGINX_BINARY ?= $(NGINX_BIN)
+export TEST_NGINX_LOAD_MODULES ?= $(MODULE) $(wildcard $(ECHO_SO))
+
+.PHONY: all module cli deps unit test test-nginx fuzz run test-e2e \
+        valgrind lint clean
+
+all: module cli
+
+deps:
+	@sh .ci/deps.sh
+
+module: $(MODULE)
+
+$(BUILD)/Makefile: config
+	@test -x $(NGINX_SRC)/configure || { \
+	    echo "no nginx sources in $(NGINX_SRC):" \
+	         "apt-get install nginx-dev, or make NGINX_SRC=dir"; exit 1; }
+	mkdir -p $(BUILD)
+	cd $(NGINX_SRC) && bash -c '. ./conf_flags 2>/dev/null; \
+	    ./configure "$${NGX_CONF_FLAGS[@]:---with-compat}" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)' \
+	    > $(BUILD)/configure.log 2>&1 \
+	    || { tail -n 20 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
+	$(MAKE) -f $(BUILD)/Makefile -C $(NGINX_SRC) modules
+
+cli: $(CLI)
+
+$(CLI): ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ ngx_oauth_module/cli/ngx_oauth_cli.c \
+	    $(CORE_SRCS) $(CORE_LIBS)
+
+$(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lcmocka
+
+$(BUILD)/unit-asan/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/unit-asan
+	$(CC) $(CFLAGS_CORE) -O1 -fno-omit-frame-pointer \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lcmocka
+
+unit: $(UNIT_BINS) $(ASAN_BINS)
+	@set -e; for t in $(UNIT_BINS) $(ASAN_BINS); do \
+	    echo "== $$t"; (cd $(BUILD) && $$t); done
+
+test: deps all unit test-nginx
+
+test-nginx: all
+	prove -I t/lib -j$(PROVE_JOBS) t/*.t
+
+$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -I$(CORE_DIR) \
+	    -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+FUZZ_SECONDS ?= 20
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	    mkdir -p $(BUILD)/corpus/$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        $(BUILD)/corpus/$$(basename $$f) t/fuzz/seeds/$$(basename $$f); \
+	done
+
+run: deps all
+	sh conf-examples/demo/run.sh
+
+test-e2e: deps all
+	sh t/e2e/run.sh
+
+valgrind: all
+	TEST_NGINX_USE_VALGRIND=1 \
+	TEST_NGINX_VALGRIND_SUPP=$(CURDIR)/valgrind.suppress \
+	    prove -I t/lib -j1 t/*.t
+
+lint:
+	@! grep -n '.\{81\}' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]
+	@! grep -nP '\t| +$$' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]
+	@! grep -n '^\s*//' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]
+	@! grep -ln '#include <ngx_' $(CORE_DIR)/*.[ch] ngx_oauth_module/cli/*.c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --inline-suppr -I$(CORE_DIR) $(CORE_DIR) ngx_oauth_module/cli
+
+clean:
+	rm -rf $(BUILD) t/servroot*

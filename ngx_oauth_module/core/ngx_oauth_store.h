@@ -1,0 +1,202 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#ifndef _NGX_OAUTH_STORE_H_INCLUDED_
+#define _NGX_OAUTH_STORE_H_INCLUDED_
+
+
+#include "ngx_oauth_core.h"
+
+
+/* the format of the file; a file with another tag is refused, not wiped */
+#define NGX_OAUTH_STORE_VERSION    1
+
+#define NGX_OAUTH_OWNER_MAX        256
+#define NGX_OAUTH_PROVIDER_MAX     64
+#define NGX_OAUTH_ACCOUNT_MAX      128
+
+/* record codec limits: a decoded record never exceeds these */
+#define NGX_OAUTH_PARAMS_MAX       64
+#define NGX_OAUTH_PARAM_NAME_MAX   128
+#define NGX_OAUTH_RECORD_MAX       (256 * 1024)
+
+#define NGX_OAUTH_MODE_REDIRECT    0
+#define NGX_OAUTH_MODE_POPUP       1
+
+#define NGX_OAUTH_KIND_OAUTH2      0
+#define NGX_OAUTH_KIND_API_KEY     1
+#define NGX_OAUTH_KIND_BASIC       2
+#define NGX_OAUTH_KIND_HEADER      3
+
+#define NGX_OAUTH_STATUS_CONNECTED 0
+#define NGX_OAUTH_STATUS_EXPIRED   1
+#define NGX_OAUTH_STATUS_ERROR     2
+#define NGX_OAUTH_STATUS_REVOKED   3
+
+/* conn flags */
+#define NGX_OAUTH_CONN_REFRESH_DUE 0x01   /* the API said 401: refresh */
+
+
+typedef struct ngx_oauth_store_s  ngx_oauth_store_t;
+
+
+typedef struct {
+    ngx_oauth_str_t     name;
+    ngx_oauth_str_t     value;
+} ngx_oauth_param_t;
+
+
+/* a started authorization flow, stored under sha256(state) */
+typedef struct {
+    ngx_oauth_str_t     owner;
+    ngx_oauth_str_t     provider;
+    ngx_oauth_str_t     verifier;       /* sealed PKCE verifier, may be empty */
+    ngx_oauth_str_t     return_to;
+    ngx_oauth_str_t     browser;        /* sha256 of the binding cookie */
+    unsigned            mode;           /* NGX_OAUTH_MODE_* */
+    time_t              created;
+    time_t              expires;
+    size_t              nparams;
+    ngx_oauth_param_t  *params;         /* connection params given at start */
+    void               *mem;            /* owns every pointer above */
+} ngx_oauth_flow_t;
+
+
+/* a connected account: (owner, provider, account) is the key */
+typedef struct {
+    ngx_oauth_str_t     owner;
+    ngx_oauth_str_t     provider;
+    ngx_oauth_str_t     account;
+    ngx_oauth_str_t     account_name;
+    unsigned            kind;           /* NGX_OAUTH_KIND_* */
+    unsigned            status;         /* NGX_OAUTH_STATUS_* */
+    unsigned            flags;          /* NGX_OAUTH_CONN_* */
+    ngx_oauth_str_t     scopes;         /* space separated */
+    ngx_oauth_str_t     token_type;
+    size_t              nparams;
+    ngx_oauth_param_t  *params;         /* kept params and token fields */
+    time_t              created_at;
+    time_t              updated_at;
+    time_t              expires_at;     /* 0: unknown or never */
+    time_t              last_refresh_at;
+    time_t              retry_at;       /* backoff: no refresh before */
+    uint32_t            failures;       /* consecutive refresh failures */
+    uint64_t            version;        /* set by put: previous + 1 */
+    ngx_oauth_str_t     last_error;
+    ngx_oauth_str_t     access;         /* sealed, field "access" */
+    ngx_oauth_str_t     refresh;        /* sealed, field "refresh" */
+    ngx_oauth_str_t     secret;         /* sealed, field "credentials" */
+    void               *mem;            /* owns every pointer above */
+} ngx_oauth_conn_t;
+
+
+typedef struct {
+    const char         *path;           /* the LMDB file itself */
+    size_t              max_size;       /* map size */
+    unsigned            sync;           /* 0: MDB_NOSYNC-free fast mode */
+    unsigned            max_readers;
+} ngx_oauth_store_conf_t;
+
+
+typedef int (*ngx_oauth_conn_iter_pt)(const ngx_oauth_conn_t *conn,
+    void *data);
+
+
+/*
+ * Opens (creating with mode 0600) the file, checks or writes the version
+ * tag, clears stale reader slots (*stale gets how many, may be NULL).
+ * A handle belongs to the process that opened it: LMDB environments must
+ * not be used across fork(), so each process (each nginx worker, in
+ * init_process) opens its own; a handle used in a forked child fails.
+ */
+int ngx_oauth_store_open(ngx_oauth_store_t **st,
+    const ngx_oauth_store_conf_t *conf, int *stale, char *err,
+    size_t errlen);
+void ngx_oauth_store_close(ngx_oauth_store_t *st);
+
+/* the most recent LMDB error text, for logs */
+const char *ngx_oauth_store_error(ngx_oauth_store_t *st);
+
+/* clears reader slots left by dead processes, for a periodic timer */
+int ngx_oauth_store_reader_check(ngx_oauth_store_t *st, int *stale);
+
+int ngx_oauth_store_flow_put(ngx_oauth_store_t *st, const char *state,
+    size_t len, const ngx_oauth_flow_t *flow);
+/* reads and deletes in one write transaction: a state works once */
+int ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
+    size_t len, ngx_oauth_flow_t *flow);
+int ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
+    size_t *purged);
+void ngx_oauth_flow_free(ngx_oauth_flow_t *flow);
+
+int ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, ngx_oauth_conn_t *conn);
+/*
+ * Stores conn with version = stored version + 1 (1 when new) and writes
+ * the new version back into conn->version.  With expect non-NULL the put
+ * is refused with NGX_OAUTH_CONFLICT unless the stored version equals
+ * *expect (0: must not exist).
+ */
+int ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
+    const uint64_t *expect);
+int ngx_oauth_store_conn_delete(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+/*
+ * Calls iter for each connection of owner (all when NULL), of provider
+ * when not NULL, in key order, inside one read transaction: iter must not
+ * block nor call the store.  iter returns non-zero to stop.  Records that
+ * do not decode are skipped and make the result NGX_OAUTH_INVALID.
+ */
+int ngx_oauth_store_conn_each(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    ngx_oauth_conn_iter_pt iter, void *data);
+void ngx_oauth_conn_free(ngx_oauth_conn_t *conn);
+
+/*
+ * Refresh leases: one holder per connection across processes.  take
+ * succeeds when the lease is free, expired (deadline < now) or already
+ * held by holder; NGX_OAUTH_BUSY otherwise.  No transaction stays open.
+ * drop releases only the holder's lease: NGX_OAUTH_BUSY when another
+ * holds it, NGX_OAUTH_NOT_FOUND when none is held.
+ */
+int ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder, time_t now,
+    time_t deadline);
+int ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder);
+
+/*
+ * Small shared values (circuit state, counters): NGX_OAUTH_NOT_FOUND.
+ * get: *len is the size of buf, then of the value; NGX_OAUTH_TOO_LARGE
+ * (with *len set) when buf is too small.  The key "version" is reserved.
+ */
+int ngx_oauth_store_meta_get(ngx_oauth_store_t *st, const char *key,
+    unsigned char *buf, size_t *len);
+int ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
+    const unsigned char *buf, size_t len);
+
+/* consistent compacted copy for backups: dest must not exist, mode 0600 */
+int ngx_oauth_store_copy(ngx_oauth_store_t *st, const char *dest);
+
+
+/* record codec (ngx_oauth_record.c), versioned, exposed for fuzzing */
+int ngx_oauth_flow_encode(const ngx_oauth_flow_t *flow, unsigned char **out,
+    size_t *len);
+int ngx_oauth_flow_decode(const unsigned char *buf, size_t len,
+    ngx_oauth_flow_t *flow);
+int ngx_oauth_conn_encode(const ngx_oauth_conn_t *conn, unsigned char **out,
+    size_t *len);
+int ngx_oauth_conn_decode(const unsigned char *buf, size_t len,
+    ngx_oauth_conn_t *conn);
+
+const char *ngx_oauth_status_name(unsigned status);
+const char *ngx_oauth_kind_name(unsigned kind);
+
+
+#endif /* _NGX_OAUTH_STORE_H_INCLUDED_ */

@@ -1,0 +1,85 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#ifndef _NGX_HTTP_OAUTH_HTTP_H_INCLUDED_
+#define _NGX_HTTP_OAUTH_HTTP_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+/*
+ * Outbound HTTP for token, userinfo and revocation calls: libcurl's multi
+ * interface driven by nginx events, one multi handle per worker.
+ */
+
+#define NGX_HTTP_OAUTH_FETCH_OK          0
+#define NGX_HTTP_OAUTH_FETCH_TIMEOUT     1
+#define NGX_HTTP_OAUTH_FETCH_TLS         2
+#define NGX_HTTP_OAUTH_FETCH_NETWORK     3
+#define NGX_HTTP_OAUTH_FETCH_TOO_LARGE   4
+#define NGX_HTTP_OAUTH_FETCH_ERROR       5
+
+#define NGX_HTTP_OAUTH_FETCH_MAX_BODY    (1024 * 1024)
+
+
+typedef struct ngx_http_oauth_fetch_s  ngx_http_oauth_fetch_t;
+
+typedef void (*ngx_http_oauth_fetch_handler_pt)(ngx_http_oauth_fetch_t *f);
+
+
+struct ngx_http_oauth_fetch_s {
+    /* set by the caller before start */
+    ngx_str_t                         url;
+    ngx_str_t                         body;       /* non-empty: POST form */
+    ngx_str_t                         user;       /* non-empty: Basic auth */
+    ngx_str_t                         password;
+    ngx_str_t                         authorization;  /* header value */
+    ngx_array_t                      *headers;    /* ngx_table_elt_t */
+    unsigned                          post:1;     /* POST even when empty */
+
+    ngx_http_oauth_fetch_handler_pt   handler;
+    void                             *data;
+    ngx_log_t                        *log;
+
+    /* results, valid in handler */
+    ngx_uint_t                        result;     /* NGX_HTTP_OAUTH_FETCH_* */
+    ngx_uint_t                        status;     /* HTTP status */
+    ngx_str_t                         response;   /* wiped with the pool */
+    ngx_str_t                         content_type;
+    ngx_msec_t                        elapsed;
+    const char                       *error;      /* short text for logs */
+
+    /* private */
+    void                             *priv;
+};
+
+
+/*
+ * The fetch lives in pool; destroying the pool cancels a transfer still
+ * running and wipes the request and response bodies.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_fetch_create(ngx_pool_t *pool,
+    ngx_log_t *log);
+
+/*
+ * NGX_OK: started; handler runs later from the event loop, never from
+ * inside this call.  NGX_ERROR: not started, handler never runs.
+ */
+ngx_int_t ngx_http_oauth_fetch_start(ngx_http_oauth_fetch_t *f);
+
+/* stops a running transfer; handler does not run */
+void ngx_http_oauth_fetch_cancel(ngx_http_oauth_fetch_t *f);
+
+const char *ngx_http_oauth_fetch_result_name(ngx_uint_t result);
+
+ngx_int_t ngx_http_oauth_http_init_process(ngx_cycle_t *cycle,
+    ngx_msec_t timeout, ngx_str_t *cafile);
+void ngx_http_oauth_http_exit_process(ngx_cycle_t *cycle);
+
+
+#endif /* _NGX_HTTP_OAUTH_HTTP_H_INCLUDED_ */

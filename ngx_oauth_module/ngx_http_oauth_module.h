@@ -1,0 +1,140 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#ifndef _NGX_HTTP_OAUTH_MODULE_H_INCLUDED_
+#define _NGX_HTTP_OAUTH_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_oauth_core.h"
+#include "ngx_oauth_crypto.h"
+#include "ngx_oauth_store.h"
+
+
+#define NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC   0
+#define NGX_HTTP_OAUTH_TOKEN_AUTH_POST    1
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    value;
+} ngx_http_oauth_pair_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    pattern;    /* POSIX ERE, anchored */
+    ngx_flag_t                   required;
+} ngx_http_oauth_conn_param_t;
+
+
+typedef struct {
+    ngx_str_t                    path;       /* dotted path in the token */
+    ngx_str_t                    as;         /* kept under this name */
+} ngx_http_oauth_keep_field_t;
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_str_t                    preset;
+    ngx_str_t                    display_name;
+    ngx_uint_t                   kind;       /* NGX_OAUTH_KIND_* */
+
+    ngx_str_t                    client_id;
+    ngx_str_t                    client_secret;  /* never logged */
+    ngx_str_t                    client_secret_file;
+    ngx_str_t                    redirect_uri;
+
+    ngx_str_t                    authorization_url;
+    ngx_str_t                    token_url;
+    ngx_str_t                    revocation_url;
+    ngx_str_t                    userinfo_url;
+    ngx_str_t                    issuer;
+    ngx_str_t                    account_id;
+    ngx_str_t                    account_name;
+    ngx_str_t                    api_base_url;
+
+    ngx_array_t                 *scopes;     /* ngx_str_t */
+    ngx_str_t                    scope_separator;
+    ngx_flag_t                   pkce;
+    ngx_uint_t                   token_auth;
+    ngx_flag_t                   refresh;
+
+    ngx_array_t                 *authorization_params;  /* pair */
+    ngx_array_t                 *token_params;          /* pair */
+    ngx_array_t                 *connection_params;     /* conn_param */
+    ngx_array_t                 *keep_callback_params;  /* ngx_str_t */
+    ngx_array_t                 *keep_token_fields;     /* keep_field */
+
+    ngx_str_t                    token_header;
+    ngx_str_t                    token_prefix;
+    ngx_flag_t                   token_prefix_set;
+
+    u_char                      *file;       /* where it was defined */
+    ngx_uint_t                   line;
+} ngx_http_oauth_provider_t;
+
+
+typedef struct {
+    ngx_str_t                    store_path;
+    size_t                       store_max_size;
+    ngx_flag_t                   store_sync;
+
+    ngx_str_t                    key_file;
+    ngx_oauth_keyring_t         *keyring;
+
+    ngx_array_t                  providers;  /* ngx_http_oauth_provider_t */
+    ngx_str_t                    catalog_file;
+
+    time_t                       state_ttl;
+    time_t                       refresh_ahead;
+    ngx_flag_t                   background_refresh;
+    ngx_msec_t                   http_timeout;
+    ngx_str_t                    trusted_certificate;
+    ngx_open_file_t             *audit_log;
+
+    ngx_flag_t                   enabled;    /* an oauth_ directive seen */
+    ngx_uint_t                   max_readers;
+
+    ngx_oauth_store_t           *store;      /* this worker's, or NULL */
+} ngx_http_oauth_main_conf_t;
+
+
+typedef struct {
+    ngx_http_complex_value_t    *owner;
+    ngx_array_t                 *allowed_origins;  /* ngx_str_t */
+
+    ngx_http_complex_value_t    *start;      /* oauth_start provider */
+    ngx_http_complex_value_t    *token;      /* oauth_token provider */
+    ngx_http_complex_value_t    *token_account;
+} ngx_http_oauth_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_oauth_module;
+
+
+ngx_http_oauth_provider_t *ngx_http_oauth_provider_find(
+    ngx_http_oauth_main_conf_t *omcf, ngx_str_t *name);
+
+/* provider block and catalog (ngx_http_oauth_provider.c) */
+char *ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_oauth_providers_init(ngx_conf_t *cf,
+    ngx_http_oauth_main_conf_t *omcf);
+
+/* handlers (ngx_http_oauth_flow.c) */
+ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth_callback_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_oauth_owner(ngx_http_request_t *r,
+    ngx_http_oauth_loc_conf_t *olcf, ngx_str_t *owner);
+ngx_int_t ngx_http_oauth_store_ready(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf);
+
+
+#endif /* _NGX_HTTP_OAUTH_MODULE_H_INCLUDED_ */

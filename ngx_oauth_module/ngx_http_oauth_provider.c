@@ -1,0 +1,1229 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_oauth_url.h"
+
+
+/*
+ * oauth_provider blocks: every field is first taken from the block, then
+ * what the block left unset comes from the preset in the catalog, then the
+ * whole provider is checked.  A field is unset while its data is NULL.
+ */
+
+
+#define NGX_HTTP_OAUTH_F_STR      0
+#define NGX_HTTP_OAUTH_F_URL      1
+#define NGX_HTTP_OAUTH_F_PATH     2
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_uint_t                   type;
+    size_t                       offset;
+} ngx_http_oauth_field_t;
+
+
+typedef struct {
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_http_oauth_provider_t   *provider;
+} ngx_http_oauth_block_ctx_t;
+
+
+extern const u_char  ngx_http_oauth_catalog[];
+extern const size_t  ngx_http_oauth_catalog_len;
+
+
+static char *ngx_http_oauth_provider_line(ngx_conf_t *cf,
+    ngx_command_t *dummy, void *conf);
+static char *ngx_http_oauth_provider_list(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, ngx_str_t *value, ngx_uint_t n);
+static char *ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, ngx_str_t *path);
+static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, json_t *catalog);
+static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
+static ngx_int_t ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj,
+    const char *key, ngx_str_t *s);
+static ngx_int_t ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str,
+    ngx_str_t *s);
+static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
+    ngx_str_t *pattern);
+static void ngx_http_oauth_secret_cleanup(void *data);
+
+
+static ngx_http_oauth_field_t  ngx_http_oauth_fields[] = {
+
+    { ngx_string("display_name"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, display_name) },
+
+    { ngx_string("client_id"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, client_id) },
+
+    { ngx_string("client_secret"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, client_secret) },
+
+    { ngx_string("redirect_uri"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, redirect_uri) },
+
+    { ngx_string("authorization_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, authorization_url) },
+
+    { ngx_string("token_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, token_url) },
+
+    { ngx_string("revocation_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, revocation_url) },
+
+    { ngx_string("userinfo_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, userinfo_url) },
+
+    { ngx_string("issuer"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, issuer) },
+
+    { ngx_string("account_id"), NGX_HTTP_OAUTH_F_PATH,
+      offsetof(ngx_http_oauth_provider_t, account_id) },
+
+    { ngx_string("account_name"), NGX_HTTP_OAUTH_F_PATH,
+      offsetof(ngx_http_oauth_provider_t, account_name) },
+
+    { ngx_string("api_base_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, api_base_url) },
+
+    { ngx_string("scope_separator"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, scope_separator) },
+
+    { ngx_null_string, 0, 0 }
+};
+
+
+char *
+ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth_main_conf_t *omcf = conf;
+
+    char                        *rv;
+    u_char                      *c;
+    ngx_str_t                   *value;
+    ngx_conf_t                   save;
+    ngx_http_oauth_block_ctx_t   ctx;
+    ngx_http_oauth_provider_t   *p;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > NGX_OAUTH_PROVIDER_MAX) {
+        return "needs a name of 1 to 64 characters";
+    }
+
+    for (c = value[1].data; c < value[1].data + value[1].len; c++) {
+        if (!(ngx_isalnum(*c) || *c == '_' || *c == '-' || *c == '.')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid provider name \"%V\": use letters, "
+                               "digits, \"_\", \"-\" and \".\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_oauth_provider_find(omcf, &value[1])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate oauth_provider \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_array_push(&omcf->providers);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(p, sizeof(ngx_http_oauth_provider_t));
+
+    p->name = value[1];
+    p->kind = NGX_CONF_UNSET_UINT;
+    p->pkce = NGX_CONF_UNSET;
+    p->token_auth = NGX_CONF_UNSET_UINT;
+    p->refresh = NGX_CONF_UNSET;
+    p->file = cf->conf_file->file.name.data;
+    p->line = cf->conf_file->line;
+
+    omcf->enabled = 1;
+
+    ctx.omcf = omcf;
+    ctx.provider = p;
+
+    save = *cf;
+    cf->ctx = &ctx;
+    cf->handler = ngx_http_oauth_provider_line;
+    cf->handler_conf = conf;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    return rv;
+}
+
+
+static char *
+ngx_http_oauth_provider_line(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf)
+{
+    ngx_http_oauth_block_ctx_t *ctx = cf->ctx;
+
+    ngx_str_t                  *value, *s;
+    ngx_uint_t                  n;
+    ngx_http_oauth_field_t     *f;
+    ngx_http_oauth_provider_t  *p;
+
+    p = ctx->provider;
+    value = cf->args->elts;
+    n = cf->args->nelts;
+
+    for (f = ngx_http_oauth_fields; f->name.len; f++) {
+
+        if (value[0].len != f->name.len
+            || ngx_strncmp(value[0].data, f->name.data, f->name.len) != 0)
+        {
+            continue;
+        }
+
+        if (n != 2) {
+            goto args;
+        }
+
+        s = (ngx_str_t *) ((char *) p + f->offset);
+
+        if (s->data) {
+            goto duplicate;
+        }
+
+        if (value[1].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" must not be empty", &value[0]);
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[1];
+
+        if (f->offset == offsetof(ngx_http_oauth_provider_t, client_secret)
+            && p->client_secret_file.data)
+        {
+            goto both_secrets;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "client_secret_file") == 0) {
+
+        if (n != 2) {
+            goto args;
+        }
+
+        if (p->client_secret_file.data) {
+            goto duplicate;
+        }
+
+        if (p->client_secret.data) {
+            goto both_secrets;
+        }
+
+        p->client_secret_file = value[1];
+
+        return ngx_http_oauth_provider_secret_file(cf, p, &value[1]);
+    }
+
+    return ngx_http_oauth_provider_list(cf, p, value, n);
+
+args:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid number of arguments in \"%V\" of "
+                       "oauth_provider \"%V\"", &value[0], &p->name);
+    return NGX_CONF_ERROR;
+
+duplicate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" is duplicate in oauth_provider \"%V\"",
+                       &value[0], &p->name);
+    return NGX_CONF_ERROR;
+
+both_secrets:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"client_secret\" and \"client_secret_file\" are "
+                       "mutually exclusive in oauth_provider \"%V\"",
+                       &p->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* the directives that are not one plain string */
+
+static char *
+ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    ngx_str_t *value, ngx_uint_t n)
+{
+    ngx_str_t                    *s, *name;
+    ngx_uint_t                    i;
+    ngx_http_oauth_pair_t        *pair;
+    ngx_array_t                 **list;
+    ngx_http_oauth_keep_field_t  *kf;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    name = &value[0];
+
+    if (ngx_strcmp(name->data, "preset") == 0) {
+        if (n != 2) {
+            goto args;
+        }
+
+        if (p->preset.data) {
+            goto duplicate;
+        }
+
+        p->preset = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "kind") == 0) {
+        if (n != 2) {
+            goto args;
+        }
+
+        if (p->kind != NGX_CONF_UNSET_UINT) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "oauth2") == 0) {
+            p->kind = NGX_OAUTH_KIND_OAUTH2;
+
+        } else if (ngx_strcmp(value[1].data, "api_key") == 0) {
+            p->kind = NGX_OAUTH_KIND_API_KEY;
+
+        } else if (ngx_strcmp(value[1].data, "basic") == 0) {
+            p->kind = NGX_OAUTH_KIND_BASIC;
+
+        } else if (ngx_strcmp(value[1].data, "header") == 0) {
+            p->kind = NGX_OAUTH_KIND_HEADER;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "pkce") == 0
+        || ngx_strcmp(name->data, "refresh") == 0)
+    {
+        ngx_flag_t  *fp;
+
+        if (n != 2) {
+            goto args;
+        }
+
+        fp = (name->data[0] == 'p') ? &p->pkce : &p->refresh;
+
+        if (*fp != NGX_CONF_UNSET) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "on") == 0) {
+            *fp = 1;
+
+        } else if (ngx_strcmp(value[1].data, "off") == 0) {
+            *fp = 0;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "token_auth") == 0) {
+        if (n != 2) {
+            goto args;
+        }
+
+        if (p->token_auth != NGX_CONF_UNSET_UINT) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "basic") == 0) {
+            p->token_auth = NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC;
+
+        } else if (ngx_strcmp(value[1].data, "post") == 0) {
+            p->token_auth = NGX_HTTP_OAUTH_TOKEN_AUTH_POST;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "scope") == 0) {
+        if (n < 2) {
+            goto args;
+        }
+
+        if (p->scopes) {
+            goto duplicate;
+        }
+
+        p->scopes = ngx_array_create(cf->pool, n - 1, sizeof(ngx_str_t));
+        if (p->scopes == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 1; i < n; i++) {
+            s = ngx_array_push(p->scopes);
+            if (s == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *s = value[i];
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "token_header") == 0) {
+        if (n != 2 && n != 3) {
+            goto args;
+        }
+
+        if (p->token_header.data) {
+            goto duplicate;
+        }
+
+        for (i = 0; i < value[1].len; i++) {
+            if (!(ngx_isalnum(value[1].data[i]) || value[1].data[i] == '-'
+                  || value[1].data[i] == '_'))
+            {
+                goto invalid;
+            }
+        }
+
+        if (value[1].len == 0) {
+            goto invalid;
+        }
+
+        p->token_header = value[1];
+
+        if (n == 3) {
+            p->token_prefix = value[2];
+            p->token_prefix_set = 1;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "authorization_param") == 0
+        || ngx_strcmp(name->data, "token_param") == 0)
+    {
+        if (n != 3) {
+            goto args;
+        }
+
+        list = (name->data[0] == 'a') ? &p->authorization_params
+                                      : &p->token_params;
+
+        if (*list == NULL) {
+            *list = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_http_oauth_pair_t));
+            if (*list == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (value[1].len == 0) {
+            goto invalid;
+        }
+
+        pair = ngx_array_push(*list);
+        if (pair == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        pair->name = value[1];
+        pair->value = value[2];
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "keep_callback_param") == 0) {
+        if (n != 2 || value[1].len == 0) {
+            goto args;
+        }
+
+        if (p->keep_callback_params == NULL) {
+            p->keep_callback_params = ngx_array_create(cf->pool, 2,
+                                                       sizeof(ngx_str_t));
+            if (p->keep_callback_params == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        s = ngx_array_push(p->keep_callback_params);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[1];
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "keep_token_field") == 0) {
+        if ((n != 2 && n != 4) || value[1].len == 0) {
+            goto args;
+        }
+
+        if (n == 4 && (ngx_strcmp(value[2].data, "as") != 0
+                       || value[3].len == 0))
+        {
+            goto invalid;
+        }
+
+        if (p->keep_token_fields == NULL) {
+            p->keep_token_fields = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_keep_field_t));
+            if (p->keep_token_fields == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        kf = ngx_array_push(p->keep_token_fields);
+        if (kf == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        kf->path = value[1];
+        kf->as = (n == 4) ? value[3] : value[1];
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(name->data, "connection_param") == 0) {
+        if (n < 2 || n > 4 || value[1].len == 0) {
+            goto args;
+        }
+
+        if (p->connection_params == NULL) {
+            p->connection_params = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_conn_param_t));
+            if (p->connection_params == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        cp = ngx_array_push(p->connection_params);
+        if (cp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(cp, sizeof(ngx_http_oauth_conn_param_t));
+        cp->name = value[1];
+
+        for (i = 2; i < n; i++) {
+            if (ngx_strcmp(value[i].data, "required") == 0) {
+                cp->required = 1;
+                continue;
+            }
+
+            if (ngx_strncmp(value[i].data, "pattern=", 8) == 0) {
+                cp->pattern.len = value[i].len - 8;
+                cp->pattern.data = value[i].data + 8;
+
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"connection_param\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive \"%V\" in oauth_provider \"%V\"",
+                       name, &p->name);
+    return NGX_CONF_ERROR;
+
+args:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid number of arguments in \"%V\" of "
+                       "oauth_provider \"%V\"", name, &p->name);
+    return NGX_CONF_ERROR;
+
+duplicate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" is duplicate in oauth_provider \"%V\"",
+                       name, &p->name);
+    return NGX_CONF_ERROR;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" of oauth_provider "
+                       "\"%V\"", &value[1], name, &p->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Read the way ngx_ssl_session_ticket_keys() reads keys: full path, size
+ * checked, the read buffer wiped.  The secret itself stays in memory that
+ * is wiped when the configuration is freed.
+ */
+
+static char *
+ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, ngx_str_t *path)
+{
+    u_char               buf[1024];
+    size_t               len;
+    ssize_t              n;
+    ngx_str_t            name;
+    ngx_file_t           file;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
+
+    name = *path;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) == 0
+        || ngx_file_size(&fi) >= (off_t) sizeof(buf))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold 1 to %uz bytes",
+                           &name, sizeof(buf) - 1);
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_file_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    len = n;
+
+    /* one secret, optionally followed by a newline */
+
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+
+    if (len == 0 || ngx_strlchr(buf, buf + len, '\n')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold the secret on one line", &name);
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    p->client_secret.data = ngx_pnalloc(cf->pool, len);
+    if (p->client_secret.data == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(p->client_secret.data, buf, len);
+    p->client_secret.len = len;
+
+    cln->handler = ngx_http_oauth_secret_cleanup;
+    cln->data = &p->client_secret;
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &name);
+    }
+
+    return NGX_CONF_OK;
+
+failed:
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &name);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+ngx_http_oauth_secret_cleanup(void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (s->data) {
+        ngx_explicit_memzero(s->data, s->len);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_str_t *pattern)
+{
+    u_char  *c;
+    int      rc;
+
+    c = ngx_pnalloc(cf->pool, pattern->len + 1);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(c, pattern->data, pattern->len);
+    c[pattern->len] = '\0';
+
+    pattern->data = c;
+
+    rc = ngx_oauth_pattern_valid((const char *) c);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid pattern \"%V\": not a POSIX extended "
+                           "regular expression", pattern);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_oauth_providers_init(ngx_conf_t *cf,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    u_char                     *buf;
+    json_t                     *catalog, *extra, *v;
+    ngx_uint_t                  i;
+    const char                 *key;
+    json_error_t                jerr;
+    ngx_http_oauth_provider_t  *p;
+
+    catalog = json_loadb((const char *) ngx_http_oauth_catalog,
+                         ngx_http_oauth_catalog_len, 0, &jerr);
+
+    if (catalog == NULL || !json_is_object(catalog)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth: the built-in provider catalog is invalid");
+        json_decref(catalog);
+        return NGX_CONF_ERROR;
+    }
+
+    if (omcf->catalog_file.len) {
+        if (ngx_conf_full_name(cf->cycle, &omcf->catalog_file, 1)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        buf = omcf->catalog_file.data;
+
+        extra = json_load_file((const char *) buf, 0, &jerr);
+
+        if (extra == NULL || !json_is_object(extra)) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth: \"oauth_provider_catalog\" \"%s\": %s "
+                          "at line %d", buf,
+                          extra ? "not a JSON object" : jerr.text,
+                          jerr.line);
+            json_decref(extra);
+            goto failed;
+        }
+
+        /* the operator's entries add to or replace built-in ones */
+
+        json_object_foreach(extra, key, v) {
+            if (!json_is_object(v)
+                || json_object_set(catalog, key, v) != 0)
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "oauth: \"oauth_provider_catalog\" \"%s\": "
+                              "entry \"%s\" is not an object", buf, key);
+                json_decref(extra);
+                goto failed;
+            }
+        }
+
+        json_decref(extra);
+    }
+
+    p = omcf->providers.elts;
+
+    for (i = 0; i < omcf->providers.nelts; i++) {
+        if (p[i].preset.data
+            && ngx_http_oauth_provider_preset(cf, &p[i], catalog) != NGX_OK)
+        {
+            goto failed;
+        }
+
+        if (ngx_http_oauth_provider_check(cf, &p[i]) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    json_decref(catalog);
+
+    return NGX_CONF_OK;
+
+failed:
+
+    json_decref(catalog);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj, const char *key,
+    ngx_str_t *s)
+{
+    json_t      *v;
+    const char  *str;
+
+    if (s->data) {
+        return NGX_OK;          /* the block set it */
+    }
+
+    v = json_object_get(obj, key);
+    if (v == NULL) {
+        return NGX_OK;
+    }
+
+    str = json_string_value(v);
+    if (str == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_oauth_cstr(cf, str, s);
+}
+
+
+/* a NUL-terminated copy, so values can be handed to C functions */
+
+static ngx_int_t
+ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str, ngx_str_t *s)
+{
+    s->len = ngx_strlen(str);
+    s->data = ngx_pnalloc(cf->pool, s->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, str, s->len + 1);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    json_t *catalog)
+{
+    u_char                       *name;
+    json_t                       *e, *v, *o, *x;
+    size_t                        i;
+    ngx_str_t                    *s;
+    const char                   *key, *kind;
+    ngx_http_oauth_pair_t        *pair;
+    ngx_http_oauth_field_t       *f;
+    ngx_http_oauth_keep_field_t  *kf;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    name = ngx_pnalloc(cf->pool, p->preset.len + 1);
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(name, p->preset.data, p->preset.len + 1);
+
+    e = json_object_get(catalog, (char *) name);
+
+    if (e == NULL || !json_is_object(e)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "unknown preset \"%V\" in oauth_provider \"%V\" "
+                      "in %s:%ui", &p->preset, &p->name, p->file, p->line);
+        return NGX_ERROR;
+    }
+
+    for (f = ngx_http_oauth_fields; f->name.len; f++) {
+        s = (ngx_str_t *) ((char *) p + f->offset);
+
+        if (ngx_http_oauth_json_str(cf, e, (char *) f->name.data, s)
+            != NGX_OK)
+        {
+            goto invalid;
+        }
+    }
+
+    if (p->kind == NGX_CONF_UNSET_UINT
+        && (kind = json_string_value(json_object_get(e, "kind"))))
+    {
+        p->kind = ngx_strcmp(kind, "api_key") == 0 ? NGX_OAUTH_KIND_API_KEY
+                : ngx_strcmp(kind, "basic") == 0 ? NGX_OAUTH_KIND_BASIC
+                : ngx_strcmp(kind, "header") == 0 ? NGX_OAUTH_KIND_HEADER
+                : NGX_OAUTH_KIND_OAUTH2;
+    }
+
+    v = json_object_get(e, "pkce");
+    if (p->pkce == NGX_CONF_UNSET && json_is_boolean(v)) {
+        p->pkce = json_is_true(v);
+    }
+
+    v = json_object_get(e, "refresh");
+    if (p->refresh == NGX_CONF_UNSET && json_is_boolean(v)) {
+        p->refresh = json_is_true(v);
+    }
+
+    v = json_object_get(e, "token_auth");
+    if (p->token_auth == NGX_CONF_UNSET_UINT && json_is_string(v)) {
+        p->token_auth = ngx_strcmp(json_string_value(v), "post") == 0
+                        ? NGX_HTTP_OAUTH_TOKEN_AUTH_POST
+                        : NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC;
+    }
+
+    v = json_object_get(e, "scope");
+    if (p->scopes == NULL && json_is_array(v) && json_array_size(v)) {
+        p->scopes = ngx_array_create(cf->pool, json_array_size(v),
+                                     sizeof(ngx_str_t));
+        if (p->scopes == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(v, i, x) {
+            s = ngx_array_push(p->scopes);
+            if (s == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (!json_is_string(x)) {
+                goto invalid;
+            }
+
+            if (ngx_http_oauth_cstr(cf, json_string_value(x), s) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    v = json_object_get(e, "token_header");
+    if (p->token_header.data == NULL && json_is_object(v)) {
+        if (ngx_http_oauth_json_str(cf, v, "name", &p->token_header)
+            != NGX_OK
+            || ngx_http_oauth_json_str(cf, v, "prefix", &p->token_prefix)
+               != NGX_OK)
+        {
+            goto invalid;
+        }
+
+        p->token_prefix_set = 1;
+    }
+
+    /* list-valued fields: the block's own list replaces the preset's */
+
+    v = json_object_get(e, "authorization_params");
+    if (p->authorization_params == NULL && json_is_object(v)) {
+        p->authorization_params = ngx_array_create(cf->pool, 4,
+                                                sizeof(ngx_http_oauth_pair_t));
+        if (p->authorization_params == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(v, key, x) {
+            pair = ngx_array_push(p->authorization_params);
+            if (pair == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
+
+            if (ngx_http_oauth_json_str(cf, v, key, &pair->value) != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            if (ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    v = json_object_get(e, "token_params");
+    if (p->token_params == NULL && json_is_object(v)) {
+        p->token_params = ngx_array_create(cf->pool, 2,
+                                           sizeof(ngx_http_oauth_pair_t));
+        if (p->token_params == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(v, key, x) {
+            pair = ngx_array_push(p->token_params);
+            if (pair == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
+
+            if (ngx_http_oauth_json_str(cf, v, key, &pair->value) != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            if (ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    v = json_object_get(e, "connection_params");
+    if (p->connection_params == NULL && json_is_array(v)) {
+        p->connection_params = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_conn_param_t));
+        if (p->connection_params == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(v, i, o) {
+            cp = ngx_array_push(p->connection_params);
+            if (cp == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(cp, sizeof(ngx_http_oauth_conn_param_t));
+
+            if (!json_is_object(o)
+                || ngx_http_oauth_json_str(cf, o, "name", &cp->name)
+                   != NGX_OK
+                || cp->name.len == 0
+                || ngx_http_oauth_json_str(cf, o, "pattern", &cp->pattern)
+                   != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            cp->required = json_is_true(json_object_get(o, "required"));
+        }
+    }
+
+    v = json_object_get(e, "keep_callback_params");
+    if (p->keep_callback_params == NULL && json_is_array(v)) {
+        p->keep_callback_params = ngx_array_create(cf->pool, 2,
+                                                   sizeof(ngx_str_t));
+        if (p->keep_callback_params == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(v, i, x) {
+            s = ngx_array_push(p->keep_callback_params);
+            if (s == NULL || !json_is_string(x)) {
+                goto invalid;
+            }
+
+            if (ngx_http_oauth_cstr(cf, json_string_value(x), s) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    v = json_object_get(e, "keep_token_fields");
+    if (p->keep_token_fields == NULL && json_is_array(v)) {
+        p->keep_token_fields = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_keep_field_t));
+        if (p->keep_token_fields == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(v, i, o) {
+            kf = ngx_array_push(p->keep_token_fields);
+            if (kf == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(kf, sizeof(ngx_http_oauth_keep_field_t));
+
+            if (!json_is_object(o)
+                || ngx_http_oauth_json_str(cf, o, "path", &kf->path)
+                   != NGX_OK
+                || kf->path.len == 0
+                || ngx_http_oauth_json_str(cf, o, "as", &kf->as) != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            if (kf->as.len == 0) {
+                kf->as = kf->path;
+            }
+        }
+    }
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "preset \"%V\" of oauth_provider \"%V\" in %s:%ui has a "
+                  "malformed catalog entry", &p->preset, &p->name,
+                  p->file, p->line);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    ngx_str_t                     *u;
+    ngx_uint_t                     i;
+    const char                    *why, *what;
+    ngx_http_oauth_conn_param_t   *cp;
+
+    ngx_conf_init_uint_value(p->kind, NGX_OAUTH_KIND_OAUTH2);
+    ngx_conf_init_value(p->pkce, 1);
+    ngx_conf_init_value(p->refresh, 1);
+    ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
+
+    if (p->display_name.data == NULL) {
+        p->display_name = p->name;
+    }
+
+    if (p->scope_separator.data == NULL) {
+        ngx_str_set(&p->scope_separator, " ");
+    }
+
+    if (p->token_header.data == NULL) {
+        ngx_str_set(&p->token_header, "Authorization");
+    }
+
+    if (!p->token_prefix_set) {
+        if (p->kind == NGX_OAUTH_KIND_BASIC) {
+            ngx_str_set(&p->token_prefix, "Basic ");
+
+        } else if (p->kind == NGX_OAUTH_KIND_OAUTH2
+                   || p->token_header.len == 13)
+        {
+            ngx_str_set(&p->token_prefix, "Bearer ");
+
+        } else {
+            ngx_str_set(&p->token_prefix, "");
+        }
+    }
+
+    if (p->connection_params) {
+        cp = p->connection_params->elts;
+
+        for (i = 0; i < p->connection_params->nelts; i++) {
+            if (cp[i].pattern.len == 0) {
+                ngx_str_set(&cp[i].pattern, "^[A-Za-z0-9._-]{1,128}$");
+            }
+
+            if (ngx_http_oauth_pattern_check(cf, &cp[i].pattern) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (p->kind == NGX_OAUTH_KIND_OAUTH2) {
+        what = p->client_id.data == NULL ? "client_id"
+               : p->redirect_uri.data == NULL ? "redirect_uri"
+               : p->authorization_url.data == NULL ? "authorization_url"
+               : p->token_url.data == NULL ? "token_url"
+               : p->account_id.data == NULL ? "account_id"
+               : NULL;
+
+        if (what) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui needs \"%s\"",
+                          &p->name, p->file, p->line, what);
+            return NGX_ERROR;
+        }
+
+        if (p->client_secret.data == NULL) {
+            ngx_str_set(&p->client_secret, "");
+        }
+    }
+
+    /*
+     * Every endpoint must be https://, or http:// to loopback; templates
+     * are checked with their {NAME} placeholders in place.
+     */
+
+    for (i = 0; i < 6; i++) {
+        u = (i == 0) ? &p->redirect_uri
+            : (i == 1) ? &p->authorization_url
+            : (i == 2) ? &p->token_url
+            : (i == 3) ? &p->revocation_url
+            : (i == 4) ? &p->userinfo_url
+            : &p->api_base_url;
+
+        if (u->data == NULL) {
+            continue;
+        }
+
+        why = ngx_oauth_endpoint_check(u->data, u->len);
+
+        if (why) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: \"%s\" \"%V\" "
+                          "%s", &p->name, p->file, p->line,
+                          i == 0 ? "redirect_uri"
+                          : i == 1 ? "authorization_url"
+                          : i == 2 ? "token_url"
+                          : i == 3 ? "revocation_url"
+                          : i == 4 ? "userinfo_url" : "api_base_url",
+                          u, why);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
