@@ -62,6 +62,16 @@ struct ngx_http_oauth_fetch_s {
 /*
  * The fetch lives in pool; destroying the pool cancels a transfer still
  * running and wipes the request and response bodies.
+ *
+ * body, password and authorization are zeroed in place when the pool is
+ * destroyed or the fetch cancelled: point them at copies in this pool,
+ * never at configuration strings.  All caller fields must stay valid while
+ * the transfer runs (body is not copied).  response is NUL-terminated,
+ * empty unless result is OK, and valid until the pool goes, the fetch is
+ * cancelled or started again.  result OK means a complete HTTP response of
+ * any status (redirects are never followed): check status.  Failures are
+ * already logged at "error" level with curl's reason.  For a fetch without
+ * a request, use a pool of its own (ngx_create_pool), not cycle->pool.
  */
 ngx_http_oauth_fetch_t *ngx_http_oauth_fetch_create(ngx_pool_t *pool,
     ngx_log_t *log);
@@ -69,6 +79,13 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_fetch_create(ngx_pool_t *pool,
 /*
  * NGX_OK: started; handler runs later from the event loop, never from
  * inside this call.  NGX_ERROR: not started, handler never runs.
+ *
+ * The handler runs once, from a socket or timer event, not from a request
+ * handler: to resume a request it must call ngx_http_core_run_phases() (or
+ * finalize) and then ngx_http_run_posted_requests().  It may start or
+ * cancel fetches, start this one again, and destroy the fetch's pool.
+ * Only https:// URLs, or http:// to 127.0.0.0/8, [::1] or localhost, are
+ * accepted; user info in the URL, and CR, LF or NUL in a header, are not.
  */
 ngx_int_t ngx_http_oauth_fetch_start(ngx_http_oauth_fetch_t *f);
 
@@ -77,6 +94,13 @@ void ngx_http_oauth_fetch_cancel(ngx_http_oauth_fetch_t *f);
 
 const char *ngx_http_oauth_fetch_result_name(ngx_uint_t result);
 
+/*
+ * From the module's init_process and exit_process.  timeout is the total
+ * deadline of each call (0 or unset: 10s); cafile NULL or empty: the system
+ * store.  Exit cancels transfers still running; their handlers do not run.
+ * While transfers run, a gracefully exiting worker waits for them (at most
+ * timeout); an idle client never delays the exit.
+ */
 ngx_int_t ngx_http_oauth_http_init_process(ngx_cycle_t *cycle,
     ngx_msec_t timeout, ngx_str_t *cafile);
 void ngx_http_oauth_http_exit_process(ngx_cycle_t *cycle);

@@ -9,6 +9,8 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_refresh.h"
+#include "ngx_oauth_url.h"
 
 
 static void *ngx_http_oauth_create_main_conf(ngx_conf_t *cf);
@@ -29,6 +31,7 @@ static char *ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_http_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_uint_t ngx_http_oauth_count(ngx_str_t *s, u_char c);
 static char *ngx_http_oauth_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -37,6 +40,12 @@ static char *ngx_http_oauth_callback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_oauth_circuit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_oauth_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_oauth_postconfiguration(ngx_conf_t *cf);
 
 
 static ngx_conf_num_bounds_t  ngx_http_oauth_sec_bounds = {
@@ -144,13 +153,27 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth_circuit_breaker"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth_circuit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_oauth_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_oauth_preconfiguration,       /* preconfiguration */
+    ngx_http_oauth_postconfiguration,      /* postconfiguration */
 
     ngx_http_oauth_create_main_conf,       /* create main configuration */
     ngx_http_oauth_init_main_conf,         /* init main configuration */
@@ -193,9 +216,9 @@ ngx_http_oauth_owner(ngx_http_request_t *r, ngx_http_oauth_loc_conf_t *olcf,
     }
 
     if (owner->len == 0 || owner->len > NGX_OAUTH_OWNER_MAX) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth: owner is %s",
-                      owner->len ? "too long" : "empty");
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth: owner is %s",
+                       owner->len ? "too long" : "empty");
         return NGX_DECLINED;
     }
 
@@ -214,6 +237,127 @@ ngx_http_oauth_store_ready(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Responses made by the module itself: never cached, never framed, and
+ * never carrying anything but what the caller passed in.
+ */
+
+ngx_int_t
+ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_http_oauth_add_header(r, "X-Content-Type-Options", "nosniff")
+           != NGX_OK
+        || ngx_http_oauth_add_header(r, "Referrer-Policy", "no-referrer")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->pos, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char     *body, *last;
+    size_t      len;
+    ngx_str_t   type = ngx_string("application/json");
+
+    /* code and message are static texts of the module, safe in JSON */
+
+    len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
+          + ngx_strlen(code) + ngx_strlen(message);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_sprintf(body, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
+                       code, message);
+
+    return ngx_http_oauth_send(r, status, &type, body, last - body);
+}
+
+
+ngx_int_t
+ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(name);
+    h->key.data = (u_char *) name;
+    h->value.len = ngx_strlen(value);
+    h->value.data = (u_char *) value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_oauth_token_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_oauth_token_init(cf);
 }
 
 
@@ -253,6 +397,8 @@ ngx_http_oauth_create_main_conf(ngx_conf_t *cf)
     omcf->refresh_ahead = NGX_CONF_UNSET;
     omcf->background_refresh = NGX_CONF_UNSET;
     omcf->http_timeout = NGX_CONF_UNSET_MSEC;
+    omcf->circuit_failures = NGX_CONF_UNSET_UINT;
+    omcf->circuit_reset = NGX_CONF_UNSET;
 
     return omcf;
 }
@@ -271,6 +417,8 @@ ngx_http_oauth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(omcf->refresh_ahead, 300);
     ngx_conf_init_value(omcf->background_refresh, 1);
     ngx_conf_init_msec_value(omcf->http_timeout, 10000);
+    ngx_conf_init_uint_value(omcf->circuit_failures, 5);
+    ngx_conf_init_value(omcf->circuit_reset, 30);
 
     if (omcf->providers.nelts) {
         omcf->enabled = 1;
@@ -483,7 +631,7 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_oauth_refresher_init(cycle, omcf);
 }
 
 
@@ -764,15 +912,30 @@ ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static ngx_uint_t
+ngx_http_oauth_count(ngx_str_t *s, u_char c)
+{
+    ngx_uint_t  i, n;
+
+    for (n = 0, i = 0; i < s->len; i++) {
+        n += (s->data[i] == c);
+    }
+
+    return n;
+}
+
+
 static char *
 ngx_http_oauth_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     ngx_http_oauth_loc_conf_t *olcf = conf;
 
-    u_char      *p, *host;
+    char         buf[NGX_OAUTH_ORIGIN_MAX];
+    size_t       len;
     ngx_str_t   *value, *origin;
     ngx_uint_t   i;
+    const char  *why;
 
     if (olcf->allowed_origins != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -789,32 +952,22 @@ ngx_http_oauth_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 1; i < cf->args->nelts; i++) {
 
         /*
-         * An origin is scheme://host[:port] and nothing more: comparing
-         * whole origins leaves no room for suffix or userinfo tricks.
+         * Origins are kept normalized (scheme://host[:port], lower case,
+         * default port dropped) and compared whole: no room for suffix or
+         * userinfo tricks.
          */
 
-        if (ngx_strncasecmp(value[i].data, (u_char *) "https://", 8) == 0) {
-            host = value[i].data + 8;
-
-        } else if (ngx_strncasecmp(value[i].data, (u_char *) "http://", 7)
-                   == 0)
+        if (ngx_oauth_url_origin(value[i].data, value[i].len, buf, &len,
+                                 &why)
+            != NGX_OAUTH_OK
+            || ngx_http_oauth_count(&value[i], '/') != 2
+            || ngx_http_oauth_count(&value[i], '?')
+            || ngx_http_oauth_count(&value[i], '#'))
         {
-            host = value[i].data + 7;
-
-        } else {
-            goto invalid;
-        }
-
-        if (host == value[i].data + value[i].len) {
-            goto invalid;
-        }
-
-        for (p = host; p < value[i].data + value[i].len; p++) {
-            if (!(ngx_isalnum(*p) || *p == '.' || *p == '-' || *p == ':'
-                  || *p == '[' || *p == ']'))
-            {
-                goto invalid;
-            }
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid origin \"%V\" in \"%V\": expected "
+                               "scheme://host[:port]", &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
         }
 
         origin = ngx_array_push(olcf->allowed_origins);
@@ -822,21 +975,13 @@ ngx_http_oauth_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        origin->len = value[i].len;
-        origin->data = ngx_pnalloc(cf->pool, value[i].len);
+        origin->len = len;
+        origin->data = ngx_pnalloc(cf->pool, len);
         if (origin->data == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        ngx_strlow(origin->data, value[i].data, value[i].len);
-        continue;
-
-    invalid:
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid origin \"%V\" in \"%V\": expected "
-                           "scheme://host[:port]", &value[i], &cmd->name);
-        return NGX_CONF_ERROR;
+        ngx_memcpy(origin->data, buf, len);
     }
 
     return NGX_CONF_OK;
@@ -902,4 +1047,129 @@ ngx_http_oauth_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_oauth_callback_handler;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth_loc_conf_t *olcf = conf;
+
+    ngx_str_t                         *value, account;
+    ngx_http_oauth_main_conf_t        *omcf;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (olcf->token) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    olcf->token = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (olcf->token == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = olcf->token;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "account=", 8) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\"",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        account.len = value[2].len - 8;
+        account.data = value[2].data + 8;
+
+        olcf->token_account = ngx_palloc(cf->pool,
+                                         sizeof(ngx_http_complex_value_t));
+        if (olcf->token_account == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &account;
+        ccv.complex_value = olcf->token_account;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
+    omcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth_circuit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth_main_conf_t *omcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    if (omcf->circuit_failures != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "failures=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+
+            if (n == NGX_ERROR || n < 1 || n > 1000) {
+                goto invalid;
+            }
+
+            omcf->circuit_failures = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "reset=", 6) == 0) {
+            s.len = value[i].len - 6;
+            s.data = value[i].data + 6;
+
+            n = ngx_parse_time(&s, 1);
+
+            if (n == NGX_ERROR || n < 1) {
+                goto invalid;
+            }
+
+            omcf->circuit_reset = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (omcf->circuit_failures == NGX_CONF_UNSET_UINT) {
+        omcf->circuit_failures = 5;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\"",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
 }

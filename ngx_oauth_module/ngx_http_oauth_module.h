@@ -16,6 +16,11 @@
 #include "ngx_oauth_store.h"
 
 
+#define ngx_http_oauth_isalnum(c)                                          \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z')               \
+     || ((c) >= '0' && (c) <= '9'))
+
+
 #define NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC   0
 #define NGX_HTTP_OAUTH_TOKEN_AUTH_POST    1
 
@@ -98,6 +103,9 @@ typedef struct {
     ngx_str_t                    trusted_certificate;
     ngx_open_file_t             *audit_log;
 
+    ngx_uint_t                   circuit_failures;
+    time_t                       circuit_reset;
+
     ngx_flag_t                   enabled;    /* an oauth_ directive seen */
     ngx_uint_t                   max_readers;
 
@@ -127,9 +135,26 @@ char *ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_oauth_providers_init(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf);
 
+/* oauth_token (ngx_http_oauth_token.c) */
+ngx_int_t ngx_http_oauth_token_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_oauth_token_init(ngx_conf_t *cf);
+
 /* handlers (ngx_http_oauth_flow.c) */
 ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_callback_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len);
+ngx_int_t ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+ngx_int_t ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
+    const char *value);
+
+/* one JSON line per credential event (ngx_http_oauth_audit.c) */
+void ngx_http_oauth_audit(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log,
+    const char *event, ngx_oauth_str_t *owner, ngx_str_t *provider,
+    ngx_oauth_str_t *account, const char *result, const char *error,
+    ngx_str_t *remote_addr);
 
 ngx_int_t ngx_http_oauth_owner(ngx_http_request_t *r,
     ngx_http_oauth_loc_conf_t *olcf, ngx_str_t *owner);

@@ -125,7 +125,7 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (c = value[1].data; c < value[1].data + value[1].len; c++) {
-        if (!(ngx_isalnum(*c) || *c == '_' || *c == '-' || *c == '.')) {
+        if (!(ngx_http_oauth_isalnum(*c) || *c == '_' || *c == '-' || *c == '.')) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid provider name \"%V\": use letters, "
                                "digits, \"_\", \"-\" and \".\"", &value[1]);
@@ -409,7 +409,7 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         }
 
         for (i = 0; i < value[1].len; i++) {
-            if (!(ngx_isalnum(value[1].data[i]) || value[1].data[i] == '-'
+            if (!(ngx_http_oauth_isalnum(value[1].data[i]) || value[1].data[i] == '-'
                   || value[1].data[i] == '_'))
             {
                 goto invalid;
@@ -713,8 +713,8 @@ ngx_http_oauth_secret_cleanup(void *data)
 static ngx_int_t
 ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_str_t *pattern)
 {
+    char     err[128];
     u_char  *c;
-    int      rc;
 
     c = ngx_pnalloc(cf->pool, pattern->len + 1);
     if (c == NULL) {
@@ -726,12 +726,13 @@ ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_str_t *pattern)
 
     pattern->data = c;
 
-    rc = ngx_oauth_pattern_valid((const char *) c);
+    err[0] = '\0';
 
-    if (rc != NGX_OAUTH_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid pattern \"%V\": not a POSIX extended "
-                           "regular expression", pattern);
+    if (ngx_oauth_pattern_check((const char *) c, err, sizeof(err))
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid pattern \"%V\": %s", pattern, err);
         return NGX_ERROR;
     }
 
@@ -1209,9 +1210,11 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             continue;
         }
 
-        why = ngx_oauth_endpoint_check(u->data, u->len);
-
-        if (why) {
+        if (ngx_oauth_url_check_endpoint(u->data, u->len,
+                                         i ? NGX_OAUTH_URL_TEMPLATE : 0,
+                                         &why)
+            != NGX_OAUTH_OK)
+        {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "oauth_provider \"%V\" in %s:%ui: \"%s\" \"%V\" "
                           "%s", &p->name, p->file, p->line,

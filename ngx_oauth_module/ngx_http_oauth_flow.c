@@ -1,0 +1,1733 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_http.h"
+#include "ngx_oauth_buf.h"
+#include "ngx_oauth_url.h"
+#include "ngx_oauth_json.h"
+
+
+/*
+ * oauth_start and oauth_callback: the authorization-code flow.  The flow
+ * record is written at start and consumed at the callback in one write
+ * transaction each; no transaction is open while the token endpoint is
+ * called.
+ */
+
+
+#define NGX_HTTP_OAUTH_PARAM_MAX      512
+#define NGX_HTTP_OAUTH_CODE_MAX       4096
+#define NGX_HTTP_OAUTH_PARAMS_MAX     32
+#define NGX_HTTP_OAUTH_COOKIE_PREFIX  "oauth_flow_"
+#define NGX_HTTP_OAUTH_COOKIE_ID      12   /* state chars in the name */
+
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_http_oauth_provider_t   *provider;
+    ngx_oauth_flow_t             flow;
+    ngx_str_t                    code;
+    ngx_array_t                  kept;         /* ngx_oauth_pair_t */
+    ngx_oauth_token_t            token;
+    void                        *userinfo;     /* parsed JSON or NULL */
+    ngx_http_oauth_fetch_t      *fetch;
+    unsigned                     token_parsed:1;
+} ngx_http_oauth_cb_ctx_t;
+
+
+static ngx_int_t ngx_http_oauth_start_params(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params);
+static ngx_int_t ngx_http_oauth_arg(ngx_http_request_t *r, const char *name,
+    u_char *buf, size_t size, ngx_str_t *value);
+static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    char *challenge, ngx_str_t *url);
+static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
+    char *state, char *value, time_t ttl);
+static void ngx_http_oauth_cb_cleanup(void *data);
+static ngx_int_t ngx_http_oauth_cb_check(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
+static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_token_request(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
+static void ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f);
+static void ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
+static const char *ngx_http_oauth_connect(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
+static ngx_int_t ngx_http_oauth_seal(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf, ngx_oauth_conn_t *conn,
+    const char *field, ngx_oauth_str_t *plain, ngx_oauth_str_t *sealed);
+static void ngx_http_oauth_cb_finish(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
+static ngx_int_t ngx_http_oauth_result(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
+static ngx_int_t ngx_http_oauth_result_popup(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
+static ngx_int_t ngx_http_oauth_pool_str(ngx_http_request_t *r,
+    ngx_oauth_buf_t *b, ngx_str_t *s);
+
+
+#define ngx_http_oauth_ostr(o, s)                                            \
+    (o)->len = (s)->len; (o)->data = (s)->data
+
+
+ngx_int_t
+ngx_http_oauth_start_handler(ngx_http_request_t *r)
+{
+    char                         state[NGX_OAUTH_STATE_LEN + 1];
+    char                         verifier[NGX_OAUTH_VERIFIER_LEN + 1];
+    char                         challenge[NGX_OAUTH_CHALLENGE_LEN + 1];
+    char                         cookie[NGX_OAUTH_STATE_LEN + 1];
+    u_char                       rbuf[NGX_OAUTH_RETURN_TO_MAX + 1];
+    u_char                       mbuf[16];
+    u_char                       hash[NGX_OAUTH_SHA256_LEN];
+    u_char                      *sealed;
+    size_t                       slen, norigins;
+    ngx_int_t                    rc;
+    ngx_str_t                    name, owner, return_to, mode, url;
+    ngx_array_t                  params;
+    const char                  *why;
+    ngx_oauth_aad_t              aad;
+    ngx_oauth_str_t              empty = ngx_oauth_null_string;
+    ngx_oauth_str_t             *origins;
+    ngx_oauth_flow_t             flow;
+    ngx_http_oauth_provider_t   *p;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_http_oauth_owner(r, olcf, &owner);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                         "unauthenticated",
+                                         "no owner for this request");
+    }
+
+    if (ngx_http_complex_value(r, olcf->start, &name) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_http_oauth_provider_find(omcf, &name);
+
+    if (p == NULL || p->kind != NGX_OAUTH_KIND_OAUTH2) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND,
+                                         "unknown_provider",
+                                         "no such OAuth provider");
+    }
+
+    /* return_to: a relative path or an allowed origin, never open */
+
+    rc = ngx_http_oauth_arg(r, "return_to", rbuf, sizeof(rbuf), &return_to);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&return_to, "/");
+
+    } else if (rc != NGX_OK) {
+        goto bad_return_to;
+    }
+
+    origins = NULL;
+    norigins = 0;
+
+    if (olcf->allowed_origins) {
+        origins = olcf->allowed_origins->elts;
+        norigins = olcf->allowed_origins->nelts;
+    }
+
+    if (ngx_oauth_return_to_check(return_to.data, return_to.len, origins,
+                                  norigins, &why)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: return_to refused: %s", why);
+        goto bad_return_to;
+    }
+
+    flow.mode = NGX_OAUTH_MODE_REDIRECT;
+
+    rc = ngx_http_oauth_arg(r, "mode", mbuf, sizeof(mbuf), &mode);
+
+    if (rc == NGX_OK && mode.len == 5
+        && ngx_strncmp(mode.data, "popup", 5) == 0)
+    {
+        flow.mode = NGX_OAUTH_MODE_POPUP;
+
+    } else if (rc != NGX_DECLINED
+               && !(rc == NGX_OK && mode.len == 8
+                    && ngx_strncmp(mode.data, "redirect", 8) == 0))
+    {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_mode",
+                                         "mode must be redirect or popup");
+    }
+
+    if (ngx_array_init(&params, r->pool, 4, sizeof(ngx_oauth_param_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_oauth_start_params(r, p, &params);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
+
+    /* fresh 256-bit values; a generator failure is an error, not a guess */
+
+    if (ngx_oauth_random_token(state) != NGX_OAUTH_OK
+        || ngx_oauth_random_token(verifier) != NGX_OAUTH_OK
+        || ngx_oauth_random_token(cookie) != NGX_OAUTH_OK
+        || ngx_oauth_pkce_challenge(verifier, NGX_OAUTH_VERIFIER_LEN,
+                                    challenge)
+           != NGX_OAUTH_OK
+        || ngx_oauth_sha256((u_char *) cookie, NGX_OAUTH_STATE_LEN, hash)
+           != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "oauth: random generator failed");
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ngx_http_oauth_ostr(&flow.owner, &owner);
+    ngx_http_oauth_ostr(&flow.provider, &p->name);
+    ngx_http_oauth_ostr(&flow.return_to, &return_to);
+    flow.browser.len = sizeof(hash);
+    flow.browser.data = hash;
+    flow.created = ngx_time();
+    flow.expires = flow.created + omcf->state_ttl;
+    flow.nparams = params.nelts;
+    flow.params = params.elts;
+    flow.mem = NULL;
+    flow.verifier.len = 0;
+    flow.verifier.data = NULL;
+
+    if (p->pkce) {
+        aad.owner = flow.owner;
+        aad.provider = flow.provider;
+        aad.account = empty;
+        aad.field.len = sizeof("pkce") - 1;
+        aad.field.data = (u_char *) "pkce";
+
+        slen = ngx_oauth_seal_size(omcf->keyring->keys[0].kid_len,
+                                   NGX_OAUTH_VERIFIER_LEN);
+
+        sealed = ngx_pnalloc(r->pool, slen);
+        if (sealed == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
+        if (ngx_oauth_seal(omcf->keyring, &aad, (u_char *) verifier,
+                           NGX_OAUTH_VERIFIER_LEN, sealed, &slen)
+            != NGX_OAUTH_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "oauth: sealing failed");
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
+        flow.verifier.len = slen;
+        flow.verifier.data = sealed;
+    }
+
+    rc = ngx_oauth_store_flow_put(omcf->store, state, NGX_OAUTH_STATE_LEN,
+                                  &flow);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot store flow: %s (%s)",
+                      ngx_oauth_strerror(rc),
+                      ngx_oauth_store_error(omcf->store));
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       rc == NGX_OAUTH_FULL ? "store_full"
+                                       : "store_error",
+                                       "the flow could not be stored");
+        goto done;
+    }
+
+    if (ngx_http_oauth_authorization_url(r, p, &params, state,
+                                         p->pkce ? challenge : NULL, &url)
+        != NGX_OK
+        || ngx_http_oauth_set_cookie(r, state, cookie, omcf->state_ttl)
+           != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth start: provider \"%V\"", &p->name);
+
+    ngx_http_clear_location(r);
+
+    r->headers_out.location = ngx_list_push(&r->headers_out.headers);
+    if (r->headers_out.location == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    r->headers_out.location->hash = 1;
+#if (nginx_version >= 1023000)
+    r->headers_out.location->next = NULL;
+#endif
+    ngx_str_set(&r->headers_out.location->key, "Location");
+    r->headers_out.location->value = url;
+
+    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    rc = NGX_HTTP_MOVED_TEMPORARILY;
+
+done:
+
+    ngx_explicit_memzero(verifier, sizeof(verifier));
+    ngx_explicit_memzero(cookie, sizeof(cookie));
+
+    return rc;
+
+bad_return_to:
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_return_to",
+                                     "return_to must be a relative path or "
+                                     "an allowed origin");
+}
+
+
+/* the connection params the provider declares, checked against patterns */
+
+static ngx_int_t
+ngx_http_oauth_start_params(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params)
+{
+    u_char                       *buf;
+    ngx_int_t                     rc;
+    ngx_str_t                     value;
+    ngx_uint_t                    i;
+    ngx_oauth_param_t            *kp;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    if (p->connection_params == NULL) {
+        return NGX_OK;
+    }
+
+    cp = p->connection_params->elts;
+
+    for (i = 0; i < p->connection_params->nelts; i++) {
+
+        buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_PARAM_MAX);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_oauth_arg(r, (char *) cp[i].name.data, buf,
+                                NGX_HTTP_OAUTH_PARAM_MAX, &value);
+
+        if (rc == NGX_DECLINED) {
+            if (cp[i].required) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (rc != NGX_OK
+            || ngx_oauth_pattern_match((char *) cp[i].pattern.data,
+                                       value.data, value.len)
+               != NGX_OAUTH_OK)
+        {
+            goto invalid;
+        }
+
+        kp = ngx_array_push(params);
+        if (kp == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_oauth_ostr(&kp->name, &cp[i].name);
+        ngx_http_oauth_ostr(&kp->value, &value);
+        continue;
+
+    invalid:
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: connection parameter \"%V\" is missing or "
+                      "invalid", &cp[i].name);
+
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_connection_param",
+                                         "a connection parameter is missing "
+                                         "or invalid");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One query argument, decoded.  NGX_DECLINED when absent; NGX_ERROR when
+ * repeated, malformed or too long: a security parameter given twice is
+ * refused rather than guessed at.
+ */
+
+static ngx_int_t
+ngx_http_oauth_arg(ngx_http_request_t *r, const char *name, u_char *buf,
+    size_t size, ngx_str_t *value)
+{
+    int              rc;
+    size_t           count;
+    ngx_oauth_str_t  v;
+
+    rc = ngx_oauth_query_get(r->args.data, r->args.len, (u_char *) name,
+                             ngx_strlen(name), buf, size, &v, &count);
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OAUTH_OK || count != 1) {
+        return NGX_ERROR;
+    }
+
+    value->len = v.len;
+    value->data = v.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_authorization_url(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    char *challenge, ngx_str_t *url)
+{
+    size_t                  n;
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_oauth_buf_t         base = ngx_oauth_buf_init;
+    ngx_oauth_buf_t         out = ngx_oauth_buf_init;
+    ngx_oauth_buf_t         scope = ngx_oauth_buf_init;
+    ngx_oauth_pair_t        q[16 + NGX_HTTP_OAUTH_PARAMS_MAX];
+    ngx_oauth_str_t         missing;
+    ngx_str_t              *s;
+    ngx_http_oauth_pair_t  *ap;
+
+    rc = NGX_ERROR;
+
+    if (ngx_oauth_url_expand(&base, p->authorization_url.data,
+                             p->authorization_url.len, params->elts,
+                             params->nelts, &missing)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": authorization_url needs a "
+                      "connection parameter it was not given", &p->name);
+        goto done;
+    }
+
+    n = 0;
+
+#define ngx_http_oauth_q(k, v, l)                                            \
+    q[n].name.data = (u_char *) k; q[n].name.len = sizeof(k) - 1;           \
+    q[n].value.data = (u_char *) v; q[n].value.len = l; n++
+
+    ngx_http_oauth_q("response_type", "code", 4);
+    ngx_http_oauth_q("client_id", p->client_id.data, p->client_id.len);
+    ngx_http_oauth_q("redirect_uri", p->redirect_uri.data,
+                     p->redirect_uri.len);
+
+    if (p->scopes && p->scopes->nelts) {
+        s = p->scopes->elts;
+
+        for (i = 0; i < p->scopes->nelts; i++) {
+            if (i) {
+                ngx_oauth_buf_add(&scope, p->scope_separator.data,
+                                  p->scope_separator.len);
+            }
+
+            ngx_oauth_buf_add(&scope, s[i].data, s[i].len);
+        }
+
+        if (scope.failed) {
+            goto done;
+        }
+
+        ngx_http_oauth_q("scope", scope.data, scope.len);
+    }
+
+    ngx_http_oauth_q("state", state, NGX_OAUTH_STATE_LEN);
+
+    if (challenge) {
+        ngx_http_oauth_q("code_challenge", challenge,
+                         NGX_OAUTH_CHALLENGE_LEN);
+        ngx_http_oauth_q("code_challenge_method", "S256", 4);
+    }
+
+#undef ngx_http_oauth_q
+
+    if (p->authorization_params) {
+        ap = p->authorization_params->elts;
+
+        for (i = 0; i < p->authorization_params->nelts && n < 16 + 16; i++) {
+            q[n].name.data = ap[i].name.data;
+            q[n].name.len = ap[i].name.len;
+            q[n].value.data = ap[i].value.data;
+            q[n].value.len = ap[i].value.len;
+            n++;
+        }
+    }
+
+    if (ngx_oauth_url_append_params(&out, base.data, base.len, q, n)
+        != NGX_OAUTH_OK)
+    {
+        goto done;
+    }
+
+    if (ngx_http_oauth_pool_str(r, &out, url) != NGX_OK) {
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_oauth_buf_free(&base);
+    ngx_oauth_buf_free(&out);
+    ngx_oauth_buf_free(&scope);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_pool_str(ngx_http_request_t *r, ngx_oauth_buf_t *b,
+    ngx_str_t *s)
+{
+    if (b->failed) {
+        return NGX_ERROR;
+    }
+
+    s->len = b->len;
+    s->data = ngx_pnalloc(r->pool, b->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, b->data, b->len);
+    s->data[b->len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * The browser-binding cookie: its value is random, only its hash is in
+ * the flow; the name carries part of the state so that two tabs can run
+ * two flows at once.
+ */
+
+static ngx_int_t
+ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
+    time_t ttl)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    len = sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX) - 1 + NGX_HTTP_OAUTH_COOKIE_ID
+          + 1 + NGX_OAUTH_STATE_LEN
+          + sizeof("; Max-Age=; Path=/; HttpOnly; Secure; SameSite=Lax") - 1
+          + NGX_TIME_T_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = p;
+
+    p = ngx_sprintf(p, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s=%*s; Max-Age=%T; "
+                    "Path=/; HttpOnly; Secure; SameSite=Lax",
+                    (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state,
+                    (size_t) NGX_OAUTH_STATE_LEN, value, ttl);
+
+    h->value.len = p - h->value.data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_oauth_callback_handler(ngx_http_request_t *r)
+{
+    u_char                       sbuf[NGX_OAUTH_STATE_LEN + 2];
+    u_char                       ebuf[NGX_HTTP_OAUTH_PARAM_MAX];
+    u_char                      *cbuf;
+    ngx_int_t                    rc;
+    ngx_str_t                    state, error;
+    const char                  *err;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_oauth_cb_ctx_t     *ctx;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * The query holds a live authorization code: from here on, error log
+     * lines and the access log's $request show the path only.
+     */
+
+    if (r->args.len && r->request_line.len) {
+        u_char  *p, *q;
+        size_t   len;
+
+        len = r->request_line.len;
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        q = ngx_strlchr(r->request_line.data,
+                        r->request_line.data + len, '?');
+
+        if (q) {
+            u_char  *v = ngx_strlchr(q, r->request_line.data + len, ' ');
+
+            r->request_line.len = ngx_sprintf(p, "%*s?...%*s",
+                                     (size_t) (q - r->request_line.data),
+                                     r->request_line.data,
+                                     (size_t) (v ? r->request_line.data
+                                                   + len - v : 0),
+                                     v ? v : q)
+                                  - p;
+            r->request_line.data = p;
+        }
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_http_oauth_arg(r, "state", sbuf, sizeof(sbuf), &state);
+
+    if (rc != NGX_OK || state.len != NGX_OAUTH_STATE_LEN) {
+        goto bad_state;
+    }
+
+    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_cb_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->omcf = omcf;
+
+    /* single use: the flow is read and deleted in one transaction */
+
+    rc = ngx_oauth_store_flow_take(omcf->store, (char *) state.data,
+                                   state.len, &ctx->flow);
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        goto bad_state;
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot read flow: %s (%s)",
+                      ngx_oauth_strerror(rc),
+                      ngx_oauth_store_error(omcf->store));
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the flow could not be read");
+    }
+
+    cln->handler = ngx_http_oauth_cb_cleanup;
+    cln->data = ctx;
+
+    if (ngx_http_oauth_cb_check(r, ctx, state.data, &err) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (err) {
+        return ngx_http_oauth_result(r, ctx, err, NULL);
+    }
+
+    /* the provider refused: its own words are never echoed */
+
+    rc = ngx_http_oauth_arg(r, "error", ebuf, sizeof(ebuf), &error);
+
+    if (rc != NGX_DECLINED) {
+        if (rc == NGX_OK && error.len == sizeof("access_denied") - 1
+            && ngx_strncmp(error.data, "access_denied", error.len) == 0)
+        {
+            err = "access_denied";
+
+        } else {
+            err = "provider_error";
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: provider \"%V\" returned an error: %s",
+                      &ctx->provider->name, err);
+
+        return ngx_http_oauth_result(r, ctx, err, NULL);
+    }
+
+    cbuf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_CODE_MAX);
+    if (cbuf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_oauth_arg(r, "code", cbuf, NGX_HTTP_OAUTH_CODE_MAX,
+                            &ctx->code);
+
+    if (rc != NGX_OK || ctx->code.len == 0) {
+        return ngx_http_oauth_result(r, ctx, "invalid_request", NULL);
+    }
+
+    rc = ngx_http_oauth_cb_keep(r, ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_result(r, ctx, "invalid_request", NULL);
+    }
+
+    if (ngx_http_oauth_token_request(r, ctx) != NGX_OK) {
+        return ngx_http_oauth_result(r, ctx, "token_request_failed", NULL);
+    }
+
+    /*
+     * The fetch handler finalizes the request; a client that goes away
+     * first ends the request, and freeing its pool cancels the fetch.
+     */
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+
+bad_state:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: callback with a missing, repeated, unknown or "
+                  "used state");
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_state",
+                                     "unknown, used or expired state");
+}
+
+
+static void
+ngx_http_oauth_cb_cleanup(void *data)
+{
+    ngx_http_oauth_cb_ctx_t *ctx = data;
+
+    if (ctx->token_parsed) {
+        ngx_oauth_token_free(&ctx->token);
+        ctx->token_parsed = 0;
+    }
+
+    if (ctx->userinfo) {
+        ngx_oauth_json_free(ctx->userinfo);
+        ctx->userinfo = NULL;
+    }
+
+    if (ctx->code.data) {
+        ngx_explicit_memzero(ctx->code.data, ctx->code.len);
+    }
+
+    ngx_oauth_flow_free(&ctx->flow);
+}
+
+
+/*
+ * What must hold before the code is exchanged: the flow is alive, was
+ * started in this browser by this owner, for a provider that still
+ * exists, and the response names the issuer we expect.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    u_char *state, const char **error)
+{
+    u_char                      name[sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX)
+                                     + NGX_HTTP_OAUTH_COOKIE_ID];
+    u_char                      hash[NGX_OAUTH_SHA256_LEN];
+    u_char                      ibuf[NGX_HTTP_OAUTH_PARAM_MAX];
+    ngx_int_t                   rc;
+    ngx_str_t                   cname, cookie, owner, provider, iss;
+    ngx_http_oauth_loc_conf_t  *olcf;
+
+    *error = NULL;
+
+    provider.len = ctx->flow.provider.len;
+    provider.data = ctx->flow.provider.data;
+
+    ctx->provider = ngx_http_oauth_provider_find(ctx->omcf, &provider);
+
+    if (ctx->provider == NULL) {
+        *error = "unknown_provider";
+        return NGX_OK;
+    }
+
+    if (ctx->flow.expires < ngx_time()) {
+        *error = "expired_state";
+        return NGX_OK;
+    }
+
+    cname.data = name;
+    cname.len = ngx_sprintf(name, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s",
+                            (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state)
+                - name;
+
+#if (nginx_version >= 1023000)
+    rc = (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, &cname,
+                                            &cookie) == NULL)
+         ? NGX_DECLINED : NGX_OK;
+#else
+    rc = (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &cname,
+                                            &cookie) == NGX_DECLINED)
+         ? NGX_DECLINED : NGX_OK;
+#endif
+
+    if (rc != NGX_OK || cookie.len != NGX_OAUTH_STATE_LEN
+        || ngx_oauth_sha256(cookie.data, cookie.len, hash) != NGX_OAUTH_OK
+        || ctx->flow.browser.len != sizeof(hash)
+        || !ngx_oauth_equal(hash, ctx->flow.browser.data, sizeof(hash)))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback from another browser than the one "
+                      "that started the flow");
+        *error = "browser_mismatch";
+        return NGX_OK;
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_http_oauth_owner(r, olcf, &owner);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK
+        && (owner.len != ctx->flow.owner.len
+            || ngx_memcmp(owner.data, ctx->flow.owner.data, owner.len) != 0))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback owner differs from the flow's");
+        *error = "owner_mismatch";
+        return NGX_OK;
+    }
+
+    /* RFC 9207: the issuer in the response must be the one we expect */
+
+    rc = ngx_http_oauth_arg(r, "iss", ibuf, sizeof(ibuf), &iss);
+
+    if (rc == NGX_ERROR
+        || (ctx->provider->issuer.len
+            && (rc != NGX_OK || iss.len != ctx->provider->issuer.len
+                || ngx_memcmp(iss.data, ctx->provider->issuer.data, iss.len)
+                   != 0)))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback issuer missing or not \"%V\"",
+                      &ctx->provider->issuer);
+        *error = "issuer_mismatch";
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+
+
+/* connection params from the start, plus callback params to keep */
+
+static ngx_int_t
+ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
+{
+    u_char            *buf;
+    ngx_int_t          rc;
+    ngx_str_t          value, *name;
+    ngx_uint_t         i;
+    ngx_oauth_pair_t  *kp;
+
+    if (ngx_array_init(&ctx->kept, r->pool, 4, sizeof(ngx_oauth_pair_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->flow.nparams; i++) {
+        kp = ngx_array_push(&ctx->kept);
+        if (kp == NULL) {
+            return NGX_ERROR;
+        }
+
+        kp->name = ctx->flow.params[i].name;
+        kp->value = ctx->flow.params[i].value;
+    }
+
+    if (ctx->provider->keep_callback_params == NULL) {
+        return NGX_OK;
+    }
+
+    name = ctx->provider->keep_callback_params->elts;
+
+    for (i = 0; i < ctx->provider->keep_callback_params->nelts; i++) {
+        buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_PARAM_MAX);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_oauth_arg(r, (char *) name[i].data, buf,
+                                NGX_HTTP_OAUTH_PARAM_MAX, &value);
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        /* kept values end up in URLs and headers: plain tokens only */
+
+        if (rc != NGX_OK
+            || ngx_oauth_pattern_match("^[A-Za-z0-9._~:-]{1,256}$",
+                                       value.data, value.len)
+               != NGX_OAUTH_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        kp = ngx_array_push(&ctx->kept);
+        if (kp == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_oauth_ostr(&kp->name, &name[i]);
+        ngx_http_oauth_ostr(&kp->value, &value);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_token_request(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    int                          orc;
+    char                         verifier[NGX_OAUTH_VERIFIER_LEN + 1];
+    size_t                       vlen;
+    ngx_int_t                    rc;
+    ngx_uint_t                   i;
+    ngx_oauth_aad_t              aad;
+    ngx_oauth_buf_t              url = ngx_oauth_buf_init;
+    ngx_oauth_buf_t              body = ngx_oauth_buf_init;
+    ngx_oauth_buf_t              user = ngx_oauth_buf_init;
+    ngx_oauth_buf_t              pass = ngx_oauth_buf_init;
+    ngx_oauth_str_t              missing;
+    const char                  *why;
+    ngx_http_oauth_pair_t       *tp;
+    ngx_http_oauth_fetch_t      *f;
+    ngx_http_oauth_provider_t   *p;
+
+    p = ctx->provider;
+    rc = NGX_ERROR;
+    vlen = 0;
+
+    if (ngx_oauth_url_expand(&url, p->token_url.data, p->token_url.len,
+                             ctx->kept.elts, ctx->kept.nelts, &missing)
+        != NGX_OAUTH_OK
+        || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
+           != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": cannot build token_url",
+                      &p->name);
+        goto done;
+    }
+
+    ngx_oauth_buf_add_form_pair(&body, "grant_type", 10,
+                                "authorization_code", 18);
+    ngx_oauth_buf_add_form_pair(&body, "code", 4, ctx->code.data,
+                                ctx->code.len);
+    ngx_oauth_buf_add_form_pair(&body, "redirect_uri", 12,
+                                p->redirect_uri.data, p->redirect_uri.len);
+
+    if (ctx->flow.verifier.len) {
+        aad.owner = ctx->flow.owner;
+        aad.provider = ctx->flow.provider;
+        aad.account.len = 0;
+        aad.account.data = NULL;
+        aad.field.len = sizeof("pkce") - 1;
+        aad.field.data = (u_char *) "pkce";
+
+        if (ctx->flow.verifier.len > sizeof(verifier) + 64) {
+            goto done;
+        }
+
+        {
+            u_char  plain[NGX_OAUTH_VERIFIER_LEN + 128];
+
+            orc = ngx_oauth_open(ctx->omcf->keyring, &aad,
+                                 ctx->flow.verifier.data,
+                                 ctx->flow.verifier.len, plain, &vlen);
+
+            if (orc != NGX_OAUTH_OK || vlen != NGX_OAUTH_VERIFIER_LEN) {
+                ngx_explicit_memzero(plain, sizeof(plain));
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "oauth: cannot open the flow's verifier: %s",
+                              ngx_oauth_strerror(orc));
+                goto done;
+            }
+
+            ngx_memcpy(verifier, plain, vlen);
+            ngx_explicit_memzero(plain, sizeof(plain));
+        }
+
+        ngx_oauth_buf_add_form_pair(&body, "code_verifier", 13, verifier,
+                                    vlen);
+    }
+
+    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
+        ngx_oauth_buf_add_form_pair(&body, "client_id", 9, p->client_id.data,
+                                    p->client_id.len);
+
+        if (p->client_secret.len) {
+            ngx_oauth_buf_add_form_pair(&body, "client_secret", 13,
+                                        p->client_secret.data,
+                                        p->client_secret.len);
+        }
+
+    } else {
+        /* RFC 6749 section 2.3.1: form-encoded, then Basic */
+
+        ngx_oauth_buf_add_form_escaped(&user, p->client_id.data,
+                                       p->client_id.len);
+        ngx_oauth_buf_add_form_escaped(&pass, p->client_secret.data,
+                                       p->client_secret.len);
+    }
+
+    if (p->token_params) {
+        tp = p->token_params->elts;
+
+        for (i = 0; i < p->token_params->nelts; i++) {
+            ngx_oauth_buf_add_form_pair(&body, tp[i].name.data,
+                                        tp[i].name.len, tp[i].value.data,
+                                        tp[i].value.len);
+        }
+    }
+
+    if (body.failed || user.failed || pass.failed) {
+        goto done;
+    }
+
+    f = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
+    if (f == NULL) {
+        goto done;
+    }
+
+    if (ngx_http_oauth_pool_str(r, &url, &f->url) != NGX_OK
+        || ngx_http_oauth_pool_str(r, &body, &f->body) != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
+        && (ngx_http_oauth_pool_str(r, &user, &f->user) != NGX_OK
+            || ngx_http_oauth_pool_str(r, &pass, &f->password) != NGX_OK))
+    {
+        goto done;
+    }
+
+    f->post = 1;
+    f->handler = ngx_http_oauth_token_done;
+    f->data = ctx;
+
+    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+        goto done;
+    }
+
+    ctx->fetch = f;
+    rc = NGX_OK;
+
+done:
+
+    ngx_explicit_memzero(verifier, sizeof(verifier));
+    ngx_oauth_buf_free(&url);
+    ngx_oauth_buf_free(&body);
+    ngx_oauth_buf_free(&user);
+    ngx_oauth_buf_free(&pass);
+
+    return rc;
+}
+
+
+static void
+ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
+{
+    int                         rc;
+    ngx_str_t                   account;
+    const char                 *err;
+    ngx_http_request_t         *r;
+    ngx_http_oauth_fetch_t     *u;
+    ngx_http_oauth_cb_ctx_t    *ctx;
+    ngx_http_oauth_provider_t  *p;
+
+    ctx = f->data;
+    r = ctx->request;
+    p = ctx->provider;
+
+    ctx->fetch = NULL;
+
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": token request failed: %s",
+                      &p->name, ngx_http_oauth_fetch_result_name(f->result));
+        ngx_http_oauth_cb_finish(r, ctx, "token_request_failed", NULL);
+        return;
+    }
+
+    rc = ngx_oauth_token_parse(f->response.data, f->response.len,
+                               &ctx->token);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": malformed token response "
+                      "(HTTP %ui)", &p->name, f->status);
+        ngx_http_oauth_cb_finish(r, ctx, "invalid_token_response", NULL);
+        return;
+    }
+
+    ctx->token_parsed = 1;
+
+    if (ctx->token.error.len || f->status != 200) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": token endpoint refused "
+                      "(HTTP %ui)", &p->name, f->status);
+        ngx_http_oauth_cb_finish(r, ctx, "token_error", NULL);
+        return;
+    }
+
+    if (p->userinfo_url.len == 0) {
+        err = ngx_http_oauth_connect(r, ctx, &account);
+        ngx_http_oauth_cb_finish(r, ctx, err, &account);
+        return;
+    }
+
+    /* the account comes from the provider's userinfo endpoint */
+
+    u = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
+    if (u == NULL) {
+        goto failed;
+    }
+
+    {
+        ngx_oauth_buf_t  url = ngx_oauth_buf_init;
+        ngx_oauth_buf_t  auth = ngx_oauth_buf_init;
+        ngx_oauth_str_t  missing;
+        const char      *why;
+
+        ngx_oauth_buf_add_cstr(&auth, "Bearer ");
+        ngx_oauth_buf_add(&auth, ctx->token.access_token.data,
+                          ctx->token.access_token.len);
+
+        if (ngx_oauth_url_expand(&url, p->userinfo_url.data,
+                                 p->userinfo_url.len, ctx->kept.elts,
+                                 ctx->kept.nelts, &missing)
+            != NGX_OAUTH_OK
+            || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
+               != NGX_OAUTH_OK
+            || ngx_http_oauth_pool_str(r, &url, &u->url) != NGX_OK
+            || ngx_http_oauth_pool_str(r, &auth, &u->authorization)
+               != NGX_OK)
+        {
+            ngx_oauth_buf_free(&url);
+            ngx_oauth_buf_free(&auth);
+            goto failed;
+        }
+
+        ngx_oauth_buf_free(&url);
+        ngx_oauth_buf_free(&auth);
+    }
+
+    u->handler = ngx_http_oauth_userinfo_done;
+    u->data = ctx;
+
+    if (ngx_http_oauth_fetch_start(u) != NGX_OK) {
+        goto failed;
+    }
+
+    ctx->fetch = u;
+
+    return;
+
+failed:
+
+    ngx_http_oauth_cb_finish(r, ctx, "userinfo_failed", NULL);
+}
+
+
+static void
+ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
+{
+    ngx_str_t                 account;
+    const char               *err;
+    ngx_http_request_t       *r;
+    ngx_http_oauth_cb_ctx_t  *ctx;
+
+    ctx = f->data;
+    r = ctx->request;
+
+    ctx->fetch = NULL;
+
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status != 200
+        || ngx_oauth_json_parse(f->response.data, f->response.len,
+                                &ctx->userinfo)
+           != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": userinfo request failed: %s "
+                      "(HTTP %ui)", &ctx->provider->name,
+                      ngx_http_oauth_fetch_result_name(f->result),
+                      f->status);
+        ngx_http_oauth_cb_finish(r, ctx, "userinfo_failed", NULL);
+        return;
+    }
+
+    err = ngx_http_oauth_connect(r, ctx, &account);
+    ngx_http_oauth_cb_finish(r, ctx, err, &account);
+}
+
+
+/* a dotted path looked up in userinfo first, then in the token response */
+
+static ngx_int_t
+ngx_http_oauth_lookup(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *path, ngx_str_t *value)
+{
+    int                rc;
+    ngx_uint_t         i;
+    ngx_oauth_str_t    v;
+    ngx_oauth_pair_t  *kp;
+
+    rc = NGX_OAUTH_NOT_FOUND;
+
+    if (ctx->userinfo) {
+        rc = ngx_oauth_json_get(ctx->userinfo, path->data, path->len, &v);
+    }
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        rc = ngx_oauth_json_get(ctx->token.root, path->data, path->len, &v);
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+
+        /* some providers name the account only in the callback */
+
+        kp = ctx->kept.elts;
+
+        for (i = 0; i < ctx->kept.nelts; i++) {
+            if (kp[i].name.len == path->len
+                && ngx_memcmp(kp[i].name.data, path->data, path->len) == 0)
+            {
+                value->len = kp[i].value.len;
+                value->data = kp[i].value.data;
+                return NGX_OK;
+            }
+        }
+
+        return NGX_DECLINED;
+    }
+
+    value->len = v.len;
+    value->data = ngx_pnalloc(r->pool, v.len + 1);
+
+    if (value->data == NULL) {
+        ngx_oauth_json_str_free(&v);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(value->data, v.data, v.len);
+    value->data[v.len] = '\0';
+    ngx_oauth_json_str_free(&v);
+
+    return NGX_OK;
+}
+
+
+/* seal the tokens and store the connection; returns an error code or NULL */
+
+static const char *
+ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *account)
+{
+    int                            rc;
+    ngx_str_t                      name, value;
+    ngx_uint_t                     i;
+    ngx_oauth_conn_t               conn, old;
+    ngx_oauth_param_t             *kp;
+    ngx_oauth_pair_t              *pp;
+    ngx_http_oauth_provider_t     *p;
+    ngx_http_oauth_keep_field_t   *kf;
+
+    p = ctx->provider;
+
+    ngx_str_null(account);
+
+    if (ngx_http_oauth_lookup(r, ctx, &p->account_id, account) != NGX_OK
+        || account->len == 0 || account->len > NGX_OAUTH_ACCOUNT_MAX)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": no account id at \"%V\"",
+                      &p->name, &p->account_id);
+        ngx_str_null(account);
+        return "missing_account";
+    }
+
+    for (i = 0; i < account->len; i++) {
+        if (account->data[i] < 0x20 || account->data[i] == 0x7f) {
+            ngx_str_null(account);
+            return "invalid_account";
+        }
+    }
+
+    ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
+
+    ngx_http_oauth_ostr(&conn.owner, &ctx->flow.owner);
+    ngx_http_oauth_ostr(&conn.provider, &p->name);
+    ngx_http_oauth_ostr(&conn.account, account);
+
+    if (p->account_name.len
+        && ngx_http_oauth_lookup(r, ctx, &p->account_name, &name) == NGX_OK)
+    {
+        ngx_http_oauth_ostr(&conn.account_name, &name);
+    }
+
+    conn.kind = NGX_OAUTH_KIND_OAUTH2;
+    conn.status = NGX_OAUTH_STATUS_CONNECTED;
+    conn.token_type = ctx->token.token_type;
+    conn.updated_at = ngx_time();
+    conn.created_at = conn.updated_at;
+    conn.last_refresh_at = conn.updated_at;
+
+    if (ctx->token.expires_in >= 0) {
+        conn.expires_at = conn.updated_at + ctx->token.expires_in;
+    }
+
+    if (ctx->token.scope.len) {
+        conn.scopes = ctx->token.scope;
+
+    } else if (p->scopes && p->scopes->nelts) {
+        ngx_oauth_buf_t   sb = ngx_oauth_buf_init;
+        ngx_str_t        *s, joined;
+
+        s = p->scopes->elts;
+
+        for (i = 0; i < p->scopes->nelts; i++) {
+            if (i) {
+                ngx_oauth_buf_add_byte(&sb, ' ');
+            }
+
+            ngx_oauth_buf_add(&sb, s[i].data, s[i].len);
+        }
+
+        rc = ngx_http_oauth_pool_str(r, &sb, &joined);
+        ngx_oauth_buf_free(&sb);
+
+        if (rc != NGX_OK) {
+            return "internal_error";
+        }
+
+        ngx_http_oauth_ostr(&conn.scopes, &joined);
+    }
+
+    /* kept params: connection and callback params, then token fields */
+
+    kp = ngx_pnalloc(r->pool, sizeof(ngx_oauth_param_t)
+                              * (ctx->kept.nelts
+                                 + (p->keep_token_fields
+                                    ? p->keep_token_fields->nelts : 0)));
+    if (kp == NULL) {
+        return "internal_error";
+    }
+
+    conn.params = kp;
+
+    pp = ctx->kept.elts;
+
+    for (i = 0; i < ctx->kept.nelts; i++) {
+        kp[conn.nparams].name = pp[i].name;
+        kp[conn.nparams].value = pp[i].value;
+        conn.nparams++;
+    }
+
+    if (p->keep_token_fields) {
+        kf = p->keep_token_fields->elts;
+
+        for (i = 0; i < p->keep_token_fields->nelts; i++) {
+            if (ngx_http_oauth_lookup(r, ctx, &kf[i].path, &value)
+                != NGX_OK
+                || value.len > 1024)
+            {
+                continue;
+            }
+
+            ngx_http_oauth_ostr(&kp[conn.nparams].name, &kf[i].as);
+            ngx_http_oauth_ostr(&kp[conn.nparams].value, &value);
+            conn.nparams++;
+        }
+    }
+
+    if (ngx_http_oauth_seal(r, ctx->omcf, &conn, "access",
+                            &ctx->token.access_token, &conn.access)
+        != NGX_OK
+        || (ctx->token.refresh_token.len
+            && ngx_http_oauth_seal(r, ctx->omcf, &conn, "refresh",
+                                   &ctx->token.refresh_token, &conn.refresh)
+               != NGX_OK))
+    {
+        return "internal_error";
+    }
+
+    /* a reconnect replaces the tokens but keeps when it was created */
+
+    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &conn.owner,
+                                  &conn.provider, &conn.account, &old);
+
+    if (rc == NGX_OAUTH_OK) {
+        conn.created_at = old.created_at;
+        ngx_oauth_conn_free(&old);
+    }
+
+    rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, NULL);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot store connection: %s (%s)",
+                      ngx_oauth_strerror(rc),
+                      ngx_oauth_store_error(ctx->omcf->store));
+        return rc == NGX_OAUTH_FULL ? "store_full" : "store_error";
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: provider \"%V\": account connected", &p->name);
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_seal(ngx_http_request_t *r, ngx_http_oauth_main_conf_t *omcf,
+    ngx_oauth_conn_t *conn, const char *field, ngx_oauth_str_t *plain,
+    ngx_oauth_str_t *sealed)
+{
+    size_t           len;
+    ngx_oauth_aad_t  aad;
+
+    aad.owner = conn->owner;
+    aad.provider = conn->provider;
+    aad.account = conn->account;
+    aad.field.len = ngx_strlen(field);
+    aad.field.data = (u_char *) field;
+
+    len = ngx_oauth_seal_size(omcf->keyring->keys[0].kid_len, plain->len);
+
+    sealed->data = ngx_pnalloc(r->pool, len);
+    if (sealed->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_oauth_seal(omcf->keyring, &aad, plain->data, plain->len,
+                       sealed->data, &len)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "oauth: sealing failed");
+        return NGX_ERROR;
+    }
+
+    sealed->len = len;
+
+    return NGX_OK;
+}
+
+
+/* the end of an asynchronous callback: answer and let nginx go on */
+
+static void
+ngx_http_oauth_cb_finish(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    const char *error, ngx_str_t *account)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    rc = ngx_http_oauth_result(r, ctx, error, account);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    const char *error, ngx_str_t *account)
+{
+    size_t             n;
+    ngx_str_t          location;
+    ngx_oauth_buf_t    out = ngx_oauth_buf_init;
+    ngx_oauth_pair_t   q[4];
+
+    if (error) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: flow for provider \"%V\" ended: %s",
+                      &ctx->flow.provider, error);
+    }
+
+    if (ctx->flow.mode == NGX_OAUTH_MODE_POPUP) {
+        return ngx_http_oauth_result_popup(r, ctx, error, account);
+    }
+
+    n = 0;
+
+    q[n].name.data = (u_char *) "oauth_status";
+    q[n].name.len = sizeof("oauth_status") - 1;
+    q[n].value.data = (u_char *) (error ? "error" : "connected");
+    q[n].value.len = ngx_strlen(q[n].value.data);
+    n++;
+
+    q[n].name.data = (u_char *) "oauth_provider";
+    q[n].name.len = sizeof("oauth_provider") - 1;
+    q[n].value = ctx->flow.provider;
+    n++;
+
+    if (account && account->len) {
+        q[n].name.data = (u_char *) "oauth_account";
+        q[n].name.len = sizeof("oauth_account") - 1;
+        ngx_http_oauth_ostr(&q[n].value, account);
+        n++;
+    }
+
+    if (error) {
+        q[n].name.data = (u_char *) "oauth_error";
+        q[n].name.len = sizeof("oauth_error") - 1;
+        q[n].value.data = (u_char *) error;
+        q[n].value.len = ngx_strlen(error);
+        n++;
+    }
+
+    if (ngx_oauth_url_append_params(&out, ctx->flow.return_to.data,
+                                    ctx->flow.return_to.len, q, n)
+        != NGX_OAUTH_OK
+        || ngx_http_oauth_pool_str(r, &out, &location) != NGX_OK)
+    {
+        ngx_oauth_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_oauth_buf_free(&out);
+
+    ngx_http_clear_location(r);
+
+    r->headers_out.location = ngx_list_push(&r->headers_out.headers);
+    if (r->headers_out.location == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.location->hash = 1;
+#if (nginx_version >= 1023000)
+    r->headers_out.location->next = NULL;
+#endif
+    ngx_str_set(&r->headers_out.location->key, "Location");
+    r->headers_out.location->value = location;
+
+    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_http_oauth_add_header(r, "Referrer-Policy", "no-referrer")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/*
+ * The popup page runs one inline script, allowed by a nonce made for this
+ * response, that posts the result to the opener at one origin only.
+ */
+
+static ngx_int_t
+ngx_http_oauth_result_popup(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account)
+{
+    char              nonce[NGX_OAUTH_STATE_LEN + 1];
+    char              origin[NGX_OAUTH_ORIGIN_MAX];
+    size_t            olen;
+    ngx_int_t         rc;
+    ngx_str_t         body, type = ngx_string("text/html; charset=utf-8");
+    const char       *why;
+    ngx_oauth_buf_t   b = ngx_oauth_buf_init;
+    ngx_oauth_buf_t   csp = ngx_oauth_buf_init;
+    ngx_str_t         cspv;
+    ngx_table_elt_t  *h;
+
+    if (ngx_oauth_random_token(nonce) != NGX_OAUTH_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a relative return_to means the origin of our own redirect_uri */
+
+    if (ngx_oauth_url_origin(ctx->flow.return_to.data,
+                             ctx->flow.return_to.len, origin, &olen, &why)
+        != NGX_OAUTH_OK
+        && (ctx->provider == NULL
+            || ngx_oauth_url_origin(ctx->provider->redirect_uri.data,
+                                    ctx->provider->redirect_uri.len,
+                                    origin, &olen, &why)
+               != NGX_OAUTH_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_oauth_buf_add_cstr(&b, "<!DOCTYPE html>\n<html><head>"
+                           "<meta charset=\"utf-8\">"
+                           "<title>Connecting</title></head><body>"
+                           "<p>You can close this window.</p>"
+                           "<script nonce=\"");
+    ngx_oauth_buf_add_cstr(&b, nonce);
+    ngx_oauth_buf_add_cstr(&b, "\">(function(){var m={\"type\":"
+                           "\"oauth:result\",\"status\":");
+    ngx_oauth_json_add_string(&b, (u_char *) (error ? "error" : "connected"),
+                          error ? 5 : 9);
+    ngx_oauth_buf_add_cstr(&b, ",\"provider\":");
+    ngx_oauth_json_add_string(&b, ctx->flow.provider.data,
+                          ctx->flow.provider.len);
+    ngx_oauth_buf_add_cstr(&b, ",\"account\":");
+
+    if (account && account->len) {
+        ngx_oauth_json_add_string(&b, account->data, account->len);
+
+    } else {
+        ngx_oauth_buf_add_cstr(&b, "null");
+    }
+
+    ngx_oauth_buf_add_cstr(&b, ",\"error\":");
+
+    if (error) {
+        ngx_oauth_json_add_string(&b, (u_char *) error, ngx_strlen(error));
+
+    } else {
+        ngx_oauth_buf_add_cstr(&b, "null");
+    }
+
+    ngx_oauth_buf_add_cstr(&b, "};if(window.opener){window.opener."
+                           "postMessage(m,");
+    ngx_oauth_json_add_string(&b, (u_char *) origin, olen);
+    ngx_oauth_buf_add_cstr(&b, ");}window.close();})();</script>"
+                           "</body></html>\n");
+
+    ngx_oauth_buf_add_cstr(&csp, "default-src 'none'; script-src 'nonce-");
+    ngx_oauth_buf_add_cstr(&csp, nonce);
+    ngx_oauth_buf_add_cstr(&csp, "'; base-uri 'none'; form-action 'none'; "
+                           "frame-ancestors 'none'");
+
+    if (ngx_http_oauth_pool_str(r, &b, &body) != NGX_OK
+        || ngx_http_oauth_pool_str(r, &csp, &cspv) != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Content-Security-Policy");
+    h->value = cspv;
+
+    rc = ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body.data, body.len);
+
+done:
+
+    ngx_oauth_buf_free(&b);
+    ngx_oauth_buf_free(&csp);
+
+    return rc;
+}

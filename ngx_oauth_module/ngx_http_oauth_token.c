@@ -1,0 +1,883 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_refresh.h"
+
+
+/*
+ * oauth_token: in the access phase, find the owner's connection, refresh
+ * it when due (waiting without blocking the worker), and put its
+ * credential into the request that nginx proxies; the client's own
+ * credentials and cookies are taken out first.
+ */
+
+
+#define NGX_HTTP_OAUTH_TOKEN_NEW       0
+#define NGX_HTTP_OAUTH_TOKEN_WAITING   1
+#define NGX_HTTP_OAUTH_TOKEN_RESUMED   2
+#define NGX_HTTP_OAUTH_TOKEN_DONE      3
+
+
+typedef struct {
+    ngx_uint_t                   state;
+    ngx_uint_t                   refresh_result;
+    ngx_http_request_t          *request;
+    ngx_http_oauth_refresh_t    *refresh;
+    ngx_http_oauth_provider_t   *provider;
+    ngx_str_t                    owner;
+    ngx_str_t                    account;
+    ngx_str_t                    access_token;
+    ngx_str_t                    authorization;
+    ngx_str_t                    api_base_url;
+    ngx_oauth_param_t           *params;
+    ngx_uint_t                   nparams;
+    ngx_uint_t                   kind;
+    uint64_t                     version;
+    unsigned                     refreshed:1;
+} ngx_http_oauth_token_ctx_t;
+
+
+typedef struct {
+    ngx_oauth_str_t             *account;
+    ngx_uint_t                   count;
+    ngx_pool_t                  *pool;
+} ngx_http_oauth_count_t;
+
+
+static ngx_int_t ngx_http_oauth_token_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_token_fail(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_oauth_token_find(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
+static int ngx_http_oauth_token_count(const ngx_oauth_conn_t *conn,
+    void *data);
+static ngx_int_t ngx_http_oauth_token_inject(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
+static ngx_int_t ngx_http_oauth_token_headers(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx);
+static void ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf);
+static void ngx_http_oauth_token_cleanup(void *data);
+static ngx_int_t ngx_http_oauth_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_oauth_param_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_http_variable_t  ngx_http_oauth_vars[] = {
+
+    { ngx_string("oauth_access_token"), NULL, ngx_http_oauth_variable,
+      offsetof(ngx_http_oauth_token_ctx_t, access_token),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("oauth_authorization"), NULL, ngx_http_oauth_variable,
+      offsetof(ngx_http_oauth_token_ctx_t, authorization),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("oauth_account"), NULL, ngx_http_oauth_variable,
+      offsetof(ngx_http_oauth_token_ctx_t, account),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth_api_base_url"), NULL, ngx_http_oauth_variable,
+      offsetof(ngx_http_oauth_token_ctx_t, api_base_url),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth_provider"), NULL, ngx_http_oauth_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth_param_"), NULL, ngx_http_oauth_param_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_oauth_token_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_oauth_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_oauth_token_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth_token_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_oauth_header_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The access phase handler returns NGX_DECLINED when done, never NGX_OK:
+ * with "satisfy any" an NGX_OK would skip the operator's own checks.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_oauth_conn_t             conn;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_oauth_refresh_t    *rf;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_token_ctx_t  *ctx;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+
+    if (olcf->token == NULL || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+
+    if (ctx) {
+        if (ctx->state == NGX_HTTP_OAUTH_TOKEN_WAITING) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->state == NGX_HTTP_OAUTH_TOKEN_DONE) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_token_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->request = r;
+
+        ngx_http_set_ctx(r, ctx, ngx_http_oauth_module);
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
+
+    rc = ngx_http_oauth_token_find(r, ctx, &conn);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (conn.status == NGX_OAUTH_STATUS_ERROR
+        || conn.status == NGX_OAUTH_STATUS_REVOKED)
+    {
+        ngx_oauth_conn_free(&conn);
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                         "reauthorization_required",
+                                         "the connection must be "
+                                         "authorized again");
+    }
+
+    if (conn.kind == NGX_OAUTH_KIND_OAUTH2 && !ctx->refreshed
+        && ngx_http_oauth_refresh_due(omcf, ctx->provider, &conn,
+                                      ngx_time())
+        && conn.refresh.len && ctx->provider->refresh)
+    {
+        ngx_oauth_conn_free(&conn);
+
+        rf = ngx_http_oauth_refresh_create(omcf, ctx->provider,
+                                           (ngx_oauth_str_t *) &ctx->owner,
+                                           (ngx_oauth_str_t *) &ctx->account,
+                                           r->connection->log);
+        if (rf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rf->handler = ngx_http_oauth_token_refreshed;
+        rf->data = ctx;
+
+        cln->handler = ngx_http_oauth_token_cleanup;
+        cln->data = ctx;
+
+        ctx->refresh = rf;
+        ctx->refreshed = 1;
+        ctx->state = NGX_HTTP_OAUTH_TOKEN_WAITING;
+
+        (void) ngx_http_oauth_refresh_start(rf);
+
+        /* the client may go away meanwhile; the refresh goes on */
+
+        r->read_event_handler = ngx_http_test_reading;
+
+        return NGX_AGAIN;
+    }
+
+    if (conn.kind == NGX_OAUTH_KIND_OAUTH2 && conn.expires_at
+        && conn.expires_at <= ngx_time())
+    {
+        ngx_oauth_conn_free(&conn);
+
+        if (ctx->refresh_result == NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE
+            || ctx->refresh_result == NGX_HTTP_OAUTH_REFRESH_ERROR)
+        {
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "provider_unavailable",
+                                             "the provider cannot refresh "
+                                             "the token now");
+        }
+
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                         "reauthorization_required",
+                                         "the token expired and cannot be "
+                                         "refreshed");
+    }
+
+    rc = ngx_http_oauth_token_inject(r, ctx, &conn);
+
+    ngx_oauth_conn_free(&conn);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->state = NGX_HTTP_OAUTH_TOKEN_DONE;
+
+    return NGX_DECLINED;
+}
+
+
+/* the response is ours: send it and end the phases here */
+
+static ngx_int_t
+ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_int_t  rc;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: token not injected: %s", code);
+
+    rc = ngx_http_oauth_send_error(r, status, code, message);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_token_find(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    int                          rc;
+    ngx_str_t                    name;
+    ngx_oauth_str_t              owner, provider, account;
+    ngx_http_oauth_count_t       count;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (ctx->provider == NULL) {
+        rc = ngx_http_oauth_owner(r, olcf, &ctx->owner);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                             "unauthenticated",
+                                             "no owner for this request");
+        }
+
+        if (ngx_http_complex_value(r, olcf->token, &name) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
+
+        if (ctx->provider == NULL) {
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_NOT_FOUND,
+                                             "unknown_provider",
+                                             "no such provider");
+        }
+
+        if (olcf->token_account
+            && ngx_http_complex_value(r, olcf->token_account, &ctx->account)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+
+    if (ctx->account.len == 0) {
+
+        /* no account chosen: fine when the owner has exactly one */
+
+        count.count = 0;
+        count.account = &account;
+        count.pool = r->pool;
+
+        rc = ngx_oauth_store_conn_each(omcf->store, &owner, &provider,
+                                       ngx_http_oauth_token_count, &count);
+
+        if (rc != NGX_OAUTH_OK) {
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "store_error",
+                                             "the credential store cannot "
+                                             "be read");
+        }
+
+        if (count.count == 0) {
+            goto not_connected;
+        }
+
+        if (count.count > 1) {
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_CONFLICT,
+                                             "account_required",
+                                             "several accounts are "
+                                             "connected: choose one");
+        }
+
+        if (account.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->account.len = account.len;
+        ctx->account.data = account.data;
+    }
+
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    if (account.len > NGX_OAUTH_ACCOUNT_MAX) {
+        goto not_connected;
+    }
+
+    rc = ngx_oauth_store_conn_get(omcf->store, &owner, &provider, &account,
+                                  conn);
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        goto not_connected;
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the credential store cannot be "
+                                         "read");
+    }
+
+    return NGX_OK;
+
+not_connected:
+
+    return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                     "not_connected",
+                                     "no connection for this provider");
+}
+
+
+static int
+ngx_http_oauth_token_count(const ngx_oauth_conn_t *conn, void *data)
+{
+    ngx_http_oauth_count_t *count = data;
+
+    if (count->count++ == 0) {
+        count->account->len = conn->account.len;
+        count->account->data = ngx_pnalloc(count->pool, conn->account.len);
+
+        if (count->account->data) {
+            ngx_memcpy(count->account->data, conn->account.data,
+                       conn->account.len);
+        }
+    }
+
+    return count->count > 1;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_token_inject(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    u_char                       *p;
+    size_t                        len;
+    ngx_str_t                     secret;
+    ngx_uint_t                    i;
+    ngx_oauth_buf_t               url = ngx_oauth_buf_init;
+    ngx_oauth_str_t               missing, *sealed;
+    ngx_oauth_pair_t             *vars;
+    const char                   *field;
+    ngx_http_oauth_provider_t    *pr;
+    ngx_http_oauth_main_conf_t   *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+    pr = ctx->provider;
+
+    ctx->kind = conn->kind;
+    ctx->version = conn->version;
+
+    if (conn->kind == NGX_OAUTH_KIND_OAUTH2) {
+        field = "access";
+        sealed = &conn->access;
+
+    } else {
+        field = "credentials";
+        sealed = &conn->secret;
+    }
+
+    if (sealed->len == 0
+        || ngx_http_oauth_open_field(r->pool, r->connection->log,
+                                     omcf->keyring, conn, field, sealed,
+                                     &secret)
+           != NGX_OK)
+    {
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         "unsealing_failed",
+                                         "the stored credential cannot be "
+                                         "opened");
+    }
+
+    /* nothing from a provider may start a new header line */
+
+    for (i = 0; i < secret.len; i++) {
+        if (secret.data[i] < 0x20 || secret.data[i] == 0x7f) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "oauth: provider \"%V\": stored credential has "
+                          "control characters, refused", &pr->name);
+            return ngx_http_oauth_token_fail(r, NGX_HTTP_BAD_GATEWAY,
+                                             "invalid_credential",
+                                             "the stored credential cannot "
+                                             "be sent");
+        }
+    }
+
+    ctx->access_token = secret;
+
+    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
+        len = pr->token_prefix.len + ngx_base64_encoded_length(secret.len);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->authorization.data = p;
+        p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
+
+        {
+            ngx_str_t  enc;
+
+            enc.data = p;
+            ngx_encode_base64(&enc, &secret);
+            p += enc.len;
+        }
+
+        ctx->authorization.len = p - ctx->authorization.data;
+
+    } else {
+        len = pr->token_prefix.len + secret.len;
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->authorization.data = p;
+        p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
+        p = ngx_cpymem(p, secret.data, secret.len);
+        ctx->authorization.len = len;
+    }
+
+    /* kept params, copied: the record goes away after this */
+
+    ctx->nparams = conn->nparams;
+    ctx->params = ngx_pnalloc(r->pool,
+                              sizeof(ngx_oauth_param_t) * (conn->nparams + 1));
+    vars = ngx_pnalloc(r->pool,
+                       sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
+
+    if (ctx->params == NULL || vars == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < conn->nparams; i++) {
+        ngx_oauth_param_t  *kp = &ctx->params[i];
+
+        kp->name.len = conn->params[i].name.len;
+        kp->value.len = conn->params[i].value.len;
+        kp->name.data = ngx_pnalloc(r->pool, kp->name.len + 1);
+        kp->value.data = ngx_pnalloc(r->pool, kp->value.len + 1);
+
+        if (kp->name.data == NULL || kp->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(kp->name.data, conn->params[i].name.data, kp->name.len);
+        ngx_memcpy(kp->value.data, conn->params[i].value.data,
+                   kp->value.len);
+
+        vars[i].name = kp->name;
+        vars[i].value = kp->value;
+    }
+
+    if (pr->api_base_url.len) {
+        if (ngx_oauth_url_expand(&url, pr->api_base_url.data,
+                                 pr->api_base_url.len, vars, conn->nparams,
+                                 &missing)
+            == NGX_OAUTH_OK)
+        {
+            ctx->api_base_url.len = url.len;
+            ctx->api_base_url.data = ngx_pnalloc(r->pool, url.len + 1);
+
+            if (ctx->api_base_url.data == NULL) {
+                ngx_oauth_buf_free(&url);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(ctx->api_base_url.data, url.data, url.len);
+        }
+
+        ngx_oauth_buf_free(&url);
+    }
+
+    if (ngx_http_oauth_token_headers(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth token: credential injected for provider \"%V\"",
+                   &pr->name);
+
+    return NGX_OK;
+}
+
+
+/* a header name compared the way clients can vary it: case and "_"/"-" */
+
+static ngx_uint_t
+ngx_http_oauth_header_is(ngx_str_t *key, ngx_str_t *name)
+{
+    u_char      a, b;
+    ngx_uint_t  i;
+
+    if (key->len != name->len) {
+        return 0;
+    }
+
+    for (i = 0; i < key->len; i++) {
+        a = ngx_tolower(key->data[i]);
+        b = ngx_tolower(name->data[i]);
+
+        if (a == '_') {
+            a = '-';
+        }
+
+        if (b == '_') {
+            b = '-';
+        }
+
+        if (a != b) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_token_headers(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx)
+{
+    ngx_str_t         drop[4];
+    ngx_uint_t        i, j, k;
+    ngx_list_t        headers;
+    ngx_table_elt_t  *h, *nh;
+    ngx_list_part_t  *part;
+
+    ngx_str_set(&drop[0], "Authorization");
+    ngx_str_set(&drop[1], "Proxy-Authorization");
+    ngx_str_set(&drop[2], "Cookie");
+    drop[3] = ctx->provider->token_header;
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (k = 0; k < 4; k++) {
+            if (ngx_http_oauth_header_is(&h[i].key, &drop[k])) {
+                break;
+            }
+        }
+
+        if (k < 4) {
+            continue;
+        }
+
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    nh = ngx_list_push(&headers);
+    if (nh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(nh, sizeof(ngx_table_elt_t));
+
+    nh->key = ctx->provider->token_header;
+    nh->value = ctx->authorization;
+    nh->lowcase_key = ngx_pnalloc(r->pool, nh->key.len);
+    if (nh->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(nh->lowcase_key, nh->key.data, nh->key.len);
+
+    nh->hash = 0;
+
+    for (j = 0; j < nh->key.len; j++) {
+        nh->hash = ngx_hash(nh->hash, nh->lowcase_key[j]);
+    }
+
+    r->headers_in.headers = headers;
+    r->headers_in.authorization = ngx_http_oauth_header_is(&nh->key,
+                                                           &drop[0])
+                                  ? nh : NULL;
+
+#if (nginx_version >= 1023000)
+    r->headers_in.cookie = NULL;
+#else
+    r->headers_in.cookies.nelts = 0;
+#endif
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_oauth_token_ctx_t  *ctx;
+
+    ctx = rf->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->refresh = NULL;
+    ctx->refresh_result = rf->result;
+    ctx->state = NGX_HTTP_OAUTH_TOKEN_RESUMED;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_oauth_token_cleanup(void *data)
+{
+    ngx_http_oauth_token_ctx_t  *ctx = data;
+
+    if (ctx->refresh) {
+        ngx_http_oauth_refresh_detach(ctx->refresh);
+        ctx->refresh = NULL;
+    }
+}
+
+
+/*
+ * An upstream 401 from the provider's API says the token no longer
+ * works: the next use refreshes it first.
+ */
+
+static ngx_int_t
+ngx_http_oauth_header_filter(ngx_http_request_t *r)
+{
+    uint64_t                     expect;
+    ngx_oauth_str_t              owner, provider, account;
+    ngx_oauth_conn_t             conn;
+    ngx_http_oauth_token_ctx_t  *ctx;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (r != r->main || r->upstream == NULL
+        || r->headers_out.status != NGX_HTTP_UNAUTHORIZED)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_OAUTH_TOKEN_DONE
+        || ctx->kind != NGX_OAUTH_KIND_OAUTH2)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    if (omcf->store
+        && ngx_oauth_store_conn_get(omcf->store, &owner, &provider, &account,
+                                    &conn)
+           == NGX_OAUTH_OK)
+    {
+        if (conn.version == ctx->version) {
+            conn.flags |= NGX_OAUTH_CONN_REFRESH_DUE;
+            expect = conn.version;
+
+            (void) ngx_oauth_store_conn_put(omcf->store, &conn, &expect);
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth: provider \"%V\" answered 401: token will "
+                          "be refreshed before its next use",
+                          &ctx->provider->name);
+        }
+
+        ngx_oauth_conn_free(&conn);
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_str_t                   *s;
+    ngx_http_oauth_token_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_oauth_module);
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_OAUTH_TOKEN_DONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = data ? (ngx_str_t *) ((char *) ctx + data) : &ctx->provider->name;
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_param_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                   *name = (ngx_str_t *) data;
+    size_t                       len;
+    u_char                      *p;
+    ngx_uint_t                   i;
+    ngx_http_oauth_token_ctx_t  *ctx;
+
+    v->not_found = 1;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_oauth_module);
+
+    if (ctx == NULL || ctx->state != NGX_HTTP_OAUTH_TOKEN_DONE) {
+        return NGX_OK;
+    }
+
+    len = name->len - (sizeof("oauth_param_") - 1);
+    p = name->data + sizeof("oauth_param_") - 1;
+
+    for (i = 0; i < ctx->nparams; i++) {
+        if (ctx->params[i].name.len == len
+            && ngx_strncasecmp(ctx->params[i].name.data, p, len) == 0)
+        {
+            v->len = ctx->params[i].value.len;
+            v->data = ctx->params[i].value.data;
+            v->valid = 1;
+            v->no_cacheable = 1;
+            v->not_found = 0;
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
