@@ -138,6 +138,9 @@ char *ngx_http_oauth_providers_init(ngx_conf_t *cf,
 /* oauth_token (ngx_http_oauth_token.c) */
 ngx_int_t ngx_http_oauth_token_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_oauth_token_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_oauth_credential(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_provider_t *pr,
+    ngx_oauth_conn_t *conn, ngx_str_t *secret, ngx_str_t *value);
 
 /* handlers (ngx_http_oauth_flow.c) */
 ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);

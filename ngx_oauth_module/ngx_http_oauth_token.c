@@ -446,14 +446,11 @@ static ngx_int_t
 ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
 {
-    u_char                       *p;
-    size_t                        len;
-    ngx_str_t                     secret;
+    ngx_int_t                     rc;
     ngx_uint_t                    i;
     ngx_oauth_buf_t               url = ngx_oauth_buf_init;
-    ngx_oauth_str_t               missing, *sealed;
+    ngx_oauth_str_t               missing;
     ngx_oauth_pair_t             *vars;
-    const char                   *field;
     ngx_http_oauth_provider_t    *pr;
     ngx_http_oauth_main_conf_t   *omcf;
 
@@ -463,76 +460,22 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ctx->kind = conn->kind;
     ctx->version = conn->version;
 
-    if (conn->kind == NGX_OAUTH_KIND_OAUTH2) {
-        field = "access";
-        sealed = &conn->access;
+    rc = ngx_http_oauth_credential(r->pool, r->connection->log, omcf, pr,
+                                   conn, &ctx->access_token,
+                                   &ctx->authorization);
 
-    } else {
-        field = "credentials";
-        sealed = &conn->secret;
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_BAD_GATEWAY,
+                                         "invalid_credential",
+                                         "the stored credential cannot "
+                                         "be sent");
     }
 
-    if (sealed->len == 0
-        || ngx_http_oauth_open_field(r->pool, r->connection->log,
-                                     omcf->keyring, conn, field, sealed,
-                                     &secret)
-           != NGX_OK)
-    {
+    if (rc != NGX_OK) {
         return ngx_http_oauth_token_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                          "unsealing_failed",
                                          "the stored credential cannot be "
                                          "opened");
-    }
-
-    /* nothing from a provider may start a new header line */
-
-    for (i = 0; i < secret.len; i++) {
-        if (secret.data[i] < 0x20 || secret.data[i] == 0x7f) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "oauth: provider \"%V\": stored credential has "
-                          "control characters, refused", &pr->name);
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_BAD_GATEWAY,
-                                             "invalid_credential",
-                                             "the stored credential cannot "
-                                             "be sent");
-        }
-    }
-
-    ctx->access_token = secret;
-
-    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
-        len = pr->token_prefix.len + ngx_base64_encoded_length(secret.len);
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->authorization.data = p;
-        p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
-
-        {
-            ngx_str_t  enc;
-
-            enc.data = p;
-            ngx_encode_base64(&enc, &secret);
-            p += enc.len;
-        }
-
-        ctx->authorization.len = p - ctx->authorization.data;
-
-    } else {
-        len = pr->token_prefix.len + secret.len;
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->authorization.data = p;
-        p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
-        p = ngx_cpymem(p, secret.data, secret.len);
-        ctx->authorization.len = len;
     }
 
     /* kept params, copied: the record goes away after this */
@@ -594,6 +537,82 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth token: credential injected for provider \"%V\"",
                    &pr->name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The header value that carries conn's credential: the token or key with
+ * the provider's prefix, or Basic with "user:password" encoded.
+ * NGX_DECLINED when the stored value has characters that could start a
+ * new header line.
+ */
+
+ngx_int_t
+ngx_http_oauth_credential(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_provider_t *pr,
+    ngx_oauth_conn_t *conn, ngx_str_t *secret, ngx_str_t *value)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_str_t         enc;
+    ngx_uint_t        i;
+    const char       *field;
+    ngx_oauth_str_t  *sealed;
+
+    if (conn->kind == NGX_OAUTH_KIND_OAUTH2) {
+        field = "access";
+        sealed = &conn->access;
+
+    } else {
+        field = "credentials";
+        sealed = &conn->secret;
+    }
+
+    if (sealed->len == 0
+        || ngx_http_oauth_open_field(pool, log, omcf->keyring, conn, field,
+                                     sealed, secret)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* nothing from a provider may start a new header line */
+
+    for (i = 0; i < secret->len; i++) {
+        if (secret->data[i] < 0x20 || secret->data[i] == 0x7f) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "oauth: provider \"%V\": stored credential has "
+                          "control characters, refused", &pr->name);
+            return NGX_DECLINED;
+        }
+    }
+
+    len = pr->token_prefix.len + secret->len;
+
+    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
+        len = pr->token_prefix.len + ngx_base64_encoded_length(secret->len);
+    }
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = p;
+    p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
+
+    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
+        enc.data = p;
+        ngx_encode_base64(&enc, secret);
+        p += enc.len;
+
+    } else {
+        p = ngx_cpymem(p, secret->data, secret->len);
+    }
+
+    value->len = p - value->data;
 
     return NGX_OK;
 }
