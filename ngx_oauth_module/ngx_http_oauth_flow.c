@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_refresh.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
@@ -65,9 +66,6 @@ static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
 static const char *ngx_http_oauth_connect(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
-static ngx_int_t ngx_http_oauth_seal(ngx_http_request_t *r,
-    ngx_http_oauth_main_conf_t *omcf, ngx_oauth_conn_t *conn,
-    const char *field, ngx_oauth_str_t *plain, ngx_oauth_str_t *sealed);
 static void ngx_http_oauth_cb_finish(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
 static ngx_int_t ngx_http_oauth_result(ngx_http_request_t *r,
@@ -190,8 +188,16 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     }
 
     rc = ngx_http_oauth_start_params(r, p, &params);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_connection_param",
+                                         "a connection parameter is missing "
+                                         "or invalid");
+    }
+
     if (rc != NGX_OK) {
-        return rc;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
@@ -289,6 +295,8 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth start: provider \"%V\"", &p->name);
 
+    ngx_http_oauth_metrics_flow(p, -1);
+
     ngx_http_clear_location(r);
 
     r->headers_out.location = ngx_list_push(&r->headers_out.headers);
@@ -355,7 +363,7 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
 
         buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_PARAM_MAX);
         if (buf == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         rc = ngx_http_oauth_arg(r, (char *) cp[i].name.data, buf,
@@ -379,7 +387,7 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
 
         kp = ngx_array_push(params);
         if (kp == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         ngx_http_oauth_ostr(&kp->name, &cp[i].name);
@@ -392,10 +400,7 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
                       "oauth: connection parameter \"%V\" is missing or "
                       "invalid", &cp[i].name);
 
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_connection_param",
-                                         "a connection parameter is missing "
-                                         "or invalid");
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
@@ -983,132 +988,52 @@ static ngx_int_t
 ngx_http_oauth_token_request(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx)
 {
-    int                          orc;
-    char                         verifier[NGX_OAUTH_VERIFIER_LEN + 1];
-    size_t                       vlen;
-    ngx_int_t                    rc;
-    ngx_uint_t                   i;
-    ngx_oauth_aad_t              aad;
-    ngx_oauth_buf_t              url = ngx_oauth_buf_init;
-    ngx_oauth_buf_t              body = ngx_oauth_buf_init;
-    ngx_oauth_buf_t              user = ngx_oauth_buf_init;
-    ngx_oauth_buf_t              pass = ngx_oauth_buf_init;
-    ngx_oauth_str_t              missing;
-    const char                  *why;
-    ngx_http_oauth_pair_t       *tp;
-    ngx_http_oauth_fetch_t      *f;
-    ngx_http_oauth_provider_t   *p;
+    size_t                   vlen;
+    ngx_int_t                rc;
+    ngx_str_t                verifier;
+    ngx_oauth_conn_t         row;
+    ngx_oauth_buf_t          body = ngx_oauth_buf_init;
+    ngx_http_oauth_fetch_t  *f;
 
-    p = ctx->provider;
     rc = NGX_ERROR;
-    vlen = 0;
-
-    if (ngx_oauth_url_expand(&url, p->token_url.data, p->token_url.len,
-                             ctx->kept.elts, ctx->kept.nelts, &missing)
-        != NGX_OAUTH_OK
-        || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
-           != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: provider \"%V\": cannot build token_url",
-                      &p->name);
-        goto done;
-    }
 
     ngx_oauth_buf_add_form_pair(&body, "grant_type", 10,
                                 "authorization_code", 18);
     ngx_oauth_buf_add_form_pair(&body, "code", 4, ctx->code.data,
                                 ctx->code.len);
     ngx_oauth_buf_add_form_pair(&body, "redirect_uri", 12,
-                                p->redirect_uri.data, p->redirect_uri.len);
+                                ctx->provider->redirect_uri.data,
+                                ctx->provider->redirect_uri.len);
 
     if (ctx->flow.verifier.len) {
-        aad.owner = ctx->flow.owner;
-        aad.provider = ctx->flow.provider;
-        aad.account.len = 0;
-        aad.account.data = NULL;
-        aad.field.len = sizeof("pkce") - 1;
-        aad.field.data = (u_char *) "pkce";
 
-        if (ctx->flow.verifier.len > sizeof(verifier) + 64) {
+        /* the verifier was sealed for (owner, provider, "", "pkce") */
+
+        ngx_memzero(&row, sizeof(ngx_oauth_conn_t));
+        row.owner = ctx->flow.owner;
+        row.provider = ctx->flow.provider;
+
+        if (ngx_http_oauth_open_field(r->pool, r->connection->log,
+                                      ctx->omcf->keyring, &row, "pkce",
+                                      &ctx->flow.verifier, &verifier)
+            != NGX_OK)
+        {
             goto done;
         }
 
-        {
-            u_char  plain[NGX_OAUTH_VERIFIER_LEN + 128];
+        vlen = verifier.len;
 
-            orc = ngx_oauth_open(ctx->omcf->keyring, &aad,
-                                 ctx->flow.verifier.data,
-                                 ctx->flow.verifier.len, plain, &vlen);
-
-            if (orc != NGX_OAUTH_OK || vlen != NGX_OAUTH_VERIFIER_LEN) {
-                ngx_explicit_memzero(plain, sizeof(plain));
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "oauth: cannot open the flow's verifier: %s",
-                              ngx_oauth_strerror(orc));
-                goto done;
-            }
-
-            ngx_memcpy(verifier, plain, vlen);
-            ngx_explicit_memzero(plain, sizeof(plain));
-        }
-
-        ngx_oauth_buf_add_form_pair(&body, "code_verifier", 13, verifier,
-                                    vlen);
+        ngx_oauth_buf_add_form_pair(&body, "code_verifier", 13,
+                                    verifier.data, vlen);
     }
 
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
-        ngx_oauth_buf_add_form_pair(&body, "client_id", 9, p->client_id.data,
-                                    p->client_id.len);
-
-        if (p->client_secret.len) {
-            ngx_oauth_buf_add_form_pair(&body, "client_secret", 13,
-                                        p->client_secret.data,
-                                        p->client_secret.len);
-        }
-
-    } else {
-        /* RFC 6749 section 2.3.1: form-encoded, then Basic */
-
-        ngx_oauth_buf_add_form_escaped(&user, p->client_id.data,
-                                       p->client_id.len);
-        ngx_oauth_buf_add_form_escaped(&pass, p->client_secret.data,
-                                       p->client_secret.len);
-    }
-
-    if (p->token_params) {
-        tp = p->token_params->elts;
-
-        for (i = 0; i < p->token_params->nelts; i++) {
-            ngx_oauth_buf_add_form_pair(&body, tp[i].name.data,
-                                        tp[i].name.len, tp[i].value.data,
-                                        tp[i].value.len);
-        }
-    }
-
-    if (body.failed || user.failed || pass.failed) {
-        goto done;
-    }
-
-    f = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
+    f = ngx_http_oauth_token_call(r->pool, r->connection->log,
+                                  ctx->provider, NULL, ctx->kept.elts,
+                                  ctx->kept.nelts, &body);
     if (f == NULL) {
         goto done;
     }
 
-    if (ngx_http_oauth_pool_str(r, &url, &f->url) != NGX_OK
-        || ngx_http_oauth_pool_str(r, &body, &f->body) != NGX_OK)
-    {
-        goto done;
-    }
-
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
-        && (ngx_http_oauth_pool_str(r, &user, &f->user) != NGX_OK
-            || ngx_http_oauth_pool_str(r, &pass, &f->password) != NGX_OK))
-    {
-        goto done;
-    }
-
-    f->post = 1;
     f->handler = ngx_http_oauth_token_done;
     f->data = ctx;
 
@@ -1121,11 +1046,7 @@ ngx_http_oauth_token_request(ngx_http_request_t *r,
 
 done:
 
-    ngx_explicit_memzero(verifier, sizeof(verifier));
-    ngx_oauth_buf_free(&url);
     ngx_oauth_buf_free(&body);
-    ngx_oauth_buf_free(&user);
-    ngx_oauth_buf_free(&pass);
 
     return rc;
 }
@@ -1447,12 +1368,16 @@ ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         }
     }
 
-    if (ngx_http_oauth_seal(r, ctx->omcf, &conn, "access",
-                            &ctx->token.access_token, &conn.access)
+    if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
+                                  ctx->omcf->keyring, &conn, "access",
+                                  &ctx->token.access_token, &conn.access)
         != NGX_OK
         || (ctx->token.refresh_token.len
-            && ngx_http_oauth_seal(r, ctx->omcf, &conn, "refresh",
-                                   &ctx->token.refresh_token, &conn.refresh)
+            && ngx_http_oauth_seal_field(r->pool, r->connection->log,
+                                         ctx->omcf->keyring, &conn,
+                                         "refresh",
+                                         &ctx->token.refresh_token,
+                                         &conn.refresh)
                != NGX_OK))
     {
         return "internal_error";
@@ -1481,43 +1406,11 @@ ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: provider \"%V\": account connected", &p->name);
 
+    ngx_http_oauth_audit(ctx->omcf, r->connection->log, "connected",
+                         &conn.owner, &p->name, &conn.account, "ok", NULL,
+                         &r->connection->addr_text);
+
     return NULL;
-}
-
-
-static ngx_int_t
-ngx_http_oauth_seal(ngx_http_request_t *r, ngx_http_oauth_main_conf_t *omcf,
-    ngx_oauth_conn_t *conn, const char *field, ngx_oauth_str_t *plain,
-    ngx_oauth_str_t *sealed)
-{
-    size_t           len;
-    ngx_oauth_aad_t  aad;
-
-    aad.owner = conn->owner;
-    aad.provider = conn->provider;
-    aad.account = conn->account;
-    aad.field.len = ngx_strlen(field);
-    aad.field.data = (u_char *) field;
-
-    len = ngx_oauth_seal_size(omcf->keyring->keys[0].kid_len, plain->len);
-
-    sealed->data = ngx_pnalloc(r->pool, len);
-    if (sealed->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_oauth_seal(omcf->keyring, &aad, plain->data, plain->len,
-                       sealed->data, &len)
-        != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "oauth: sealing failed");
-        return NGX_ERROR;
-    }
-
-    sealed->len = len;
-
-    return NGX_OK;
 }
 
 
@@ -1553,6 +1446,8 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                       "oauth: flow for provider \"%V\" ended: %s",
                       &ctx->flow.provider, error);
     }
+
+    ngx_http_oauth_metrics_flow(ctx->provider, error ? 1 : 0);
 
     if (ctx->flow.mode == NGX_OAUTH_MODE_POPUP) {
         return ngx_http_oauth_result_popup(r, ctx, error, account);

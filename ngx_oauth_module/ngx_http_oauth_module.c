@@ -42,6 +42,8 @@ static char *ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_oauth_circuit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_oauth_preconfiguration(ngx_conf_t *cf);
@@ -152,6 +154,20 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("oauth_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth_content,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_oauth_api_handler },
+
+    { ngx_string("oauth_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth_content,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_oauth_metrics_handler },
 
     { ngx_string("oauth_token"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -465,7 +481,15 @@ ngx_http_oauth_init_main_conf(ngx_conf_t *cf, void *conf)
         omcf->max_readers = ccf->worker_processes * 4 + 16;
     }
 
-    return ngx_http_oauth_providers_init(cf, omcf);
+    if (ngx_http_oauth_providers_init(cf, omcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_oauth_metrics_zone(cf, omcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1172,4 +1196,27 @@ invalid:
                        "invalid parameter \"%V\" in \"%V\"",
                        &value[i], &cmd->name);
     return NGX_CONF_ERROR;
+}
+
+
+/* oauth_api and oauth_metrics: content handlers named in cmd->post */
+
+static char *
+ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate";
+    }
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
+    omcf->enabled = 1;
+
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
+
+    return NGX_CONF_OK;
 }

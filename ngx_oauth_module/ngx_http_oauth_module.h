@@ -80,6 +80,8 @@ typedef struct {
     ngx_str_t                    token_prefix;
     ngx_flag_t                   token_prefix_set;
 
+    ngx_uint_t                   index;      /* in the providers array */
+
     u_char                      *file;       /* where it was defined */
     ngx_uint_t                   line;
 } ngx_http_oauth_provider_t;
@@ -134,6 +136,30 @@ char *ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_oauth_providers_init(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf);
+
+/* results counted for oauth_token */
+#define NGX_HTTP_OAUTH_INJECT_OK             0
+#define NGX_HTTP_OAUTH_INJECT_UNAUTH         1
+#define NGX_HTTP_OAUTH_INJECT_NOT_CONNECTED  2
+#define NGX_HTTP_OAUTH_INJECT_ACCOUNT        3
+#define NGX_HTTP_OAUTH_INJECT_REAUTH         4
+#define NGX_HTTP_OAUTH_INJECT_UNAVAILABLE    5
+#define NGX_HTTP_OAUTH_INJECT_ERROR          6
+#define NGX_HTTP_OAUTH_INJECT_LAST           7
+
+/* metrics (ngx_http_oauth_metrics.c); a flow event < 0 is a start */
+ngx_int_t ngx_http_oauth_metrics_zone(ngx_conf_t *cf,
+    ngx_http_oauth_main_conf_t *omcf);
+void ngx_http_oauth_metrics_flow(ngx_http_oauth_provider_t *p,
+    ngx_int_t event);
+void ngx_http_oauth_metrics_refresh(ngx_http_oauth_provider_t *p,
+    ngx_uint_t result);
+void ngx_http_oauth_metrics_inject(ngx_uint_t result);
+void ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed);
+ngx_int_t ngx_http_oauth_metrics_handler(ngx_http_request_t *r);
+
+/* oauth_api (ngx_http_oauth_api.c) */
+ngx_int_t ngx_http_oauth_api_handler(ngx_http_request_t *r);
 
 /* oauth_token (ngx_http_oauth_token.c) */
 ngx_int_t ngx_http_oauth_token_add_variables(ngx_conf_t *cf);

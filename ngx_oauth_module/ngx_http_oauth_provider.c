@@ -802,6 +802,8 @@ ngx_http_oauth_providers_init(ngx_conf_t *cf,
     p = omcf->providers.elts;
 
     for (i = 0; i < omcf->providers.nelts; i++) {
+        p[i].index = i;
+
         if (p[i].preset.data
             && ngx_http_oauth_provider_preset(cf, &p[i], catalog) != NGX_OK)
         {

@@ -356,8 +356,8 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
     ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain.data,
                                 plain.len);
 
-    f = ngx_http_oauth_token_call(rf->pool, rf->log, p, vars, conn.nparams,
-                                  &body);
+    f = ngx_http_oauth_token_call(rf->pool, rf->log, p, NULL, vars,
+                                  conn.nparams, &body);
 
     ngx_oauth_buf_free(&body);
     ngx_oauth_conn_free(&conn);
@@ -649,6 +649,8 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
     }
 
     if (rf->fetch_done) {
+        ngx_http_oauth_metrics_refresh(rf->provider, result);
+
         ngx_http_oauth_audit(rf->omcf, rf->log,
                              result == NGX_HTTP_OAUTH_REFRESH_OK
                              ? "refreshed" : "refresh_failed",
@@ -705,8 +707,8 @@ ngx_http_oauth_refresh_cleanup(void *data)
 
 ngx_http_oauth_fetch_t *
 ngx_http_oauth_token_call(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
-    ngx_oauth_buf_t *body)
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body)
 {
     ngx_uint_t               i;
     ngx_oauth_buf_t          url = ngx_oauth_buf_init;
@@ -719,7 +721,11 @@ ngx_http_oauth_token_call(ngx_pool_t *pool, ngx_log_t *log,
 
     f = NULL;
 
-    if (ngx_oauth_url_expand(&url, p->token_url.data, p->token_url.len,
+    if (endpoint == NULL) {
+        endpoint = &p->token_url;
+    }
+
+    if (ngx_oauth_url_expand(&url, endpoint->data, endpoint->len,
                              vars, nvars, &missing)
         != NGX_OAUTH_OK
         || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)

@@ -92,12 +92,13 @@ ngx_uint_t ngx_http_oauth_circuit_state(ngx_http_oauth_main_conf_t *omcf,
 #define NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN  2
 
 /*
- * A token endpoint call: url from token_url with vars, body plus client
+ * A token endpoint call (or revocation, with endpoint): url from
+ * token_url with vars, body plus client
  * authentication and token_param lines.  The caller sets handler and
  * data and starts it.
  */
 ngx_http_oauth_fetch_t *ngx_http_oauth_token_call(ngx_pool_t *pool,
-    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
 
 /* the background refresher: one timer per worker */

@@ -280,6 +280,8 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
 
     ctx->state = NGX_HTTP_OAUTH_TOKEN_DONE;
 
+    ngx_http_oauth_metrics_inject(NGX_HTTP_OAUTH_INJECT_OK);
+
     return NGX_DECLINED;
 }
 
@@ -294,6 +296,16 @@ ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: token not injected: %s", code);
+
+    ngx_http_oauth_metrics_inject(
+        status == NGX_HTTP_UNAUTHORIZED
+        ? (code[0] == 'n' ? NGX_HTTP_OAUTH_INJECT_NOT_CONNECTED
+           : code[0] == 'r' ? NGX_HTTP_OAUTH_INJECT_REAUTH
+           : NGX_HTTP_OAUTH_INJECT_UNAUTH)
+        : status == NGX_HTTP_CONFLICT ? NGX_HTTP_OAUTH_INJECT_ACCOUNT
+        : status == NGX_HTTP_SERVICE_UNAVAILABLE
+          ? NGX_HTTP_OAUTH_INJECT_UNAVAILABLE
+        : NGX_HTTP_OAUTH_INJECT_ERROR);
 
     rc = ngx_http_oauth_send_error(r, status, code, message);
 

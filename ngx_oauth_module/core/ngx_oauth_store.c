@@ -1,0 +1,1655 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+#include "ngx_oauth_store.h"
+
+
+#define NGX_OAUTH_STORE_DBS          4
+#define NGX_OAUTH_STORE_READERS      126
+#define NGX_OAUTH_STORE_OPEN_TRIES   5
+#define NGX_OAUTH_STORE_ERR_LEN      256
+#define NGX_OAUTH_STORE_HASH_LEN     32
+#define NGX_OAUTH_STORE_LEASE_LEN    16
+#define NGX_OAUTH_STORE_META_KEY_MAX 511
+#define NGX_OAUTH_STORE_VERSION_KEY  "version"
+
+/* owner length (2) | owner | provider length (1) | provider | account */
+#define NGX_OAUTH_STORE_KEY_MAX                                              \
+    (2 + NGX_OAUTH_OWNER_MAX + 1 + NGX_OAUTH_PROVIDER_MAX                    \
+     + NGX_OAUTH_ACCOUNT_MAX)
+
+
+struct ngx_oauth_store_s {
+    MDB_env            *env;
+    MDB_dbi             meta;
+    MDB_dbi             flows;
+    MDB_dbi             conns;
+    MDB_dbi             leases;
+    pid_t               pid;
+    char                err[NGX_OAUTH_STORE_ERR_LEN];
+};
+
+
+static int ngx_oauth_store_env_open(ngx_oauth_store_t *st,
+    const ngx_oauth_store_conf_t *conf, char *err, size_t errlen);
+static int ngx_oauth_store_check_file(ngx_oauth_store_t *st,
+    const char *path, char *err, size_t errlen);
+static int ngx_oauth_store_check_mode(const char *path, int fd);
+static int ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path,
+    char *err, size_t errlen);
+static int ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags,
+    MDB_txn **txn);
+static int ngx_oauth_store_fail(ngx_oauth_store_t *st, int rc,
+    const char *what);
+static int ngx_oauth_store_flow_key(ngx_oauth_store_t *st,
+    const char *state, size_t len, unsigned char *key);
+static int ngx_oauth_store_conn_key(unsigned char *key, size_t *len,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static int ngx_oauth_store_conn_prefix(unsigned char *key, size_t *len,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider);
+static int ngx_oauth_store_conn_check(const ngx_oauth_conn_t *conn,
+    const MDB_val *key);
+static int ngx_oauth_store_meta_key(const char *key, MDB_val *k);
+static time_t ngx_oauth_store_time(uint64_t v);
+static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
+static uint64_t ngx_oauth_store_get64(const unsigned char *p);
+
+
+/* in the order of the MDB_dbi members of ngx_oauth_store_t */
+static const char  *ngx_oauth_store_dbs[NGX_OAUTH_STORE_DBS] = {
+    "meta", "flows", "conns", "leases"
+};
+
+
+int
+ngx_oauth_store_open(ngx_oauth_store_t **st,
+    const ngx_oauth_store_conf_t *conf, int *stale, char *err,
+    size_t errlen)
+{
+    int                 rc, dead;
+    ngx_oauth_store_t  *s;
+
+    *st = NULL;
+
+    if (stale != NULL) {
+        *stale = 0;
+    }
+
+    if (errlen) {
+        err[0] = '\0';
+    }
+
+    if (conf == NULL || conf->path == NULL || conf->path[0] == '\0') {
+        snprintf(err, errlen, "no store path");
+        return NGX_OAUTH_INVALID;
+    }
+
+    s = calloc(1, sizeof(ngx_oauth_store_t));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NGX_OAUTH_NOMEM;
+    }
+
+    s->pid = getpid();
+
+    rc = ngx_oauth_store_env_open(s, conf, err, errlen);
+    if (rc != NGX_OAUTH_OK) {
+        goto failed;
+    }
+
+    /* before any transaction touches a page that may lie beyond the end */
+
+    rc = ngx_oauth_store_check_file(s, conf->path, err, errlen);
+    if (rc != NGX_OAUTH_OK) {
+        goto failed;
+    }
+
+    /* slots of readers that died (kill -9) hold back page reuse */
+
+    dead = 0;
+
+    rc = mdb_reader_check(s->env, &dead);
+    if (rc != 0) {
+        snprintf(err, errlen, "mdb_reader_check(\"%s\") failed: %s",
+                 conf->path, mdb_strerror(rc));
+        rc = NGX_OAUTH_ERROR;
+        goto failed;
+    }
+
+    rc = ngx_oauth_store_init(s, conf->path, err, errlen);
+    if (rc != NGX_OAUTH_OK) {
+        goto failed;
+    }
+
+    if (stale != NULL) {
+        *stale = dead;
+    }
+
+    *st = s;
+
+    return NGX_OAUTH_OK;
+
+failed:
+
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+    }
+
+    free(s);
+
+    return rc;
+}
+
+
+void
+ngx_oauth_store_close(ngx_oauth_store_t *st)
+{
+    if (st == NULL) {
+        return;
+    }
+
+    mdb_env_close(st->env);
+    free(st);
+}
+
+
+const char *
+ngx_oauth_store_error(ngx_oauth_store_t *st)
+{
+    if (st == NULL) {
+        return "no store";
+    }
+
+    return st->err;
+}
+
+
+int
+ngx_oauth_store_reader_check(ngx_oauth_store_t *st, int *stale)
+{
+    int  rc, dead;
+
+    if (stale != NULL) {
+        *stale = 0;
+    }
+
+    if (st->pid != getpid()) {
+        snprintf(st->err, sizeof(st->err), "store used across fork()");
+        return NGX_OAUTH_ERROR;
+    }
+
+    dead = 0;
+
+    rc = mdb_reader_check(st->env, &dead);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_reader_check");
+    }
+
+    if (stale != NULL) {
+        *stale = dead;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+int
+ngx_oauth_store_flow_put(ngx_oauth_store_t *st, const char *state,
+    size_t len, const ngx_oauth_flow_t *flow)
+{
+    int             rc, ret;
+    size_t          n;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char  *buf, key[NGX_OAUTH_STORE_HASH_LEN];
+
+    ret = ngx_oauth_store_flow_key(st, state, len, key);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    ret = ngx_oauth_flow_encode(flow, &buf, &n);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "flow record not encoded");
+        return ret;
+    }
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        goto done;
+    }
+
+    k.mv_size = sizeof(key);
+    k.mv_data = key;
+    v.mv_size = n;
+    v.mv_data = buf;
+
+    /* a state is random: one that exists already is never replaced */
+
+    rc = mdb_put(txn, st->flows, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        snprintf(st->err, sizeof(st->err), "flow state exists");
+        ret = NGX_OAUTH_CONFLICT;
+        goto done;
+    }
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    /* the transaction is gone after a commit, whatever the result */
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    free(buf);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
+    size_t len, ngx_oauth_flow_t *flow)
+{
+    int             rc, ret, dec;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_HASH_LEN];
+
+    memset(flow, 0, sizeof(ngx_oauth_flow_t));
+
+    ret = ngx_oauth_store_flow_key(st, state, len, key);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    k.mv_size = sizeof(key);
+    k.mv_data = key;
+
+    rc = mdb_get(txn, st->flows, &k, &v);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    /*
+     * decode copies the record out of the map before the delete; a record
+     * that does not decode is deleted all the same, and its state fails
+     */
+
+    dec = ngx_oauth_flow_decode(v.mv_data, v.mv_size, flow);
+
+    rc = mdb_del(txn, st->flows, &k, NULL);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    if (dec != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "flow record does not decode");
+    }
+
+    ret = dec;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    if (ret != NGX_OAUTH_OK) {
+        ngx_oauth_flow_free(flow);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
+    size_t *purged)
+{
+    int                rc, ret;
+    size_t             n;
+    MDB_val            k, v;
+    MDB_txn           *txn;
+    MDB_cursor        *cur;
+    ngx_oauth_flow_t   flow;
+
+    if (purged != NULL) {
+        *purged = 0;
+    }
+
+    cur = NULL;
+    n = 0;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->flows, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto done;
+    }
+
+    /* after mdb_cursor_del() the cursor is on the next item already */
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
+            == NGX_OAUTH_OK)
+        {
+            if (flow.expires >= now) {
+                ngx_oauth_flow_free(&flow);
+                continue;
+            }
+
+            ngx_oauth_flow_free(&flow);
+        }
+
+        /* expired, or a record nobody can use */
+
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_del");
+            goto done;
+        }
+
+        n++;
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto done;
+    }
+
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    if (purged != NULL) {
+        *purged = n;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, ngx_oauth_conn_t *conn)
+{
+    int             rc, ret;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
+
+    memset(conn, 0, sizeof(ngx_oauth_conn_t));
+
+    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->conns, &k, &v);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    ret = ngx_oauth_conn_decode(v.mv_data, v.mv_size, conn);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err),
+                 "connection record does not decode");
+        goto done;
+    }
+
+    /* a record copied under another key must not be believed */
+
+    ret = ngx_oauth_store_conn_check(conn, &k);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err),
+                 "connection record under a wrong key");
+        ngx_oauth_conn_free(conn);
+    }
+
+done:
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
+    const uint64_t *expect)
+{
+    int               rc, ret, exists;
+    size_t            n;
+    MDB_val           k, v;
+    MDB_txn          *txn;
+    uint64_t          version;
+    unsigned char    *buf, key[NGX_OAUTH_STORE_KEY_MAX];
+    ngx_oauth_conn_t  old, rec;
+
+    buf = NULL;
+
+    if (ngx_oauth_store_conn_key(key, &k.mv_size, &conn->owner,
+                                 &conn->provider, &conn->account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    /* the read, the check and the write share one write transaction */
+
+    version = 0;
+    exists = 0;
+
+    rc = mdb_get(txn, st->conns, &k, &v);
+
+    if (rc == 0) {
+        exists = 1;
+
+        if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, &old)
+            == NGX_OAUTH_OK)
+        {
+            version = old.version;
+            ngx_oauth_conn_free(&old);
+
+        } else if (expect != NULL) {
+            snprintf(st->err, sizeof(st->err),
+                     "stored connection record does not decode");
+            ret = NGX_OAUTH_INVALID;
+            goto done;
+        }
+
+    } else if (rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    if (expect != NULL
+        && (*expect == 0 ? exists : (!exists || version != *expect)))
+    {
+        snprintf(st->err, sizeof(st->err),
+                 "connection changed: version %llu, expected %llu",
+                 (unsigned long long) version,
+                 (unsigned long long) *expect);
+        ret = NGX_OAUTH_CONFLICT;
+        goto done;
+    }
+
+    /* the caller's struct changes only once the put is committed */
+
+    rec = *conn;
+    rec.version = version + 1;
+
+    ret = ngx_oauth_conn_encode(&rec, &buf, &n);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "connection record not encoded");
+        goto done;
+    }
+
+    v.mv_size = n;
+    v.mv_data = buf;
+
+    rc = mdb_put(txn, st->conns, &k, &v, 0);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    conn->version = rec.version;
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    free(buf);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_conn_delete(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    int             rc, ret;
+    MDB_val         k;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
+
+    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_del(txn, st->conns, &k, NULL);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+        goto done;
+    }
+
+    /* a lease of a deleted connection would only linger */
+
+    rc = mdb_del(txn, st->leases, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_conn_each(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    ngx_oauth_conn_iter_pt iter, void *data)
+{
+    int                rc, ret, stop;
+    size_t             plen, bad;
+    MDB_val            k, v;
+    MDB_txn           *txn;
+    MDB_cursor        *cur;
+    unsigned char      prefix[NGX_OAUTH_STORE_KEY_MAX];
+    ngx_oauth_conn_t   conn;
+
+    plen = 0;
+
+    if (owner != NULL) {
+        if (ngx_oauth_store_conn_prefix(prefix, &plen, owner, provider)
+            != NGX_OAUTH_OK)
+        {
+            snprintf(st->err, sizeof(st->err), "invalid connection key");
+            return NGX_OAUTH_INVALID;
+        }
+
+    } else if (provider != NULL
+               && (provider->len == 0
+                   || provider->len > NGX_OAUTH_PROVIDER_MAX
+                   || provider->data == NULL))
+    {
+        snprintf(st->err, sizeof(st->err), "invalid provider");
+        return NGX_OAUTH_INVALID;
+    }
+
+    cur = NULL;
+    bad = 0;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->conns, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto done;
+    }
+
+    if (plen) {
+        k.mv_size = plen;
+        k.mv_data = prefix;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+
+    for ( /* void */ ; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+            break;
+        }
+
+        if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, &conn)
+            != NGX_OAUTH_OK)
+        {
+            bad++;
+            continue;
+        }
+
+        if (ngx_oauth_store_conn_check(&conn, &k) != NGX_OAUTH_OK) {
+            ngx_oauth_conn_free(&conn);
+            bad++;
+            continue;
+        }
+
+        if (owner == NULL && provider != NULL
+            && (conn.provider.len != provider->len
+                || memcmp(conn.provider.data, provider->data, provider->len)))
+        {
+            ngx_oauth_conn_free(&conn);
+            continue;
+        }
+
+        stop = iter(&conn, data);
+        ngx_oauth_conn_free(&conn);
+
+        if (stop) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto done;
+    }
+
+    if (bad) {
+        snprintf(st->err, sizeof(st->err),
+                 "%zu connection records do not decode", bad);
+        ret = NGX_OAUTH_INVALID;
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder, time_t now,
+    time_t deadline)
+{
+    int             rc, ret;
+    time_t          until;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
+    unsigned char   lease[NGX_OAUTH_STORE_LEASE_LEN];
+
+    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->leases, &k, &v);
+
+    if (rc == 0) {
+
+        /* a lease value of another size is garbage: take it over */
+
+        if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN) {
+            until = ngx_oauth_store_time(
+                        ngx_oauth_store_get64((unsigned char *) v.mv_data + 8));
+
+            if (ngx_oauth_store_get64(v.mv_data) != holder && until >= now) {
+                ret = NGX_OAUTH_BUSY;
+                goto done;
+            }
+        }
+
+    } else if (rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    ngx_oauth_store_put64(lease, holder);
+    ngx_oauth_store_put64(lease + 8, (uint64_t) (int64_t) deadline);
+
+    v.mv_size = sizeof(lease);
+    v.mv_data = lease;
+
+    rc = mdb_put(txn, st->leases, &k, &v, 0);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder)
+{
+    int             rc, ret;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
+
+    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->leases, &k, &v);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
+        && ngx_oauth_store_get64(v.mv_data) != holder)
+    {
+        ret = NGX_OAUTH_BUSY;
+        goto done;
+    }
+
+    rc = mdb_del(txn, st->leases, &k, NULL);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_meta_get(ngx_oauth_store_t *st, const char *key,
+    unsigned char *buf, size_t *len)
+{
+    int       rc, ret;
+    MDB_val   k, v;
+    MDB_txn  *txn;
+
+    if (ngx_oauth_store_meta_key(key, &k) != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "invalid meta key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    if (v.mv_size > *len) {
+        *len = v.mv_size;
+        ret = NGX_OAUTH_TOO_LARGE;
+        goto done;
+    }
+
+    if (v.mv_size) {
+        memcpy(buf, v.mv_data, v.mv_size);
+    }
+
+    *len = v.mv_size;
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
+    const unsigned char *buf, size_t len)
+{
+    int       rc, ret;
+    MDB_val   k, v;
+    MDB_txn  *txn;
+
+    if (ngx_oauth_store_meta_key(key, &k) != NGX_OAUTH_OK
+        || strcmp(key, NGX_OAUTH_STORE_VERSION_KEY) == 0
+        || (len && buf == NULL))
+    {
+        snprintf(st->err, sizeof(st->err), "invalid meta key or value");
+        return NGX_OAUTH_INVALID;
+    }
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    v.mv_size = len;
+    v.mv_data = (void *) buf;
+
+    rc = mdb_put(txn, st->meta, &k, &v, 0);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_copy(ngx_oauth_store_t *st, const char *dest)
+{
+    int  fd, rc, ret;
+
+    if (st->pid != getpid()) {
+        snprintf(st->err, sizeof(st->err), "store used across fork()");
+        return NGX_OAUTH_ERROR;
+    }
+
+    if (dest == NULL || dest[0] == '\0') {
+        snprintf(st->err, sizeof(st->err), "no backup path");
+        return NGX_OAUTH_INVALID;
+    }
+
+    /*
+     * mdb_env_copy2() would create the file 0666 less the umask: the copy
+     * holds the same records as the store, so it gets the same mode
+     */
+
+    fd = open(dest, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600);
+    if (fd == -1) {
+        snprintf(st->err, sizeof(st->err), "open(\"%s\") failed: %s",
+                 dest, strerror(errno));
+        return NGX_OAUTH_ERROR;
+    }
+
+    rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_env_copyfd2");
+        goto failed;
+    }
+
+    if (fsync(fd) == -1) {
+        snprintf(st->err, sizeof(st->err), "fsync(\"%s\") failed: %s",
+                 dest, strerror(errno));
+        ret = NGX_OAUTH_ERROR;
+        goto failed;
+    }
+
+    if (close(fd) == -1) {
+        fd = -1;
+        snprintf(st->err, sizeof(st->err), "close(\"%s\") failed: %s",
+                 dest, strerror(errno));
+        ret = NGX_OAUTH_ERROR;
+        goto failed;
+    }
+
+    return NGX_OAUTH_OK;
+
+failed:
+
+    if (fd != -1) {
+        (void) close(fd);
+    }
+
+    (void) unlink(dest);
+
+    return ret;
+}
+
+
+static int
+ngx_oauth_store_env_open(ngx_oauth_store_t *st,
+    const ngx_oauth_store_conf_t *conf, char *err, size_t errlen)
+{
+    int              rc, i;
+    unsigned         flags, readers;
+    const char      *what;
+    struct stat      sb;
+    struct timespec  ts;
+
+    flags = MDB_NOSUBDIR;
+
+    /* never MDB_WRITEMAP nor MDB_NOMETASYNC; MDB_NOSYNC only if asked */
+
+    if (conf->sync == 0) {
+        flags |= MDB_NOSYNC;
+    }
+
+    readers = conf->max_readers ? conf->max_readers : NGX_OAUTH_STORE_READERS;
+
+    /* LMDB would create the lock file before it fails on a directory */
+
+    if (stat(conf->path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "store \"%s\" is not a regular file",
+                 conf->path);
+        return NGX_OAUTH_INVALID;
+    }
+
+    for (i = 0; /* void */ ; i++) {
+
+        what = "mdb_env_create";
+
+        rc = mdb_env_create(&st->env);
+        if (rc != 0) {
+            st->env = NULL;
+            break;
+        }
+
+        what = "mdb_env_set_maxreaders";
+
+        rc = mdb_env_set_maxreaders(st->env, readers);
+        if (rc != 0) {
+            break;
+        }
+
+        what = "mdb_env_set_maxdbs";
+
+        rc = mdb_env_set_maxdbs(st->env, NGX_OAUTH_STORE_DBS);
+        if (rc != 0) {
+            break;
+        }
+
+        if (conf->max_size) {
+            what = "mdb_env_set_mapsize";
+
+            rc = mdb_env_set_mapsize(st->env, conf->max_size);
+            if (rc != 0) {
+                break;
+            }
+        }
+
+        what = "mdb_env_open";
+
+        rc = mdb_env_open(st->env, conf->path, flags, 0600);
+        if (rc == 0) {
+            return NGX_OAUTH_OK;
+        }
+
+        /* a failed mdb_env_open() leaves a handle only good for closing */
+
+        mdb_env_close(st->env);
+        st->env = NULL;
+
+        /*
+         * opening can fail while another process (a worker starting
+         * beside this one) opens or closes the same file
+         */
+
+        if ((rc != EAGAIN && rc != EBUSY && rc != EINTR)
+            || i + 1 == NGX_OAUTH_STORE_OPEN_TRIES)
+        {
+            break;
+        }
+
+        ts.tv_sec = 0;
+        ts.tv_nsec = 10000000L << i;
+        (void) nanosleep(&ts, NULL);
+    }
+
+    snprintf(err, errlen, "%s(\"%s\") failed: %s", what, conf->path,
+             mdb_strerror(rc));
+
+    if (st->env != NULL) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+    }
+
+    return (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+           ? NGX_OAUTH_INVALID : NGX_OAUTH_ERROR;
+}
+
+
+/*
+ * LMDB 0.9 trusts the meta page: a file truncated after it was written
+ * would map pages beyond its end and fault on first access
+ */
+
+static int
+ngx_oauth_store_check_file(ngx_oauth_store_t *st, const char *path,
+    char *err, size_t errlen)
+{
+    int           rc, fd;
+    MDB_stat      ms;
+    MDB_envinfo   info;
+    struct stat   sb;
+    uint64_t      need;
+
+    rc = mdb_env_get_fd(st->env, &fd);
+    if (rc != 0) {
+        snprintf(err, errlen, "mdb_env_get_fd(\"%s\") failed: %s", path,
+                 mdb_strerror(rc));
+        return NGX_OAUTH_ERROR;
+    }
+
+    if (fstat(fd, &sb) == -1) {
+        snprintf(err, errlen, "fstat(\"%s\") failed: %s", path,
+                 strerror(errno));
+        return NGX_OAUTH_ERROR;
+    }
+
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "store \"%s\" is not a regular file", path);
+        return NGX_OAUTH_INVALID;
+    }
+
+    rc = mdb_env_info(st->env, &info);
+    if (rc == 0) {
+        rc = mdb_env_stat(st->env, &ms);
+    }
+
+    if (rc != 0) {
+        snprintf(err, errlen, "mdb_env_info(\"%s\") failed: %s", path,
+                 mdb_strerror(rc));
+        return NGX_OAUTH_ERROR;
+    }
+
+    need = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+
+    if ((uint64_t) sb.st_size < need) {
+        snprintf(err, errlen,
+                 "store \"%s\" is truncated: %lld bytes, its pages need %llu",
+                 path, (long long) sb.st_size, (unsigned long long) need);
+        return NGX_OAUTH_INVALID;
+    }
+
+    if (ngx_oauth_store_check_mode(path, fd) != NGX_OAUTH_OK) {
+        snprintf(err, errlen, "chmod(\"%s\", 0600) failed: %s", path,
+                 strerror(errno));
+        return NGX_OAUTH_ERROR;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* a file made by hand (or by an old version) may be readable by others */
+
+static int
+ngx_oauth_store_check_mode(const char *path, int fd)
+{
+    int          rc;
+    char        *lock;
+    size_t       len;
+    struct stat  sb;
+
+    if (fstat(fd, &sb) == -1) {
+        return NGX_OAUTH_ERROR;
+    }
+
+    if ((sb.st_mode & 0077) && fchmod(fd, 0600) == -1) {
+        return NGX_OAUTH_ERROR;
+    }
+
+    len = strlen(path);
+
+    lock = malloc(len + sizeof("-lock"));
+    if (lock == NULL) {
+        return NGX_OAUTH_ERROR;
+    }
+
+    memcpy(lock, path, len);
+    memcpy(lock + len, "-lock", sizeof("-lock"));
+
+    rc = NGX_OAUTH_OK;
+
+    if (stat(lock, &sb) == 0
+        && (sb.st_mode & 0077)
+        && chmod(lock, 0600) == -1)
+    {
+        rc = NGX_OAUTH_ERROR;
+    }
+
+    free(lock);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
+    size_t errlen)
+{
+    int             rc, ret;
+    size_t          i;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    MDB_stat        ms;
+    unsigned long   version;
+    const char     *what;
+    unsigned char   c;
+    char            buf[16];
+    MDB_dbi        *dbi[NGX_OAUTH_STORE_DBS];
+
+    dbi[0] = &st->meta;
+    dbi[1] = &st->flows;
+    dbi[2] = &st->conns;
+    dbi[3] = &st->leases;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(err, errlen, "store \"%s\": %s", path, st->err);
+        return ret;
+    }
+
+    /*
+     * rc stays 0 unless an LMDB call failed: the exit turns it into ret
+     * and the message; the other failures set ret themselves
+     */
+
+    ret = NGX_OAUTH_INVALID;
+
+    /* handles opened in a transaction live on once it commits */
+
+    for (i = 0; i < NGX_OAUTH_STORE_DBS; i++) {
+        what = "mdb_dbi_open";
+
+        rc = mdb_dbi_open(txn, ngx_oauth_store_dbs[i], MDB_CREATE, dbi[i]);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    k.mv_size = sizeof(NGX_OAUTH_STORE_VERSION_KEY) - 1;
+    k.mv_data = NGX_OAUTH_STORE_VERSION_KEY;
+
+    what = "mdb_get";
+
+    rc = mdb_get(txn, st->meta, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+
+        /* no tag: only a store without any record is new */
+
+        for (i = 0; i < NGX_OAUTH_STORE_DBS; i++) {
+            what = "mdb_stat";
+
+            rc = mdb_stat(txn, *dbi[i], &ms);
+            if (rc != 0) {
+                goto done;
+            }
+
+            if (ms.ms_entries) {
+                snprintf(err, errlen, "store \"%s\" has records but no "
+                         "version tag: not an ngx_oauth store, refused",
+                         path);
+                goto done;
+            }
+        }
+
+        v.mv_size = (size_t) snprintf(buf, sizeof(buf), "%d",
+                                      NGX_OAUTH_STORE_VERSION);
+        v.mv_data = buf;
+
+        what = "mdb_put";
+
+        rc = mdb_put(txn, st->meta, &k, &v, 0);
+        if (rc != 0) {
+            goto done;
+        }
+
+    } else if (rc != 0) {
+        goto done;
+
+    } else {
+
+        /* never wiped: the operator decides what becomes of the data */
+
+        version = 0;
+
+        for (i = 0; i < v.mv_size; i++) {
+            c = ((unsigned char *) v.mv_data)[i];
+
+            if (c < '0' || c > '9' || i == 9) {
+                version = 0;
+                break;
+            }
+
+            version = version * 10 + (unsigned long) (c - '0');
+        }
+
+        if (version != NGX_OAUTH_STORE_VERSION) {
+            snprintf(err, errlen, "store \"%s\" has format version "
+                     "\"%.*s\", this build reads version %d only: refused",
+                     path, (int) (v.mv_size < 16 ? v.mv_size : 16),
+                     (char *) v.mv_data, NGX_OAUTH_STORE_VERSION);
+            goto done;
+        }
+    }
+
+    what = "mdb_txn_commit";
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, what);
+        snprintf(err, errlen, "store \"%s\": %s", path, st->err);
+    }
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+static int
+ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags, MDB_txn **txn)
+{
+    int  rc, dead;
+
+    *txn = NULL;
+
+    if (st->pid != getpid()) {
+        snprintf(st->err, sizeof(st->err), "store used across fork()");
+        return NGX_OAUTH_ERROR;
+    }
+
+    rc = mdb_txn_begin(st->env, NULL, flags, txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+
+        /* another process grew the map: adopt its size, no txn is open */
+
+        rc = mdb_env_set_mapsize(st->env, 0);
+        if (rc == 0) {
+            rc = mdb_txn_begin(st->env, NULL, flags, txn);
+        }
+
+    } else if (rc == MDB_READERS_FULL) {
+
+        /* dead processes may hold the slots */
+
+        rc = mdb_reader_check(st->env, &dead);
+        if (rc == 0) {
+            rc = mdb_txn_begin(st->env, NULL, flags, txn);
+        }
+    }
+
+    if (rc != 0) {
+        *txn = NULL;
+        return ngx_oauth_store_fail(st, rc, "mdb_txn_begin");
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_store_fail(ngx_oauth_store_t *st, int rc, const char *what)
+{
+    /* not finding a key is an answer, not an error worth logging */
+
+    if (rc == MDB_NOTFOUND) {
+        return NGX_OAUTH_NOT_FOUND;
+    }
+
+    snprintf(st->err, sizeof(st->err), "%s() failed: %s", what,
+             mdb_strerror(rc));
+
+    return (rc == MDB_MAP_FULL) ? NGX_OAUTH_FULL : NGX_OAUTH_ERROR;
+}
+
+
+/* the raw state never reaches the file: a copy of it cannot be replayed */
+
+static int
+ngx_oauth_store_flow_key(ngx_oauth_store_t *st, const char *state,
+    size_t len, unsigned char *key)
+{
+    unsigned int  n;
+
+    if (state == NULL || len == 0) {
+        snprintf(st->err, sizeof(st->err), "empty state");
+        return NGX_OAUTH_INVALID;
+    }
+
+    if (EVP_Digest(state, len, key, &n, EVP_sha256(), NULL) != 1
+        || n != NGX_OAUTH_STORE_HASH_LEN)
+    {
+        snprintf(st->err, sizeof(st->err), "EVP_Digest() failed");
+        return NGX_OAUTH_ERROR;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_store_conn_key(unsigned char *key, size_t *len,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    if (provider == NULL
+        || account == NULL || account->len == 0 || account->data == NULL
+        || account->len > NGX_OAUTH_ACCOUNT_MAX
+        || ngx_oauth_store_conn_prefix(key, len, owner, provider)
+           != NGX_OAUTH_OK)
+    {
+        *len = 0;
+        return NGX_OAUTH_INVALID;
+    }
+
+    memcpy(key + *len, account->data, account->len);
+    *len += account->len;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * the key up to the account: of owner, or of owner and provider when
+ * provider is not NULL; the lengths make owner "a" no prefix of "ab"
+ */
+
+static int
+ngx_oauth_store_conn_prefix(unsigned char *key, size_t *len,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider)
+{
+    unsigned char  *p;
+
+    *len = 0;
+
+    if (owner == NULL || owner->len == 0 || owner->data == NULL
+        || owner->len > NGX_OAUTH_OWNER_MAX)
+    {
+        return NGX_OAUTH_INVALID;
+    }
+
+    p = key;
+    *p++ = (unsigned char) (owner->len >> 8);
+    *p++ = (unsigned char) owner->len;
+    memcpy(p, owner->data, owner->len);
+    p += owner->len;
+
+    if (provider != NULL) {
+        if (provider->len == 0 || provider->data == NULL
+            || provider->len > NGX_OAUTH_PROVIDER_MAX)
+        {
+            return NGX_OAUTH_INVALID;
+        }
+
+        *p++ = (unsigned char) provider->len;
+        memcpy(p, provider->data, provider->len);
+        p += provider->len;
+    }
+
+    *len = (size_t) (p - key);
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_store_conn_check(const ngx_oauth_conn_t *conn, const MDB_val *key)
+{
+    size_t         len;
+    unsigned char  buf[NGX_OAUTH_STORE_KEY_MAX];
+
+    if (ngx_oauth_store_conn_key(buf, &len, &conn->owner, &conn->provider,
+                                 &conn->account)
+        != NGX_OAUTH_OK)
+    {
+        return NGX_OAUTH_INVALID;
+    }
+
+    if (len != key->mv_size || memcmp(buf, key->mv_data, len) != 0) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_store_meta_key(const char *key, MDB_val *k)
+{
+    size_t  len;
+
+    if (key == NULL) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    len = strlen(key);
+
+    if (len == 0 || len > NGX_OAUTH_STORE_META_KEY_MAX) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    k->mv_size = len;
+    k->mv_data = (void *) key;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* two's complement back to signed without an overflowing conversion */
+
+static time_t
+ngx_oauth_store_time(uint64_t v)
+{
+    return (time_t) ((v > INT64_MAX) ? -(int64_t) (~v) - 1 : (int64_t) v);
+}
+
+
+static void
+ngx_oauth_store_put64(unsigned char *p, uint64_t v)
+{
+    int  i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (unsigned char) v;
+        v >>= 8;
+    }
+}
+
+
+static uint64_t
+ngx_oauth_store_get64(const unsigned char *p)
+{
+    int       i;
+    uint64_t  v;
+
+    v = 0;
+
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+
+    return v;
+}

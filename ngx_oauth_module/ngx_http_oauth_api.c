@@ -1,0 +1,1814 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_refresh.h"
+#include "ngx_oauth_json.h"
+
+
+/*
+ * oauth_api: the JSON API of an integrations page, scoped to the owner.
+ * Another owner's connection does not exist here: 404, never 403.
+ */
+
+
+#define NGX_HTTP_OAUTH_API_BODY_MAX   (64 * 1024)
+#define NGX_HTTP_OAUTH_SECRET_MAX     4096
+#define NGX_HTTP_OAUTH_SEGMENTS       5
+
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_http_oauth_provider_t   *provider;
+    ngx_str_t                    owner;
+    ngx_str_t                    account;
+    ngx_str_t                    secret;       /* API credentials, wiped */
+    ngx_str_t                    tokens[2];    /* to revoke, wiped */
+    ngx_uint_t                   ntokens;
+    ngx_uint_t                   next;
+    ngx_uint_t                   revoked;
+    ngx_uint_t                   action;
+    ngx_http_oauth_refresh_t    *refresh;
+    ngx_http_oauth_fetch_t      *fetch;
+    json_t                      *body;
+    ngx_uint_t                   status;       /* a refused body */
+    const char                  *code;
+    const char                  *message;
+} ngx_http_oauth_api_ctx_t;
+
+
+#define NGX_HTTP_OAUTH_ACT_REFRESH    1
+#define NGX_HTTP_OAUTH_ACT_TEST       2
+
+
+typedef struct {
+    ngx_http_oauth_main_conf_t  *omcf;
+    json_t                      *list;
+    ngx_uint_t                   count;
+    ngx_int_t                    error;
+} ngx_http_oauth_list_t;
+
+
+static void ngx_http_oauth_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_api_dispatch(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_api_origin(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_api_read_body(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_split(ngx_http_request_t *r,
+    ngx_str_t *seg, ngx_uint_t *n);
+static ngx_int_t ngx_http_oauth_api_providers(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_list(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *provider);
+static int ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn,
+    void *data);
+static ngx_int_t ngx_http_oauth_api_get(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t status);
+static ngx_int_t ngx_http_oauth_api_refresh(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t action);
+static void ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf);
+static ngx_int_t ngx_http_oauth_api_test(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static void ngx_http_oauth_api_tested(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_api_delete(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_revoke_next(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static void ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_api_create(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static void ngx_http_oauth_api_verified(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn,
+    ngx_http_oauth_fetch_handler_pt handler);
+static json_t *ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn);
+static json_t *ngx_http_oauth_api_time(time_t t);
+static json_t *ngx_http_oauth_api_str(const u_char *data, size_t len);
+static ngx_int_t ngx_http_oauth_api_send(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *j);
+static void ngx_http_oauth_api_done(ngx_http_request_t *r, ngx_int_t rc);
+static void ngx_http_oauth_api_cleanup(void *data);
+
+
+ngx_int_t
+ngx_http_oauth_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_api_ctx_t    *ctx;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
+                       |NGX_HTTP_DELETE)))
+    {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                         "method_not_allowed",
+                                         "use GET, POST or DELETE");
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_oauth_api_cleanup;
+    cln->data = ctx;
+
+    ctx->request = r;
+    ctx->omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    ngx_http_set_ctx(r, ctx, ngx_http_oauth_module);
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_http_oauth_owner(r, olcf, &ctx->owner);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                         "unauthenticated",
+                                         "no owner for this request");
+    }
+
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+        && ngx_http_oauth_api_origin(r) != NGX_OK)
+    {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_FORBIDDEN,
+                                         "forbidden_origin",
+                                         "this origin may not change "
+                                         "connections");
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_OAUTH_API_BODY_MAX) {
+        return ngx_http_oauth_send_error(r,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "body_too_large",
+                                         "the body is over 64 KiB");
+    }
+
+    if (ngx_http_oauth_store_ready(r, ctx->omcf) != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_oauth_api_dispatch(r);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_oauth_api_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth_api_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_oauth_api_dispatch(r);
+
+    /* NGX_DONE: an outbound call holds its own reference */
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * CSRF: a state-changing call from a browser names its origin; it must
+ * be this server's own or one the operator allowed.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_origin(ngx_http_request_t *r)
+{
+    u_char                      *p;
+    ngx_str_t                   *origin, *allowed, host;
+    ngx_uint_t                   i, secure;
+    ngx_list_part_t             *part;
+    ngx_table_elt_t             *h;
+    ngx_http_oauth_loc_conf_t   *olcf;
+
+    origin = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == 6
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin", 6) == 0)
+        {
+            if (origin) {
+                goto forbidden;     /* two origins: refuse */
+            }
+
+            origin = &h[i].value;
+        }
+    }
+
+    if (origin == NULL) {
+        return NGX_OK;
+    }
+
+    /* the request's own origin */
+
+    if (r->headers_in.server.len) {
+        host = r->headers_in.server;
+
+        if (r->headers_in.host) {
+            host = r->headers_in.host->value;
+        }
+
+#if (NGX_HTTP_SSL)
+        secure = (r->connection->ssl != NULL);
+#else
+        secure = 0;
+#endif
+
+        p = origin->data;
+
+        if (origin->len == (secure ? 8 : 7) + host.len
+            && ngx_strncasecmp(p, (u_char *) (secure ? "https://"
+                                                     : "http://"),
+                               secure ? 8 : 7) == 0
+            && ngx_strncasecmp(p + (secure ? 8 : 7), host.data, host.len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+
+    if (olcf->allowed_origins) {
+        allowed = olcf->allowed_origins->elts;
+
+        for (i = 0; i < olcf->allowed_origins->nelts; i++) {
+            if (allowed[i].len == origin->len
+                && ngx_strncasecmp(allowed[i].data, origin->data,
+                                   origin->len) == 0)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+forbidden:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: api call from a foreign origin refused");
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_str_t                  seg[NGX_HTTP_OAUTH_SEGMENTS], provider;
+    ngx_uint_t                 n;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+
+    if ((r->method & NGX_HTTP_POST)
+        && ngx_http_oauth_api_read_body(r, ctx) != NGX_OK)
+    {
+        if (ctx->status == 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_oauth_send_error(r, ctx->status, ctx->code,
+                                         ctx->message);
+    }
+
+    rc = ngx_http_oauth_api_split(r, seg, &n);
+    if (rc != NGX_OK) {
+        goto not_found;
+    }
+
+    if (n == 1 && seg[0].len == 9
+        && ngx_strncmp(seg[0].data, "providers", 9) == 0)
+    {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            goto not_allowed;
+        }
+
+        return ngx_http_oauth_api_providers(r, ctx);
+    }
+
+    if (n == 0 || seg[0].len != 11
+        || ngx_strncmp(seg[0].data, "connections", 11) != 0)
+    {
+        goto not_found;
+    }
+
+    if (n == 1) {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            goto not_allowed;
+        }
+
+        ngx_str_null(&provider);
+
+        if (r->args.len) {
+            u_char           buf[NGX_OAUTH_PROVIDER_MAX + 1];
+            size_t           count;
+            ngx_oauth_str_t  v;
+
+            rc = ngx_oauth_query_get(r->args.data, r->args.len,
+                                     (u_char *) "provider", 8, buf,
+                                     sizeof(buf), &v, &count);
+
+            if (rc == NGX_OAUTH_OK && count == 1) {
+                provider.len = v.len;
+                provider.data = ngx_pnalloc(r->pool, v.len);
+                if (provider.data == NULL) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                ngx_memcpy(provider.data, v.data, v.len);
+
+            } else if (rc != NGX_OAUTH_NOT_FOUND) {
+                return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                 "invalid_request",
+                                                 "bad provider parameter");
+            }
+        }
+
+        return ngx_http_oauth_api_list(r, ctx, &provider);
+    }
+
+    ctx->provider = ngx_http_oauth_provider_find(ctx->omcf, &seg[1]);
+
+    if (ctx->provider == NULL) {
+        goto not_found;
+    }
+
+    if (n == 2) {
+        if (!(r->method & NGX_HTTP_POST)) {
+            goto not_allowed;
+        }
+
+        return ngx_http_oauth_api_create(r, ctx);
+    }
+
+    ctx->account = seg[2];
+
+    if (ctx->account.len == 0 || ctx->account.len > NGX_OAUTH_ACCOUNT_MAX) {
+        goto not_found;
+    }
+
+    if (n == 3) {
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
+        }
+
+        if (r->method & NGX_HTTP_DELETE) {
+            return ngx_http_oauth_api_delete(r, ctx);
+        }
+
+        goto not_allowed;
+    }
+
+    if (n == 4 && (r->method & NGX_HTTP_POST)) {
+        if (seg[3].len == 7 && ngx_strncmp(seg[3].data, "refresh", 7) == 0) {
+            return ngx_http_oauth_api_refresh(r, ctx,
+                                              NGX_HTTP_OAUTH_ACT_REFRESH);
+        }
+
+        if (seg[3].len == 4 && ngx_strncmp(seg[3].data, "test", 4) == 0) {
+            return ngx_http_oauth_api_refresh(r, ctx,
+                                              NGX_HTTP_OAUTH_ACT_TEST);
+        }
+    }
+
+    if (n == 4) {
+        goto not_allowed;
+    }
+
+not_found:
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                     "no such resource");
+
+not_allowed:
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                     "method_not_allowed",
+                                     "this method does not apply here");
+}
+
+
+/*
+ * The path under the location, split at "/" before decoding, so that an
+ * account id may hold an encoded "/" (%2F).
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_split(ngx_http_request_t *r, ngx_str_t *seg,
+    ngx_uint_t *n)
+{
+    u_char                    *p, *last, *start, *q;
+    size_t                     len;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = r->unparsed_uri.data;
+    last = p + r->unparsed_uri.len;
+
+    q = ngx_strlchr(p, last, '?');
+    if (q) {
+        last = q;
+    }
+
+    if (clcf->regex || (size_t) (last - p) < clcf->name.len
+        || ngx_strncmp(p, clcf->name.data, clcf->name.len) != 0)
+    {
+        /* an encoded prefix or a regex location: use the decoded uri */
+        p = r->uri.data;
+        last = p + r->uri.len;
+
+        if (!clcf->regex && r->uri.len >= clcf->name.len) {
+            p += clcf->name.len;
+        }
+
+    } else {
+        p += clcf->name.len;
+    }
+
+    *n = 0;
+
+    while (p < last && *p == '/') {
+        p++;
+    }
+
+    while (p < last) {
+        if (*n == NGX_HTTP_OAUTH_SEGMENTS) {
+            return NGX_DECLINED;
+        }
+
+        start = p;
+        q = ngx_strlchr(p, last, '/');
+        p = q ? q : last;
+
+        len = p - start;
+
+        seg[*n].data = ngx_pnalloc(r->pool, len + 1);
+        if (seg[*n].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_oauth_url_decode(start, len, 0, seg[*n].data, &len)
+            != NGX_OAUTH_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        seg[*n].len = len;
+        seg[*n].data[len] = '\0';
+        (*n)++;
+
+        if (p < last) {
+            p++;                /* the "/" */
+
+            if (p == last) {
+                break;          /* a trailing slash is fine */
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_read_body(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    u_char        *data;
+    size_t         len;
+    ssize_t        n;
+    ngx_buf_t     *b;
+    ngx_chain_t   *cl;
+    json_error_t   err;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    if (len > NGX_HTTP_OAUTH_API_BODY_MAX) {
+        ctx->status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        ctx->code = "body_too_large";
+        ctx->message = "the body is over 64 KiB";
+        return NGX_DECLINED;
+    }
+
+    if (r->headers_in.content_type == NULL
+        || r->headers_in.content_type->value.len < 16
+        || ngx_strncasecmp(r->headers_in.content_type->value.data,
+                           (u_char *) "application/json", 16) != 0
+        || (r->headers_in.content_type->value.len > 16
+            && r->headers_in.content_type->value.data[16] != ';'))
+    {
+        ctx->status = NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
+        ctx->code = "unsupported_media_type";
+        ctx->message = "send application/json";
+        return NGX_DECLINED;
+    }
+
+    data = ngx_pnalloc(r->pool, len);
+    if (data == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, data + len,
+                              b->file_last - b->file_pos, b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            len += n;
+
+        } else {
+            len = ngx_cpymem(data + len, b->pos, b->last - b->pos) - data;
+        }
+    }
+
+    ctx->body = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES, &err);
+
+    ngx_explicit_memzero(data, len);
+
+    if (ctx->body == NULL || !json_is_object(ctx->body)) {
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ctx->code = "invalid_json";
+        ctx->message = "the body must be a JSON object";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_providers(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    json_t                       *list, *o, *params, *cp;
+    ngx_uint_t                    i, j, circuit;
+    ngx_oauth_str_t               owner, name;
+    ngx_http_oauth_list_t         count;
+    ngx_http_oauth_provider_t    *p;
+    ngx_http_oauth_conn_param_t  *cps;
+
+    static const char  *circuits[] = { "closed", "open", "half_open" };
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ctx->omcf->providers.elts;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+
+    for (i = 0; i < ctx->omcf->providers.nelts; i++) {
+        name.len = p[i].name.len;
+        name.data = p[i].name.data;
+
+        count.omcf = ctx->omcf;
+        count.list = NULL;
+        count.count = 0;
+        count.error = 0;
+
+        if (ngx_oauth_store_conn_each(ctx->omcf->store, &owner, &name,
+                                      ngx_http_oauth_api_list_one, &count)
+            != NGX_OAUTH_OK)
+        {
+            json_decref(list);
+            return ngx_http_oauth_send_error(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "store_error",
+                                             "the store cannot be read");
+        }
+
+        params = json_array();
+
+        if (p[i].connection_params) {
+            cps = p[i].connection_params->elts;
+
+            for (j = 0; j < p[i].connection_params->nelts; j++) {
+                cp = json_pack("{s:o,s:b}",
+                               "name",
+                               ngx_http_oauth_api_str(cps[j].name.data,
+                                                      cps[j].name.len),
+                               "required", (int) cps[j].required);
+
+                if (cp == NULL || json_array_append_new(params, cp) != 0) {
+                    json_decref(params);
+                    json_decref(list);
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+        }
+
+        circuit = ngx_http_oauth_circuit_state(ctx->omcf, &p[i].name);
+
+        o = json_pack("{s:o,s:o,s:s,s:o,s:I,s:s}",
+                      "name", ngx_http_oauth_api_str(p[i].name.data,
+                                                     p[i].name.len),
+                      "display_name",
+                      ngx_http_oauth_api_str(p[i].display_name.data,
+                                             p[i].display_name.len),
+                      "kind", ngx_oauth_kind_name(p[i].kind),
+                      "connection_params", params,
+                      "connected", (json_int_t) count.count,
+                      "circuit", circuits[circuit]);
+
+        if (o == NULL || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_oauth_api_send(r, NGX_HTTP_OK, list);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_list(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
+    ngx_str_t *provider)
+{
+    ngx_oauth_str_t        owner, name;
+    ngx_http_oauth_list_t  l;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    name.len = provider->len;
+    name.data = provider->data;
+
+    l.omcf = ctx->omcf;
+    l.count = 0;
+    l.error = 0;
+    l.list = json_array();
+
+    if (l.list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_oauth_store_conn_each(ctx->omcf->store, &owner,
+                                  provider->len ? &name : NULL,
+                                  ngx_http_oauth_api_list_one, &l)
+        != NGX_OAUTH_OK
+        || l.error)
+    {
+        json_decref(l.list);
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the store cannot be read");
+    }
+
+    return ngx_http_oauth_api_send(r, NGX_HTTP_OK, l.list);
+}
+
+
+static int
+ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn, void *data)
+{
+    ngx_http_oauth_list_t *l = data;
+
+    json_t  *o;
+
+    l->count++;
+
+    if (l->list == NULL) {
+        return 0;
+    }
+
+    o = ngx_http_oauth_api_conn_json(l->omcf, conn);
+
+    if (o == NULL || json_array_append_new(l->list, o) != 0) {
+        l->error = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_get(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    int               rc;
+    json_t           *o;
+    ngx_oauth_str_t   owner, provider, account;
+    ngx_oauth_conn_t  conn;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                  &account, &conn);
+
+    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such connection");
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the store cannot be read");
+    }
+
+    o = ngx_http_oauth_api_conn_json(ctx->omcf, &conn);
+
+    ngx_oauth_conn_free(&conn);
+
+    if (o == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_oauth_api_send(r, status, o);
+}
+
+
+/* refresh now, or (for test) refresh when due and then call userinfo */
+
+static ngx_int_t
+ngx_http_oauth_api_refresh(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t action)
+{
+    int                        rc;
+    ngx_oauth_str_t            owner, provider, account;
+    ngx_oauth_conn_t           conn;
+    ngx_http_oauth_refresh_t  *rf;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                  &account, &conn);
+
+    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such connection");
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the store cannot be read");
+    }
+
+    ctx->action = action;
+
+    if (conn.kind != NGX_OAUTH_KIND_OAUTH2
+        || (action == NGX_HTTP_OAUTH_ACT_TEST
+            && !ngx_http_oauth_refresh_due(ctx->omcf, ctx->provider, &conn,
+                                           ngx_time())))
+    {
+        if (action == NGX_HTTP_OAUTH_ACT_REFRESH) {
+            ngx_oauth_conn_free(&conn);
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "not_refreshable",
+                                             "this kind of connection has "
+                                             "no token to refresh");
+        }
+
+        ngx_oauth_conn_free(&conn);
+        return ngx_http_oauth_api_test(r, ctx);
+    }
+
+    ngx_oauth_conn_free(&conn);
+
+    rf = ngx_http_oauth_refresh_create(ctx->omcf, ctx->provider, &owner,
+                                       &account, r->connection->log);
+    if (rf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rf->force = (action == NGX_HTTP_OAUTH_ACT_REFRESH);
+    rf->handler = ngx_http_oauth_api_refreshed;
+    rf->data = ctx;
+
+    ctx->refresh = rf;
+
+    (void) ngx_http_oauth_refresh_start(rf);
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf)
+{
+    ngx_int_t                  rc;
+    ngx_http_request_t        *r;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    ctx = rf->data;
+    r = ctx->request;
+
+    ctx->refresh = NULL;
+
+    if (ctx->action == NGX_HTTP_OAUTH_ACT_TEST
+        && rf->result == NGX_HTTP_OAUTH_REFRESH_OK)
+    {
+        rc = ngx_http_oauth_api_test(r, ctx);
+
+        if (rc == NGX_DONE) {
+            /* the test call took its own reference */
+            ngx_http_oauth_api_done(r, NGX_DONE);
+            return;
+        }
+
+        ngx_http_oauth_api_done(r, rc);
+        return;
+    }
+
+    switch (rf->result) {
+
+    case NGX_HTTP_OAUTH_REFRESH_OK:
+        rc = ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
+        break;
+
+    case NGX_HTTP_OAUTH_REFRESH_GONE:
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "no such connection");
+        break;
+
+    case NGX_HTTP_OAUTH_REFRESH_REFUSED:
+    case NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE:
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                       rf->error ? rf->error
+                                                 : "refresh_failed",
+                                       "the provider did not refresh the "
+                                       "token");
+        break;
+
+    default:
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       rf->error ? rf->error
+                                                 : "internal_error",
+                                       "the refresh could not be done");
+    }
+
+    ngx_http_oauth_api_done(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
+{
+    int               rc;
+    ngx_int_t         n;
+    ngx_oauth_str_t   owner, provider, account;
+    ngx_oauth_conn_t  conn;
+
+    if (ctx->provider->userinfo_url.len == 0) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "no_userinfo_url",
+                                         "the provider has no userinfo_url "
+                                         "to test with");
+    }
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                  &account, &conn);
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such connection");
+    }
+
+    n = ngx_http_oauth_api_userinfo(r, ctx, &conn,
+                                    ngx_http_oauth_api_tested);
+
+    ngx_oauth_conn_free(&conn);
+
+    if (n != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                         "test_failed",
+                                         "the credential could not be "
+                                         "tried");
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* a GET of userinfo_url carrying conn's credential the way APIs get it */
+
+static ngx_int_t
+ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn,
+    ngx_http_oauth_fetch_handler_pt handler)
+{
+    ngx_str_t                secret, value;
+    ngx_uint_t               i;
+    ngx_oauth_buf_t          url = ngx_oauth_buf_init;
+    ngx_oauth_str_t          missing;
+    ngx_oauth_pair_t        *vars;
+    ngx_table_elt_t         *h;
+    const char              *why;
+    ngx_http_oauth_fetch_t  *f;
+
+    if (ngx_http_oauth_credential(r->pool, r->connection->log, ctx->omcf,
+                                  ctx->provider, conn, &secret, &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    vars = ngx_pnalloc(r->pool, sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
+    if (vars == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < conn->nparams; i++) {
+        vars[i].name = conn->params[i].name;
+        vars[i].value = conn->params[i].value;
+    }
+
+    f = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_oauth_url_expand(&url, ctx->provider->userinfo_url.data,
+                             ctx->provider->userinfo_url.len, vars,
+                             conn->nparams, &missing)
+        != NGX_OAUTH_OK
+        || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
+           != NGX_OAUTH_OK)
+    {
+        ngx_oauth_buf_free(&url);
+        return NGX_ERROR;
+    }
+
+    f->url.len = url.len;
+    f->url.data = ngx_pnalloc(r->pool, url.len + 1);
+
+    if (f->url.data == NULL) {
+        ngx_oauth_buf_free(&url);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(f->url.data, url.data, url.len);
+    f->url.data[url.len] = '\0';
+    ngx_oauth_buf_free(&url);
+
+    if (ctx->provider->token_header.len == 13
+        && ngx_strncasecmp(ctx->provider->token_header.data,
+                           (u_char *) "Authorization", 13) == 0)
+    {
+        f->authorization = value;
+
+    } else {
+        f->headers = ngx_array_create(r->pool, 1, sizeof(ngx_table_elt_t));
+        if (f->headers == NULL) {
+            return NGX_ERROR;
+        }
+
+        h = ngx_array_push(f->headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(h, sizeof(ngx_table_elt_t));
+        h->key = ctx->provider->token_header;
+        h->value = value;
+    }
+
+    f->handler = handler;
+    f->data = ctx;
+
+    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->fetch = f;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_account(ngx_http_oauth_api_ctx_t *ctx,
+    ngx_http_oauth_fetch_t *f, json_t **account)
+{
+    void             *root;
+    ngx_oauth_str_t   v;
+
+    *account = json_null();
+
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status != 200
+        || ctx->provider->account_id.len == 0
+        || ngx_oauth_json_parse(f->response.data, f->response.len, &root)
+           != NGX_OAUTH_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_oauth_json_get(root, ctx->provider->account_id.data,
+                           ctx->provider->account_id.len, &v)
+        == NGX_OAUTH_OK)
+    {
+        *account = ngx_http_oauth_api_str(v.data, v.len);
+        ngx_oauth_json_str_free(&v);
+    }
+
+    ngx_oauth_json_free(root);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_api_tested(ngx_http_oauth_fetch_t *f)
+{
+    json_t                    *o, *account;
+    ngx_int_t                  rc;
+    ngx_http_request_t        *r;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    ctx = f->data;
+    r = ctx->request;
+    ctx->fetch = NULL;
+
+    (void) ngx_http_oauth_api_account(ctx, f, &account);
+
+    o = json_pack("{s:b,s:o,s:I}",
+                  "ok", (int) (f->result == NGX_HTTP_OAUTH_FETCH_OK
+                               && f->status >= 200 && f->status < 300),
+                  "account", account,
+                  "status", (json_int_t) f->status);
+
+    rc = o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    ngx_http_oauth_api_done(r, rc);
+}
+
+
+/*
+ * DELETE: the record goes first, so that no refresh can store into it;
+ * then the tokens are revoked at the provider, refresh token first
+ * (RFC 7009), best effort.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_delete(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    int               rc;
+    json_t           *o;
+    ngx_oauth_str_t   owner, provider, account;
+    ngx_oauth_conn_t  conn;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                  &account, &conn);
+
+    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such connection");
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the store cannot be read");
+    }
+
+    ctx->ntokens = 0;
+
+    if (conn.kind == NGX_OAUTH_KIND_OAUTH2
+        && ctx->provider->revocation_url.len)
+    {
+        if (conn.refresh.len
+            && ngx_http_oauth_open_field(r->pool, r->connection->log,
+                                         ctx->omcf->keyring, &conn,
+                                         "refresh", &conn.refresh,
+                                         &ctx->tokens[ctx->ntokens])
+               == NGX_OK)
+        {
+            ctx->ntokens++;
+        }
+
+        if (conn.access.len
+            && ngx_http_oauth_open_field(r->pool, r->connection->log,
+                                         ctx->omcf->keyring, &conn,
+                                         "access", &conn.access,
+                                         &ctx->tokens[ctx->ntokens])
+               == NGX_OK)
+        {
+            ctx->ntokens++;
+        }
+    }
+
+    ngx_oauth_conn_free(&conn);
+
+    rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
+                                     &account);
+
+    if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the connection could not be "
+                                         "deleted");
+    }
+
+    ngx_http_oauth_audit(ctx->omcf, r->connection->log, "disconnected",
+                         &owner, &ctx->provider->name, &account, "ok", NULL,
+                         &r->connection->addr_text);
+
+    if (ctx->ntokens == 0) {
+        o = json_pack("{s:b}", "revoked", 0);
+        return o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+                 : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->next = 0;
+    ctx->revoked = 1;
+
+    if (ngx_http_oauth_api_revoke_next(r, ctx) != NGX_OK) {
+        o = json_pack("{s:b}", "revoked", 0);
+        return o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+                 : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_revoke_next(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    ngx_oauth_buf_t             body = ngx_oauth_buf_init;
+    ngx_http_oauth_fetch_t     *f;
+    ngx_http_oauth_provider_t  *p;
+
+    p = ctx->provider;
+
+    ngx_oauth_buf_add_form_pair(&body, "token", 5,
+                                ctx->tokens[ctx->next].data,
+                                ctx->tokens[ctx->next].len);
+
+    if (ctx->next == 0 && ctx->ntokens == 2) {
+        ngx_oauth_buf_add_form_pair(&body, "token_type_hint", 15,
+                                    "refresh_token", 13);
+
+    } else {
+        ngx_oauth_buf_add_form_pair(&body, "token_type_hint", 15,
+                                    "access_token", 12);
+    }
+
+    /* client authentication as at the token endpoint */
+
+    f = ngx_http_oauth_token_call(r->pool, r->connection->log, p,
+                                  &p->revocation_url, NULL, 0, &body);
+
+    ngx_oauth_buf_free(&body);
+
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->handler = ngx_http_oauth_api_revoked;
+    f->data = ctx;
+
+    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->fetch = f;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f)
+{
+    json_t                    *o;
+    ngx_int_t                  rc;
+    ngx_oauth_str_t            owner, account;
+    ngx_http_request_t        *r;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    ctx = f->data;
+    r = ctx->request;
+    ctx->fetch = NULL;
+
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status != 200) {
+        ctx->revoked = 0;
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth: provider \"%V\": revocation failed: %s "
+                      "(HTTP %ui)", &ctx->provider->name,
+                      ngx_http_oauth_fetch_result_name(f->result),
+                      f->status);
+    }
+
+    if (++ctx->next < ctx->ntokens
+        && ngx_http_oauth_api_revoke_next(r, ctx) == NGX_OK)
+    {
+        return;
+    }
+
+    if (ctx->next < ctx->ntokens) {
+        ctx->revoked = 0;
+    }
+
+    if (!ctx->revoked) {
+        owner.len = ctx->owner.len;
+        owner.data = ctx->owner.data;
+        account.len = ctx->account.len;
+        account.data = ctx->account.data;
+
+        ngx_http_oauth_audit(ctx->omcf, r->connection->log, "revoke_failed",
+                             &owner, &ctx->provider->name, &account,
+                             "error", "revocation_failed",
+                             &r->connection->addr_text);
+    }
+
+    o = json_pack("{s:b}", "revoked", (int) ctx->revoked);
+
+    rc = o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    ngx_http_oauth_api_done(r, rc);
+}
+
+
+/* POST connections/P: credentials of the non-OAuth kinds */
+
+static ngx_int_t
+ngx_http_oauth_api_create(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    json_t         *account, *creds, *v;
+    size_t          len, i;
+    u_char         *p;
+    const char     *field, *user, *pass, *s;
+    ngx_uint_t      kind;
+
+    kind = ctx->provider->kind;
+
+    if (kind == NGX_OAUTH_KIND_OAUTH2) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "oauth_provider",
+                                         "connect OAuth providers through "
+                                         "oauth_start");
+    }
+
+    if (ctx->body == NULL) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "a JSON body is required");
+    }
+
+    account = json_object_get(ctx->body, "account");
+    creds = json_object_get(ctx->body, "credentials");
+
+    if (!json_is_string(account) || json_string_length(account) == 0
+        || json_string_length(account) > NGX_OAUTH_ACCOUNT_MAX)
+    {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "account must be a string of 1 to "
+                                         "128 characters");
+    }
+
+    s = json_string_value(account);
+
+    for (i = 0; i < json_string_length(account); i++) {
+        if ((u_char) s[i] < 0x20 || s[i] == 0x7f) {
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request",
+                                             "account has control "
+                                             "characters");
+        }
+    }
+
+    ctx->account.len = json_string_length(account);
+    ctx->account.data = ngx_pnalloc(r->pool, ctx->account.len);
+    if (ctx->account.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->account.data, s, ctx->account.len);
+
+    if (!json_is_object(creds)) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "credentials must be an object");
+    }
+
+#define ngx_http_oauth_cred(name, msg)                                       \
+    v = json_object_get(creds, name);                                        \
+    if (!json_is_string(v) || json_string_length(v) == 0                     \
+        || json_string_length(v) > NGX_HTTP_OAUTH_SECRET_MAX)                \
+    {                                                                        \
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,            \
+                                         "invalid_credentials", msg);        \
+    }
+
+    if (kind == NGX_OAUTH_KIND_BASIC) {
+        ngx_http_oauth_cred("username",
+                            "credentials.username is required");
+        user = json_string_value(v);
+
+        if (ngx_strchr(user, ':')) {
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_credentials",
+                                             "credentials.username must not "
+                                             "contain \":\"");
+        }
+
+        ngx_http_oauth_cred("password",
+                            "credentials.password is required");
+        pass = json_string_value(v);
+
+        len = ngx_strlen(user) + 1 + ngx_strlen(pass);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->secret.data = p;
+        p = ngx_cpymem(p, user, ngx_strlen(user));
+        *p++ = ':';
+        p = ngx_cpymem(p, pass, ngx_strlen(pass));
+        ctx->secret.len = len;
+
+    } else {
+        if (kind == NGX_OAUTH_KIND_API_KEY) {
+            field = "api_key";
+            ngx_http_oauth_cred("api_key",
+                                "credentials.api_key is required");
+
+        } else {
+            field = "value";
+            ngx_http_oauth_cred("value", "credentials.value is required");
+        }
+
+        (void) field;
+
+        len = json_string_length(v);
+
+        ctx->secret.data = ngx_pnalloc(r->pool, len);
+        if (ctx->secret.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->secret.data, json_string_value(v), len);
+        ctx->secret.len = len;
+    }
+
+#undef ngx_http_oauth_cred
+
+    for (i = 0; i < ctx->secret.len; i++) {
+        if (ctx->secret.data[i] < 0x20 || ctx->secret.data[i] == 0x7f) {
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_credentials",
+                                             "credentials must not contain "
+                                             "control characters");
+        }
+    }
+
+    if (ctx->provider->userinfo_url.len == 0) {
+        return ngx_http_oauth_api_store_secret(r, ctx);
+    }
+
+    /* verify first: nothing is stored unless the platform accepts it */
+
+    {
+        ngx_oauth_conn_t  conn;
+        ngx_int_t         rc;
+
+        ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
+
+        conn.owner.len = ctx->owner.len;
+        conn.owner.data = ctx->owner.data;
+        conn.provider.len = ctx->provider->name.len;
+        conn.provider.data = ctx->provider->name.data;
+        conn.account.len = ctx->account.len;
+        conn.account.data = ctx->account.data;
+        conn.kind = kind;
+
+        if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
+                                      ctx->omcf->keyring, &conn,
+                                      "credentials",
+                                      (ngx_oauth_str_t *) &ctx->secret,
+                                      &conn.secret)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_oauth_api_userinfo(r, ctx, &conn,
+                                         ngx_http_oauth_api_verified);
+        if (rc != NGX_OK) {
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                             "verification_failed",
+                                             "the credentials could not be "
+                                             "verified");
+        }
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth_api_verified(ngx_http_oauth_fetch_t *f)
+{
+    ngx_int_t                  rc;
+    ngx_http_request_t        *r;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    ctx = f->data;
+    r = ctx->request;
+    ctx->fetch = NULL;
+
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK) {
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                       "verification_failed",
+                                       "the platform could not be reached");
+
+    } else if (f->status < 200 || f->status >= 300) {
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_credentials",
+                                       "the platform refused the "
+                                       "credentials");
+
+    } else {
+        rc = ngx_http_oauth_api_store_secret(r, ctx);
+    }
+
+    ngx_http_oauth_api_done(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    int               rc;
+    ngx_oauth_conn_t  conn, old;
+
+    ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
+
+    conn.owner.len = ctx->owner.len;
+    conn.owner.data = ctx->owner.data;
+    conn.provider.len = ctx->provider->name.len;
+    conn.provider.data = ctx->provider->name.data;
+    conn.account.len = ctx->account.len;
+    conn.account.data = ctx->account.data;
+    conn.kind = ctx->provider->kind;
+    conn.status = NGX_OAUTH_STATUS_CONNECTED;
+    conn.created_at = ngx_time();
+    conn.updated_at = conn.created_at;
+
+    if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
+                                  ctx->omcf->keyring, &conn, "credentials",
+                                  (ngx_oauth_str_t *) &ctx->secret,
+                                  &conn.secret)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_oauth_store_conn_get(ctx->omcf->store, &conn.owner,
+                                 &conn.provider, &conn.account, &old)
+        == NGX_OAUTH_OK)
+    {
+        conn.created_at = old.created_at;
+        ngx_oauth_conn_free(&old);
+    }
+
+    rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, NULL);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot store credentials: %s (%s)",
+                      ngx_oauth_strerror(rc),
+                      ngx_oauth_store_error(ctx->omcf->store));
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         rc == NGX_OAUTH_FULL ? "store_full"
+                                         : "store_error",
+                                         "the credentials could not be "
+                                         "stored");
+    }
+
+    ngx_http_oauth_audit(ctx->omcf, r->connection->log, "credentials_set",
+                         &conn.owner, &ctx->provider->name, &conn.account,
+                         "ok", NULL, &r->connection->addr_text);
+
+    return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_CREATED);
+}
+
+
+static json_t *
+ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn)
+{
+    json_t       *o, *scopes, *params;
+    size_t        i;
+    u_char       *p, *last, *start;
+    unsigned      status;
+
+    scopes = json_array();
+    params = json_object();
+
+    if (scopes == NULL || params == NULL) {
+        goto failed;
+    }
+
+    p = conn->scopes.data;
+    last = p + conn->scopes.len;
+
+    while (p < last) {
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if (p > start
+            && json_array_append_new(scopes,
+                                     ngx_http_oauth_api_str(start,
+                                                            p - start))
+               != 0)
+        {
+            goto failed;
+        }
+    }
+
+    for (i = 0; i < conn->nparams; i++) {
+        u_char  name[256];
+        size_t  n;
+
+        n = ngx_min(conn->params[i].name.len, sizeof(name) - 1);
+        ngx_memcpy(name, conn->params[i].name.data, n);
+        name[n] = '\0';
+
+        if (json_object_set_new(params, (char *) name,
+                                ngx_http_oauth_api_str(
+                                    conn->params[i].value.data,
+                                    conn->params[i].value.len))
+            != 0)
+        {
+            goto failed;
+        }
+    }
+
+    status = conn->status;
+
+    if (status == NGX_OAUTH_STATUS_CONNECTED && conn->expires_at
+        && conn->expires_at <= ngx_time()
+        && (conn->refresh.len == 0 || conn->retry_at > ngx_time()))
+    {
+        status = NGX_OAUTH_STATUS_EXPIRED;
+    }
+
+    o = json_pack("{s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                  "provider", ngx_http_oauth_api_str(conn->provider.data,
+                                                     conn->provider.len),
+                  "account", ngx_http_oauth_api_str(conn->account.data,
+                                                    conn->account.len),
+                  "account_name",
+                  conn->account_name.len
+                  ? ngx_http_oauth_api_str(conn->account_name.data,
+                                           conn->account_name.len)
+                  : json_null(),
+                  "status", ngx_oauth_status_name(status),
+                  "scopes", scopes,
+                  "params", params,
+                  "created_at", ngx_http_oauth_api_time(conn->created_at),
+                  "updated_at", ngx_http_oauth_api_time(conn->updated_at),
+                  "expires_at", ngx_http_oauth_api_time(conn->expires_at),
+                  "last_refresh_at",
+                  ngx_http_oauth_api_time(conn->last_refresh_at),
+                  "last_error",
+                  conn->last_error.len
+                  ? ngx_http_oauth_api_str(conn->last_error.data,
+                                           conn->last_error.len)
+                  : json_null());
+
+    return o;
+
+failed:
+
+    json_decref(scopes);
+    json_decref(params);
+
+    return NULL;
+}
+
+
+static json_t *
+ngx_http_oauth_api_time(time_t t)
+{
+    u_char    buf[sizeof("1970-01-01T00:00:00Z")];
+    ngx_tm_t  tm;
+
+    if (t == 0) {
+        return json_null();
+    }
+
+    ngx_gmtime(t, &tm);
+
+    ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z",
+                tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    return json_string((char *) buf);
+}
+
+
+/* stored strings may not be UTF-8; they are not sent as something else */
+
+static json_t *
+ngx_http_oauth_api_str(const u_char *data, size_t len)
+{
+    json_t  *j;
+
+    j = json_stringn_nocheck((const char *) data, len);
+
+    if (j == NULL || !ngx_oauth_utf8_valid(data, len)) {
+        json_decref(j);
+        return json_string("?");
+    }
+
+    return j;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_send(ngx_http_request_t *r, ngx_uint_t status, json_t *j)
+{
+    char       *text;
+    size_t      len;
+    u_char     *body;
+    ngx_str_t   type = ngx_string("application/json");
+
+    text = json_dumps(j, JSON_COMPACT|JSON_ENSURE_ASCII);
+    json_decref(j);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(text);
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        free(text);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body, text, len);
+    body[len++] = '\n';
+    free(text);
+
+    return ngx_http_oauth_send(r, status, &type, body, len);
+}
+
+
+static void
+ngx_http_oauth_api_done(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_oauth_api_cleanup(void *data)
+{
+    ngx_http_oauth_api_ctx_t  *ctx = data;
+
+    if (ctx->refresh) {
+        ngx_http_oauth_refresh_detach(ctx->refresh);
+        ctx->refresh = NULL;
+    }
+
+    if (ctx->secret.data) {
+        ngx_explicit_memzero(ctx->secret.data, ctx->secret.len);
+    }
+
+    if (ctx->body) {
+        json_decref(ctx->body);
+        ctx->body = NULL;
+    }
+}

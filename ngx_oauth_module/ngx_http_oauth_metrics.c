@@ -1,0 +1,377 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_refresh.h"
+
+
+/*
+ * Counters live in a shared memory zone so that every worker's counts add
+ * up in one scrape; gauges of connections are read from the store when
+ * scraped.  Prometheus text exposition format 0.0.4.
+ */
+
+
+#define NGX_HTTP_OAUTH_BUCKETS   10
+
+
+typedef struct {
+    ngx_atomic_t                 started;
+    ngx_atomic_t                 flows[2];        /* connected, error */
+    ngx_atomic_t                 refreshes[NGX_HTTP_OAUTH_REFRESH_ERROR + 1];
+} ngx_http_oauth_counters_t;
+
+
+typedef struct {
+    ngx_uint_t                   nproviders;
+    ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
+    ngx_atomic_t                 buckets[NGX_HTTP_OAUTH_BUCKETS];
+    ngx_atomic_t                 sum_ms;
+    ngx_atomic_t                 count;
+    ngx_http_oauth_counters_t    providers[1];
+} ngx_http_oauth_shm_t;
+
+
+typedef struct {
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_uint_t                  *counts;         /* provider x status */
+} ngx_http_oauth_gauge_t;
+
+
+static ngx_int_t ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static int ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn,
+    void *data);
+
+
+static ngx_http_oauth_shm_t  *ngx_http_oauth_shm;
+
+static ngx_msec_t  ngx_http_oauth_bounds[NGX_HTTP_OAUTH_BUCKETS - 1] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000
+};
+
+static const char  *ngx_http_oauth_le[NGX_HTTP_OAUTH_BUCKETS] = {
+    "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "+Inf"
+};
+
+static const char  *ngx_http_oauth_inject_names[] = {
+    "ok", "unauthenticated", "not_connected", "account_required",
+    "reauthorization_required", "provider_unavailable", "error"
+};
+
+static const char  *ngx_http_oauth_refresh_names[] = {
+    "ok", "refused", "unavailable", "gone", "error"
+};
+
+
+ngx_int_t
+ngx_http_oauth_metrics_zone(ngx_conf_t *cf, ngx_http_oauth_main_conf_t *omcf)
+{
+    size_t           size;
+    ngx_str_t        name = ngx_string("oauth_metrics");
+    ngx_shm_zone_t  *zone;
+
+    size = sizeof(ngx_http_oauth_shm_t)
+           + omcf->providers.nelts * sizeof(ngx_http_oauth_counters_t);
+
+    size = ngx_align(size, ngx_pagesize) + 8 * ngx_pagesize;
+
+    zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_oauth_module);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_http_oauth_metrics_init_zone;
+    zone->data = omcf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    size_t                       size;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_oauth_shm_t        *old = data ? ngx_http_oauth_shm : NULL;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    /* a reload with the same providers keeps counting */
+
+    if (old && old->nproviders == omcf->providers.nelts) {
+        ngx_http_oauth_shm = old;
+        shpool->data = old;
+        return NGX_OK;
+    }
+
+    size = sizeof(ngx_http_oauth_shm_t)
+           + omcf->providers.nelts * sizeof(ngx_http_oauth_counters_t);
+
+    ngx_http_oauth_shm = ngx_slab_calloc(shpool, size);
+    if (ngx_http_oauth_shm == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_oauth_shm->nproviders = omcf->providers.nelts;
+    shpool->data = ngx_http_oauth_shm;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_oauth_counters_t *
+ngx_http_oauth_counters(ngx_http_oauth_provider_t *p)
+{
+    if (ngx_http_oauth_shm == NULL || p == NULL
+        || p->index >= ngx_http_oauth_shm->nproviders)
+    {
+        return NULL;
+    }
+
+    return &ngx_http_oauth_shm->providers[p->index];
+}
+
+
+void
+ngx_http_oauth_metrics_flow(ngx_http_oauth_provider_t *p, ngx_int_t event)
+{
+    ngx_http_oauth_counters_t  *c;
+
+    c = ngx_http_oauth_counters(p);
+    if (c == NULL) {
+        return;
+    }
+
+    if (event < 0) {
+        (void) ngx_atomic_fetch_add(&c->started, 1);
+
+    } else {
+        (void) ngx_atomic_fetch_add(&c->flows[event ? 1 : 0], 1);
+    }
+}
+
+
+void
+ngx_http_oauth_metrics_refresh(ngx_http_oauth_provider_t *p,
+    ngx_uint_t result)
+{
+    ngx_http_oauth_counters_t  *c;
+
+    c = ngx_http_oauth_counters(p);
+
+    if (c && result <= NGX_HTTP_OAUTH_REFRESH_ERROR) {
+        (void) ngx_atomic_fetch_add(&c->refreshes[result], 1);
+    }
+}
+
+
+void
+ngx_http_oauth_metrics_inject(ngx_uint_t result)
+{
+    if (ngx_http_oauth_shm && result < NGX_HTTP_OAUTH_INJECT_LAST) {
+        (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->injections[result],
+                                    1);
+    }
+}
+
+
+void
+ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed)
+{
+    ngx_uint_t  i;
+
+    if (ngx_http_oauth_shm == NULL) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_OAUTH_BUCKETS - 1; i++) {
+        if (elapsed <= ngx_http_oauth_bounds[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->buckets[i], 1);
+    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->sum_ms, elapsed);
+    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->count, 1);
+}
+
+
+ngx_int_t
+ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                      *p, *body;
+    size_t                       size;
+    ngx_str_t                    type = ngx_string("text/plain; "
+                                                   "version=0.0.4");
+    ngx_uint_t                   i, j, n, cum;
+    ngx_http_oauth_shm_t        *shm;
+    ngx_http_oauth_gauge_t       g;
+    ngx_http_oauth_provider_t   *pr;
+    ngx_http_oauth_counters_t   *c;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+    shm = ngx_http_oauth_shm;
+
+    if (shm == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    n = omcf->providers.nelts;
+    pr = omcf->providers.elts;
+
+    g.omcf = omcf;
+    g.counts = ngx_pcalloc(r->pool, sizeof(ngx_uint_t) * (n + 1) * 4);
+    if (g.counts == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (omcf->store
+        && ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
+                                     ngx_http_oauth_metrics_count, &g)
+           != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: metrics cannot read the store");
+    }
+
+    /* every line is short; a provider name is at most 64 bytes */
+
+    size = 4096 + (n + 1) * 24 * (NGX_OAUTH_PROVIDER_MAX + 128)
+           + NGX_HTTP_OAUTH_BUCKETS * 128;
+
+    body = ngx_pnalloc(r->pool, size);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = body;
+
+    p = ngx_sprintf(p, "# HELP oauth_flows_started_total Authorization "
+                    "flows started.\n"
+                    "# TYPE oauth_flows_started_total counter\n");
+
+    for (i = 0; i < n && i < shm->nproviders; i++) {
+        c = &shm->providers[i];
+        p = ngx_sprintf(p, "oauth_flows_started_total{provider=\"%V\"} "
+                        "%uA\n", &pr[i].name, c->started);
+    }
+
+    p = ngx_sprintf(p, "# HELP oauth_flows_completed_total Authorization "
+                    "flows completed, by result.\n"
+                    "# TYPE oauth_flows_completed_total counter\n");
+
+    for (i = 0; i < n && i < shm->nproviders; i++) {
+        c = &shm->providers[i];
+        p = ngx_sprintf(p, "oauth_flows_completed_total{provider=\"%V\","
+                        "result=\"connected\"} %uA\n"
+                        "oauth_flows_completed_total{provider=\"%V\","
+                        "result=\"error\"} %uA\n",
+                        &pr[i].name, c->flows[0], &pr[i].name, c->flows[1]);
+    }
+
+    p = ngx_sprintf(p, "# HELP oauth_refreshes_total Token refreshes, by "
+                    "result.\n"
+                    "# TYPE oauth_refreshes_total counter\n");
+
+    for (i = 0; i < n && i < shm->nproviders; i++) {
+        c = &shm->providers[i];
+
+        for (j = 0; j <= NGX_HTTP_OAUTH_REFRESH_ERROR; j++) {
+            p = ngx_sprintf(p, "oauth_refreshes_total{provider=\"%V\","
+                            "result=\"%s\"} %uA\n", &pr[i].name,
+                            ngx_http_oauth_refresh_names[j],
+                            c->refreshes[j]);
+        }
+    }
+
+    p = ngx_sprintf(p, "# HELP oauth_token_injections_total Requests "
+                    "through oauth_token, by result.\n"
+                    "# TYPE oauth_token_injections_total counter\n");
+
+    for (j = 0; j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
+        p = ngx_sprintf(p, "oauth_token_injections_total{result=\"%s\"} "
+                        "%uA\n", ngx_http_oauth_inject_names[j],
+                        shm->injections[j]);
+    }
+
+    p = ngx_sprintf(p, "# HELP oauth_outbound_request_duration_seconds "
+                    "Calls to token, userinfo and revocation endpoints.\n"
+                    "# TYPE oauth_outbound_request_duration_seconds "
+                    "histogram\n");
+
+    cum = 0;
+
+    for (j = 0; j < NGX_HTTP_OAUTH_BUCKETS; j++) {
+        cum += shm->buckets[j];
+        p = ngx_sprintf(p, "oauth_outbound_request_duration_seconds_bucket"
+                        "{le=\"%s\"} %ui\n", ngx_http_oauth_le[j], cum);
+    }
+
+    p = ngx_sprintf(p, "oauth_outbound_request_duration_seconds_sum "
+                    "%uA.%03uA\n"
+                    "oauth_outbound_request_duration_seconds_count %uA\n",
+                    shm->sum_ms / 1000, shm->sum_ms % 1000, shm->count);
+
+    p = ngx_sprintf(p, "# HELP oauth_connections Stored connections, by "
+                    "provider and status.\n"
+                    "# TYPE oauth_connections gauge\n");
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < 4; j++) {
+            p = ngx_sprintf(p, "oauth_connections{provider=\"%V\","
+                            "status=\"%s\"} %ui\n", &pr[i].name,
+                            ngx_oauth_status_name(j), g.counts[i * 4 + j]);
+        }
+    }
+
+    p = ngx_sprintf(p, "# HELP oauth_circuit_open Whether the provider's "
+                    "circuit is open (1) or half open (0.5).\n"
+                    "# TYPE oauth_circuit_open gauge\n");
+
+    for (i = 0; i < n; i++) {
+        j = ngx_http_oauth_circuit_state(omcf, &pr[i].name);
+
+        p = ngx_sprintf(p, "oauth_circuit_open{provider=\"%V\"} %s\n",
+                        &pr[i].name,
+                        j == NGX_HTTP_OAUTH_CIRCUIT_OPEN ? "1"
+                        : j == NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN ? "0.5"
+                        : "0");
+    }
+
+    return ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body, p - body);
+}
+
+
+static int
+ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn, void *data)
+{
+    ngx_http_oauth_gauge_t *g = data;
+
+    ngx_str_t                   name;
+    ngx_http_oauth_provider_t  *p;
+
+    name.len = conn->provider.len;
+    name.data = conn->provider.data;
+
+    p = ngx_http_oauth_provider_find(g->omcf, &name);
+
+    if (p && conn->status < 4) {
+        g->counts[p->index * 4 + conn->status]++;
+    }
+
+    return 0;
+}
