@@ -862,12 +862,19 @@ ngx_http_oauth_http_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_main_conf_t *omcf = conf;
 
-    char  *(*set)(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-    char   *rv;
+    char           *rv;
+    ngx_command_t   slot;
 
-    set = (char *(*)(ngx_conf_t *, ngx_command_t *, void *)) cmd->post;
+    /*
+     * cmd->post names the built-in setter; the setter itself must see no
+     * post handler, so it gets a copy of the command without one.
+     */
 
-    rv = set(cf, cmd, conf);
+    slot = *cmd;
+    slot.post = NULL;
+
+    rv = ((char *(*)(ngx_conf_t *, ngx_command_t *, void *)) cmd->post)(
+             cf, &slot, conf);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
