@@ -10,7 +10,8 @@
 
 NGINX_SRC  ?= /usr/share/nginx/src
 NGINX_BIN  ?= /usr/sbin/nginx
-BUILD      ?= $(CURDIR)/build
+BUILD      ?= build
+ABUILD     := $(abspath $(BUILD))
 CC         ?= cc
 PROVE_JOBS ?= 2
 
@@ -34,7 +35,7 @@ CLI        := $(BUILD)/ngx-oauth
 ECHO_SO    := /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 export TEST_NGINX_BINARY ?= $(NGINX_BIN)
-export TEST_NGINX_LOAD_MODULES ?= $(MODULE) $(wildcard $(ECHO_SO))
+export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
 
 .PHONY: all module cli deps unit test test-nginx fuzz run test-e2e \
         valgrind lint clean
@@ -46,19 +47,19 @@ deps:
 
 module: $(MODULE)
 
-$(BUILD)/Makefile: config
+$(BUILD)/Makefile: config ngx_oauth_module/providers.json
 	@test -x $(NGINX_SRC)/configure || { \
 	    echo "no nginx sources in $(NGINX_SRC):" \
 	         "apt-get install nginx-dev, or make NGINX_SRC=dir"; exit 1; }
 	mkdir -p $(BUILD)
 	cd $(NGINX_SRC) && bash -c '. ./conf_flags 2>/dev/null; \
 	    ./configure "$${NGX_CONF_FLAGS[@]:---with-compat}" \
-	    --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)' \
-	    > $(BUILD)/configure.log 2>&1 \
-	    || { tail -n 20 $(BUILD)/configure.log; exit 1; }
+	    --add-dynamic-module=$(CURDIR) --builddir=$(ABUILD)' \
+	    > $(ABUILD)/configure.log 2>&1 \
+	    || { tail -n 20 $(ABUILD)/configure.log; exit 1; }
 
 $(MODULE): $(BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
-	$(MAKE) -f $(BUILD)/Makefile -C $(NGINX_SRC) modules
+	$(MAKE) -f $(ABUILD)/Makefile -C $(NGINX_SRC) modules
 
 cli: $(CLI)
 
@@ -79,7 +80,7 @@ $(BUILD)/unit-asan/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS)
 
 unit: $(UNIT_BINS) $(ASAN_BINS)
 	@set -e; for t in $(UNIT_BINS) $(ASAN_BINS); do \
-	    echo "== $$t"; (cd $(BUILD) && $$t); done
+	    echo "== $$t"; $$t; done
 
 test: deps all unit test-nginx
 

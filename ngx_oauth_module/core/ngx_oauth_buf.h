@@ -20,8 +20,9 @@
  * A growable byte buffer for request bodies, URLs and JSON responses.
  *
  * Every add returns NGX_OAUTH_OK, or NGX_OAUTH_NOMEM / NGX_OAUTH_TOO_LARGE
- * and sets "failed"; once failed, adds do nothing and keep failing, so a
- * caller may build a whole body and check b->failed (or the last rc) once.
+ * (NGX_OAUTH_ERROR: a format vsnprintf() refused) and sets "failed"; once
+ * failed, adds do nothing and keep failing, so a caller may build a whole
+ * body and check b->failed (or the last rc) once.
  * data is kept NUL-terminated (not counted in len) whenever it is not NULL.
  * The buffer may carry secrets: growing wipes the old copy, and
  * ngx_oauth_buf_reset() and ngx_oauth_buf_free() wipe the contents.

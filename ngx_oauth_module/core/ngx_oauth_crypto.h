@@ -117,7 +117,8 @@ size_t ngx_oauth_base64url_encode(const unsigned char *src, size_t len,
 
 /*
  * Decodes standard or url-safe base64, padding optional; no whitespace.
- * NGX_OAUTH_INVALID on any other character or a bad length.
+ * NGX_OAUTH_INVALID on any other character, a bad length or bad padding,
+ * or nonzero unused bits in the last character (one encoding per value).
  */
 int ngx_oauth_base64_decode(const char *src, size_t len, unsigned char *out,
     size_t *outlen);

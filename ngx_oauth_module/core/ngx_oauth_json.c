@@ -3,7 +3,7 @@
  */
 
 
-#include <malloc.h>
+#include <malloc.h>            /* malloc_usable_size(): glibc, musl */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -131,8 +131,10 @@ int ngx_oauth_url_origin(const unsigned char *url, size_t len, char *origin,
  * non-ASCII bytes, '"', '<', '>', '`', malformed percent-encoding, more
  * than NGX_OAUTH_RETURN_TO_MAX bytes.  The value is then percent-decoded
  * again (up to 4 levels) and each level is checked too: no control
- * character or backslash, no space in the path, a path that still starts
- * with a single "/" and whose first segment has no ":".
+ * character or backslash, no space in the path; a relative path must
+ * still start with a single "/" (after any leading "./" and "../"
+ * segments), not followed by a non-ASCII byte, and its first segment has
+ * no ":" ("/javascript:", "/https:").
  * NGX_OAUTH_OK, or NGX_OAUTH_INVALID with a static reason string.
  */
 int ngx_oauth_return_to_check(const unsigned char *url, size_t len,
