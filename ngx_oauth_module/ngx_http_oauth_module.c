@@ -11,6 +11,7 @@
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_oauth_url.h"
+#include "ngx_oauth_json.h"
 
 
 static void *ngx_http_oauth_create_main_conf(ngx_conf_t *cf);
@@ -553,6 +554,10 @@ ngx_http_oauth_init_module(ngx_cycle_t *cycle)
     if (omcf == NULL || !omcf->enabled) {
         return NGX_OK;
     }
+
+    /* jansson wipes what it frees: parsed token responses hold secrets */
+
+    ngx_oauth_json_init();
 
     sc.path = (const char *) omcf->store_path.data;
     sc.max_size = omcf->store_max_size;
