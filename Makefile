@@ -32,12 +32,15 @@ FUZZ_BINS  := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 MODULE     := $(BUILD)/ngx_http_oauth_module.so
 CLI        := $(BUILD)/ngx-oauth
+FIXTURE    := $(BUILD)/ngx_oauth_fixture
 ECHO_SO    := /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 export TEST_NGINX_BINARY ?= $(NGINX_BIN)
 export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
+export NGX_OAUTH_CLI ?= $(abspath $(CLI))
+export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
-.PHONY: all module cli deps unit test test-nginx fuzz run test-e2e \
+.PHONY: all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
         valgrind lint clean
 
 all: module cli
@@ -68,6 +71,12 @@ $(CLI): ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(CORE_HDRS)
 	$(CC) $(CFLAGS_CORE) -o $@ ngx_oauth_module/cli/ngx_oauth_cli.c \
 	    $(CORE_SRCS) $(CORE_LIBS)
 
+fixture: $(FIXTURE)
+
+$(FIXTURE): t/cli/ngx_oauth_fixture.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
 $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lcmocka
@@ -84,7 +93,7 @@ unit: $(UNIT_BINS) $(ASAN_BINS)
 
 test: deps all unit test-nginx
 
-test-nginx: all
+test-nginx: all $(FIXTURE)
 	prove -I t/lib -j$(PROVE_JOBS) t/*.t
 
 $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
@@ -93,7 +102,11 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 	    -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
 FUZZ_SECONDS ?= 20
-fuzz: $(FUZZ_BINS)
+fuzz:
+	@sh .ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 	    mkdir -p $(BUILD)/corpus/$$(basename $$f); \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -103,10 +116,12 @@ fuzz: $(FUZZ_BINS)
 run: deps all
 	sh conf-examples/demo/run.sh
 
-test-e2e: deps all
+test-e2e: all
+	@sh .ci/deps.sh e2e
 	sh t/e2e/run.sh
 
 valgrind: all
+	@sh .ci/deps.sh valgrind
 	TEST_NGINX_USE_VALGRIND=1 \
 	TEST_NGINX_VALGRIND_SUPP=$(CURDIR)/valgrind.suppress \
 	    prove -I t/lib -j1 t/*.t
@@ -117,7 +132,7 @@ lint:
 	@! grep -n '^\s*//' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]
 	@! grep -ln '#include <ngx_' $(CORE_DIR)/*.[ch] ngx_oauth_module/cli/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	    --inline-suppr -I$(CORE_DIR) $(CORE_DIR) ngx_oauth_module/cli
+	    --inline-suppr -I$(CORE_DIR) $(CORE_DIR) ngx_oauth_module/cli t/cli
 
 clean:
 	rm -rf $(BUILD) t/servroot*

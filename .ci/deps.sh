@@ -7,6 +7,15 @@ liblmdb-dev libjansson-dev lmdb-utils libcmocka-dev \
 libnginx-mod-http-echo libtest-base-perl libtest-longstring-perl \
 liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
 
+# extra groups for the slow targets: deps.sh fuzz | e2e | valgrind
+for group in "$@"; do
+    case "$group" in
+    fuzz)     pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
+    e2e)      pkgs="$pkgs chromium nodejs npm" ;;
+    valgrind) pkgs="$pkgs valgrind" ;;
+    esac
+done
+
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \

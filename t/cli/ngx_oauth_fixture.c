@@ -1,0 +1,469 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+/*
+ * Fills a store the way nginx would, for t/050-cli.t, without nginx:
+ *
+ *   ngx_oauth_fixture --store PATH --key-file FILE COMMAND ARGS
+ *
+ *   conn OWNER PROVIDER ACCOUNT ACCESS [REFRESH]
+ *                         an oauth2 connection, expiring in an hour
+ *   secret OWNER PROVIDER ACCOUNT SECRET
+ *                         an api_key connection (field "credentials")
+ *   tamper OWNER PROVIDER ACCOUNT FIELD
+ *                         flips a bit of the tag of a sealed value
+ *   move OWNER PROVIDER ACCOUNT FROM TO
+ *                         puts the sealed FROM value in field TO
+ *   flow STATE OWNER PROVIDER TTL
+ *                         a flow with a sealed verifier, TTL seconds left
+ *                         (negative: expired already)
+ *   open OWNER PROVIDER ACCOUNT FIELD
+ *                         prints the plaintext: a test tool only
+ *
+ * FIELD is access, refresh or credentials.  Exit 0, or 1 with a message.
+ */
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ngx_oauth_core.h"
+#include "ngx_oauth_crypto.h"
+#include "ngx_oauth_store.h"
+
+
+#define NGX_OAUTH_FIXTURE_MAP  (16 * 1024 * 1024)
+
+#define ngx_oauth_fixture_str(s, cstr)                                       \
+    (s)->len = strlen(cstr); (s)->data = (unsigned char *) (cstr)
+
+
+typedef struct {
+    ngx_oauth_store_t    *store;
+    ngx_oauth_keyring_t   keyring;
+    char                **args;
+    int                   nargs;
+} ngx_oauth_fixture_t;
+
+
+static int ngx_oauth_fixture_conn(ngx_oauth_fixture_t *fx, unsigned kind);
+static int ngx_oauth_fixture_tamper(ngx_oauth_fixture_t *fx);
+static int ngx_oauth_fixture_move(ngx_oauth_fixture_t *fx);
+static int ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx);
+static int ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx);
+static int ngx_oauth_fixture_get(ngx_oauth_fixture_t *fx,
+    ngx_oauth_conn_t *conn);
+static ngx_oauth_str_t *ngx_oauth_fixture_field(ngx_oauth_conn_t *conn,
+    const char *name);
+static int ngx_oauth_fixture_seal(ngx_oauth_fixture_t *fx,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, const char *field, const char *plain,
+    ngx_oauth_str_t *out);
+static int ngx_oauth_fixture_put(ngx_oauth_fixture_t *fx,
+    ngx_oauth_conn_t *conn);
+
+
+int
+main(int argc, char **argv)
+{
+    int                     rc, i;
+    char                    err[512];
+    const char             *store, *keys, *cmd;
+    ngx_oauth_fixture_t     fx;
+    ngx_oauth_store_conf_t  conf;
+
+    memset(&fx, 0, sizeof(ngx_oauth_fixture_t));
+
+    store = NULL;
+    keys = NULL;
+    i = 1;
+
+    while (i + 1 < argc && strncmp(argv[i], "--", 2) == 0) {
+        if (strcmp(argv[i], "--store") == 0) {
+            store = argv[i + 1];
+
+        } else if (strcmp(argv[i], "--key-file") == 0) {
+            keys = argv[i + 1];
+
+        } else {
+            break;
+        }
+
+        i += 2;
+    }
+
+    if (store == NULL || keys == NULL || i >= argc) {
+        fprintf(stderr, "usage: ngx_oauth_fixture --store PATH --key-file "
+                "FILE conn|secret|tamper|move|flow|open ARGS\n");
+        return 1;
+    }
+
+    cmd = argv[i];
+    fx.args = argv + i + 1;
+    fx.nargs = argc - i - 1;
+
+    rc = 1;
+
+    if (ngx_oauth_keyring_load(&fx.keyring, keys, err, sizeof(err))
+        != NGX_OAUTH_OK)
+    {
+        fprintf(stderr, "fixture: %s\n", err);
+        goto exit;
+    }
+
+    memset(&conf, 0, sizeof(ngx_oauth_store_conf_t));
+    conf.path = store;
+    conf.max_size = NGX_OAUTH_FIXTURE_MAP;
+    conf.sync = 1;
+
+    if (ngx_oauth_store_open(&fx.store, &conf, NULL, err, sizeof(err))
+        != NGX_OAUTH_OK)
+    {
+        fprintf(stderr, "fixture: %s\n", err);
+        goto exit;
+    }
+
+    if (strcmp(cmd, "conn") == 0 && (fx.nargs == 4 || fx.nargs == 5)) {
+        rc = ngx_oauth_fixture_conn(&fx, NGX_OAUTH_KIND_OAUTH2);
+
+    } else if (strcmp(cmd, "secret") == 0 && fx.nargs == 4) {
+        rc = ngx_oauth_fixture_conn(&fx, NGX_OAUTH_KIND_API_KEY);
+
+    } else if (strcmp(cmd, "tamper") == 0 && fx.nargs == 4) {
+        rc = ngx_oauth_fixture_tamper(&fx);
+
+    } else if (strcmp(cmd, "move") == 0 && fx.nargs == 5) {
+        rc = ngx_oauth_fixture_move(&fx);
+
+    } else if (strcmp(cmd, "flow") == 0 && fx.nargs == 4) {
+        rc = ngx_oauth_fixture_flow(&fx);
+
+    } else if (strcmp(cmd, "open") == 0 && fx.nargs == 4) {
+        rc = ngx_oauth_fixture_open(&fx);
+
+    } else {
+        fprintf(stderr, "fixture: bad command or arguments\n");
+    }
+
+exit:
+
+    ngx_oauth_store_close(fx.store);
+    ngx_oauth_keyring_wipe(&fx.keyring);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_conn(ngx_oauth_fixture_t *fx, unsigned kind)
+{
+    int               rc;
+    time_t            now;
+    ngx_oauth_conn_t  conn;
+
+    memset(&conn, 0, sizeof(ngx_oauth_conn_t));
+
+    now = time(NULL);
+
+    ngx_oauth_fixture_str(&conn.owner, fx->args[0]);
+    ngx_oauth_fixture_str(&conn.provider, fx->args[1]);
+    ngx_oauth_fixture_str(&conn.account, fx->args[2]);
+    ngx_oauth_fixture_str(&conn.account_name, "Fixture Account");
+    conn.kind = kind;
+    conn.status = NGX_OAUTH_STATUS_CONNECTED;
+    conn.created_at = now;
+    conn.updated_at = now;
+
+    if (kind == NGX_OAUTH_KIND_OAUTH2) {
+        ngx_oauth_fixture_str(&conn.token_type, "Bearer");
+        ngx_oauth_fixture_str(&conn.scopes, "read write");
+        conn.expires_at = now + 3600;
+        conn.last_refresh_at = now;
+
+        rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
+                                    &conn.account, "access", fx->args[3],
+                                    &conn.access);
+
+        if (rc == NGX_OAUTH_OK && fx->nargs == 5) {
+            rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
+                                        &conn.account, "refresh",
+                                        fx->args[4], &conn.refresh);
+        }
+
+    } else {
+        rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
+                                    &conn.account, "credentials",
+                                    fx->args[3], &conn.secret);
+    }
+
+    if (rc == NGX_OAUTH_OK) {
+        rc = ngx_oauth_fixture_put(fx, &conn);
+    }
+
+    free(conn.access.data);
+    free(conn.refresh.data);
+    free(conn.secret.data);
+
+    return rc == NGX_OAUTH_OK ? 0 : 1;
+}
+
+
+static int
+ngx_oauth_fixture_tamper(ngx_oauth_fixture_t *fx)
+{
+    int               rc;
+    ngx_oauth_str_t  *s;
+    ngx_oauth_conn_t  conn;
+
+    if (ngx_oauth_fixture_get(fx, &conn) != NGX_OAUTH_OK) {
+        return 1;
+    }
+
+    rc = 1;
+
+    s = ngx_oauth_fixture_field(&conn, fx->args[3]);
+    if (s == NULL || s->len == 0) {
+        fprintf(stderr, "fixture: no such sealed field\n");
+        goto exit;
+    }
+
+    /* the last byte is part of the GCM tag: the value no longer opens */
+    s->data[s->len - 1] ^= 0x01;
+
+    if (ngx_oauth_fixture_put(fx, &conn) == NGX_OAUTH_OK) {
+        rc = 0;
+    }
+
+exit:
+
+    ngx_oauth_conn_free(&conn);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_move(ngx_oauth_fixture_t *fx)
+{
+    int               rc;
+    ngx_oauth_str_t  *from, *to;
+    ngx_oauth_conn_t  conn;
+
+    if (ngx_oauth_fixture_get(fx, &conn) != NGX_OAUTH_OK) {
+        return 1;
+    }
+
+    rc = 1;
+
+    from = ngx_oauth_fixture_field(&conn, fx->args[3]);
+    to = ngx_oauth_fixture_field(&conn, fx->args[4]);
+
+    if (from == NULL || to == NULL || from->len == 0) {
+        fprintf(stderr, "fixture: no such sealed field\n");
+        goto exit;
+    }
+
+    *to = *from;
+
+    if (ngx_oauth_fixture_put(fx, &conn) == NGX_OAUTH_OK) {
+        rc = 0;
+    }
+
+exit:
+
+    ngx_oauth_conn_free(&conn);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx)
+{
+    int               rc;
+    time_t            now;
+    ngx_oauth_str_t   account;
+    ngx_oauth_flow_t  flow;
+    char              verifier[NGX_OAUTH_VERIFIER_LEN + 1];
+
+    memset(&flow, 0, sizeof(ngx_oauth_flow_t));
+
+    now = time(NULL);
+
+    ngx_oauth_fixture_str(&flow.owner, fx->args[1]);
+    ngx_oauth_fixture_str(&flow.provider, fx->args[2]);
+    ngx_oauth_fixture_str(&flow.return_to, "/");
+    ngx_oauth_fixture_str(&flow.browser, "0123456789abcdef0123456789abcdef");
+    flow.mode = NGX_OAUTH_MODE_REDIRECT;
+    flow.created = now;
+    flow.expires = now + atol(fx->args[3]);
+
+    account.len = 0;
+    account.data = (unsigned char *) "";
+
+    if (ngx_oauth_random_token(verifier) != NGX_OAUTH_OK) {
+        return 1;
+    }
+
+    rc = ngx_oauth_fixture_seal(fx, &flow.owner, &flow.provider, &account,
+                                "pkce", verifier, &flow.verifier);
+
+    if (rc == NGX_OAUTH_OK) {
+        rc = ngx_oauth_store_flow_put(fx->store, fx->args[0],
+                                      strlen(fx->args[0]), &flow);
+        if (rc != NGX_OAUTH_OK) {
+            fprintf(stderr, "fixture: %s\n",
+                    ngx_oauth_store_error(fx->store));
+        }
+    }
+
+    free(flow.verifier.data);
+
+    return rc == NGX_OAUTH_OK ? 0 : 1;
+}
+
+
+static int
+ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx)
+{
+    int               rc;
+    size_t            len;
+    unsigned char    *plain;
+    ngx_oauth_aad_t   aad;
+    ngx_oauth_str_t  *s;
+    ngx_oauth_conn_t  conn;
+
+    if (ngx_oauth_fixture_get(fx, &conn) != NGX_OAUTH_OK) {
+        return 1;
+    }
+
+    rc = 1;
+    plain = NULL;
+
+    s = ngx_oauth_fixture_field(&conn, fx->args[3]);
+    if (s == NULL || s->len == 0) {
+        fprintf(stderr, "fixture: no such sealed field\n");
+        goto exit;
+    }
+
+    plain = malloc(s->len);
+    if (plain == NULL) {
+        goto exit;
+    }
+
+    aad.owner = conn.owner;
+    aad.provider = conn.provider;
+    aad.account = conn.account;
+    ngx_oauth_fixture_str(&aad.field, fx->args[3]);
+
+    if (ngx_oauth_open(&fx->keyring, &aad, s->data, s->len, plain, &len)
+        != NGX_OAUTH_OK)
+    {
+        fprintf(stderr, "fixture: the value does not open\n");
+        goto exit;
+    }
+
+    printf("%.*s\n", (int) len, (char *) plain);
+    rc = 0;
+
+exit:
+
+    if (plain != NULL) {
+        ngx_oauth_wipe(plain, s->len);
+        free(plain);
+    }
+
+    ngx_oauth_conn_free(&conn);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_get(ngx_oauth_fixture_t *fx, ngx_oauth_conn_t *conn)
+{
+    int              rc;
+    ngx_oauth_str_t  owner, provider, account;
+
+    ngx_oauth_fixture_str(&owner, fx->args[0]);
+    ngx_oauth_fixture_str(&provider, fx->args[1]);
+    ngx_oauth_fixture_str(&account, fx->args[2]);
+
+    rc = ngx_oauth_store_conn_get(fx->store, &owner, &provider, &account,
+                                  conn);
+    if (rc != NGX_OAUTH_OK) {
+        fprintf(stderr, "fixture: %s\n", ngx_oauth_store_error(fx->store));
+    }
+
+    return rc;
+}
+
+
+static ngx_oauth_str_t *
+ngx_oauth_fixture_field(ngx_oauth_conn_t *conn, const char *name)
+{
+    if (strcmp(name, "access") == 0) {
+        return &conn->access;
+    }
+
+    if (strcmp(name, "refresh") == 0) {
+        return &conn->refresh;
+    }
+
+    if (strcmp(name, "credentials") == 0) {
+        return &conn->secret;
+    }
+
+    return NULL;
+}
+
+
+static int
+ngx_oauth_fixture_seal(ngx_oauth_fixture_t *fx, const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account,
+    const char *field, const char *plain, ngx_oauth_str_t *out)
+{
+    int              rc;
+    size_t           len;
+    ngx_oauth_aad_t  aad;
+
+    aad.owner = *owner;
+    aad.provider = *provider;
+    aad.account = *account;
+    ngx_oauth_fixture_str(&aad.field, field);
+
+    len = strlen(plain);
+
+    out->data = malloc(ngx_oauth_seal_size(fx->keyring.keys[0].kid_len,
+                                           len));
+    if (out->data == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    rc = ngx_oauth_seal(&fx->keyring, &aad, (const unsigned char *) plain,
+                        len, out->data, &out->len);
+    if (rc != NGX_OAUTH_OK) {
+        fprintf(stderr, "fixture: seal failed: %s\n",
+                ngx_oauth_strerror(rc));
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_put(ngx_oauth_fixture_t *fx, ngx_oauth_conn_t *conn)
+{
+    int  rc;
+
+    rc = ngx_oauth_store_conn_put(fx->store, conn, NULL);
+    if (rc != NGX_OAUTH_OK) {
+        fprintf(stderr, "fixture: %s\n", ngx_oauth_store_error(fx->store));
+    }
+
+    return rc;
+}
