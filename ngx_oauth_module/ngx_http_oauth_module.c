@@ -737,7 +737,9 @@ ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.len = value[i].len - 9;
             s.data = value[i].data + 9;
 
-            size = ngx_parse_size(&s);
+            /* ngx_parse_offset(), unlike ngx_parse_size(), knows "g" */
+
+            size = (ssize_t) ngx_parse_offset(&s);
 
             /* LMDB needs room for its meta pages and our databases */
 
