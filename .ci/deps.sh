@@ -11,7 +11,10 @@ liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
 for group in "$@"; do
     case "$group" in
     fuzz)     pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
-    e2e)      pkgs="$pkgs chromium nodejs npm" ;;
+    e2e)      pkgs="$pkgs chromium"
+              # the machine's own Node.js (with its npm) counts too
+              command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+              command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     valgrind) pkgs="$pkgs valgrind" ;;
     esac
 done

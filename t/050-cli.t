@@ -323,6 +323,8 @@ chomp(@secrets);
                      'check');
     is($r->{rc}, 0, 'check: exit 0 when every value opens');
     is($r->{out}, "checked 5 sealed values in 4 connections: 5 ok, "
+                  . "0 failed\n"
+                  . "checked 3 PKCE verifiers of flows under way: 3 ok, "
                   . "0 failed\n", 'check: summary');
 
     $r = cli_seen('check', '--key-file', "$dir/keys.new", '--store', $store);
@@ -330,7 +332,10 @@ chomp(@secrets);
     like($r->{out},
          qr/^failed\talice\tgoogle\ta1\taccess\tunknown key id\told$/m,
          'check: unknown key reported');
-    like($r->{out}, qr/0 ok, 5 failed\n\z/, 'check: every value failed');
+    like($r->{out}, qr/0 ok, 5 failed\n.*: 0 ok, 3 failed\n\z/,
+         'check: every value failed, flows too');
+    like($r->{out}, qr/^failed\talice\tgoogle\t-\tpkce\tunknown key id\told$/m,
+         'check: a flow verifier under an unknown key is reported');
 
     # a second store for damaged records
 
@@ -392,7 +397,9 @@ chomp(@secrets);
                      'rotate');
     is($r->{rc}, 0, 'rotate: exit 0');
     is($r->{out}, "rotated 5 sealed values in 4 connections to key new: "
-                  . "0 already under it, 0 failed\n", 'rotate: counts');
+                  . "0 already under it, 0 failed\n"
+                  . "rotated 3 PKCE verifiers of flows under way, 0 failed\n",
+       'rotate: counts, flows too');
 
     $r = cli_seen('--store', $store, '--key-file', "$dir/keys.new", 'check');
     is($r->{rc}, 0, 'rotate: check with the new key alone passes');

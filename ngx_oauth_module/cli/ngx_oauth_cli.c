@@ -83,6 +83,12 @@ typedef struct {
     size_t                    current;       /* already under the active key */
     size_t                    failed;
     int                       error;         /* stops an iteration */
+
+    /* the PKCE verifiers of flows under way */
+    size_t                    flows;
+    size_t                    flows_done;
+    size_t                    flows_failed;
+    unsigned char            *resealed;      /* owned while a flow is put */
 } ngx_oauth_cli_t;
 
 
@@ -139,7 +145,10 @@ static void ngx_oauth_cli_list_object(ngx_oauth_buf_t *b,
 static int ngx_oauth_cli_check(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_check_conn(const ngx_oauth_conn_t *conn,
     void *data);
+static int ngx_oauth_cli_check_flow(const ngx_oauth_flow_t *flow,
+    void *data);
 static int ngx_oauth_cli_rotate(ngx_oauth_cli_t *cli);
+static int ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data);
 static int ngx_oauth_cli_rotate_scan(const ngx_oauth_conn_t *conn,
     void *data);
 static int ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
@@ -772,7 +781,7 @@ ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
 static int
 ngx_oauth_cli_check(ngx_oauth_cli_t *cli)
 {
-    int  rc;
+    int  rc, flows;
 
     rc = ngx_oauth_cli_each(cli, ngx_oauth_cli_check_conn);
 
@@ -781,13 +790,37 @@ ngx_oauth_cli_check(ngx_oauth_cli_t *cli)
         return NGX_OAUTH_CLI_ERROR;
     }
 
+    /* the PKCE verifiers of flows under way are sealed too */
+
+    flows = ngx_oauth_store_flow_each(cli->store, ngx_oauth_cli_check_flow,
+                                      cli);
+
+    if (cli->error != NGX_OAUTH_OK) {
+        ngx_oauth_cli_error("check: %s", ngx_oauth_strerror(cli->error));
+        return NGX_OAUTH_CLI_ERROR;
+    }
+
+    if (flows != NGX_OAUTH_OK) {
+        ngx_oauth_cli_error("check: flows: %s",
+                            ngx_oauth_store_error(cli->store));
+        rc = NGX_OAUTH_CLI_PROBLEMS;
+    }
+
     (void) ngx_oauth_buf_add_fmt(&cli->out,
                                  "checked %zu sealed values in %zu "
                                  "connections: %zu ok, %zu failed\n",
                                  cli->values, cli->conns, cli->done,
                                  cli->failed);
 
-    if (rc == NGX_OAUTH_CLI_OK && cli->failed) {
+    if (cli->flows) {
+        (void) ngx_oauth_buf_add_fmt(&cli->out,
+                                     "checked %zu PKCE verifiers of flows "
+                                     "under way: %zu ok, %zu failed\n",
+                                     cli->flows, cli->flows_done,
+                                     cli->flows_failed);
+    }
+
+    if (rc == NGX_OAUTH_CLI_OK && (cli->failed || cli->flows_failed)) {
         rc = NGX_OAUTH_CLI_PROBLEMS;
     }
 
@@ -841,6 +874,60 @@ ngx_oauth_cli_check_conn(const ngx_oauth_conn_t *conn, void *data)
 }
 
 
+static int
+ngx_oauth_cli_check_flow(const ngx_oauth_flow_t *flow, void *data)
+{
+    ngx_oauth_cli_t  *cli = data;
+
+    int               rc;
+    size_t            plen;
+    unsigned char    *plain;
+    ngx_oauth_aad_t   aad;
+    ngx_oauth_conn_t  row;
+
+    if (flow->verifier.len == 0) {
+        return 0;
+    }
+
+    cli->flows++;
+
+    plain = malloc(flow->verifier.len);
+    if (plain == NULL) {
+        cli->error = NGX_OAUTH_NOMEM;
+        return 1;
+    }
+
+    /* sealed by nginx for (owner, provider, no account, "pkce") */
+
+    aad.owner = flow->owner;
+    aad.provider = flow->provider;
+    aad.account.len = 0;
+    aad.account.data = NULL;
+    aad.field.len = sizeof("pkce") - 1;
+    aad.field.data = (unsigned char *) "pkce";
+
+    rc = ngx_oauth_open(&cli->keyring, &aad, flow->verifier.data,
+                        flow->verifier.len, plain, &plen);
+
+    if (rc == NGX_OAUTH_OK) {
+        ngx_oauth_wipe(plain, plen);
+        cli->flows_done++;
+
+    } else {
+        memset(&row, 0, sizeof(ngx_oauth_conn_t));
+        row.owner = flow->owner;
+        row.provider = flow->provider;
+
+        cli->flows_failed++;
+        ngx_oauth_cli_failure(&cli->out, &row, "pkce", rc, &flow->verifier);
+    }
+
+    free(plain);
+
+    return cli->out.failed;
+}
+
+
 /*
  * Rotation reads the connections in one read transaction, then re-seals
  * each in a write transaction of its own: nginx waits for a rotation no
@@ -883,7 +970,31 @@ ngx_oauth_cli_rotate(ngx_oauth_cli_t *cli)
                                  cli->done, n, cli->keyring.keys[0].kid,
                                  cli->current, cli->failed);
 
-    if (rc == NGX_OAUTH_CLI_OK && cli->failed) {
+    /* flows under way too, so that they finish after the old key goes */
+
+    if (ngx_oauth_store_flow_rewrite(cli->store, ngx_oauth_cli_rotate_flow,
+                                     cli)
+        != NGX_OAUTH_OK)
+    {
+        free(cli->resealed);
+        cli->resealed = NULL;
+        ngx_oauth_cli_error("rotate: flows: %s",
+                            ngx_oauth_store_error(cli->store));
+        rc = NGX_OAUTH_CLI_ERROR;
+        goto exit;
+    }
+
+    free(cli->resealed);
+    cli->resealed = NULL;
+
+    if (cli->flows) {
+        (void) ngx_oauth_buf_add_fmt(&cli->out,
+                                     "rotated %zu PKCE verifiers of flows "
+                                     "under way, %zu failed\n",
+                                     cli->flows_done, cli->flows_failed);
+    }
+
+    if (rc == NGX_OAUTH_CLI_OK && (cli->failed || cli->flows_failed)) {
         rc = NGX_OAUTH_CLI_PROBLEMS;
     }
 
@@ -894,6 +1005,79 @@ exit:
     }
 
     return rc;
+}
+
+
+/* called inside the store's write transaction: crypto only, no I/O */
+
+static int
+ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data)
+{
+    ngx_oauth_cli_t  *cli = data;
+
+    int               rc;
+    size_t            plen, slen;
+    unsigned char    *plain, *sealed;
+    ngx_oauth_aad_t   aad;
+
+    if (flow->verifier.len == 0
+        || ngx_oauth_cli_is_active(cli, &flow->verifier))
+    {
+        return 0;
+    }
+
+    cli->flows++;
+
+    aad.owner = flow->owner;
+    aad.provider = flow->provider;
+    aad.account.len = 0;
+    aad.account.data = NULL;
+    aad.field.len = sizeof("pkce") - 1;
+    aad.field.data = (unsigned char *) "pkce";
+
+    plain = malloc(flow->verifier.len);
+    if (plain == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    rc = ngx_oauth_open(&cli->keyring, &aad, flow->verifier.data,
+                        flow->verifier.len, plain, &plen);
+
+    if (rc != NGX_OAUTH_OK) {
+        free(plain);
+        cli->flows_failed++;
+        return 0;
+    }
+
+    slen = ngx_oauth_seal_size(cli->keyring.keys[0].kid_len, plen);
+
+    sealed = malloc(slen);
+    if (sealed == NULL) {
+        ngx_oauth_wipe(plain, plen);
+        free(plain);
+        return NGX_OAUTH_NOMEM;
+    }
+
+    rc = ngx_oauth_seal(&cli->keyring, &aad, plain, plen, sealed, &slen);
+
+    ngx_oauth_wipe(plain, plen);
+    free(plain);
+
+    if (rc != NGX_OAUTH_OK) {
+        free(sealed);
+        return rc < 0 ? rc : NGX_OAUTH_ERROR;
+    }
+
+    /* the previous flow's bytes were copied by the encoder already */
+
+    free(cli->resealed);
+    cli->resealed = sealed;
+
+    flow->verifier.data = sealed;
+    flow->verifier.len = slen;
+    cli->flows_done++;
+
+    return 1;
 }
 
 

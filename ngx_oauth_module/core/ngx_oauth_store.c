@@ -784,6 +784,170 @@ done:
 
 
 int
+ngx_oauth_store_flow_each(ngx_oauth_store_t *st, ngx_oauth_flow_iter_pt iter,
+    void *data)
+{
+    int                rc, ret, stop;
+    size_t             bad;
+    MDB_val            k, v;
+    MDB_txn           *txn;
+    MDB_cursor        *cur;
+    ngx_oauth_flow_t   flow;
+
+    cur = NULL;
+    bad = 0;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->flows, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto done;
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
+            != NGX_OAUTH_OK)
+        {
+            bad++;
+            continue;
+        }
+
+        stop = iter(&flow, data);
+        ngx_oauth_flow_free(&flow);
+
+        if (stop) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto done;
+    }
+
+    if (bad) {
+        snprintf(st->err, sizeof(st->err),
+                 "%zu flow records do not decode", bad);
+        ret = NGX_OAUTH_INVALID;
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_flow_rewrite(ngx_oauth_store_t *st,
+    ngx_oauth_flow_rewrite_pt fn, void *data)
+{
+    int                rc, ret, r;
+    size_t             len;
+    MDB_val            k, v, nv;
+    MDB_txn           *txn;
+    MDB_cursor        *cur;
+    unsigned char     *buf;
+    ngx_oauth_flow_t   flow;
+
+    cur = NULL;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->flows, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto failed;
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
+            != NGX_OAUTH_OK)
+        {
+            continue;           /* left for purge */
+        }
+
+        r = fn(&flow, data);
+
+        if (r < 0) {
+            ngx_oauth_flow_free(&flow);
+            ret = r;
+            goto failed;
+        }
+
+        if (r == 0) {
+            ngx_oauth_flow_free(&flow);
+            continue;
+        }
+
+        ret = ngx_oauth_flow_encode(&flow, &buf, &len);
+        ngx_oauth_flow_free(&flow);
+
+        if (ret != NGX_OAUTH_OK) {
+            goto failed;
+        }
+
+        nv.mv_size = len;
+        nv.mv_data = buf;
+
+        rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        free(buf);
+
+        if (rc != 0) {
+            ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_put");
+            goto failed;
+        }
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto failed;
+    }
+
+    mdb_cursor_close(cur);
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+    }
+
+    return NGX_OAUTH_OK;
+
+failed:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+int
 ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account, uint64_t holder, time_t now,

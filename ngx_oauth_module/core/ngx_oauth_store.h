@@ -131,6 +131,28 @@ int ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     size_t *purged);
 void ngx_oauth_flow_free(ngx_oauth_flow_t *flow);
 
+typedef int (*ngx_oauth_flow_iter_pt)(const ngx_oauth_flow_t *flow,
+    void *data);
+
+/*
+ * Calls iter for each stored flow inside one read transaction (for the
+ * ngx-oauth tool's check); iter returns non-zero to stop and must not call
+ * the store.  Records that do not decode make the result INVALID.
+ */
+int ngx_oauth_store_flow_each(ngx_oauth_store_t *st,
+    ngx_oauth_flow_iter_pt iter, void *data);
+
+/*
+ * Key rotation of flows: one write transaction over every flow; fn may
+ * point flow->verifier at new bytes (which it keeps owning) and returns
+ * 1 to have the flow written back under the same key, 0 to leave it, or
+ * a negative NGX_OAUTH_* code to abort the whole transaction.
+ */
+typedef int (*ngx_oauth_flow_rewrite_pt)(ngx_oauth_flow_t *flow,
+    void *data);
+int ngx_oauth_store_flow_rewrite(ngx_oauth_store_t *st,
+    ngx_oauth_flow_rewrite_pt fn, void *data);
+
 int ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account, ngx_oauth_conn_t *conn);
