@@ -41,6 +41,8 @@ static char *ngx_http_oauth_callback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_http_complex_value_t *ngx_http_oauth_compile(ngx_conf_t *cf,
+    ngx_str_t *value);
 static char *ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -914,10 +916,9 @@ ngx_http_oauth_http_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                        *p = conf;
-    ngx_http_complex_value_t   **cv;
-    ngx_http_compile_complex_value_t  ccv;
-    ngx_str_t                   *value;
+    char                       *p = conf;
+    ngx_str_t                  *value;
+    ngx_http_complex_value_t  **cv;
 
     cv = (ngx_http_complex_value_t **) (p + cmd->offset);
 
@@ -931,22 +932,34 @@ ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "takes a non-empty value";
     }
 
-    *cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-    if (*cv == NULL) {
-        return NGX_CONF_ERROR;
+    *cv = ngx_http_oauth_compile(cf, &value[1]);
+
+    return (*cv == NULL) ? NGX_CONF_ERROR : NGX_CONF_OK;
+}
+
+
+static ngx_http_complex_value_t *
+ngx_http_oauth_compile(ngx_conf_t *cf, ngx_str_t *value)
+{
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (cv == NULL) {
+        return NULL;
     }
 
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
     ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = *cv;
+    ccv.value = value;
+    ccv.complex_value = cv;
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
-    return NGX_CONF_OK;
+    return cv;
 }
 
 
@@ -1031,10 +1044,9 @@ ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_loc_conf_t *olcf = conf;
 
-    ngx_http_core_loc_conf_t          *clcf;
-    ngx_http_oauth_main_conf_t        *omcf;
-    ngx_http_compile_complex_value_t   ccv;
-    ngx_str_t                         *value;
+    ngx_str_t                   *value;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_oauth_main_conf_t  *omcf;
 
     if (olcf->start) {
         return "is duplicate";
@@ -1042,18 +1054,8 @@ ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    olcf->start = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    olcf->start = ngx_http_oauth_compile(cf, &value[1]);
     if (olcf->start == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-    ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = olcf->start;
-
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1093,9 +1095,8 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_loc_conf_t *olcf = conf;
 
-    ngx_str_t                         *value, account;
-    ngx_http_oauth_main_conf_t        *omcf;
-    ngx_http_compile_complex_value_t   ccv;
+    ngx_str_t                   *value, account;
+    ngx_http_oauth_main_conf_t  *omcf;
 
     if (olcf->token) {
         return "is duplicate";
@@ -1103,18 +1104,8 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    olcf->token = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    olcf->token = ngx_http_oauth_compile(cf, &value[1]);
     if (olcf->token == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-    ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = olcf->token;
-
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1129,19 +1120,8 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         account.len = value[2].len - 8;
         account.data = value[2].data + 8;
 
-        olcf->token_account = ngx_palloc(cf->pool,
-                                         sizeof(ngx_http_complex_value_t));
+        olcf->token_account = ngx_http_oauth_compile(cf, &account);
         if (olcf->token_account == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &account;
-        ccv.complex_value = olcf->token_account;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
     }
