@@ -32,10 +32,6 @@ typedef struct {
     ngx_str_t                    owner;
     ngx_str_t                    account;
     ngx_str_t                    secret;       /* API credentials, wiped */
-    ngx_str_t                    tokens[2];    /* to revoke, wiped */
-    ngx_uint_t                   ntokens;
-    ngx_uint_t                   next;
-    ngx_uint_t                   revoked;
     ngx_uint_t                   action;
     ngx_http_oauth_refresh_t    *refresh;
     ngx_http_oauth_fetch_t      *fetch;
@@ -44,6 +40,25 @@ typedef struct {
     const char                  *code;
     const char                  *message;
 } ngx_http_oauth_api_ctx_t;
+
+
+/* a revocation at DELETE; it outlives the request if need be */
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_http_oauth_provider_t   *provider;
+    ngx_oauth_str_t              owner;
+    ngx_oauth_str_t              account;
+    ngx_str_t                    addr;
+    ngx_str_t                    tokens[2];    /* wiped with the pool */
+    const char                  *hints[2];     /* their token_type_hint */
+    ngx_uint_t                   ntokens;
+    ngx_uint_t                   next;
+    ngx_uint_t                   revoked;
+    ngx_http_oauth_api_ctx_t    *ctx;          /* NULL: nobody waits */
+    ngx_pool_cleanup_t          *cln;          /* in the request's pool */
+} ngx_http_oauth_revoke_t;
 
 
 #define NGX_HTTP_OAUTH_ACT_REFRESH    1
@@ -60,9 +75,12 @@ typedef struct {
 
 static void ngx_http_oauth_api_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_dispatch(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_api_not_allowed(ngx_http_request_t *r,
+    const char *allow);
 static ngx_int_t ngx_http_oauth_api_origin(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_read_body(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
+static ngx_uint_t ngx_http_oauth_api_is_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_split(ngx_http_request_t *r,
     ngx_str_t *seg, ngx_uint_t *n);
 static ngx_int_t ngx_http_oauth_api_providers(ngx_http_request_t *r,
@@ -81,9 +99,14 @@ static ngx_int_t ngx_http_oauth_api_test(ngx_http_request_t *r,
 static void ngx_http_oauth_api_tested(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_api_delete(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
-static ngx_int_t ngx_http_oauth_api_revoke_next(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_http_oauth_revoke_t *ngx_http_oauth_api_revoke_create(
+    ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
+    ngx_oauth_conn_t *conn);
+static ngx_int_t ngx_http_oauth_api_revoke_start(ngx_http_oauth_revoke_t *rv);
+static ngx_int_t ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv);
 static void ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f);
+static void ngx_http_oauth_api_revoke_end(ngx_http_oauth_revoke_t *rv);
+static void ngx_http_oauth_api_revoke_detach(void *data);
 static ngx_int_t ngx_http_oauth_api_create(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
@@ -110,13 +133,10 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
     ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_api_ctx_t    *ctx;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
-                       |NGX_HTTP_DELETE)))
-    {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method_not_allowed",
-                                         "use GET, POST or DELETE");
-    }
+    /*
+     * Other methods go through dispatch too, so that their 405 names
+     * what the resource allows; they change nothing on the way.
+     */
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_api_ctx_t));
     if (ctx == NULL) {
@@ -174,6 +194,19 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & NGX_HTTP_POST)) {
+
+        /* a DELETE changes state too: no body, or a JSON one (ignored) */
+
+        if ((r->method & NGX_HTTP_DELETE)
+            && (r->headers_in.content_length_n > 0 || r->headers_in.chunked)
+            && !ngx_http_oauth_api_is_json(r))
+        {
+            return ngx_http_oauth_send_error(r,
+                                             NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                             "unsupported_media_type",
+                                             "send application/json");
+        }
+
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -312,6 +345,7 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
     ngx_int_t                  rc;
     ngx_str_t                  seg[NGX_HTTP_OAUTH_SEGMENTS], provider;
     ngx_uint_t                 n;
+    const char                *allow;
     ngx_http_oauth_api_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
@@ -336,6 +370,7 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
         && ngx_strncmp(seg[0].data, "providers", 9) == 0)
     {
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            allow = "GET, HEAD";
             goto not_allowed;
         }
 
@@ -350,6 +385,7 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
 
     if (n == 1) {
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            allow = "GET, HEAD";
             goto not_allowed;
         }
 
@@ -391,6 +427,7 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
 
     if (n == 2) {
         if (!(r->method & NGX_HTTP_POST)) {
+            allow = "POST";
             goto not_allowed;
         }
 
@@ -412,23 +449,32 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
             return ngx_http_oauth_api_delete(r, ctx);
         }
 
+        allow = "GET, HEAD, DELETE";
         goto not_allowed;
     }
 
-    if (n == 4 && (r->method & NGX_HTTP_POST)) {
+    /* only known actions exist: anything else is a 404, not a 405 */
+
+    if (n == 4) {
         if (seg[3].len == 7 && ngx_strncmp(seg[3].data, "refresh", 7) == 0) {
+            if (!(r->method & NGX_HTTP_POST)) {
+                allow = "POST";
+                goto not_allowed;
+            }
+
             return ngx_http_oauth_api_refresh(r, ctx,
                                               NGX_HTTP_OAUTH_ACT_REFRESH);
         }
 
         if (seg[3].len == 4 && ngx_strncmp(seg[3].data, "test", 4) == 0) {
+            if (!(r->method & NGX_HTTP_POST)) {
+                allow = "POST";
+                goto not_allowed;
+            }
+
             return ngx_http_oauth_api_refresh(r, ctx,
                                               NGX_HTTP_OAUTH_ACT_TEST);
         }
-    }
-
-    if (n == 4) {
-        goto not_allowed;
     }
 
 not_found:
@@ -437,6 +483,19 @@ not_found:
                                      "no such resource");
 
 not_allowed:
+
+    return ngx_http_oauth_api_not_allowed(r, allow);
+}
+
+
+/* RFC 9110: a 405 names the methods the resource has, in Allow */
+
+static ngx_int_t
+ngx_http_oauth_api_not_allowed(ngx_http_request_t *r, const char *allow)
+{
+    if (ngx_http_oauth_add_header(r, "Allow", allow) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_ALLOWED,
                                      "method_not_allowed",
@@ -559,13 +618,7 @@ ngx_http_oauth_api_read_body(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (r->headers_in.content_type == NULL
-        || r->headers_in.content_type->value.len < 16
-        || ngx_strncasecmp(r->headers_in.content_type->value.data,
-                           (u_char *) "application/json", 16) != 0
-        || (r->headers_in.content_type->value.len > 16
-            && r->headers_in.content_type->value.data[16] != ';'))
-    {
+    if (!ngx_http_oauth_api_is_json(r)) {
         ctx->status = NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
         ctx->code = "unsupported_media_type";
         ctx->message = "send application/json";
@@ -609,6 +662,41 @@ ngx_http_oauth_api_read_body(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Content-Type application/json, with or without parameters (RFC 9110:
+ * type "/" subtype *( OWS ";" OWS parameter )); what an HTML form cannot
+ * send across origins without a preflight.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_api_is_json(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t  *v;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    v = &r->headers_in.content_type->value;
+
+    if (v->len < 16
+        || ngx_strncasecmp(v->data, (u_char *) "application/json", 16) != 0)
+    {
+        return 0;
+    }
+
+    p = v->data + 16;
+    last = v->data + v->len;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    return (p == last || *p == ';');
 }
 
 
@@ -808,6 +896,7 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t action)
 {
     int                        rc;
+    ngx_uint_t                 refreshable;
     ngx_oauth_str_t            owner, provider, account;
     ngx_oauth_conn_t           conn;
     ngx_http_oauth_refresh_t  *rf;
@@ -835,7 +924,15 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
 
     ctx->action = action;
 
-    if (conn.kind != NGX_OAUTH_KIND_OAUTH2
+    /*
+     * Without a refresh token there is nothing to ask the provider for:
+     * that is the caller's mistake (400), not the provider's (502).
+     */
+
+    refreshable = (conn.kind == NGX_OAUTH_KIND_OAUTH2 && conn.refresh.len
+                   && ctx->provider->refresh);
+
+    if (!refreshable
         || (action == NGX_HTTP_OAUTH_ACT_TEST
             && !ngx_http_oauth_refresh_due(ctx->omcf, ctx->provider, &conn,
                                            ngx_time())))
@@ -844,8 +941,8 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
             ngx_oauth_conn_free(&conn);
             return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                              "not_refreshable",
-                                             "this kind of connection has "
-                                             "no token to refresh");
+                                             "this connection has no "
+                                             "token to refresh");
         }
 
         ngx_oauth_conn_free(&conn);
@@ -1140,16 +1237,23 @@ ngx_http_oauth_api_tested(ngx_http_oauth_fetch_t *f)
  * DELETE: the record goes first, so that no refresh can store into it;
  * then the tokens are revoked at the provider, refresh token first
  * (RFC 7009), best effort.
+ *
+ * The revocation runs in a pool of its own: a client that goes away
+ * after its DELETE (a closed tab, a proxy's timeout) must not leave
+ * tokens alive at the provider for a connection that no longer exists
+ * here.  The request, while it waits, only reads the result.
  */
 
 static ngx_int_t
 ngx_http_oauth_api_delete(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx)
 {
-    int               rc;
-    json_t           *o;
-    ngx_oauth_str_t   owner, provider, account;
-    ngx_oauth_conn_t  conn;
+    int                       rc;
+    json_t                   *o;
+    ngx_oauth_str_t           owner, provider, account;
+    ngx_oauth_conn_t          conn;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_oauth_revoke_t  *rv;
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
@@ -1172,29 +1276,16 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
                                          "the store cannot be read");
     }
 
-    ctx->ntokens = 0;
+    rv = NULL;
 
     if (conn.kind == NGX_OAUTH_KIND_OAUTH2
         && ctx->provider->revocation_url.len)
     {
-        if (conn.refresh.len
-            && ngx_http_oauth_open_field(r->pool, r->connection->log,
-                                         ctx->omcf->keyring, &conn,
-                                         "refresh", &conn.refresh,
-                                         &ctx->tokens[ctx->ntokens])
-               == NGX_OK)
-        {
-            ctx->ntokens++;
-        }
+        rv = ngx_http_oauth_api_revoke_create(r, ctx, &conn);
 
-        if (conn.access.len
-            && ngx_http_oauth_open_field(r->pool, r->connection->log,
-                                         ctx->omcf->keyring, &conn,
-                                         "access", &conn.access,
-                                         &ctx->tokens[ctx->ntokens])
-               == NGX_OK)
-        {
-            ctx->ntokens++;
+        if (rv == NULL) {
+            ngx_oauth_conn_free(&conn);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -1204,6 +1295,10 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
                                      &account);
 
     if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
+        if (rv) {
+            ngx_destroy_pool(rv->pool);
+        }
+
         return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "store_error",
                                          "the connection could not be "
@@ -1214,20 +1309,33 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
                          &owner, &ctx->provider->name, &account, "ok", NULL,
                          &r->connection->addr_text);
 
-    if (ctx->ntokens == 0) {
+    if (rv == NULL) {
         o = json_pack("{s:b}", "revoked", 0);
         return o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->next = 0;
-    ctx->revoked = 1;
+    if (ngx_http_oauth_api_revoke_start(rv) != NGX_OK) {
+        ngx_http_oauth_api_revoke_end(rv);
 
-    if (ngx_http_oauth_api_revoke_next(r, ctx) != NGX_OK) {
         o = json_pack("{s:b}", "revoked", 0);
         return o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* the request waits for the result; if it goes first, rv goes on */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        /* rv->ctx stays NULL: it finishes on its own */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_oauth_api_revoke_detach;
+    cln->data = rv;
+
+    rv->ctx = ctx;
+    rv->cln = cln;
 
     r->read_event_handler = ngx_http_test_reading;
     r->main->count++;
@@ -1236,32 +1344,116 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
 }
 
 
+/* the tokens to revoke, opened into the revocation's own pool */
+
+static ngx_http_oauth_revoke_t *
+ngx_http_oauth_api_revoke_create(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    ngx_pool_t               *pool;
+    ngx_http_oauth_revoke_t  *rv;
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    rv = ngx_pcalloc(pool, sizeof(ngx_http_oauth_revoke_t));
+    if (rv == NULL) {
+        goto failed;
+    }
+
+    rv->pool = pool;
+    rv->omcf = ctx->omcf;
+    rv->provider = ctx->provider;
+    rv->revoked = 1;
+
+    rv->owner.len = ctx->owner.len;
+    rv->owner.data = ngx_pnalloc(pool, ctx->owner.len);
+    rv->account.len = ctx->account.len;
+    rv->account.data = ngx_pnalloc(pool, ctx->account.len);
+    rv->addr.len = r->connection->addr_text.len;
+    rv->addr.data = ngx_pnalloc(pool, rv->addr.len);
+
+    if (rv->owner.data == NULL || rv->account.data == NULL
+        || rv->addr.data == NULL)
+    {
+        goto failed;
+    }
+
+    ngx_memcpy(rv->owner.data, ctx->owner.data, ctx->owner.len);
+    ngx_memcpy(rv->account.data, ctx->account.data, ctx->account.len);
+    ngx_memcpy(rv->addr.data, r->connection->addr_text.data, rv->addr.len);
+
+    /* a token that does not open is not revoked: that is a failure */
+
+    if (conn->refresh.len) {
+        if (ngx_http_oauth_open_field(pool, ngx_cycle->log,
+                                      ctx->omcf->keyring, conn, "refresh",
+                                      &conn->refresh,
+                                      &rv->tokens[rv->ntokens])
+            == NGX_OK)
+        {
+            rv->hints[rv->ntokens++] = "refresh_token";
+
+        } else {
+            rv->revoked = 0;
+        }
+    }
+
+    if (conn->access.len) {
+        if (ngx_http_oauth_open_field(pool, ngx_cycle->log,
+                                      ctx->omcf->keyring, conn, "access",
+                                      &conn->access,
+                                      &rv->tokens[rv->ntokens])
+            == NGX_OK)
+        {
+            rv->hints[rv->ntokens++] = "access_token";
+
+        } else {
+            rv->revoked = 0;
+        }
+    }
+
+    return rv;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
 static ngx_int_t
-ngx_http_oauth_api_revoke_next(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx)
+ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
 {
     ngx_oauth_buf_t             body = ngx_oauth_buf_init;
     ngx_http_oauth_fetch_t     *f;
     ngx_http_oauth_provider_t  *p;
 
-    p = ctx->provider;
+    p = rv->provider;
+
+    /*
+     * the hint goes with the token, not with its position: a record may
+     * hold a refresh token whose access token could not be opened
+     */
 
     ngx_oauth_buf_add_form_pair(&body, "token", 5,
-                                ctx->tokens[ctx->next].data,
-                                ctx->tokens[ctx->next].len);
+                                rv->tokens[rv->next].data,
+                                rv->tokens[rv->next].len);
+    ngx_oauth_buf_add_form_pair(&body, "token_type_hint", 15,
+                                rv->hints[rv->next],
+                                ngx_strlen(rv->hints[rv->next]));
 
-    if (ctx->next == 0 && ctx->ntokens == 2) {
-        ngx_oauth_buf_add_form_pair(&body, "token_type_hint", 15,
-                                    "refresh_token", 13);
-
-    } else {
-        ngx_oauth_buf_add_form_pair(&body, "token_type_hint", 15,
-                                    "access_token", 12);
+    if (body.failed) {
+        ngx_oauth_buf_free(&body);
+        return NGX_ERROR;
     }
 
     /* client authentication as at the token endpoint */
 
-    f = ngx_http_oauth_token_call(r->pool, r->connection->log, p,
+    f = ngx_http_oauth_token_call(rv->pool, ngx_cycle->log, p,
                                   &p->revocation_url, NULL, 0, &body);
 
     ngx_oauth_buf_free(&body);
@@ -1271,69 +1463,111 @@ ngx_http_oauth_api_revoke_next(ngx_http_request_t *r,
     }
 
     f->handler = ngx_http_oauth_api_revoked;
-    f->data = ctx;
+    f->data = rv;
 
-    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->fetch = f;
-
-    return NGX_OK;
+    return ngx_http_oauth_fetch_start(f);
 }
 
 
 static void
 ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f)
 {
-    json_t                    *o;
-    ngx_int_t                  rc;
-    ngx_oauth_str_t            owner, account;
-    ngx_http_request_t        *r;
-    ngx_http_oauth_api_ctx_t  *ctx;
+    ngx_http_oauth_revoke_t  *rv;
 
-    ctx = f->data;
-    r = ctx->request;
-    ctx->fetch = NULL;
+    rv = f->data;
+
+    /* RFC 7009: 200, also for a token the provider no longer knows */
 
     if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status != 200) {
-        ctx->revoked = 0;
+        rv->revoked = 0;
 
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "oauth: provider \"%V\": revocation failed: %s "
-                      "(HTTP %ui)", &ctx->provider->name,
+                      "(HTTP %ui)", &rv->provider->name,
                       ngx_http_oauth_fetch_result_name(f->result),
                       f->status);
     }
 
-    if (++ctx->next < ctx->ntokens
-        && ngx_http_oauth_api_revoke_next(r, ctx) == NGX_OK)
-    {
-        return;
+    rv->next++;
+
+    if (ngx_http_oauth_api_revoke_start(rv) != NGX_OK) {
+        ngx_http_oauth_api_revoke_end(rv);
+    }
+}
+
+
+/*
+ * Starts the call for the next token still to revoke; each token is
+ * tried once, whatever happened to the one before.  NGX_DECLINED: none
+ * left to start.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_revoke_start(ngx_http_oauth_revoke_t *rv)
+{
+    while (rv->next < rv->ntokens) {
+        if (ngx_http_oauth_api_revoke_next(rv) == NGX_OK) {
+            return NGX_OK;
+        }
+
+        rv->revoked = 0;
+        rv->next++;
     }
 
-    if (ctx->next < ctx->ntokens) {
-        ctx->revoked = 0;
+    if (rv->ntokens == 0) {
+        rv->revoked = 0;
     }
 
-    if (!ctx->revoked) {
-        owner.len = ctx->owner.len;
-        owner.data = ctx->owner.data;
-        account.len = ctx->account.len;
-        account.data = ctx->account.data;
+    return NGX_DECLINED;
+}
 
-        ngx_http_oauth_audit(ctx->omcf, r->connection->log, "revoke_failed",
-                             &owner, &ctx->provider->name, &account,
-                             "error", "revocation_failed",
-                             &r->connection->addr_text);
+
+/* the result: audited, sent if the request still waits, then freed */
+
+static void
+ngx_http_oauth_api_revoke_end(ngx_http_oauth_revoke_t *rv)
+{
+    json_t                    *o;
+    ngx_int_t                  rc;
+    ngx_http_request_t        *r;
+    ngx_http_oauth_api_ctx_t  *ctx;
+
+    if (!rv->revoked) {
+        ngx_http_oauth_audit(rv->omcf, ngx_cycle->log, "revoke_failed",
+                             &rv->owner, &rv->provider->name, &rv->account,
+                             "error", "revocation_failed", &rv->addr);
     }
 
-    o = json_pack("{s:b}", "revoked", (int) ctx->revoked);
+    ctx = rv->ctx;
 
-    rc = o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
-           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx) {
+        rv->ctx = NULL;
+        rv->cln->handler = NULL;
 
-    ngx_http_oauth_api_done(r, rc);
+        r = ctx->request;
+
+        o = json_pack("{s:b}", "revoked", (int) rv->revoked);
+
+        rc = o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+               : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        ngx_http_oauth_api_done(r, rc);
+    }
+
+    /* the fetch handler may destroy the fetch's pool */
+
+    ngx_destroy_pool(rv->pool);
+}
+
+
+/* the request goes away first: the revocation goes on by itself */
+
+static void
+ngx_http_oauth_api_revoke_detach(void *data)
+{
+    ngx_http_oauth_revoke_t  *rv = data;
+
+    rv->ctx = NULL;
 }
 
 
@@ -1416,10 +1650,11 @@ ngx_http_oauth_api_create(ngx_http_request_t *r,
         user = json_string_value(v);
 
         if (ngx_strchr(user, ':')) {
+            /* send_error does not escape: no quote in a message */
             return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                              "invalid_credentials",
                                              "credentials.username must not "
-                                             "contain \":\"");
+                                             "contain a colon");
         }
 
         ngx_http_oauth_cred("password",

@@ -36,11 +36,16 @@ typedef struct {
     ngx_http_oauth_provider_t   *provider;
     ngx_oauth_flow_t             flow;
     ngx_str_t                    code;
+    ngx_str_t                    iss;
+    ngx_str_t                    error;
     ngx_array_t                  kept;         /* ngx_oauth_pair_t */
     ngx_oauth_token_t            token;
     void                        *userinfo;     /* parsed JSON or NULL */
     ngx_http_oauth_fetch_t      *fetch;
     unsigned                     token_parsed:1;
+    unsigned                     has_code:1;
+    unsigned                     has_iss:1;
+    unsigned                     has_error:1;
 } ngx_http_oauth_cb_ctx_t;
 
 
@@ -54,6 +59,8 @@ static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
     char *state, char *value, time_t ttl);
 static void ngx_http_oauth_cb_cleanup(void *data);
+static ngx_int_t ngx_http_oauth_cb_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_cb_check(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
 static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
@@ -72,6 +79,8 @@ static ngx_int_t ngx_http_oauth_result(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
 static ngx_int_t ngx_http_oauth_result_popup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
+static void ngx_http_oauth_return_url(ngx_oauth_buf_t *out,
+    ngx_oauth_str_t *return_to);
 static ngx_int_t ngx_http_oauth_pool_str(ngx_http_request_t *r,
     ngx_oauth_buf_t *b, ngx_str_t *s);
 
@@ -267,6 +276,28 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
         flow.verifier.data = sealed;
     }
 
+    /*
+     * The URL is built before the flow is stored: an optional connection
+     * parameter that the authorization_url template needs but the user
+     * left out is the user's error, and must not leave a flow behind.
+     */
+
+    rc = ngx_http_oauth_authorization_url(r, p, &params, state,
+                                          p->pkce ? challenge : NULL, &url);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_connection_param",
+                                       "a connection parameter is missing "
+                                       "or invalid");
+        goto done;
+    }
+
+    if (rc != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
     rc = ngx_oauth_store_flow_put(omcf->store, state, NGX_OAUTH_STATE_LEN,
                                   &flow);
 
@@ -282,11 +313,8 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
         goto done;
     }
 
-    if (ngx_http_oauth_authorization_url(r, p, &params, state,
-                                         p->pkce ? challenge : NULL, &url)
-        != NGX_OK
-        || ngx_http_oauth_set_cookie(r, state, cookie, omcf->state_ttl)
-           != NGX_OK)
+    if (ngx_http_oauth_set_cookie(r, state, cookie, omcf->state_ttl)
+        != NGX_OK)
     {
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         goto done;
@@ -444,6 +472,7 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
     ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
     char *challenge, ngx_str_t *url)
 {
+    int                     erc;
     size_t                  n;
     ngx_int_t               rc;
     ngx_uint_t              i;
@@ -457,14 +486,23 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
 
     rc = NGX_ERROR;
 
-    if (ngx_oauth_url_expand(&base, p->authorization_url.data,
-                             p->authorization_url.len, params->elts,
-                             params->nelts, &missing)
-        != NGX_OAUTH_OK)
-    {
+    erc = ngx_oauth_url_expand(&base, p->authorization_url.data,
+                               p->authorization_url.len, params->elts,
+                               params->nelts, &missing);
+
+    if (erc == NGX_OAUTH_NOT_FOUND) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: provider \"%V\": authorization_url needs the "
+                      "connection parameter \"%*s\"", &p->name,
+                      missing.len, missing.data);
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    if (erc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: provider \"%V\": authorization_url needs a "
-                      "connection parameter it was not given", &p->name);
+                      "oauth: provider \"%V\": cannot expand "
+                      "authorization_url", &p->name);
         goto done;
     }
 
@@ -614,26 +652,17 @@ ngx_int_t
 ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 {
     u_char                       sbuf[NGX_OAUTH_STATE_LEN + 2];
-    u_char                       ebuf[NGX_HTTP_OAUTH_PARAM_MAX];
-    u_char                      *cbuf;
     ngx_int_t                    rc;
-    ngx_str_t                    state, error;
+    ngx_str_t                    state;
     const char                  *err;
     ngx_pool_cleanup_t          *cln;
     ngx_http_oauth_cb_ctx_t     *ctx;
     ngx_http_oauth_main_conf_t  *omcf;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     /*
      * The query holds a live authorization code: from here on, error log
-     * lines and the access log's $request show the path only.
+     * lines and the access log's $request show the path only, whatever
+     * the answer (a refused method too).
      */
 
     if (r->args.len && r->request_line.len) {
@@ -642,7 +671,9 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 
         len = r->request_line.len;
 
-        p = ngx_pnalloc(r->pool, len);
+        /* "?..." is longer than a query of one or two characters */
+
+        p = ngx_pnalloc(r->pool, len + sizeof("...") - 1);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -664,19 +695,20 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
         }
     }
 
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
     rc = ngx_http_oauth_arg(r, "state", sbuf, sizeof(sbuf), &state);
 
     if (rc != NGX_OK || state.len != NGX_OAUTH_STATE_LEN) {
         goto bad_state;
-    }
-
-    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_unavailable",
-                                         "the credential store is not "
-                                         "available");
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_cb_ctx_t));
@@ -691,6 +723,41 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 
     ctx->request = r;
     ctx->omcf = omcf;
+
+    /* from here on the code is in ctx, wiped when the request ends */
+
+    cln->handler = ngx_http_oauth_cb_cleanup;
+    cln->data = ctx;
+
+    /*
+     * code, iss and error are read before the flow is consumed: one of
+     * them repeated (no first-wins or last-wins guess), malformed or too
+     * long is refused without touching the store.
+     */
+
+    rc = ngx_http_oauth_cb_params(r, ctx);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback with a repeated, malformed or too "
+                      "long code, iss or error");
+
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "a callback parameter is repeated, "
+                                         "malformed or too long");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
 
     /* single use: the flow is read and deleted in one transaction */
 
@@ -711,9 +778,6 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "the flow could not be read");
     }
 
-    cln->handler = ngx_http_oauth_cb_cleanup;
-    cln->data = ctx;
-
     if (ngx_http_oauth_cb_check(r, ctx, state.data, &err) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -724,11 +788,10 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 
     /* the provider refused: its own words are never echoed */
 
-    rc = ngx_http_oauth_arg(r, "error", ebuf, sizeof(ebuf), &error);
-
-    if (rc != NGX_DECLINED) {
-        if (rc == NGX_OK && error.len == sizeof("access_denied") - 1
-            && ngx_strncmp(error.data, "access_denied", error.len) == 0)
+    if (ctx->has_error) {
+        if (ctx->error.len == sizeof("access_denied") - 1
+            && ngx_strncmp(ctx->error.data, "access_denied", ctx->error.len)
+               == 0)
         {
             err = "access_denied";
 
@@ -743,15 +806,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
         return ngx_http_oauth_result(r, ctx, err, NULL);
     }
 
-    cbuf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_CODE_MAX);
-    if (cbuf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_oauth_arg(r, "code", cbuf, NGX_HTTP_OAUTH_CODE_MAX,
-                            &ctx->code);
-
-    if (rc != NGX_OK || ctx->code.len == 0) {
+    if (!ctx->has_code || ctx->code.len == 0) {
         return ngx_http_oauth_result(r, ctx, "invalid_request", NULL);
     }
 
@@ -791,6 +846,53 @@ bad_state:
 }
 
 
+/*
+ * The callback's security parameters, each at most once.  NGX_DECLINED
+ * when one is repeated, malformed or too long.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_params(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
+{
+    u_char     *buf;
+    ngx_int_t   rc;
+
+    buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_CODE_MAX
+                               + 2 * NGX_HTTP_OAUTH_PARAM_MAX);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_oauth_arg(r, "code", buf, NGX_HTTP_OAUTH_CODE_MAX,
+                            &ctx->code);
+    if (rc == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    ctx->has_code = (rc == NGX_OK);
+    buf += NGX_HTTP_OAUTH_CODE_MAX;
+
+    rc = ngx_http_oauth_arg(r, "iss", buf, NGX_HTTP_OAUTH_PARAM_MAX,
+                            &ctx->iss);
+    if (rc == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    ctx->has_iss = (rc == NGX_OK);
+    buf += NGX_HTTP_OAUTH_PARAM_MAX;
+
+    rc = ngx_http_oauth_arg(r, "error", buf, NGX_HTTP_OAUTH_PARAM_MAX,
+                            &ctx->error);
+    if (rc == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    ctx->has_error = (rc == NGX_OK);
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_oauth_cb_cleanup(void *data)
 {
@@ -827,9 +929,8 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     u_char                      name[sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX)
                                      + NGX_HTTP_OAUTH_COOKIE_ID];
     u_char                      hash[NGX_OAUTH_SHA256_LEN];
-    u_char                      ibuf[NGX_HTTP_OAUTH_PARAM_MAX];
     ngx_int_t                   rc;
-    ngx_str_t                   cname, cookie, owner, provider, iss;
+    ngx_str_t                   cname, cookie, owner, provider;
     ngx_http_oauth_loc_conf_t  *olcf;
 
     *error = NULL;
@@ -896,13 +997,11 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
     /* RFC 9207: the issuer in the response must be the one we expect */
 
-    rc = ngx_http_oauth_arg(r, "iss", ibuf, sizeof(ibuf), &iss);
-
-    if (rc == NGX_ERROR
-        || (ctx->provider->issuer.len
-            && (rc != NGX_OK || iss.len != ctx->provider->issuer.len
-                || ngx_memcmp(iss.data, ctx->provider->issuer.data, iss.len)
-                   != 0)))
+    if (ctx->provider->issuer.len
+        && (!ctx->has_iss || ctx->iss.len != ctx->provider->issuer.len
+            || ngx_memcmp(ctx->iss.data, ctx->provider->issuer.data,
+                          ctx->iss.len)
+               != 0))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth: callback issuer missing or not \"%V\"",
@@ -1265,13 +1364,24 @@ ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_str_null(account);
 
     if (ngx_http_oauth_lookup(r, ctx, &p->account_id, account) != NGX_OK
-        || account->len == 0 || account->len > NGX_OAUTH_ACCOUNT_MAX)
+        || account->len == 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth: provider \"%V\": no account id at \"%V\"",
                       &p->name, &p->account_id);
         ngx_str_null(account);
         return "missing_account";
+    }
+
+    /* there is one, but it cannot be a key: say so, not "missing" */
+
+    if (account->len > NGX_OAUTH_ACCOUNT_MAX) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": account id at \"%V\" is "
+                      "longer than %d bytes", &p->name, &p->account_id,
+                      NGX_OAUTH_ACCOUNT_MAX);
+        ngx_str_null(account);
+        return "invalid_account";
     }
 
     for (i = 0; i < account->len; i++) {
@@ -1439,6 +1549,7 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     size_t             n;
     ngx_str_t          location;
     ngx_oauth_buf_t    out = ngx_oauth_buf_init;
+    ngx_oauth_buf_t    base = ngx_oauth_buf_init;
     ngx_oauth_pair_t   q[4];
 
     if (error) {
@@ -1481,15 +1592,19 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         n++;
     }
 
-    if (ngx_oauth_url_append_params(&out, ctx->flow.return_to.data,
-                                    ctx->flow.return_to.len, q, n)
-        != NGX_OAUTH_OK
+    ngx_http_oauth_return_url(&base, &ctx->flow.return_to);
+
+    if (base.failed
+        || ngx_oauth_url_append_params(&out, base.data, base.len, q, n)
+           != NGX_OAUTH_OK
         || ngx_http_oauth_pool_str(r, &out, &location) != NGX_OK)
     {
+        ngx_oauth_buf_free(&base);
         ngx_oauth_buf_free(&out);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_oauth_buf_free(&base);
     ngx_oauth_buf_free(&out);
 
     ngx_http_clear_location(r);
@@ -1518,6 +1633,84 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
 
 /*
+ * return_to without any oauth_status, oauth_provider, oauth_account or
+ * oauth_error of its own (a page that starts the flow again from its own
+ * URL, or a crafted link): the result the page reads must be only the one
+ * appended after it, never a stale or forged value that comes first.
+ */
+
+static void
+ngx_http_oauth_return_url(ngx_oauth_buf_t *out, ngx_oauth_str_t *return_to)
+{
+    u_char      *p, *end, *q, *hash, *amp, *eq;
+    u_char       name[sizeof("oauth_provider")];
+    size_t       len, nlen;
+    ngx_uint_t   first;
+
+    p = return_to->data;
+    end = p + return_to->len;
+
+    hash = ngx_strlchr(p, end, '#');
+    if (hash == NULL) {
+        hash = end;
+    }
+
+    q = ngx_strlchr(p, hash, '?');
+
+    if (q == NULL) {
+        (void) ngx_oauth_buf_add(out, p, end - p);
+        return;
+    }
+
+    (void) ngx_oauth_buf_add(out, p, q - p);
+
+    first = 1;
+
+    for (p = q + 1; p < hash; p = amp + 1) {
+
+        amp = ngx_strlchr(p, hash, '&');
+        if (amp == NULL) {
+            amp = hash;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        len = (eq ? eq : amp) - p;
+
+        /* names were checked at start: they decode */
+
+        if (len < sizeof(name)
+            && ngx_oauth_url_decode(p, len, NGX_OAUTH_URL_FORM, name, &nlen)
+               == NGX_OAUTH_OK)
+        {
+            if ((nlen == sizeof("oauth_status") - 1
+                 && ngx_strncmp(name, "oauth_status", nlen) == 0)
+                || (nlen == sizeof("oauth_provider") - 1
+                    && ngx_strncmp(name, "oauth_provider", nlen) == 0)
+                || (nlen == sizeof("oauth_account") - 1
+                    && ngx_strncmp(name, "oauth_account", nlen) == 0)
+                || (nlen == sizeof("oauth_error") - 1
+                    && ngx_strncmp(name, "oauth_error", nlen) == 0))
+            {
+                continue;
+            }
+        }
+
+        (void) ngx_oauth_buf_add_byte(out, first ? '?' : '&');
+        (void) ngx_oauth_buf_add(out, p, amp - p);
+
+        first = 0;
+    }
+
+    if (first) {
+        /* "?" with nothing left: keep it, the results go after it */
+        (void) ngx_oauth_buf_add_byte(out, '?');
+    }
+
+    (void) ngx_oauth_buf_add(out, hash, end - hash);
+}
+
+
+/*
  * The popup page runs one inline script, allowed by a nonce made for this
  * response, that posts the result to the opener at one origin only.
  */
@@ -1541,7 +1734,12 @@ ngx_http_oauth_result_popup(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* a relative return_to means the origin of our own redirect_uri */
+    /*
+     * A relative return_to means the origin of our own redirect_uri.  A
+     * flow whose provider a reload removed has none: the page then posts
+     * nothing rather than guess a target, and the opener sees the window
+     * close without a result.
+     */
 
     if (ngx_oauth_url_origin(ctx->flow.return_to.data,
                              ctx->flow.return_to.len, origin, &olen, &why)
@@ -1552,7 +1750,7 @@ ngx_http_oauth_result_popup(ngx_http_request_t *r,
                                     origin, &olen, &why)
                != NGX_OAUTH_OK))
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        olen = 0;
     }
 
     ngx_oauth_buf_add_cstr(&b, "<!DOCTYPE html>\n<html><head>"
@@ -1586,10 +1784,16 @@ ngx_http_oauth_result_popup(ngx_http_request_t *r,
         ngx_oauth_buf_add_cstr(&b, "null");
     }
 
-    ngx_oauth_buf_add_cstr(&b, "};if(window.opener){window.opener."
-                           "postMessage(m,");
-    ngx_oauth_json_add_string(&b, (u_char *) origin, olen);
-    ngx_oauth_buf_add_cstr(&b, ");}window.close();})();</script>"
+    ngx_oauth_buf_add_cstr(&b, "};");
+
+    if (olen) {
+        ngx_oauth_buf_add_cstr(&b, "if(window.opener){window.opener."
+                               "postMessage(m,");
+        ngx_oauth_json_add_string(&b, (u_char *) origin, olen);
+        ngx_oauth_buf_add_cstr(&b, ");}");
+    }
+
+    ngx_oauth_buf_add_cstr(&b, "window.close();})();</script>"
                            "</body></html>\n");
 
     ngx_oauth_buf_add_cstr(&csp, "default-src 'none'; script-src 'nonce-");

@@ -25,17 +25,29 @@ typedef struct {
     ngx_atomic_t                 started;
     ngx_atomic_t                 flows[2];        /* connected, error */
     ngx_atomic_t                 refreshes[NGX_HTTP_OAUTH_REFRESH_ERROR + 1];
+    size_t                       name_len;        /* whose they are */
+    u_char                       name[NGX_OAUTH_PROVIDER_MAX];
 } ngx_http_oauth_counters_t;
 
 
-typedef struct {
+/*
+ * One block per configuration, in the zone; a reload makes a new block
+ * (the providers may have changed), carries the counts over by provider
+ * name and frees the block of the reload before, whose workers are gone
+ * by then.  Old workers still count in the block they were started with.
+ */
+
+typedef struct ngx_http_oauth_shm_s  ngx_http_oauth_shm_t;
+
+struct ngx_http_oauth_shm_s {
+    ngx_http_oauth_shm_t        *retired;         /* the block before */
     ngx_uint_t                   nproviders;
     ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
     ngx_atomic_t                 buckets[NGX_HTTP_OAUTH_BUCKETS];
     ngx_atomic_t                 sum_ms;
     ngx_atomic_t                 count;
     ngx_http_oauth_counters_t    providers[1];
-} ngx_http_oauth_shm_t;
+};
 
 
 typedef struct {
@@ -46,6 +58,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static void ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
+    ngx_http_oauth_counters_t *old);
 static int ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn,
     void *data);
 
@@ -77,10 +91,12 @@ ngx_http_oauth_metrics_zone(ngx_conf_t *cf, ngx_http_oauth_main_conf_t *omcf)
     ngx_str_t        name = ngx_string("oauth_metrics");
     ngx_shm_zone_t  *zone;
 
+    /* room for this configuration's block and the two before it */
+
     size = sizeof(ngx_http_oauth_shm_t)
            + omcf->providers.nelts * sizeof(ngx_http_oauth_counters_t);
 
-    size = ngx_align(size, ngx_pagesize) + 8 * ngx_pagesize;
+    size = 3 * ngx_align(size, ngx_pagesize) + 8 * ngx_pagesize;
 
     zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_oauth_module);
     if (zone == NULL) {
@@ -98,33 +114,105 @@ static ngx_int_t
 ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     size_t                       size;
+    ngx_uint_t                   i, j;
     ngx_slab_pool_t             *shpool;
-    ngx_http_oauth_shm_t        *old = data ? ngx_http_oauth_shm : NULL;
+    ngx_http_oauth_shm_t        *old, *shm;
+    ngx_http_oauth_counters_t   *c;
+    ngx_http_oauth_provider_t   *p;
     ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    /* a reload with the same providers keeps counting */
+    /* data: the zone is kept over a reload; shpool->data, its block */
 
-    if (old && old->nproviders == omcf->providers.nelts) {
-        ngx_http_oauth_shm = old;
-        shpool->data = old;
-        return NGX_OK;
-    }
+    old = data ? shpool->data : NULL;
 
     size = sizeof(ngx_http_oauth_shm_t)
            + omcf->providers.nelts * sizeof(ngx_http_oauth_counters_t);
 
-    ngx_http_oauth_shm = ngx_slab_calloc(shpool, size);
-    if (ngx_http_oauth_shm == NULL) {
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (old && old->retired) {
+        ngx_slab_free_locked(shpool, old->retired);
+        old->retired = NULL;
+    }
+
+    shm = ngx_slab_calloc_locked(shpool, size);
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (shm == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_oauth_shm->nproviders = omcf->providers.nelts;
-    shpool->data = ngx_http_oauth_shm;
+    shm->nproviders = omcf->providers.nelts;
+
+    p = omcf->providers.elts;
+
+    for (i = 0; i < shm->nproviders; i++) {
+        c = &shm->providers[i];
+        c->name_len = ngx_min(p[i].name.len, NGX_OAUTH_PROVIDER_MAX);
+        ngx_memcpy(c->name, p[i].name.data, c->name_len);
+    }
+
+    /*
+     * A reload keeps counting: a provider's counters follow its name, not
+     * its place in the configuration, and a removed provider's go.
+     */
+
+    if (old) {
+        shm->retired = old;
+
+        for (j = 0; j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
+            shm->injections[j] = old->injections[j];
+        }
+
+        for (j = 0; j < NGX_HTTP_OAUTH_BUCKETS; j++) {
+            shm->buckets[j] = old->buckets[j];
+        }
+
+        shm->sum_ms = old->sum_ms;
+        shm->count = old->count;
+
+        for (i = 0; i < shm->nproviders; i++) {
+            c = &shm->providers[i];
+
+            for (j = 0; j < old->nproviders; j++) {
+                if (old->providers[j].name_len == c->name_len
+                    && ngx_memcmp(old->providers[j].name, c->name,
+                                  c->name_len)
+                       == 0)
+                {
+                    ngx_http_oauth_metrics_carry(c, &old->providers[j]);
+                    break;
+                }
+            }
+        }
+    }
+
+    ngx_http_oauth_shm = shm;
+    shpool->data = shm;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
+    ngx_http_oauth_counters_t *old)
+{
+    ngx_uint_t  i;
+
+    c->started = old->started;
+
+    for (i = 0; i < 2; i++) {
+        c->flows[i] = old->flows[i];
+    }
+
+    for (i = 0; i <= NGX_HTTP_OAUTH_REFRESH_ERROR; i++) {
+        c->refreshes[i] = old->refreshes[i];
+    }
 }
 
 
@@ -361,6 +449,8 @@ ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn, void *data)
 {
     ngx_http_oauth_gauge_t *g = data;
 
+    time_t                      now;
+    unsigned                    status;
     ngx_str_t                   name;
     ngx_http_oauth_provider_t  *p;
 
@@ -369,8 +459,24 @@ ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn, void *data)
 
     p = ngx_http_oauth_provider_find(g->omcf, &name);
 
-    if (p && conn->status < 4) {
-        g->counts[p->index * 4 + conn->status]++;
+    /*
+     * The status the API reports (ngx_http_oauth_api_conn_json()): a token
+     * past its expiry that cannot be refreshed now is "expired", although
+     * the record still says "connected".
+     */
+
+    now = ngx_time();
+    status = conn->status;
+
+    if (status == NGX_OAUTH_STATUS_CONNECTED && conn->expires_at
+        && conn->expires_at <= now
+        && (conn->refresh.len == 0 || conn->retry_at > now))
+    {
+        status = NGX_OAUTH_STATUS_EXPIRED;
+    }
+
+    if (p && status < 4) {
+        g->counts[p->index * 4 + status]++;
     }
 
     return 0;

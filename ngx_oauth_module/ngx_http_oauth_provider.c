@@ -56,8 +56,13 @@ static ngx_int_t ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj,
     const char *key, ngx_str_t *s);
 static ngx_int_t ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str,
     ngx_str_t *s);
+static char *ngx_http_oauth_provider_url(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, ngx_str_t *name, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
-    ngx_str_t *pattern);
+    ngx_http_oauth_provider_t *p, ngx_http_oauth_conn_param_t *cp);
+static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
+    ngx_uint_t scope);
 static void ngx_http_oauth_secret_cleanup(void *data);
 
 
@@ -125,7 +130,9 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (c = value[1].data; c < value[1].data + value[1].len; c++) {
-        if (!(ngx_http_oauth_isalnum(*c) || *c == '_' || *c == '-' || *c == '.')) {
+        if (!(ngx_http_oauth_isalnum(*c)
+              || *c == '_' || *c == '-' || *c == '.'))
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid provider name \"%V\": use letters, "
                                "digits, \"_\", \"-\" and \".\"", &value[1]);
@@ -201,6 +208,14 @@ ngx_http_oauth_provider_line(ngx_conf_t *cf, ngx_command_t *dummy,
 
         s = (ngx_str_t *) ((char *) p + f->offset);
 
+        /* client_secret_file fills client_secret: not a duplicate */
+
+        if (f->offset == offsetof(ngx_http_oauth_provider_t, client_secret)
+            && p->client_secret_file.data)
+        {
+            goto both_secrets;
+        }
+
         if (s->data) {
             goto duplicate;
         }
@@ -213,10 +228,8 @@ ngx_http_oauth_provider_line(ngx_conf_t *cf, ngx_command_t *dummy,
 
         *s = value[1];
 
-        if (f->offset == offsetof(ngx_http_oauth_provider_t, client_secret)
-            && p->client_secret_file.data)
-        {
-            goto both_secrets;
+        if (f->type == NGX_HTTP_OAUTH_F_URL) {
+            return ngx_http_oauth_provider_url(cf, p, &value[0], s);
         }
 
         return NGX_CONF_OK;
@@ -409,8 +422,8 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         }
 
         for (i = 0; i < value[1].len; i++) {
-            if (!(ngx_http_oauth_isalnum(value[1].data[i]) || value[1].data[i] == '-'
-                  || value[1].data[i] == '_'))
+            if (!(ngx_http_oauth_isalnum(value[1].data[i])
+                  || value[1].data[i] == '-' || value[1].data[i] == '_'))
             {
                 goto invalid;
             }
@@ -546,6 +559,12 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
             if (ngx_strncmp(value[i].data, "pattern=", 8) == 0) {
                 cp->pattern.len = value[i].len - 8;
                 cp->pattern.data = value[i].data + 8;
+
+                /* checked here, where the error can name this line */
+
+                if (ngx_http_oauth_pattern_check(cf, NULL, cp) != NGX_OK) {
+                    return NGX_CONF_ERROR;
+                }
 
                 continue;
             }
@@ -710,30 +729,179 @@ ngx_http_oauth_secret_cleanup(void *data)
 }
 
 
+/*
+ * connection_param patterns are POSIX EREs compiled at request time; one
+ * that does not compile must fail "nginx -t".  With p NULL the error is
+ * about the directive being parsed, else about a pattern a preset gave.
+ */
+
 static ngx_int_t
-ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_str_t *pattern)
+ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    ngx_http_oauth_conn_param_t *cp)
 {
     char     err[128];
     u_char  *c;
 
-    c = ngx_pnalloc(cf->pool, pattern->len + 1);
+    c = ngx_pnalloc(cf->pool, cp->pattern.len + 1);
     if (c == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(c, pattern->data, pattern->len);
-    c[pattern->len] = '\0';
+    ngx_memcpy(c, cp->pattern.data, cp->pattern.len);
+    c[cp->pattern.len] = '\0';
 
-    pattern->data = c;
+    cp->pattern.data = c;
 
     err[0] = '\0';
 
-    if (ngx_oauth_pattern_check((const char *) c, err, sizeof(err))
+    if (cp->pattern.len
+        && ngx_oauth_pattern_check((const char *) c, err, sizeof(err))
+           == NGX_OAUTH_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (cp->pattern.len == 0) {
+        ngx_cpystrn((u_char *) err, (u_char *) "empty pattern", sizeof(err));
+    }
+
+    if (p == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid pattern \"%V\" in \"connection_param\" "
+                           "\"%V\": %s", &cp->pattern, &cp->name, err);
+
+    } else {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid pattern \"%V\" of \"connection_param\" "
+                      "\"%V\" in oauth_provider \"%V\" in %s:%ui: %s",
+                      &cp->pattern, &cp->name, &p->name, p->file, p->line,
+                      err);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * An endpoint written in the block is checked on its own line: https://,
+ * or http:// to a loopback host, and for redirect_uri an absolute URL
+ * without placeholders.  Endpoints from a preset are checked later.
+ */
+
+static char *
+ngx_http_oauth_provider_url(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    ngx_str_t *name, ngx_str_t *url)
+{
+    ngx_uint_t   redirect;
+    const char  *why;
+
+    redirect = (name->len == sizeof("redirect_uri") - 1
+                && ngx_strncmp(name->data, "redirect_uri", name->len) == 0);
+
+    if (redirect && ngx_strlcasestrn(url->data, url->data + url->len,
+                                     (u_char *) "://", 3 - 1)
+                    == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"redirect_uri\" \"%V\" of oauth_provider \"%V\" "
+                           "must be an absolute https:// URL", url,
+                           &p->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_oauth_url_check_endpoint(url->data, url->len,
+                                     redirect ? 0 : NGX_OAUTH_URL_TEMPLATE,
+                                     &why)
         != NGX_OAUTH_OK)
     {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "invalid pattern \"%V\": %s", pattern, err);
-        return NGX_ERROR;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V\" in oauth_provider \"%V\": "
+                           "%s", name, url, &p->name, why);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The {NAME} placeholders of a URL template must name something the
+ * module will have when it expands the URL, or every flow would fail at
+ * request time: at start only connection params exist; the token and
+ * userinfo calls also have the params kept from the callback; revocation
+ * and the API base URL also have the fields kept from the token response.
+ */
+
+#define NGX_HTTP_OAUTH_PH_START     0
+#define NGX_HTTP_OAUTH_PH_CALLBACK  1
+#define NGX_HTTP_OAUTH_PH_STORED    2
+
+static ngx_int_t
+ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    const char *what, ngx_str_t *url, ngx_uint_t scope)
+{
+    u_char                       *c, *end, *name;
+    size_t                        len;
+    ngx_str_t                    *kcp;
+    ngx_uint_t                    i, found;
+    ngx_http_oauth_keep_field_t  *kf;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    end = url->data + url->len;
+
+    for (c = url->data; c < end; c++) {
+
+        if (*c != '{') {
+            continue;
+        }
+
+        name = c + 1;
+
+        for (c = name; c < end && *c != '}'; c++) { /* void */ }
+
+        len = c - name;
+        found = 0;
+
+        if (p->connection_params) {
+            cp = p->connection_params->elts;
+
+            for (i = 0; !found && i < p->connection_params->nelts; i++) {
+                found = (cp[i].name.len == len
+                         && ngx_strncmp(cp[i].name.data, name, len) == 0);
+            }
+        }
+
+        if (scope >= NGX_HTTP_OAUTH_PH_CALLBACK && p->keep_callback_params) {
+            kcp = p->keep_callback_params->elts;
+
+            for (i = 0; !found && i < p->keep_callback_params->nelts; i++) {
+                found = (kcp[i].len == len
+                         && ngx_strncmp(kcp[i].data, name, len) == 0);
+            }
+        }
+
+        if (scope >= NGX_HTTP_OAUTH_PH_STORED && p->keep_token_fields) {
+            kf = p->keep_token_fields->elts;
+
+            for (i = 0; !found && i < p->keep_token_fields->nelts; i++) {
+                found = (kf[i].as.len == len
+                         && ngx_strncmp(kf[i].as.data, name, len) == 0);
+            }
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: \"%s\" uses "
+                          "\"{%*s}\", which is not a %s", &p->name, p->file,
+                          p->line, what, len, name,
+                          scope == NGX_HTTP_OAUTH_PH_START
+                          ? "connection_param"
+                          : scope == NGX_HTTP_OAUTH_PH_CALLBACK
+                          ? "connection_param or keep_callback_param"
+                          : "connection_param, keep_callback_param or "
+                            "keep_token_field");
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -1169,7 +1337,7 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
                 ngx_str_set(&cp[i].pattern, "^[A-Za-z0-9._-]{1,128}$");
             }
 
-            if (ngx_http_oauth_pattern_check(cf, &cp[i].pattern) != NGX_OK) {
+            if (ngx_http_oauth_pattern_check(cf, p, &cp[i]) != NGX_OK) {
                 return NGX_ERROR;
             }
         }
@@ -1228,6 +1396,34 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
                           u, why);
             return NGX_ERROR;
         }
+    }
+
+    if ((p->authorization_url.data
+         && ngx_http_oauth_placeholders(cf, p, "authorization_url",
+                                        &p->authorization_url,
+                                        NGX_HTTP_OAUTH_PH_START)
+            != NGX_OK)
+        || (p->token_url.data
+            && ngx_http_oauth_placeholders(cf, p, "token_url", &p->token_url,
+                                           NGX_HTTP_OAUTH_PH_CALLBACK)
+               != NGX_OK)
+        || (p->userinfo_url.data
+            && ngx_http_oauth_placeholders(cf, p, "userinfo_url",
+                                           &p->userinfo_url,
+                                           NGX_HTTP_OAUTH_PH_CALLBACK)
+               != NGX_OK)
+        || (p->revocation_url.data
+            && ngx_http_oauth_placeholders(cf, p, "revocation_url",
+                                           &p->revocation_url,
+                                           NGX_HTTP_OAUTH_PH_STORED)
+               != NGX_OK)
+        || (p->api_base_url.data
+            && ngx_http_oauth_placeholders(cf, p, "api_base_url",
+                                           &p->api_base_url,
+                                           NGX_HTTP_OAUTH_PH_STORED)
+               != NGX_OK))
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -1,0 +1,216 @@
+# oauth_audit_log: one JSON line per credential event of SPEC section 8
+# (connected, refreshed, refresh_failed, disconnected, revoke_failed,
+# credentials_set), each with exactly the SPEC fields, never a secret.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::Nginx::Socket 'no_plan';
+use Test::More;
+use ApiTest;
+
+add_block_preprocessor(\&ApiTest::fresh_block);
+no_shuffle();
+
+
+my @FIELDS = sort qw(time event owner provider account result error
+                     remote_addr);
+
+# every line of the audit log, decoded; each must be one JSON object with
+# exactly the SPEC fields
+sub audit_events {
+    my @lines = audit_lines();
+    my @ev;
+    for my $l (@lines) {
+        my $j = eval { json_body($l) };
+        ok($j && ref $j eq 'HASH', 'a JSON object a line') or diag($l);
+        next unless ref $j eq 'HASH';
+        is_deeply([ sort keys %$j ], \@FIELDS,
+                  "$j->{event}: exactly the SPEC fields");
+        like($j->{time}, $TIME_RE, "$j->{event}: RFC 3339 UTC time");
+        push @ev, $j;
+    }
+    return @ev;
+}
+
+sub connected_ok {
+    my ($owner, $provider, $code, @rest) = @_;
+    my $c = connect_oauth($owner, $provider, $code, @rest);
+    is($c->{status}, 'connected', "$owner connects $provider/$code");
+    return $c;
+}
+
+sub one {
+    my ($ev, $event, $provider, $what) = @_;
+    my @m = grep { $_->{event} eq $event && $_->{provider} eq $provider }
+            @$ev;
+    is(scalar @m, 1, "one $event line for $provider ($what)");
+    return $m[0] || {};
+}
+
+#--------------------------------------------------------------------------
+
+sub t_events {
+    my $t0 = time;
+
+    connected_ok('alice', 'fake', 'a1');
+    is(api('POST', 'connections/fake/a1/refresh', owner => 'alice')->{status},
+       200, 'refreshed');
+    connected_ok('alice', 'refuser', 'r1');
+    is(api('POST', 'connections/refuser/r1/refresh',
+           owner => 'alice')->{status}, 502, 'refresh refused');
+    is(api('POST', 'connections/keys', owner => 'bob',
+           json => { account => 'k1',
+                     credentials => { api_key => 'key-secret-1' } })
+       ->{status}, 201, 'credentials set');
+    is(api('DELETE', 'connections/fake/a1', owner => 'alice')->{json}{revoked},
+       JSON::PP::true, 'disconnected, revoked');
+    is(api('DELETE', 'connections/refuser/r1', owner => 'alice')->{json}{revoked},
+       JSON::PP::false, 'disconnected, revocation failed');
+
+    # refused calls are no events
+    api('POST', 'connections/vkeys', owner => 'bob',
+        json => { account => 'v', credentials => { api_key => 'bad' } });
+    api('DELETE', 'connections/keys/k1', owner => 'alice');
+    api('POST', 'connections/keys/k1/refresh', owner => 'bob');
+
+    my @raw = audit_lines();
+    my @ev = audit_events();
+    is(scalar @ev, scalar @raw, 'every line decodes');
+
+    is_deeply([ map { "$_->{event} $_->{provider}" } @ev ],
+              [ 'connected fake', 'refreshed fake', 'connected refuser',
+                'refresh_failed refuser', 'credentials_set keys',
+                'disconnected fake', 'disconnected refuser',
+                'revoke_failed refuser' ],
+              'the events, in order, and nothing else');
+
+    for my $e (@ev) {
+        ok(abs(ApiTest::epoch($e->{time}) - $t0) < 60,
+           "$e->{event}: time is now");
+        ok(!defined $e->{remote_addr} || $e->{remote_addr} eq '127.0.0.1',
+           "$e->{event}: remote_addr is the client or null");
+    }
+
+    my $c = one(\@ev, 'connected', 'fake', 'connect');
+    is_deeply([ @$c{qw(owner account result error remote_addr)} ],
+              [ 'alice', 'a1', 'ok', undef, '127.0.0.1' ], 'connected');
+
+    $c = one(\@ev, 'refreshed', 'fake', 'API refresh');
+    is_deeply([ @$c{qw(owner account result error)} ],
+              [ 'alice', 'a1', 'ok', undef ], 'refreshed');
+
+    $c = one(\@ev, 'refresh_failed', 'refuser', 'refused refresh');
+    is_deeply([ @$c{qw(owner account result)} ],
+              [ 'alice', 'r1', 'error' ], 'refresh_failed');
+    is($c->{error}, 'invalid_grant', "refresh_failed: the provider's code");
+
+    $c = one(\@ev, 'credentials_set', 'keys', 'API key');
+    is_deeply([ @$c{qw(owner account result error remote_addr)} ],
+              [ 'bob', 'k1', 'ok', undef, '127.0.0.1' ], 'credentials_set');
+
+    $c = one(\@ev, 'disconnected', 'fake', 'DELETE');
+    is_deeply([ @$c{qw(owner account result error remote_addr)} ],
+              [ 'alice', 'a1', 'ok', undef, '127.0.0.1' ], 'disconnected');
+
+    $c = one(\@ev, 'revoke_failed', 'refuser', 'revocation 500');
+    is_deeply([ @$c{qw(owner account result remote_addr)} ],
+              [ 'alice', 'r1', 'error', '127.0.0.1' ], 'revoke_failed');
+    ok(length($c->{error} // ''), 'revoke_failed: an error code');
+
+    my $all = join "\n", @raw;
+    unlike($all, qr/AT2?-|RT-|key-secret-1|fake-secret|refuser-secret/,
+           'no token, key or client secret in the audit log');
+    like($all, qr/\A(\{[^\n]*\}\n?)+\z/, 'one object a line');
+}
+
+# owners are whatever the operator's variable holds: quotes, backslashes,
+# control characters and bytes that are not UTF-8 stay one valid line
+sub t_escaping {
+    my @owners = ("o\"q", "b\\s", "t\tab", "caf\xc3\xa9", "bad\xff\xfe");
+    for my $o (@owners) {
+        is(api('POST', 'connections/keys', owner => $o,
+               json => { account => 'k1',
+                         credentials => { api_key => 'v' } })->{status},
+           201, 'credentials set for an odd owner');
+    }
+
+    my @raw = audit_lines();
+    is(scalar @raw, scalar @owners, 'one line each');
+    my @ev = audit_events();
+    is(scalar @ev, scalar @owners, 'each line is valid JSON');
+    is($ev[0]{owner}, "o\"q", 'a quote survives');
+    is($ev[1]{owner}, "b\\s", 'a backslash survives');
+    is($ev[2]{owner}, "t\tab", 'a tab survives');
+    is($ev[3]{owner}, "caf\x{e9}", 'UTF-8 survives');
+    isnt($ev[4]{owner}, undef, 'a non-UTF-8 owner is replaced, not dropped');
+}
+
+sub t_audit_off {
+    is(api('POST', 'connections/keys', owner => 'alice',
+           json => { account => 'k1', credentials => { api_key => 'v' } })
+       ->{status}, 201, 'credentials set');
+    ok(!-e ApiTest::audit_path(), 'no audit file');
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: an audit line for each event, with the SPEC fields
+--- init
+main::t_events();
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 2: odd owners: every line stays valid JSON
+--- init
+main::t_escaping();
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: o"q
+--- response_body_like: ^\[\{"provider":"keys"
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 3: oauth_audit_log off (the default): no file, no error
+--- http_config
+    oauth_store $TEST_NGINX_OAUTH_STORE max_size=16m;
+    oauth_key_file $TEST_NGINX_OAUTH_KEYS;
+
+    oauth_provider keys {
+        kind api_key;
+        token_header X-Api-Key "";
+    }
+--- config
+    oauth_owner $http_x_owner;
+
+    location /oauth/api/ {
+        oauth_api;
+    }
+--- init
+main::t_audit_off();
+--- request
+GET /oauth/api/connections/keys/k1
+--- more_headers
+X-Owner: alice
+--- response_body_like: "account":"k1"
+--- no_error_log
+[alert]
+[emerg]
+[error]
