@@ -546,6 +546,8 @@ ngx_http_oauth_init_module(ngx_cycle_t *cycle)
 {
     int                          stale;
     char                         err[256];
+    ngx_uint_t                   level;
+    ngx_file_info_t              fi;
     ngx_core_conf_t             *ccf;
     ngx_oauth_store_t           *st;
     ngx_oauth_store_conf_t       sc;
@@ -565,6 +567,22 @@ ngx_http_oauth_init_module(ngx_cycle_t *cycle)
     sc.max_size = omcf->store_max_size;
     sc.sync = omcf->store_sync;
     sc.max_readers = omcf->max_readers;
+
+    /*
+     * A store that vanishes between reloads is recreated empty: that is
+     * every connection gone, so it is said loudly.
+     */
+
+    if (ngx_file_info(omcf->store_path.data, &fi) == NGX_FILE_ERROR
+        && ngx_errno == NGX_ENOENT)
+    {
+        level = ngx_is_init_cycle(cycle->old_cycle) ? NGX_LOG_NOTICE
+                                                    : NGX_LOG_ALERT;
+
+        ngx_log_error(level, cycle->log, 0,
+                      "oauth: store \"%V\" does not exist, creating it "
+                      "empty", &omcf->store_path);
+    }
 
     err[0] = '\0';
 

@@ -1320,8 +1320,15 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             ngx_str_set(&p->token_prefix, "Basic ");
 
         } else if (p->kind == NGX_OAUTH_KIND_OAUTH2
-                   || p->token_header.len == 13)
+                   || (p->kind == NGX_OAUTH_KIND_API_KEY
+                       && p->token_header.len == sizeof("Authorization") - 1
+                       && ngx_strncasecmp(p->token_header.data,
+                                          (u_char *) "Authorization",
+                                          p->token_header.len)
+                          == 0))
         {
+            /* an API key in Authorization is a bearer credential */
+
             ngx_str_set(&p->token_prefix, "Bearer ");
 
         } else {
