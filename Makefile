@@ -6,6 +6,7 @@
 #   make fuzz       libFuzzer targets, each run briefly
 #   make test-e2e   a real browser against a real authorization server
 #   make valgrind   the Test::Nginx suites under valgrind (slow)
+#   make bench      oauth_token against a static-header baseline (wrk)
 #   make lint       style checks
 
 NGINX_SRC  ?= /usr/share/nginx/src
@@ -40,7 +41,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
 export NGX_OAUTH_CLI ?= $(abspath $(CLI))
 export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
-.PHONY: all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
+.PHONY: bench all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
         valgrind lint clean
 
 all: module cli
@@ -123,6 +124,10 @@ test-e2e: all
 valgrind: all
 	@sh .ci/deps.sh valgrind
 	TEST_NGINX_USE_VALGRIND=1 prove -I t/lib -j1 t/*.t
+
+bench: all
+	@sh .ci/deps.sh bench
+	sh bench/run.sh
 
 lint:
 	@! grep -n '.\{81\}' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]

@@ -16,6 +16,7 @@ for group in "$@"; do
               command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
               command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     valgrind) pkgs="$pkgs valgrind" ;;
+    bench)    pkgs="$pkgs wrk" ;;
     esac
 done
 
