@@ -21,6 +21,7 @@
 
 
 #define NGX_HTTP_OAUTH_WAIT_MS        50
+#define NGX_HTTP_OAUTH_REREADS        8
 #define NGX_HTTP_OAUTH_BACKOFF_MAX    300
 #define NGX_HTTP_OAUTH_BG_BATCH       16
 
@@ -28,8 +29,21 @@
 typedef struct {
     uint32_t                     failures;
     int64_t                      opened_at;
-    int64_t                      probe_until;
+    int64_t                      unused;     /* keeps the stored size */
 } ngx_http_oauth_circuit_t;
+
+
+/*
+ * What only this file sees of a refresh: the public part comes first, so
+ * that a pointer to one is a pointer to the other.
+ */
+
+typedef struct {
+    ngx_http_oauth_refresh_t     rf;
+
+    /* the sealed refresh token the provider was sent */
+    ngx_oauth_str_t              spent;
+} ngx_http_oauth_refresh_priv_t;
 
 
 typedef struct {
@@ -41,6 +55,8 @@ typedef struct {
 
 
 static void ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf);
+static void ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf,
+    ngx_msec_t ms);
 static void ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
@@ -51,8 +67,9 @@ static void ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
 static void ngx_http_oauth_refresh_destroy(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_cleanup(void *data);
 static ngx_uint_t ngx_http_oauth_circuit_allow(
-    ngx_http_oauth_main_conf_t *omcf, ngx_str_t *provider,
+    ngx_http_oauth_main_conf_t *omcf, ngx_str_t *provider, uint64_t holder,
     ngx_uint_t *probe);
+static void ngx_http_oauth_circuit_probe_done(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider, ngx_uint_t ok);
 static ngx_int_t ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
@@ -61,6 +78,25 @@ static void ngx_http_oauth_refresher_handler(ngx_event_t *ev);
 static int ngx_http_oauth_refresher_scan(const ngx_oauth_conn_t *conn,
     void *data);
 static void ngx_http_oauth_wipe_cleanup(void *data);
+
+
+/*
+ * The half-open probe is a lease too, taken in one write transaction, so
+ * that only one worker gets it; its owner has a NUL, which no request's
+ * owner has (nginx refuses NUL in headers), so no connection shares it.
+ */
+
+static u_char  ngx_http_oauth_probe_owner[] = {
+    '\0', 'c', 'i', 'r', 'c', 'u', 'i', 't'
+};
+
+static ngx_oauth_str_t  ngx_http_oauth_probe_who = {
+    sizeof(ngx_http_oauth_probe_owner), ngx_http_oauth_probe_owner
+};
+
+static ngx_oauth_str_t  ngx_http_oauth_probe_what = {
+    sizeof("probe") - 1, (u_char *) "probe"
+};
 
 
 static uint64_t     ngx_http_oauth_refresh_seq;
@@ -82,7 +118,7 @@ ngx_http_oauth_refresh_create(ngx_http_oauth_main_conf_t *omcf,
         return NULL;
     }
 
-    rf = ngx_pcalloc(pool, sizeof(ngx_http_oauth_refresh_t));
+    rf = ngx_pcalloc(pool, sizeof(ngx_http_oauth_refresh_priv_t));
     if (rf == NULL) {
         goto failed;
     }
@@ -136,7 +172,7 @@ ngx_http_oauth_refresh_start(ngx_http_oauth_refresh_t *rf)
 {
     /* the first step runs from the event loop too, never inline */
 
-    ngx_add_timer(&rf->wait, 1);
+    ngx_http_oauth_refresh_timer(rf, 1);
 
     return NGX_OK;
 }
@@ -147,6 +183,28 @@ ngx_http_oauth_refresh_detach(ngx_http_oauth_refresh_t *rf)
 {
     rf->handler = NULL;
     rf->data = NULL;
+
+    /* nobody waits any more: a worker that is exiting need not stay */
+
+    rf->wait.cancelable = 1;
+}
+
+
+/*
+ * While a request waits on the refresh, its timer is all that keeps a
+ * gracefully exiting worker (a reload) alive: the request has no timer of
+ * its own in the access phase, and nginx would close its connection with
+ * "open socket left".  A refresh without a requester (data is NULL for
+ * the background refresher) does not hold the worker; one that calls the
+ * provider is held by the call anyway.
+ */
+
+static void
+ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf, ngx_msec_t ms)
+{
+    rf->wait.cancelable = (rf->data == NULL);
+
+    ngx_add_timer(&rf->wait, ms);
 }
 
 
@@ -187,20 +245,25 @@ ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev)
 static void
 ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 {
-    int                          rc;
-    time_t                       now, deadline;
-    ngx_str_t                    plain, name;
-    ngx_uint_t                   i, probe;
-    ngx_oauth_buf_t              body = ngx_oauth_buf_init;
-    ngx_oauth_conn_t             conn;
-    ngx_oauth_pair_t            *vars;
-    ngx_http_oauth_fetch_t      *f;
-    ngx_http_oauth_provider_t   *p;
-    ngx_http_oauth_main_conf_t  *omcf;
+    int                             rc;
+    time_t                          now, deadline;
+    uint64_t                        version;
+    ngx_str_t                       plain, name;
+    ngx_uint_t                      i, probe, rereads;
+    ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
+    ngx_oauth_conn_t                conn;
+    ngx_oauth_pair_t               *vars;
+    ngx_http_oauth_fetch_t         *f;
+    ngx_http_oauth_provider_t      *p;
+    ngx_http_oauth_main_conf_t     *omcf;
+    ngx_http_oauth_refresh_priv_t  *priv;
 
     omcf = rf->omcf;
     p = rf->provider;
     now = ngx_time();
+    rereads = 0;
+
+again:
 
     if (omcf->store == NULL) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
@@ -227,24 +290,13 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
         return;
     }
 
-    /* another worker finished while this one waited: use its result */
-
-    if (rf->waits && conn.version != rf->version) {
-        rc = (conn.status == NGX_OAUTH_STATUS_CONNECTED
-              && !ngx_http_oauth_refresh_due(omcf, p, &conn, now));
-        ngx_oauth_conn_free(&conn);
-
-        if (rc) {
-            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK,
-                                          NULL);
-
-        } else {
-            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                          "reauthorization_required");
-        }
-
-        return;
-    }
+    /*
+     * The checks below also decide for a refresh that waited on another
+     * worker's lease, from what that one stored: fresh tokens make the
+     * token not due, a refusal makes the status "error", and a provider
+     * failure sets a retry time, which must not be answered with a second
+     * call (nor a "reauthorization_required": the grant is fine).
+     */
 
     if (conn.status == NGX_OAUTH_STATUS_ERROR
         || conn.status == NGX_OAUTH_STATUS_REVOKED)
@@ -290,12 +342,10 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
          * worker; a holder that died leaves a lease that expires.
          */
 
-        if (rf->waits++ == 0) {
-            rf->version = conn.version;
-        }
+        rf->waits++;
 
         ngx_oauth_conn_free(&conn);
-        ngx_add_timer(&rf->wait, NGX_HTTP_OAUTH_WAIT_MS);
+        ngx_http_oauth_refresh_timer(rf, NGX_HTTP_OAUTH_WAIT_MS);
         return;
     }
 
@@ -308,10 +358,34 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 
     rf->leased = 1;
 
-    if (rf->waits && conn.version != rf->version) {
-        ngx_oauth_conn_free(&conn);
-        ngx_http_oauth_refresh_step(rf);
-        return;
+    /*
+     * The record was read before the lease was ours: a refresh in another
+     * worker may have stored its result and let the lease go in between,
+     * and then the refresh token read above is already spent (a provider
+     * that rotates them revokes the whole grant when one comes twice).
+     * Under the lease no other refresh can change the record: read it
+     * again, and decide again from the fresh one if it changed.
+     */
+
+    version = conn.version;
+    ngx_oauth_conn_free(&conn);
+
+    rc = ngx_oauth_store_conn_get(omcf->store, &rf->owner,
+                                  (ngx_oauth_str_t *) &p->name,
+                                  &rf->account, &conn);
+
+    if (rc != NGX_OAUTH_OK || conn.version != version) {
+        if (rc == NGX_OAUTH_OK) {
+            ngx_oauth_conn_free(&conn);
+        }
+
+        if (++rereads > NGX_HTTP_OAUTH_REREADS) {
+            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
+                                          "store_busy");
+            return;
+        }
+
+        goto again;
     }
 
     rf->version = conn.version;
@@ -319,7 +393,7 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
     name.len = p->name.len;
     name.data = p->name.data;
 
-    if (!ngx_http_oauth_circuit_allow(omcf, &name, &probe)) {
+    if (!ngx_http_oauth_circuit_allow(omcf, &name, rf->holder, &probe)) {
         ngx_oauth_conn_free(&conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                       "circuit_open");
@@ -327,6 +401,20 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
     }
 
     rf->probe = probe;
+
+    priv = (ngx_http_oauth_refresh_priv_t *) rf;
+
+    priv->spent.len = conn.refresh.len;
+    priv->spent.data = ngx_pnalloc(rf->pool, conn.refresh.len);
+
+    if (priv->spent.data == NULL) {
+        ngx_oauth_conn_free(&conn);
+        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
+                                      "internal_error");
+        return;
+    }
+
+    ngx_memcpy(priv->spent.data, conn.refresh.data, conn.refresh.len);
 
     if (ngx_http_oauth_open_field(rf->pool, rf->log, omcf->keyring, &conn,
                                   "refresh", &conn.refresh, &plain)
@@ -407,12 +495,14 @@ ngx_http_oauth_error_code(ngx_oauth_str_t *e)
 static void
 ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 {
-    int                        rc;
-    u_char                    *code;
-    ngx_str_t                  name;
-    ngx_oauth_conn_t           conn;
-    ngx_oauth_token_t          token;
-    ngx_http_oauth_refresh_t  *rf;
+    int                             rc;
+    u_char                         *code;
+    ngx_str_t                       name;
+    ngx_uint_t                      down;
+    ngx_oauth_conn_t                conn;
+    ngx_oauth_token_t               token;
+    ngx_http_oauth_refresh_t       *rf;
+    ngx_http_oauth_refresh_priv_t  *priv;
 
     rf = f->data;
     rf->fetch = NULL;
@@ -422,44 +512,76 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
     name.len = rf->provider->name.len;
     name.data = rf->provider->name.data;
 
+    down = (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status >= 500
+            || f->status == 429);
+
+    /*
+     * The provider's health counts whatever became of the connection
+     * meanwhile: a half-open probe must always end the half-open state.
+     */
+
+    ngx_http_oauth_circuit_record(rf->omcf, &name, !down);
+
     rc = ngx_oauth_store_conn_get(rf->omcf->store, &rf->owner,
                                   (ngx_oauth_str_t *) &rf->provider->name,
                                   &rf->account, &conn);
 
-    if (rc != NGX_OAUTH_OK || conn.version != rf->version) {
+    if (rc == NGX_OAUTH_NOT_FOUND) {
 
-        /* disconnected or reconnected meanwhile: store nothing */
+        /* disconnected meanwhile: store nothing, resurrect nothing */
 
-        if (rc == NGX_OAUTH_OK) {
-            ngx_oauth_conn_free(&conn);
-        }
-
-        ngx_http_oauth_refresh_finish(rf, rc == NGX_OAUTH_OK
-                                          ? NGX_HTTP_OAUTH_REFRESH_OK
-                                          : NGX_HTTP_OAUTH_REFRESH_GONE,
-                                      rc == NGX_OAUTH_OK ? NULL
-                                      : "not_connected");
+        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_GONE,
+                                      "not_connected");
         return;
     }
 
-    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status >= 500
-        || f->status == 429)
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_CRIT, rf->log, 0,
+                      "oauth: provider \"%V\": cannot read the connection "
+                      "to store the refresh result: %s", &name,
+                      ngx_oauth_strerror(rc));
+        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
+                                      "store_error");
+        return;
+    }
+
+    /*
+     * A newer version is not always a newer grant: an upstream 401 on a
+     * request that used the old token marks the record to be refreshed,
+     * and dropping this result then would lose the rotated refresh token
+     * the provider just issued, the old one being spent.  The result is
+     * stale only when the refresh token it replaces is no longer stored
+     * (a reconnect, or a refresh by someone else).
+     */
+
+    priv = (ngx_http_oauth_refresh_priv_t *) rf;
+
+    if (conn.version != rf->version
+        && (conn.refresh.len != priv->spent.len
+            || ngx_memcmp(conn.refresh.data, priv->spent.data,
+                          priv->spent.len)
+               != 0))
     {
+        ngx_oauth_conn_free(&conn);
+        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK, NULL);
+        return;
+    }
+
+    rf->version = conn.version;
+
+    if (down) {
         ngx_log_error(NGX_LOG_ERR, rf->log, 0,
                       "oauth: provider \"%V\": refresh failed: %s "
                       "(HTTP %ui)", &name,
                       ngx_http_oauth_fetch_result_name(f->result),
                       f->status);
-        ngx_http_oauth_circuit_record(rf->omcf, &name, 0);
         ngx_http_oauth_refresh_store(rf, &conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                      "provider_unavailable");
         return;
     }
 
-    /* the provider answered: whatever it said, it is up */
-
-    ngx_http_oauth_circuit_record(rf->omcf, &name, 1);
+    /* the provider answered (it is up, as recorded): what did it say */
 
     rc = ngx_oauth_token_parse(f->response.data, f->response.len, &token);
 
@@ -644,9 +766,7 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
         rf->leased = 0;
     }
 
-    if (rf->probe && result == NGX_HTTP_OAUTH_REFRESH_ERROR) {
-        rf->probe = 0;
-    }
+    ngx_http_oauth_circuit_probe_done(rf);
 
     if (rf->fetch_done) {
         ngx_http_oauth_metrics_refresh(rf->provider, result);
@@ -702,6 +822,8 @@ ngx_http_oauth_refresh_cleanup(void *data)
                                     &rf->account, rf->holder);
         rf->leased = 0;
     }
+
+    ngx_http_oauth_circuit_probe_done(rf);
 }
 
 
@@ -958,10 +1080,10 @@ ngx_http_oauth_circuit_state(ngx_http_oauth_main_conf_t *omcf,
 
 static ngx_uint_t
 ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_uint_t *probe)
+    ngx_str_t *provider, uint64_t holder, ngx_uint_t *probe)
 {
     char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
-    time_t                    now;
+    time_t                    now, deadline;
     ngx_http_oauth_circuit_t  c;
 
     *probe = 0;
@@ -974,15 +1096,21 @@ ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
 
     now = ngx_time();
 
-    if (now < c.opened_at + omcf->circuit_reset || c.probe_until > now) {
+    if (now < c.opened_at + omcf->circuit_reset) {
         return 0;
     }
 
-    /* half-open: one probe at a time goes through */
+    /*
+     * half-open: one probe at a time goes through; a probe whose worker
+     * died frees the way when its lease runs out
+     */
 
-    c.probe_until = now + (time_t) (omcf->http_timeout / 1000) + 1;
+    deadline = now + (time_t) (omcf->http_timeout / 1000) + 1;
 
-    if (ngx_oauth_store_meta_put(omcf->store, key, (u_char *) &c, sizeof(c))
+    if (ngx_oauth_store_lease_take(omcf->store, &ngx_http_oauth_probe_who,
+                                   (ngx_oauth_str_t *) provider,
+                                   &ngx_http_oauth_probe_what, holder, now,
+                                   deadline)
         != NGX_OAUTH_OK)
     {
         return 0;
@@ -991,6 +1119,23 @@ ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
     *probe = 1;
 
     return 1;
+}
+
+
+/* the probe's answer is recorded: the next one may go when half-open */
+
+static void
+ngx_http_oauth_circuit_probe_done(ngx_http_oauth_refresh_t *rf)
+{
+    if (!rf->probe || rf->omcf->store == NULL) {
+        return;
+    }
+
+    (void) ngx_oauth_store_lease_drop(rf->omcf->store,
+                                      &ngx_http_oauth_probe_who,
+                                      (ngx_oauth_str_t *) &rf->provider->name,
+                                      &ngx_http_oauth_probe_what, rf->holder);
+    rf->probe = 0;
 }
 
 
@@ -1014,7 +1159,6 @@ ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
 
     } else {
         c.failures++;
-        c.probe_until = 0;
 
         if (c.failures >= omcf->circuit_failures) {
             if (c.failures == omcf->circuit_failures || c.opened_at == 0
@@ -1157,8 +1301,15 @@ ngx_http_oauth_refresher_scan(const ngx_oauth_conn_t *conn, void *data)
     ngx_str_t                   name;
     ngx_http_oauth_provider_t  *p;
 
+    /*
+     * "expired" is a token that could not be refreshed in time because
+     * the provider failed: it is retried here too, after its backoff, or
+     * an idle connection would stay expired after the provider is back.
+     */
+
     if (conn->kind != NGX_OAUTH_KIND_OAUTH2
-        || conn->status != NGX_OAUTH_STATUS_CONNECTED
+        || (conn->status != NGX_OAUTH_STATUS_CONNECTED
+            && conn->status != NGX_OAUTH_STATUS_EXPIRED)
         || conn->refresh.len == 0 || conn->retry_at > scan->now)
     {
         return 0;

@@ -15,7 +15,9 @@
  * oauth_token: in the access phase, find the owner's connection, refresh
  * it when due (waiting without blocking the worker), and put its
  * credential into the request that nginx proxies; the client's own
- * credentials and cookies are taken out first.
+ * credentials and cookies are taken out first.  The credential is taken
+ * out again when the request moves to another location (an internal
+ * redirect) and before it is logged.
  */
 
 
@@ -51,6 +53,18 @@ typedef struct {
 } ngx_http_oauth_count_t;
 
 
+/*
+ * The header put into the client's request headers; found again through
+ * its pool cleanup, which also survives the module context being cleared
+ * by an internal redirect.
+ */
+
+typedef struct {
+    ngx_table_elt_t             *header;    /* NULL once taken out */
+    ngx_str_t                    value;     /* wiped with the pool */
+} ngx_http_oauth_injected_t;
+
+
 static ngx_int_t ngx_http_oauth_token_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_token_fail(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
@@ -62,6 +76,13 @@ static ngx_int_t ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
 static ngx_int_t ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_token_rebuild(ngx_http_request_t *r,
+    ngx_str_t *drop, ngx_uint_t ndrop, ngx_table_elt_t *skip);
+static ngx_http_oauth_injected_t *ngx_http_oauth_token_injected(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_token_uninject(ngx_http_request_t *r);
+static void ngx_http_oauth_injected_cleanup(void *data);
+static ngx_int_t ngx_http_oauth_token_log_handler(ngx_http_request_t *r);
 static void ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_token_cleanup(void *data);
 static ngx_int_t ngx_http_oauth_header_filter(ngx_http_request_t *r);
@@ -124,6 +145,7 @@ ngx_http_oauth_token_add_variables(ngx_conf_t *cf)
 ngx_int_t
 ngx_http_oauth_token_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                  n;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -135,6 +157,24 @@ ngx_http_oauth_token_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_oauth_token_handler;
+
+    /*
+     * The log phase handlers run in the order they were added, and the
+     * access log's is added before any dynamic module's: this one is put
+     * first, so that no log sees the injected credential.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+
+    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
+
+    h[0] = ngx_http_oauth_token_log_handler;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_oauth_header_filter;
@@ -159,13 +199,29 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
     ngx_http_oauth_token_ctx_t  *ctx;
     ngx_http_oauth_main_conf_t  *omcf;
 
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
-
-    if (olcf->token == NULL || r != r->main) {
+    if (r != r->main) {
         return NGX_DECLINED;
     }
 
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+
+    /*
+     * An internal redirect (error_page, X-Accel-Redirect, rewrite ... last)
+     * keeps the request headers but not the module context: a credential
+     * injected for the location the request came from must not go on to
+     * another location's upstream.
+     */
+
+    if (ctx == NULL && r->internal
+        && ngx_http_oauth_token_uninject(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (olcf->token == NULL) {
+        return NGX_DECLINED;
+    }
 
     if (ctx) {
         if (ctx->state == NGX_HTTP_OAUTH_TOKEN_WAITING) {
@@ -667,16 +723,98 @@ static ngx_int_t
 ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx)
 {
-    ngx_str_t         drop[4];
-    ngx_uint_t        i, j, k;
-    ngx_list_t        headers;
-    ngx_table_elt_t  *h, *nh;
-    ngx_list_part_t  *part;
+    ngx_str_t                   drop[4];
+    ngx_uint_t                  j;
+    ngx_table_elt_t            *nh;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_oauth_injected_t  *inj;
 
     ngx_str_set(&drop[0], "Authorization");
     ngx_str_set(&drop[1], "Proxy-Authorization");
     ngx_str_set(&drop[2], "Cookie");
     drop[3] = ctx->provider->token_header;
+
+    inj = ngx_http_oauth_token_injected(r);
+
+    if (inj == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool,
+                                   sizeof(ngx_http_oauth_injected_t));
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        inj = cln->data;
+        inj->header = NULL;
+        ngx_str_null(&inj->value);
+
+        cln->handler = ngx_http_oauth_injected_cleanup;
+    }
+
+    /* one injected before, for another location, goes too */
+
+    if (ngx_http_oauth_token_rebuild(r, drop, 4, inj->header) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    nh = ngx_list_push(&r->headers_in.headers);
+    if (nh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(nh, sizeof(ngx_table_elt_t));
+
+    nh->key = ctx->provider->token_header;
+    nh->value = ctx->authorization;
+    nh->lowcase_key = ngx_pnalloc(r->pool, nh->key.len);
+    if (nh->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(nh->lowcase_key, nh->key.data, nh->key.len);
+
+    nh->hash = 0;
+
+    for (j = 0; j < nh->key.len; j++) {
+        nh->hash = ngx_hash(nh->hash, nh->lowcase_key[j]);
+    }
+
+    /* a value injected for another location is not needed any more */
+
+    if (inj->value.len) {
+        ngx_explicit_memzero(inj->value.data, inj->value.len);
+    }
+
+    inj->header = nh;
+    inj->value = ctx->authorization;
+
+    r->headers_in.authorization = ngx_http_oauth_header_is(&nh->key,
+                                                           &drop[0])
+                                  ? nh : NULL;
+
+#if (nginx_version >= 1023000)
+    r->headers_in.cookie = NULL;
+#else
+    r->headers_in.cookies.nelts = 0;
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's request headers again, without those named in drop (as
+ * clients vary names) and without skip: headers cannot be taken out of an
+ * ngx_list_t in place.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_rebuild(ngx_http_request_t *r, ngx_str_t *drop,
+    ngx_uint_t ndrop, ngx_table_elt_t *skip)
+{
+    ngx_uint_t        i, k;
+    ngx_list_t        headers;
+    ngx_table_elt_t  *h, *nh;
+    ngx_list_part_t  *part;
 
     if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
         != NGX_OK)
@@ -699,13 +837,17 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
             i = 0;
         }
 
-        for (k = 0; k < 4; k++) {
+        if (&h[i] == skip) {
+            continue;
+        }
+
+        for (k = 0; k < ndrop; k++) {
             if (ngx_http_oauth_header_is(&h[i].key, &drop[k])) {
                 break;
             }
         }
 
-        if (k < 4) {
+        if (k < ndrop) {
             continue;
         }
 
@@ -717,38 +859,89 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
         *nh = h[i];
     }
 
-    nh = ngx_list_push(&headers);
-    if (nh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(nh, sizeof(ngx_table_elt_t));
-
-    nh->key = ctx->provider->token_header;
-    nh->value = ctx->authorization;
-    nh->lowcase_key = ngx_pnalloc(r->pool, nh->key.len);
-    if (nh->lowcase_key == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_strlow(nh->lowcase_key, nh->key.data, nh->key.len);
-
-    nh->hash = 0;
-
-    for (j = 0; j < nh->key.len; j++) {
-        nh->hash = ngx_hash(nh->hash, nh->lowcase_key[j]);
-    }
-
     r->headers_in.headers = headers;
-    r->headers_in.authorization = ngx_http_oauth_header_is(&nh->key,
-                                                           &drop[0])
-                                  ? nh : NULL;
 
-#if (nginx_version >= 1023000)
-    r->headers_in.cookie = NULL;
-#else
-    r->headers_in.cookies.nelts = 0;
-#endif
+    /* the copy must not point into this stack frame */
+
+    if (headers.last == &headers.part) {
+        r->headers_in.headers.last = &r->headers_in.headers.part;
+    }
+
+    if (skip && r->headers_in.authorization == skip) {
+        r->headers_in.authorization = NULL;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_oauth_injected_t *
+ngx_http_oauth_token_injected(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_oauth_injected_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* takes out the credential injected earlier, if there is one */
+
+static ngx_int_t
+ngx_http_oauth_token_uninject(ngx_http_request_t *r)
+{
+    ngx_http_oauth_injected_t  *inj;
+
+    inj = ngx_http_oauth_token_injected(r);
+
+    if (inj == NULL || inj->header == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_oauth_token_rebuild(r, NULL, 0, inj->header) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    inj->header = NULL;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth token: injected credential taken out");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_injected_cleanup(void *data)
+{
+    ngx_http_oauth_injected_t  *inj = data;
+
+    if (inj->value.len) {
+        ngx_explicit_memzero(inj->value.data, inj->value.len);
+    }
+}
+
+
+/*
+ * The upstream request was made long before: from here on the credential
+ * is only something a log format such as $http_authorization could show.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (omcf->enabled && r == r->main) {
+        (void) ngx_http_oauth_token_uninject(r);
+    }
 
     return NGX_OK;
 }
