@@ -952,7 +952,8 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     ngx_oauth_conn_free(&conn);
 
     rf = ngx_http_oauth_refresh_create(ctx->omcf, ctx->provider, &owner,
-                                       &account, r->connection->log);
+                                       &account, r->connection->log,
+                                       &r->connection->addr_text);
     if (rf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

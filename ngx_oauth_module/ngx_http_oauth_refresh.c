@@ -107,7 +107,7 @@ static ngx_uint_t   ngx_http_oauth_refresher_running;
 ngx_http_oauth_refresh_t *
 ngx_http_oauth_refresh_create(ngx_http_oauth_main_conf_t *omcf,
     ngx_http_oauth_provider_t *p, ngx_oauth_str_t *owner,
-    ngx_oauth_str_t *account, ngx_log_t *log)
+    ngx_oauth_str_t *account, ngx_log_t *log, ngx_str_t *remote_addr)
 {
     ngx_pool_t                *pool;
     ngx_pool_cleanup_t        *cln;
@@ -139,6 +139,15 @@ ngx_http_oauth_refresh_create(ngx_http_oauth_main_conf_t *omcf,
 
     ngx_memcpy(rf->owner.data, owner->data, owner->len);
     ngx_memcpy(rf->account.data, account->data, account->len);
+
+    if (remote_addr && remote_addr->len) {
+        rf->remote_addr.data = ngx_pstrdup(pool, remote_addr);
+        if (rf->remote_addr.data == NULL) {
+            goto failed;
+        }
+
+        rf->remote_addr.len = remote_addr->len;
+    }
 
     /* a holder id unique across processes and across this one's refreshes */
 
@@ -776,7 +785,8 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
                              ? "refreshed" : "refresh_failed",
                              &rf->owner, &rf->provider->name, &rf->account,
                              result == NGX_HTTP_OAUTH_REFRESH_OK
-                             ? "ok" : "error", error, NULL);
+                             ? "ok" : "error", error,
+                             rf->remote_addr.len ? &rf->remote_addr : NULL);
     }
 
     if (rf->handler) {
@@ -1188,9 +1198,9 @@ ngx_int_t
 ngx_http_oauth_refresher_init(ngx_cycle_t *cycle,
     ngx_http_oauth_main_conf_t *omcf)
 {
-    if (!omcf->background_refresh || omcf->store == NULL
-        || omcf->providers.nelts == 0)
-    {
+    /* the same timer purges flows, so it runs even without refreshing */
+
+    if (omcf->store == NULL) {
         return NGX_OK;
     }
 
@@ -1234,14 +1244,31 @@ ngx_http_oauth_refresher_handler(ngx_event_t *ev)
         return;
     }
 
-    scan = ngx_alloc(sizeof(ngx_http_oauth_scan_t), ev->log);
+    /*
+     * Flows are purged one oauth_state_ttl after they expire: until then a
+     * late callback still finds its flow and is sent back to the app with
+     * expired_state rather than a bare invalid_state.
+     */
+
+    if (ngx_oauth_store_flow_purge(omcf->store,
+                                   ngx_time() - omcf->state_ttl, &i)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "oauth: cannot purge expired flows: %s",
+                      ngx_oauth_store_error(omcf->store));
+    }
+
+    scan = NULL;
+
+    if (omcf->background_refresh && omcf->providers.nelts) {
+        scan = ngx_alloc(sizeof(ngx_http_oauth_scan_t), ev->log);
+    }
 
     if (scan && ngx_http_oauth_refresher_running < NGX_HTTP_OAUTH_BG_BATCH) {
         scan->omcf = omcf;
         scan->now = ngx_time();
         scan->n = 0;
-
-        (void) ngx_oauth_store_flow_purge(omcf->store, scan->now, &i);
 
         if (ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
                                       ngx_http_oauth_refresher_scan, scan)
@@ -1261,7 +1288,7 @@ ngx_http_oauth_refresher_handler(ngx_event_t *ev)
             rf = p ? ngx_http_oauth_refresh_create(omcf, p,
                                                    &scan->due[i].owner,
                                                    &scan->due[i].account,
-                                                   ev->log)
+                                                   ev->log, NULL)
                    : NULL;
 
             free(scan->due[i].owner.data);
@@ -1285,7 +1312,8 @@ ngx_http_oauth_refresher_handler(ngx_event_t *ev)
 
     /* look again well within the window, but not busily */
 
-    interval = omcf->refresh_ahead / 4;
+    interval = omcf->background_refresh ? omcf->refresh_ahead / 4
+                                        : omcf->state_ttl;
     interval = ngx_max(interval, 1);
     interval = ngx_min(interval, 30);
 

@@ -44,6 +44,7 @@ struct ngx_http_oauth_refresh_s {
 
     ngx_oauth_str_t              owner;
     ngx_oauth_str_t              account;
+    ngx_str_t                    remote_addr;  /* who asked; may be empty */
 
     /* NULL once the requester is gone; then the result is just stored */
     ngx_http_oauth_refresh_pt    handler;
@@ -73,7 +74,8 @@ struct ngx_http_oauth_refresh_s {
  */
 ngx_http_oauth_refresh_t *ngx_http_oauth_refresh_create(
     ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_provider_t *p,
-    ngx_oauth_str_t *owner, ngx_oauth_str_t *account, ngx_log_t *log);
+    ngx_oauth_str_t *owner, ngx_oauth_str_t *account, ngx_log_t *log,
+    ngx_str_t *remote_addr);
 ngx_int_t ngx_http_oauth_refresh_start(ngx_http_oauth_refresh_t *rf);
 
 /* the requester goes away; the refresh itself goes on */

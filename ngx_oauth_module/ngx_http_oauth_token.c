@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_oauth_url.h"
 
 
 /*
@@ -277,7 +278,8 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
         rf = ngx_http_oauth_refresh_create(omcf, ctx->provider,
                                            (ngx_oauth_str_t *) &ctx->owner,
                                            (ngx_oauth_str_t *) &ctx->account,
-                                           r->connection->log);
+                                           r->connection->log,
+                                           &r->connection->addr_text);
         if (rf == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -410,11 +412,40 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
                                              "no such provider");
         }
 
-        if (olcf->token_account
-            && ngx_http_complex_value(r, olcf->token_account, &ctx->account)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (olcf->token_account) {
+            if (ngx_http_complex_value(r, olcf->token_account, &ctx->account)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            /*
+             * account=$arg_account is the usual form: the value is decoded
+             * once, as a query argument is, so that "team%2Fone" finds
+             * "team/one"; a value that does not decode is used as it is.
+             */
+
+            if (ngx_strlchr(ctx->account.data,
+                            ctx->account.data + ctx->account.len, '%')
+                || ngx_strlchr(ctx->account.data,
+                               ctx->account.data + ctx->account.len, '+'))
+            {
+                u_char  *dst;
+                size_t   len;
+
+                dst = ngx_pnalloc(r->pool, ctx->account.len);
+                if (dst == NULL) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                if (ngx_oauth_url_decode(ctx->account.data, ctx->account.len,
+                                         NGX_OAUTH_URL_FORM, dst, &len)
+                    == NGX_OAUTH_OK)
+                {
+                    ctx->account.data = dst;
+                    ctx->account.len = len;
+                }
+            }
         }
     }
 

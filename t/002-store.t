@@ -376,3 +376,30 @@ GET /api/connections
 X-Owner: alice
 --- response_body
 []
+
+
+
+=== TEST 10: expired flows are purged after a grace of one oauth_state_ttl, with the background refresher off too
+--- http_config eval
+$::Store . $::Provider . <<'_EOC_';
+    oauth_state_ttl           1s;
+    oauth_background_refresh  off;
+_EOC_
+--- config eval: $::Locations
+--- init
+package main;
+my $cli = $ENV{NGX_OAUTH_CLI} || "$FindBin::Bin/../build/ngx-oauth";
+die "ngx-oauth not built: $cli (make cli)\n" unless -x $cli;
+my @cmd = ($cli, '--store', "$ENV{TEST_NGINX_OAUTH_DIR}/store.mdb",
+           '--key-file', "$ENV{TEST_NGINX_OAUTH_DIR}/keys", 'check');
+my $flow = start_flow(owner => 'alice');
+is($flow->{status}, 302, 'a flow started');
+like(scalar `@cmd`, qr/checked 1 PKCE verifiers/, 'the flow is stored');
+ok(wait_for(sub { scalar(`@cmd`) !~ /PKCE verifiers/ }, 8),
+   'and purged a while after it expired');
+--- request
+GET /api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]

@@ -319,8 +319,9 @@ pong
 
 
 === TEST 7: an expired flow is refused before any exchange (T04)
-Without the background refresher, which also purges expired flows: the
-purge would race the late callback and turn the redirect into a bare 400.
+Expired flows are purged one oauth_state_ttl after they expire, so a late
+callback still gets expired_state; the refresher is off so that no purge
+pass runs during the block at all.
 --- http_config eval
 $::Store . $::Demo . $::Fake . <<'_EOC_'
     oauth_state_ttl           1s;

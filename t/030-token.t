@@ -282,7 +282,7 @@ X-User: bob
 
 
 
-=== TEST 10: two accounts: 409 account_required; account=$arg_account picks one
+=== TEST 10: two accounts: 409 account_required; account=$arg_account picks one, decoded once
 --- config
     location /api/ {
         oauth_token demo account=$arg_account;
@@ -294,17 +294,19 @@ OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
 OAuthTest::connect_ok(owner => 'alice', code => 'alice-2');
 --- request eval
 ["GET /api/x", "GET /api/x?account=alice-2", "GET /api/x?account=alice-1",
- "GET /api/x?account=nobody", "GET /_counts"]
+ "GET /api/x?account=alice%2D1", "GET /api/x?account=nobody",
+ "GET /_counts"]
 --- more_headers
 X-User: alice
 --- error_code eval
-[409, 200, 200, 401, 200]
+[409, 200, 200, 200, 401, 200]
 --- response_body_like eval
 [qr/\A\{"error":"account_required","message":"[^"]+"\}\n\z/,
  qr/^Authorization: Bearer at-2-alice-2\r$/m,
  qr/^Authorization: Bearer at-1-alice-1\r$/m,
+ qr/^Authorization: Bearer at-1-alice-1\r$/m,
  qr/"error":"not_connected"/,
- qr/^api=2$/m]
+ qr/^api=3$/m]
 
 
 

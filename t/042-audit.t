@@ -98,13 +98,14 @@ sub t_events {
     is_deeply([ @$c{qw(owner account result error remote_addr)} ],
               [ 'alice', 'a1', 'ok', undef, '127.0.0.1' ], 'connected');
 
+    # refreshes asked for through the API name who asked
     $c = one(\@ev, 'refreshed', 'fake', 'API refresh');
-    is_deeply([ @$c{qw(owner account result error)} ],
-              [ 'alice', 'a1', 'ok', undef ], 'refreshed');
+    is_deeply([ @$c{qw(owner account result error remote_addr)} ],
+              [ 'alice', 'a1', 'ok', undef, '127.0.0.1' ], 'refreshed');
 
     $c = one(\@ev, 'refresh_failed', 'refuser', 'refused refresh');
-    is_deeply([ @$c{qw(owner account result)} ],
-              [ 'alice', 'r1', 'error' ], 'refresh_failed');
+    is_deeply([ @$c{qw(owner account result remote_addr)} ],
+              [ 'alice', 'r1', 'error', '127.0.0.1' ], 'refresh_failed');
     is($c->{error}, 'invalid_grant', "refresh_failed: the provider's code");
 
     $c = one(\@ev, 'credentials_set', 'keys', 'API key');
