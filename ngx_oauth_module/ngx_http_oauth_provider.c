@@ -48,6 +48,8 @@ static char *ngx_http_oauth_provider_list(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *value, ngx_uint_t n);
 static char *ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *path);
+static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v,
+    ngx_array_t **list);
 static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, json_t *catalog);
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
@@ -1037,6 +1039,45 @@ ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str, ngx_str_t *s)
 }
 
 
+/* a preset's {"NAME": "VALUE"} object, unless the block gave its own */
+
+static ngx_int_t
+ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v, ngx_array_t **list)
+{
+    json_t                 *x;
+    const char             *key;
+    ngx_http_oauth_pair_t  *pair;
+
+    if (*list != NULL || !json_is_object(v)) {
+        return NGX_OK;
+    }
+
+    *list = ngx_array_create(cf->pool, 4, sizeof(ngx_http_oauth_pair_t));
+    if (*list == NULL) {
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(v, key, x) {
+        pair = ngx_array_push(*list);
+        if (pair == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
+
+        if (!json_is_string(x)
+            || ngx_http_oauth_cstr(cf, json_string_value(x), &pair->value)
+               != NGX_OK
+            || ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t *catalog)
@@ -1045,8 +1086,7 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t                       *e, *v, *o, *x;
     size_t                        i;
     ngx_str_t                    *s;
-    const char                   *key, *kind;
-    ngx_http_oauth_pair_t        *pair;
+    const char                   *kind;
     ngx_http_oauth_field_t       *f;
     ngx_http_oauth_keep_field_t  *kf;
     ngx_http_oauth_conn_param_t  *cp;
@@ -1142,58 +1182,16 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
     /* list-valued fields: the block's own list replaces the preset's */
 
-    v = json_object_get(e, "authorization_params");
-    if (p->authorization_params == NULL && json_is_object(v)) {
-        p->authorization_params = ngx_array_create(cf->pool, 4,
-                                                sizeof(ngx_http_oauth_pair_t));
-        if (p->authorization_params == NULL) {
-            return NGX_ERROR;
-        }
-
-        json_object_foreach(v, key, x) {
-            pair = ngx_array_push(p->authorization_params);
-            if (pair == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
-
-            if (ngx_http_oauth_json_str(cf, v, key, &pair->value) != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            if (ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    v = json_object_get(e, "token_params");
-    if (p->token_params == NULL && json_is_object(v)) {
-        p->token_params = ngx_array_create(cf->pool, 2,
-                                           sizeof(ngx_http_oauth_pair_t));
-        if (p->token_params == NULL) {
-            return NGX_ERROR;
-        }
-
-        json_object_foreach(v, key, x) {
-            pair = ngx_array_push(p->token_params);
-            if (pair == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
-
-            if (ngx_http_oauth_json_str(cf, v, key, &pair->value) != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            if (ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
+    if (ngx_http_oauth_preset_pairs(cf, json_object_get(e,
+                                        "authorization_params"),
+                                    &p->authorization_params)
+        != NGX_OK
+        || ngx_http_oauth_preset_pairs(cf, json_object_get(e,
+                                                           "token_params"),
+                                       &p->token_params)
+           != NGX_OK)
+    {
+        goto invalid;
     }
 
     v = json_object_get(e, "connection_params");
