@@ -1293,3 +1293,99 @@ is($r->{location}, '/s?oauth_status=connected&oauth_provider=demo&oauth_account=
 GET /ping
 --- response_body
 pong
+
+
+
+=== TEST 28: TLS at the token endpoint: a certificate the store does not trust ends the flow, nothing stored (T22)
+--- http_config eval
+my $d = $ENV{TEST_NGINX_OAUTH_DIR};
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+       . "-addext subjectAltName=IP:127.0.0.1 -keyout $d/tls.key "
+       . "-out $d/tls.pem >/dev/null 2>&1") == 0 or die "openssl failed";
+$::Store . <<'_EOC_';
+    oauth_provider tls {
+        client_id          c;
+        redirect_uri       https://app.example/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://127.0.0.1:$TEST_NGINX_RAND_PORT_3/token;
+        account_id         user.id;
+    }
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3 ssl;
+        ssl_certificate     $TEST_NGINX_OAUTH_DIR/tls.pem;
+        ssl_certificate_key $TEST_NGINX_OAUTH_DIR/tls.key;
+        default_type application/json;
+
+        location = /token {
+            return 200 '{"access_token":"AT-TLS","user":{"id":"t-1"}}';
+        }
+    }
+_EOC_
+--- config eval: $::Locations
+--- init
+package main;
+my ($r) = connect_flow(uri => '/connect/tls', owner => 'alice');
+is($r->{status}, 'error', 'an untrusted certificate: error');
+is($r->{error}, 'token_request_failed', 'token_request_failed');
+--- request
+GET /api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- error_log
+failed (tls)
+
+
+
+=== TEST 29: TLS at the token endpoint: oauth_trusted_certificate is trusted, and the host name is still checked (T22)
+--- http_config eval
+my $d = $ENV{TEST_NGINX_OAUTH_DIR};
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+       . "-addext subjectAltName=IP:127.0.0.1 -keyout $d/tls.key "
+       . "-out $d/tls.pem >/dev/null 2>&1") == 0 or die "openssl failed";
+$::Store . <<'_EOC_';
+    oauth_trusted_certificate $TEST_NGINX_OAUTH_DIR/tls.pem;
+
+    oauth_provider tls {
+        client_id          c;
+        redirect_uri       https://app.example/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://127.0.0.1:$TEST_NGINX_RAND_PORT_3/token;
+        account_id         user.id;
+    }
+
+    oauth_provider tls-wrong-name {
+        client_id          c;
+        redirect_uri       https://app.example/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://localhost:$TEST_NGINX_RAND_PORT_3/token;
+        account_id         user.id;
+    }
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3 ssl;
+        ssl_certificate     $TEST_NGINX_OAUTH_DIR/tls.pem;
+        ssl_certificate_key $TEST_NGINX_OAUTH_DIR/tls.key;
+        default_type application/json;
+
+        location = /token {
+            return 200 '{"access_token":"AT-TLS","user":{"id":"t-1"}}';
+        }
+    }
+_EOC_
+--- config eval: $::Locations
+--- init
+package main;
+my ($r) = connect_flow(uri => '/connect/tls-wrong-name', owner => 'alice');
+is($r->{status}, 'error', 'a certificate for another name: error');
+is($r->{error}, 'token_request_failed', 'token_request_failed');
+($r) = connect_flow(uri => '/connect/tls', owner => 'alice');
+is($r->{status}, 'connected', 'the trusted certificate: connected');
+is($r->{account}, 't-1', 'the account');
+--- request
+GET /api/connections
+--- more_headers
+X-Owner: alice
+--- response_body_like: "account":"t-1"
