@@ -648,23 +648,17 @@ ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
 }
 
 
+/*
+ * The callback's query holds a live authorization code: error log lines
+ * and the access log's $request show the path only, whatever the answer.
+ * Called from the rewrite phase, before limit_req and the access checks
+ * can log the request, and again by the handler; doing it twice is
+ * harmless ("?..." becomes "?...").
+ */
+
 ngx_int_t
-ngx_http_oauth_callback_handler(ngx_http_request_t *r)
+ngx_http_oauth_callback_redact(ngx_http_request_t *r)
 {
-    u_char                       sbuf[NGX_OAUTH_STATE_LEN + 2];
-    ngx_int_t                    rc;
-    ngx_str_t                    state;
-    const char                  *err;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_oauth_cb_ctx_t     *ctx;
-    ngx_http_oauth_main_conf_t  *omcf;
-
-    /*
-     * The query holds a live authorization code: from here on, error log
-     * lines and the access log's $request show the path only, whatever
-     * the answer (a refused method too).
-     */
-
     if (r->args.len && r->request_line.len) {
         u_char  *p, *q;
         size_t   len;
@@ -675,7 +669,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 
         p = ngx_pnalloc(r->pool, len + sizeof("...") - 1);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         q = ngx_strlchr(r->request_line.data,
@@ -693,6 +687,25 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                   - p;
             r->request_line.data = p;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_oauth_callback_handler(ngx_http_request_t *r)
+{
+    u_char                       sbuf[NGX_OAUTH_STATE_LEN + 2];
+    ngx_int_t                    rc;
+    ngx_str_t                    state;
+    const char                  *err;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_oauth_cb_ctx_t     *ctx;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (ngx_http_oauth_callback_redact(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {

@@ -460,8 +460,10 @@ ngx_http_oauth_http_exit_process(ngx_cycle_t *cycle)
             q = ngx_queue_head(&h->running);
             ctx = ngx_queue_data(q, ngx_http_oauth_fetch_ctx_t, queue);
 
-            ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
-                          "oauth: outbound request cancelled on exit");
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "oauth: outbound request cancelled on exit (a "
+                          "refresh cut off here may need a reconnect; "
+                          "raise worker_shutdown_timeout)");
 
             /* handlers do not run: their requests die with the worker */
             ngx_http_oauth_fetch_stop(ctx);

@@ -641,6 +641,18 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
     ngx_oauth_store_conf_t       sc;
     ngx_http_oauth_main_conf_t  *omcf;
 
+    /*
+     * Only workers serve requests and refresh: the cache manager and
+     * loader leave with exit(), without exit_process, and would abandon a
+     * refresh halfway, its rotated refresh token with it.
+     */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth_module);
 
     if (omcf == NULL || !omcf->enabled) {
@@ -688,6 +700,12 @@ static void
 ngx_http_oauth_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_oauth_main_conf_t  *omcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return;
+    }
 
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth_module);
 

@@ -171,6 +171,7 @@ ngx_int_t ngx_http_oauth_credential(ngx_pool_t *pool, ngx_log_t *log,
 /* handlers (ngx_http_oauth_flow.c) */
 ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_callback_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *body, size_t len);

@@ -501,6 +501,37 @@ ngx_http_oauth_error_code(ngx_oauth_str_t *e)
 }
 
 
+/*
+ * The RFC 6749 section 5.2 codes: the provider says this refresh token,
+ * or this client, will not do; the user has to connect again.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_refusal(ngx_oauth_str_t *e)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  codes[] = {
+        ngx_string("invalid_grant"),
+        ngx_string("invalid_request"),
+        ngx_string("invalid_client"),
+        ngx_string("unauthorized_client"),
+        ngx_string("unsupported_grant_type"),
+        ngx_string("invalid_scope")
+    };
+
+    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (e->len == codes[i].len
+            && ngx_memcmp(e->data, codes[i].data, e->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 {
@@ -599,20 +630,46 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
                       "oauth: provider \"%V\": malformed refresh response "
                       "(HTTP %ui)", &name, f->status);
 
-        if (f->status >= 400) {
-            ngx_http_oauth_refresh_store(rf, &conn, NULL,
-                                         NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                         "refresh_refused");
-        } else {
-            ngx_http_oauth_refresh_store(rf, &conn, NULL,
-                                         NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                         "invalid_response");
-        }
+        /*
+         * Not an OAuth answer (an HTML page from a firewall, a 404 from a
+         * wrong URL): nothing says the grant is gone, so the tokens stay
+         * and the refresh is tried again later.
+         */
 
+        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
+                                     "invalid_response");
         return;
     }
 
-    if (token.error.len || f->status != 200) {
+    if (token.error.len && !ngx_http_oauth_refusal(&token.error)) {
+
+        /* an error RFC 6749 section 5.2 does not define: not a refusal */
+
+        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
+                      "oauth: provider \"%V\": refresh answered with an "
+                      "unknown error (HTTP %ui)", &name, f->status);
+
+        ngx_oauth_token_free(&token);
+        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
+                                     "provider_error");
+        return;
+    }
+
+    if (token.error.len == 0 && (f->status < 200 || f->status >= 300)) {
+        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
+                      "oauth: provider \"%V\": refresh answered HTTP %ui "
+                      "without an OAuth error", &name, f->status);
+
+        ngx_oauth_token_free(&token);
+        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
+                                     "invalid_response");
+        return;
+    }
+
+    if (token.error.len) {
         code = NULL;
 
         if (ngx_http_oauth_error_code(&token.error)) {

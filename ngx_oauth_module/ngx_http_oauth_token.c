@@ -84,6 +84,7 @@ static ngx_http_oauth_injected_t *ngx_http_oauth_token_injected(
 static ngx_int_t ngx_http_oauth_token_uninject(ngx_http_request_t *r);
 static void ngx_http_oauth_injected_cleanup(void *data);
 static ngx_int_t ngx_http_oauth_token_log_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_redact_handler(ngx_http_request_t *r);
 static void ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_token_cleanup(void *data);
 static ngx_int_t ngx_http_oauth_header_filter(ngx_http_request_t *r);
@@ -152,12 +153,27 @@ ngx_http_oauth_token_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    /*
+     * After the access phase: auth_request, auth_basic and allow/deny have
+     * decided (and set the owner) before any token is looked up, and
+     * "satisfy any" cannot skip it.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
     *h = ngx_http_oauth_token_handler;
+
+    /* the callback's code is hidden before limit_req can log it */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth_redact_handler;
 
     /*
      * The log phase handlers run in the order they were added, and the
@@ -184,9 +200,26 @@ ngx_http_oauth_token_init(ngx_conf_t *cf)
 }
 
 
+static ngx_int_t
+ngx_http_oauth_redact_handler(ngx_http_request_t *r)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_oauth_callback_handler
+        && ngx_http_oauth_callback_redact(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 /*
- * The access phase handler returns NGX_DECLINED when done, never NGX_OK:
- * with "satisfy any" an NGX_OK would skip the operator's own checks.
+ * The precontent handler returns NGX_DECLINED when done, so that
+ * try_files and mirror still run.
  */
 
 static ngx_int_t

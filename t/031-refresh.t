@@ -715,3 +715,43 @@ GET /api/x
 X-User: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-2-alice-1\r$/m
+
+
+
+=== TEST 15: a refresh answered by something that is not an OAuth refusal (an HTML 403, an unknown error code) keeps the connection
+--- http_config
+    oauth_background_refresh off;
+--- config
+    location /api/ {
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
+    }
+--- init
+my $fake = T::fake();
+for my $case ([ 'html', 403, 'invalid_response' ],
+              [ 'unknown_error', 400, 'provider_error' ]) {
+    my ($mode, $status, $code) = @$case;
+    $fake->reset(expires_in => 3600);
+    OAuthTest::connect_ok(owner => 'alice', code => "alice-$mode");
+
+    # the provider's API says the token no longer works: due for a refresh
+    $fake->set(api_401 => 1, refresh_mode => $mode,
+               refresh_status => $status);
+    my $r = OAuthTest::get('/api/x', owner => 'alice');
+    Test::More::is($r->{status}, 401, "$mode: the API's 401 reaches the client");
+
+    $r = OAuthTest::get('/api/x', owner => 'alice');
+    Test::More::is($r->{status}, 200, "$mode: the request still works");
+    Test::More::is($fake->count('refresh_error'), 1, "$mode: one failed refresh");
+    my $c = T::conn('alice', "alice-$mode");
+    Test::More::is($c->{status}, 'connected', "$mode: still connected");
+    Test::More::is($c->{last_error}, $code, "$mode: last_error $code");
+    my ($st) = OAuthTest::api('DELETE', "connections/demo/alice-$mode", 'alice');
+    Test::More::is($st, 200, "$mode: cleaned up");
+}
+--- request
+GET /api/x
+--- more_headers
+X-User: alice
+--- error_code: 401
+--- response_body_like: "not_connected"

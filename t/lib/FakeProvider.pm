@@ -16,7 +16,8 @@ package FakeProvider;
 #   grant_type=refresh_token: each refresh token works once.  Presenting a
 #     spent one is a "reuse": counted, and the whole grant is revoked, the
 #     way GitHub Apps and RFC 9700 section 4.14.2 strict providers behave.
-#     Knobs: refresh_mode ok|error|invalid_grant|drop, refresh_status,
+#     Knobs: refresh_mode ok|error|invalid_grant|drop|html|unknown_error,
+#     refresh_status,
 #     rotate (0: answer without refresh_token), delay (seconds, after the
 #     new tokens are issued and before the answer is sent).
 # API endpoint, any method on /api/...: answers 200 text/plain with the raw
@@ -442,6 +443,18 @@ sub _answer {
                 $counts->{refresh_error}++;
                 return _json($st->{refresh_status},
                              { error => 'temporarily_unavailable' },
+                             $st->{delay});
+            }
+            if ($mode eq 'html') {
+                # a firewall's or a wrong URL's page, not an OAuth answer
+                $counts->{refresh_error}++;
+                return ($st->{refresh_status}, 'text/html',
+                        '<html><body>Forbidden</body></html>', $st->{delay});
+            }
+            if ($mode eq 'unknown_error') {
+                $counts->{refresh_error}++;
+                return _json($st->{refresh_status},
+                             { error => 'rate_limited_by_vendor' },
                              $st->{delay});
             }
             if ($mode eq 'drop') {
