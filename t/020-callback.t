@@ -1389,3 +1389,38 @@ GET /api/connections
 --- more_headers
 X-Owner: alice
 --- response_body_like: "account":"t-1"
+
+
+
+=== TEST 30: the code is hidden from what is logged before the callback handler runs (limit_req) (T46)
+--- http_config eval
+$::Store . $::Demo . $::Fake
+. "    limit_req_zone \$binary_remote_addr zone=cb:1m rate=1r/m;\n"
+--- config
+    oauth_owner $http_x_owner;
+
+    location ~ ^/connect/(?<p>[^/]+)$ {
+        oauth_start $p;
+    }
+
+    location = /callback {
+        limit_req zone=cb nodelay;
+        oauth_callback;
+    }
+--- init
+package main;
+my $flow = start_flow(owner => 'alice');
+is(callback($flow, code => 'FIRST-LIVE-CODE')->{status}, 302, 'the first callback goes through');
+is(callback($flow, code => 'SECOND-LIVE-CODE')->{status}, 503, 'the second is limited');
+my $err = server_root() . '/logs/error.log';
+my $access = server_root() . '/logs/access.log';
+ok(wait_for(sub { slurp($err) =~ /limiting requests/ }), 'limit_req logged it');
+# nginx's own debug lines print every request line; the rest must not
+my @lines = grep { !/\[debug\]/ } split /\n/, slurp($err);
+ok(scalar(grep { /limiting requests/ } @lines), 'the limit_req line is there');
+unlike(join("\n", @lines), qr/LIVE-CODE/, 'no code in the error log above debug');
+ok(wait_for(sub { slurp($access) =~ m{"GET /callback\?\.\.\. HTTP/1\.1" 503 } }), 'the limited request is in the access log');
+unlike(slurp($access), qr/LIVE-CODE/, 'no code in the access log');
+--- request
+GET /ping
+--- error_code: 404

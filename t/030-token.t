@@ -558,3 +558,48 @@ GET /api/x
 X-User: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-1-alice-1\r$/m
+
+
+
+=== TEST 19: oauth_token runs after the access checks: the owner comes from auth_request, the auth call never sees the token, deny answers 403
+--- config
+    location = /_auth {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/whoami;
+    }
+
+    location = /whoami {
+        add_header X-Who "$http_x_login";
+        add_header X-Auth-Seen "[$http_authorization]";
+        return 200;
+    }
+
+    location /authed/ {
+        auth_request /_auth;
+        auth_request_set $who $upstream_http_x_who;
+        auth_request_set $seen $upstream_http_x_auth_seen;
+        add_header X-Seen $seen always;
+        oauth_owner $who;
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/api/;
+    }
+
+    location /denied/ {
+        deny all;
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
+    }
+--- init
+OAuthTest::fake()->reset;
+OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+--- request eval
+["GET /authed/x", "GET /denied/x"]
+--- more_headers
+X-Login: alice
+X-User: alice
+--- error_code eval
+[200, 403]
+--- response_headers_like eval
+["X-Seen: \\[\\]", ""]
+--- response_body_like eval
+[qr/^Authorization: Bearer at-1-alice-1\r$/m, qr/403 Forbidden/]
