@@ -1229,7 +1229,9 @@ ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
         ngx_oauth_str_t  missing;
         const char      *why;
 
-        ngx_oauth_buf_add_cstr(&auth, "Bearer ");
+        /* the token goes the way the provider's API wants it */
+
+        ngx_oauth_buf_add(&auth, p->token_prefix.data, p->token_prefix.len);
         ngx_oauth_buf_add(&auth, ctx->token.access_token.data,
                           ctx->token.access_token.len);
 
@@ -1250,6 +1252,30 @@ ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
 
         ngx_oauth_buf_free(&url);
         ngx_oauth_buf_free(&auth);
+    }
+
+    if (p->token_header.len != sizeof("Authorization") - 1
+        || ngx_strncasecmp(p->token_header.data, (u_char *) "Authorization",
+                           p->token_header.len)
+           != 0)
+    {
+        ngx_table_elt_t  *h;
+
+        u->headers = ngx_array_create(r->pool, 1, sizeof(ngx_table_elt_t));
+        if (u->headers == NULL) {
+            goto failed;
+        }
+
+        h = ngx_array_push(u->headers);
+        if (h == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(h, sizeof(ngx_table_elt_t));
+        h->key = p->token_header;
+        h->value = u->authorization;
+
+        ngx_str_null(&u->authorization);
     }
 
     u->handler = ngx_http_oauth_userinfo_done;

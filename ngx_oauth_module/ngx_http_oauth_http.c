@@ -603,6 +603,8 @@ ngx_http_oauth_fetch_stop(ngx_http_oauth_fetch_ctx_t *ctx)
 static void
 ngx_http_oauth_fetch_wipe(ngx_http_oauth_fetch_ctx_t *ctx)
 {
+    ngx_uint_t               i;
+    ngx_table_elt_t         *h;
     ngx_http_oauth_fetch_t  *f;
 
     f = ctx->fetch;
@@ -619,6 +621,18 @@ ngx_http_oauth_fetch_wipe(ngx_http_oauth_fetch_ctx_t *ctx)
 
     if (f->authorization.data != NULL && f->authorization.len) {
         ngx_explicit_memzero(f->authorization.data, f->authorization.len);
+    }
+
+    /* extra headers carry credentials too (X-Shopify-Access-Token, keys) */
+
+    if (f->headers != NULL) {
+        h = f->headers->elts;
+
+        for (i = 0; i < f->headers->nelts; i++) {
+            if (h[i].value.data != NULL && h[i].value.len) {
+                ngx_explicit_memzero(h[i].value.data, h[i].value.len);
+            }
+        }
     }
 }
 

@@ -39,7 +39,7 @@ struct ngx_http_oauth_fetch_s {
     ngx_str_t                         user;       /* non-empty: Basic auth */
     ngx_str_t                         password;
     ngx_str_t                         authorization;  /* header value */
-    ngx_array_t                      *headers;    /* ngx_table_elt_t */
+    ngx_array_t                      *headers;    /* values wiped too */
     unsigned                          post:1;     /* POST even when empty */
 
     ngx_http_oauth_fetch_handler_pt   handler;

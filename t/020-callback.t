@@ -1424,3 +1424,51 @@ unlike(slurp($access), qr/LIVE-CODE/, 'no code in the access log');
 --- request
 GET /ping
 --- error_code: 404
+
+
+
+=== TEST 31: userinfo is called with the provider's own token header (Shopify style), not always Bearer
+--- http_config eval
+$::Store . <<'_EOC_';
+    oauth_provider shop {
+        client_id          c;
+        redirect_uri       https://app.example/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/token;
+        userinfo_url       http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/shop.json;
+        account_id         shop.id;
+        token_header       X-Shop-Token "";
+    }
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
+        default_type application/json;
+
+        location = /token {
+            return 200 '{"access_token":"shpat-1"}';
+        }
+
+        location = /shop.json {
+            if ($http_x_shop_token != "shpat-1") {
+                return 401 '{"errors":"no token"}';
+            }
+
+            if ($http_authorization) {
+                return 400 '{"errors":"unexpected Authorization"}';
+            }
+
+            return 200 '{"shop":{"id":77,"name":"Acme"}}';
+        }
+    }
+_EOC_
+--- config eval: $::Locations
+--- init
+package main;
+my ($r) = connect_flow(uri => '/connect/shop', owner => 'alice');
+is($r->{status}, 'connected', 'connected');
+is($r->{account}, '77', 'the account from userinfo');
+--- request
+GET /api/connections
+--- more_headers
+X-Owner: alice
+--- response_body_like: "account":"77"
