@@ -75,6 +75,8 @@ typedef struct {
 
 static void ngx_http_oauth_api_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_dispatch(ngx_http_request_t *r);
+static ngx_http_oauth_api_ctx_t *ngx_http_oauth_api_ctx(
+    ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_not_allowed(ngx_http_request_t *r,
     const char *allow);
 static ngx_int_t ngx_http_oauth_api_origin(ngx_http_request_t *r);
@@ -154,7 +156,10 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
     ctx->request = r;
     ctx->omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
-    ngx_http_set_ctx(r, ctx, ngx_http_oauth_module);
+    /*
+     * The module's ctx slot belongs to oauth_token (its variables and log
+     * handler read it); the API finds its own through its pool cleanup.
+     */
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
 
@@ -339,6 +344,21 @@ forbidden:
 }
 
 
+static ngx_http_oauth_api_ctx_t *
+ngx_http_oauth_api_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_oauth_api_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
 static ngx_int_t
 ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
 {
@@ -348,7 +368,10 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
     const char                *allow;
     ngx_http_oauth_api_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+    ctx = ngx_http_oauth_api_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if ((r->method & NGX_HTTP_POST)
         && ngx_http_oauth_api_read_body(r, ctx) != NGX_OK)

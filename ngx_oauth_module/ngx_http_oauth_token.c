@@ -44,6 +44,7 @@ typedef struct {
     ngx_uint_t                   kind;
     uint64_t                     version;
     unsigned                     refreshed:1;
+    unsigned                     logging:1;    /* the log phase began */
 } ngx_http_oauth_token_ctx_t;
 
 
@@ -1000,11 +1001,19 @@ static ngx_int_t
 ngx_http_oauth_token_log_handler(ngx_http_request_t *r)
 {
     ngx_http_oauth_main_conf_t  *omcf;
+    ngx_http_oauth_token_ctx_t  *ctx;
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
     if (omcf->enabled && r == r->main) {
         (void) ngx_http_oauth_token_uninject(r);
+
+        /* nor may $oauth_access_token and $oauth_authorization show it */
+
+        ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+        if (ctx && ctx->request == r) {
+            ctx->logging = 1;
+        }
     }
 
     return NGX_OK;
@@ -1088,7 +1097,11 @@ ngx_http_oauth_header_filter(ngx_http_request_t *r)
                                     &conn)
            == NGX_OAUTH_OK)
     {
-        if (conn.version == ctx->version) {
+        /* a flag already set costs no write (and no fsync) again */
+
+        if (conn.version == ctx->version
+            && !(conn.flags & NGX_OAUTH_CONN_REFRESH_DUE))
+        {
             conn.flags |= NGX_OAUTH_CONN_REFRESH_DUE;
             expect = conn.version;
 
@@ -1117,6 +1130,14 @@ ngx_http_oauth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_oauth_module);
 
     if (ctx == NULL || ctx->state != NGX_HTTP_OAUTH_TOKEN_DONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->logging
+        && (data == offsetof(ngx_http_oauth_token_ctx_t, access_token)
+            || data == offsetof(ngx_http_oauth_token_ctx_t, authorization)))
+    {
         v->not_found = 1;
         return NGX_OK;
     }

@@ -528,7 +528,7 @@ X-User: alice
 
 === TEST 18: logs never see the injected credential, nor the client's dropped ones
 --- http_config
-    log_format creds 'creds:$http_authorization|$http_cookie|$http_proxy_authorization';
+    log_format creds 'creds:$http_authorization|$http_cookie|$http_proxy_authorization|$oauth_access_token|$oauth_authorization|$oauth_account';
 --- config
     location /api/ {
         oauth_token demo;
@@ -551,7 +551,8 @@ my $log = OAuthTest::wait_for(sub {
     my $s = <$fh> // '';
     return $s =~ /\n/ ? $s : '';
 }, 5);
-Test::More::is($log, "creds:-|-|-\n", 'the log shows no credential');
+Test::More::is($log, "creds:-|-|-|-|-|alice-1\n",
+               'the log shows no credential, the account it may');
 --- request
 GET /api/x
 --- more_headers
