@@ -706,10 +706,16 @@ ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
     const char *error)
 {
-    int          rc;
-    time_t       now, backoff;
-    uint64_t     expect;
-    ngx_uint_t   i;
+    int                             rc;
+    time_t                          now, backoff;
+    uint64_t                        expect;
+    ngx_uint_t                      i, tries;
+    ngx_http_oauth_refresh_priv_t  *priv;
+
+    priv = (ngx_http_oauth_refresh_priv_t *) rf;
+    tries = 0;
+
+again:
 
     now = ngx_time();
     expect = rf->version;
@@ -782,6 +788,36 @@ ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
     rc = ngx_oauth_store_conn_put(rf->omcf->store, conn, &expect);
 
     ngx_oauth_conn_free(conn);
+
+    if (rc == NGX_OAUTH_CONFLICT && tries++ < 3) {
+
+        /*
+         * Another process wrote the record since it was read (a 401 flag,
+         * say).  If it still holds the refresh token this refresh spent,
+         * the result is applied to the new version: dropping it would
+         * lose the rotated refresh token for good.
+         */
+
+        rc = ngx_oauth_store_conn_get(rf->omcf->store, &rf->owner,
+                                    (ngx_oauth_str_t *) &rf->provider->name,
+                                    &rf->account, conn);
+
+        if (rc == NGX_OAUTH_OK
+            && conn->refresh.len == priv->spent.len
+            && ngx_memcmp(conn->refresh.data, priv->spent.data,
+                          priv->spent.len)
+               == 0)
+        {
+            rf->version = conn->version;
+            goto again;
+        }
+
+        if (rc == NGX_OAUTH_OK) {
+            ngx_oauth_conn_free(conn);
+        }
+
+        rc = NGX_OAUTH_CONFLICT;
+    }
 
     if (rc == NGX_OAUTH_CONFLICT) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_GONE,
