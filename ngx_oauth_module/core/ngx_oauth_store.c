@@ -969,6 +969,31 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
 
     k.mv_data = key;
 
+    /*
+     * Requests waiting on someone else's refresh poll here: a read-only
+     * look first, so that a busy lease costs no write transaction (which
+     * would queue behind every other process's commit).
+     */
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->leases, &k, &v);
+
+    ret = (rc == 0 && v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
+           && ngx_oauth_store_get64(v.mv_data) != holder
+           && ngx_oauth_store_time(ngx_oauth_store_get64(
+                  (unsigned char *) v.mv_data + 8)) >= now)
+          ? NGX_OAUTH_BUSY : NGX_OAUTH_OK;
+
+    mdb_txn_abort(txn);
+
+    if (ret == NGX_OAUTH_BUSY) {
+        return ret;
+    }
+
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
         return ret;
