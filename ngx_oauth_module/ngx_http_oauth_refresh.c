@@ -1242,20 +1242,33 @@ ngx_http_oauth_circuit_probe_done(ngx_http_oauth_refresh_t *rf)
 }
 
 
-static void
-ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_uint_t ok)
+typedef struct {
+    ngx_http_oauth_main_conf_t  *omcf;
+    ngx_str_t                   *provider;
+    ngx_uint_t                   ok;
+} ngx_http_oauth_circuit_ctx_t;
+
+
+/* runs inside the store's write transaction: no I/O but a log line */
+
+static int
+ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
+    void *data)
 {
-    char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
+    ngx_http_oauth_circuit_ctx_t *cc = data;
+
     ngx_http_oauth_circuit_t  c;
 
-    if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK) {
-        return;
+    if (*len == sizeof(ngx_http_oauth_circuit_t)) {
+        ngx_memcpy(&c, buf, sizeof(c));
+
+    } else {
+        ngx_memzero(&c, sizeof(c));
     }
 
-    if (ok) {
+    if (cc->ok) {
         if (c.failures == 0) {
-            return;             /* no write on the common path */
+            return 0;           /* no write on the common path */
         }
 
         ngx_memzero(&c, sizeof(ngx_http_oauth_circuit_t));
@@ -1263,21 +1276,61 @@ ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
     } else {
         c.failures++;
 
-        if (c.failures >= omcf->circuit_failures) {
-            if (c.failures == omcf->circuit_failures || c.opened_at == 0
-                || ngx_time() >= c.opened_at + omcf->circuit_reset)
+        if (c.failures >= cc->omcf->circuit_failures) {
+            if (c.failures == cc->omcf->circuit_failures || c.opened_at == 0
+                || ngx_time() >= c.opened_at + cc->omcf->circuit_reset)
             {
                 ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                               "oauth: provider \"%V\": circuit open after "
-                              "%uD failures", provider, c.failures);
+                              "%uD failures", cc->provider, c.failures);
             }
 
             c.opened_at = ngx_time();
         }
     }
 
-    (void) ngx_oauth_store_meta_put(omcf->store, key, (u_char *) &c,
-                                    sizeof(c));
+    ngx_memcpy(buf, &c, sizeof(c));
+    *len = sizeof(c);
+
+    return 1;
+}
+
+
+/*
+ * Workers failing at the same moment each count: the read, the change
+ * and the write are one transaction.
+ */
+
+static void
+ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
+    ngx_str_t *provider, ngx_uint_t ok)
+{
+    char                          key[NGX_OAUTH_PROVIDER_MAX + 16];
+    ngx_http_oauth_circuit_t      c;
+    ngx_http_oauth_circuit_ctx_t  cc;
+
+    if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK) {
+        return;
+    }
+
+    /* the common path: a success with nothing to reset reads only */
+
+    if (ok && c.failures == 0) {
+        return;
+    }
+
+    cc.omcf = omcf;
+    cc.provider = provider;
+    cc.ok = ok;
+
+    if (ngx_oauth_store_meta_update(omcf->store, key,
+                                    ngx_http_oauth_circuit_update, &cc)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "oauth: provider \"%V\": cannot record the circuit: %s",
+                      provider, ngx_oauth_store_error(omcf->store));
+    }
 }
 
 

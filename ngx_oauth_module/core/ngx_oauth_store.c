@@ -1161,6 +1161,88 @@ done:
 
 
 int
+ngx_oauth_store_meta_update(ngx_oauth_store_t *st, const char *key,
+    ngx_oauth_meta_update_pt fn, void *data)
+{
+    int            rc, ret, w;
+    size_t         len;
+    MDB_val        k, v;
+    MDB_txn       *txn;
+    unsigned char  buf[256];
+
+    if (ngx_oauth_store_meta_key(key, &k) != NGX_OAUTH_OK
+        || strcmp(key, NGX_OAUTH_STORE_VERSION_KEY) == 0)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid meta key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->meta, &k, &v);
+
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size > sizeof(buf))) {
+        len = 0;
+
+    } else if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+
+    } else {
+        len = v.mv_size;
+        memcpy(buf, v.mv_data, len);
+    }
+
+    w = fn(buf, &len, sizeof(buf), data);
+
+    if (w < 0) {
+        ret = w;
+        goto done;
+    }
+
+    if (w == 0) {
+        ret = NGX_OAUTH_OK;
+        goto done;
+    }
+
+    if (len > sizeof(buf)) {
+        ret = NGX_OAUTH_TOO_LARGE;
+        goto done;
+    }
+
+    v.mv_size = len;
+    v.mv_data = buf;
+
+    rc = mdb_put(txn, st->meta, &k, &v, 0);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        goto done;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    return ret;
+}
+
+
+int
 ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
     const unsigned char *buf, size_t len)
 {

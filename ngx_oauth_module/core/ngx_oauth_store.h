@@ -203,6 +203,18 @@ int ngx_oauth_store_meta_get(ngx_oauth_store_t *st, const char *key,
 int ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
     const unsigned char *buf, size_t len);
 
+/*
+ * Read-modify-write of a small meta value in one write transaction, so
+ * that processes updating it at once do not lose each other's changes.
+ * fn gets the current value in buf (*len bytes, 0 when absent; buf holds
+ * size bytes) and returns 1 to write buf back (*len bytes), 0 to leave
+ * it, or a negative NGX_OAUTH_* code.
+ */
+typedef int (*ngx_oauth_meta_update_pt)(unsigned char *buf, size_t *len,
+    size_t size, void *data);
+int ngx_oauth_store_meta_update(ngx_oauth_store_t *st, const char *key,
+    ngx_oauth_meta_update_pt fn, void *data);
+
 /* consistent compacted copy for backups: dest must not exist, mode 0600 */
 int ngx_oauth_store_copy(ngx_oauth_store_t *st, const char *dest);
 
