@@ -1586,6 +1586,109 @@ test_nosync(void **state)
 }
 
 
+/* meta_update: two processes incrementing at once lose nothing */
+
+static int
+test_meta_increment(unsigned char *buf, size_t *len, size_t size,
+    void *data)
+{
+    uint32_t  n;
+
+    n = 0;
+
+    if (*len == sizeof(n)) {
+        memcpy(&n, buf, sizeof(n));
+    }
+
+    n++;
+    memcpy(buf, &n, sizeof(n));
+    *len = sizeof(n);
+
+    return 1;
+}
+
+
+static int
+test_meta_nothing(unsigned char *buf, size_t *len, size_t size, void *data)
+{
+    return 0;
+}
+
+
+static void
+test_meta_update(void **state)
+{
+    int                 i, k, status;
+    pid_t               pid[2];
+    size_t              len;
+    uint32_t            n;
+    test_ctx_t         *t;
+    ngx_oauth_store_t  *st;
+
+    t = *state;
+
+    st = test_open(t, TEST_MAP, NULL);
+
+    /* absent: the function sees an empty value */
+
+    assert_int_equal(ngx_oauth_store_meta_update(st, "counter",
+                                                 test_meta_increment, NULL),
+                     NGX_OAUTH_OK);
+
+    /* 0 from the function writes nothing */
+
+    assert_int_equal(ngx_oauth_store_meta_update(st, "counter",
+                                                 test_meta_nothing, NULL),
+                     NGX_OAUTH_OK);
+
+    /* the reserved key is refused */
+
+    assert_int_equal(ngx_oauth_store_meta_update(st, "version",
+                                                 test_meta_increment, NULL),
+                     NGX_OAUTH_INVALID);
+
+    ngx_oauth_store_close(st);
+
+    for (k = 0; k < 2; k++) {
+        pid[k] = fork();
+        assert_true(pid[k] != -1);
+
+        if (pid[k] == 0) {
+            st = test_open(t, TEST_MAP, NULL);
+
+            for (i = 0; i < 200; i++) {
+                if (ngx_oauth_store_meta_update(st, "counter",
+                                                test_meta_increment, NULL)
+                    != NGX_OAUTH_OK)
+                {
+                    _exit(1);
+                }
+            }
+
+            ngx_oauth_store_close(st);
+            _exit(0);
+        }
+    }
+
+    for (k = 0; k < 2; k++) {
+        assert_int_equal(waitpid(pid[k], &status, 0), pid[k]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+
+    st = test_open(t, TEST_MAP, NULL);
+
+    len = sizeof(n);
+    assert_int_equal(ngx_oauth_store_meta_get(st, "counter",
+                                              (unsigned char *) &n, &len),
+                     NGX_OAUTH_OK);
+    assert_int_equal(len, sizeof(n));
+    assert_int_equal(n, 401);
+
+    ngx_oauth_store_close(st);
+}
+
+
 int
 main(void)
 {
@@ -1603,6 +1706,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_invalid_keys, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_leases, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_meta_update, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_meta, test_setup,
                                         test_teardown),
