@@ -99,15 +99,14 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     u_char                       rbuf[NGX_OAUTH_RETURN_TO_MAX + 1];
     u_char                       mbuf[16];
     u_char                       hash[NGX_OAUTH_SHA256_LEN];
-    u_char                      *sealed;
-    size_t                       slen, norigins;
+    size_t                       norigins;
     ngx_int_t                    rc;
     ngx_str_t                    name, owner, return_to, mode, url;
     ngx_array_t                  params;
     const char                  *why;
-    ngx_oauth_aad_t              aad;
-    ngx_oauth_str_t              empty = ngx_oauth_null_string;
+    ngx_oauth_str_t              plain;
     ngx_oauth_str_t             *origins;
+    ngx_oauth_conn_t             row;
     ngx_oauth_flow_t             flow;
     ngx_http_oauth_provider_t   *p;
     ngx_http_oauth_loc_conf_t   *olcf;
@@ -247,33 +246,24 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     flow.verifier.data = NULL;
 
     if (p->pkce) {
-        aad.owner = flow.owner;
-        aad.provider = flow.provider;
-        aad.account = empty;
-        aad.field.len = sizeof("pkce") - 1;
-        aad.field.data = (u_char *) "pkce";
 
-        slen = ngx_oauth_seal_size(omcf->keyring->keys[0].kid_len,
-                                   NGX_OAUTH_VERIFIER_LEN);
+        /* sealed for (owner, provider, no account, "pkce") */
 
-        sealed = ngx_pnalloc(r->pool, slen);
-        if (sealed == NULL) {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
-        }
+        ngx_memzero(&row, sizeof(ngx_oauth_conn_t));
+        row.owner = flow.owner;
+        row.provider = flow.provider;
 
-        if (ngx_oauth_seal(omcf->keyring, &aad, (u_char *) verifier,
-                           NGX_OAUTH_VERIFIER_LEN, sealed, &slen)
-            != NGX_OAUTH_OK)
+        plain.len = NGX_OAUTH_VERIFIER_LEN;
+        plain.data = (u_char *) verifier;
+
+        if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
+                                      omcf->keyring, &row, "pkce", &plain,
+                                      &flow.verifier)
+            != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "oauth: sealing failed");
             rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
             goto done;
         }
-
-        flow.verifier.len = slen;
-        flow.verifier.data = sealed;
     }
 
     /*
