@@ -639,6 +639,7 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
     int                          stale;
     char                         err[256];
     ngx_oauth_store_conf_t       sc;
+    ngx_file_info_t              fi;
     ngx_http_oauth_main_conf_t  *omcf;
 
     /*
@@ -679,10 +680,18 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
                       &omcf->store_path, err);
         omcf->store = NULL;
 
-    } else if (stale) {
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "oauth: cleared %d stale reader slots in \"%V\"",
-                      stale, &omcf->store_path);
+    } else {
+        if (stale) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "oauth: cleared %d stale reader slots in \"%V\"",
+                          stale, &omcf->store_path);
+        }
+
+        /* remembered so that a file deleted or replaced can be told */
+
+        if (ngx_file_info(omcf->store_path.data, &fi) != NGX_FILE_ERROR) {
+            omcf->store_uniq = ngx_file_uniq(&fi);
+        }
     }
 
     if (ngx_http_oauth_http_init_process(cycle, omcf->http_timeout,

@@ -112,6 +112,8 @@ typedef struct {
     ngx_uint_t                   max_readers;
 
     ngx_oauth_store_t           *store;      /* this worker's, or NULL */
+    ngx_file_uniq_t              store_uniq; /* its inode when opened */
+    ngx_flag_t                   store_gone; /* said once */
 } ngx_http_oauth_main_conf_t;
 
 

@@ -75,6 +75,8 @@ static void ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
 static ngx_int_t ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider, ngx_http_oauth_circuit_t *c, char *key);
 static void ngx_http_oauth_refresher_handler(ngx_event_t *ev);
+static void ngx_http_oauth_store_watch(ngx_http_oauth_main_conf_t *omcf,
+    ngx_log_t *log);
 static int ngx_http_oauth_refresher_scan(const ngx_oauth_conn_t *conn,
     void *data);
 static void ngx_http_oauth_wipe_cleanup(void *data);
@@ -1373,6 +1375,39 @@ ngx_http_oauth_refresh_bg_done(ngx_http_oauth_refresh_t *rf)
 }
 
 
+/*
+ * A store file deleted or replaced under running workers is not the one
+ * they use: they go on with the old, unlinked one until a reload, and
+ * what they write is lost with it.  Said once, loudly.
+ */
+
+static void
+ngx_http_oauth_store_watch(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log)
+{
+    ngx_file_info_t  fi;
+
+    if (omcf->store_gone) {
+        return;
+    }
+
+    if (ngx_file_info(omcf->store_path.data, &fi) == NGX_FILE_ERROR) {
+        if (ngx_errno != NGX_ENOENT) {
+            return;
+        }
+
+    } else if (ngx_file_uniq(&fi) == omcf->store_uniq) {
+        return;
+    }
+
+    omcf->store_gone = 1;
+
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "oauth: store \"%V\" was deleted or replaced while in "
+                  "use; this worker keeps the old file until a reload",
+                  &omcf->store_path);
+}
+
+
 static void
 ngx_http_oauth_refresher_handler(ngx_event_t *ev)
 {
@@ -1389,6 +1424,8 @@ ngx_http_oauth_refresher_handler(ngx_event_t *ev)
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
+
+    ngx_http_oauth_store_watch(omcf, ev->log);
 
     /*
      * Flows are purged one oauth_state_ttl after they expire: until then a

@@ -403,3 +403,26 @@ GET /api/connections
 X-Owner: alice
 --- response_body
 []
+
+
+
+=== TEST 11: a store file deleted while nginx runs is reported, loudly (T58)
+--- http_config eval
+$::Store . $::Provider . <<'_EOC_';
+    oauth_refresh_ahead 4s;
+_EOC_
+--- config eval: $::Locations
+--- init
+package main;
+my $store = "$ENV{TEST_NGINX_OAUTH_DIR}/store.mdb";
+ok(-f $store, 'the store is there');
+unlink $store or die "unlink $store: $!";
+my $err = server_root() . '/logs/error.log';
+ok(wait_for(sub { slurp($err) =~ /store "[^"]+" was deleted or replaced while in use/ }, 8),
+   'every worker says so within a few seconds');
+--- request
+GET /api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
