@@ -65,6 +65,8 @@ static int ngx_oauth_store_conn_prefix(unsigned char *key, size_t *len,
 static int ngx_oauth_store_conn_check(const ngx_oauth_conn_t *conn,
     const MDB_val *key);
 static int ngx_oauth_store_meta_key(const char *key, MDB_val *k);
+static int ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_dbi dbi, MDB_val *k, MDB_val *v);
 static time_t ngx_oauth_store_time(uint64_t v);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
@@ -666,18 +668,187 @@ done:
 }
 
 
+/* one put and the commit; the transaction ends whatever happens */
+
+static int
+ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn, MDB_dbi dbi,
+    MDB_val *k, MDB_val *v)
+{
+    int  rc;
+
+    rc = mdb_put(txn, dbi, k, v, 0);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return ngx_oauth_store_fail(st, rc, "mdb_put");
+    }
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * One cursor walk for every "each": a read-only or a write transaction,
+ * optionally limited to keys starting with prefix.  visit returns
+ * NGX_OAUTH_STORE_NEXT, _STOP, _BAD (a record that does not decode,
+ * counted in *bad) or a negative NGX_OAUTH_* code that aborts the walk.
+ * A write walk is committed only when it ran to its end.
+ */
+
+#define NGX_OAUTH_STORE_NEXT  0
+#define NGX_OAUTH_STORE_STOP  1
+#define NGX_OAUTH_STORE_BAD   2
+
+
+typedef int (*ngx_oauth_store_visit_pt)(ngx_oauth_store_t *st,
+    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
+
+
+static int
+ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
+    const unsigned char *prefix, size_t plen, ngx_oauth_store_visit_pt visit,
+    void *data, size_t *bad)
+{
+    int          rc, ret, r;
+    MDB_val      k, v;
+    MDB_txn     *txn;
+    MDB_cursor  *cur;
+
+    cur = NULL;
+    *bad = 0;
+
+    ret = ngx_oauth_store_begin(st, flags, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto failed;
+    }
+
+    if (plen) {
+        k.mv_size = plen;
+        k.mv_data = (void *) prefix;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+
+    for ( /* void */ ; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+            break;
+        }
+
+        r = visit(st, cur, &k, &v, data);
+
+        if (r < 0) {
+            ret = r;
+            goto failed;
+        }
+
+        if (r == NGX_OAUTH_STORE_BAD) {
+            (*bad)++;
+            continue;
+        }
+
+        if (r == NGX_OAUTH_STORE_STOP) {
+            break;
+        }
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto failed;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (flags & MDB_RDONLY) {
+        mdb_txn_abort(txn);
+        return NGX_OAUTH_OK;
+    }
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+    }
+
+    return NGX_OAUTH_OK;
+
+failed:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+typedef struct {
+    const ngx_oauth_str_t   *provider;
+    ngx_oauth_conn_iter_pt   iter;
+    void                    *data;
+} ngx_oauth_store_conn_walk_t;
+
+
+static int
+ngx_oauth_store_conn_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_conn_walk_t  *w = data;
+
+    int               stop;
+    ngx_oauth_conn_t  conn;
+
+    if (ngx_oauth_conn_decode(v->mv_data, v->mv_size, &conn)
+        != NGX_OAUTH_OK)
+    {
+        return NGX_OAUTH_STORE_BAD;
+    }
+
+    if (ngx_oauth_store_conn_check(&conn, k) != NGX_OAUTH_OK) {
+        ngx_oauth_conn_free(&conn);
+        return NGX_OAUTH_STORE_BAD;
+    }
+
+    /* without an owner the provider is filtered here, not by the key */
+
+    if (w->provider != NULL
+        && (conn.provider.len != w->provider->len
+            || memcmp(conn.provider.data, w->provider->data,
+                      w->provider->len)))
+    {
+        ngx_oauth_conn_free(&conn);
+        return NGX_OAUTH_STORE_NEXT;
+    }
+
+    stop = w->iter(&conn, w->data);
+    ngx_oauth_conn_free(&conn);
+
+    return stop ? NGX_OAUTH_STORE_STOP : NGX_OAUTH_STORE_NEXT;
+}
+
+
 int
 ngx_oauth_store_conn_each(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     ngx_oauth_conn_iter_pt iter, void *data)
 {
-    int                rc, ret, stop;
-    size_t             plen, bad;
-    MDB_val            k, v;
-    MDB_txn           *txn;
-    MDB_cursor        *cur;
-    unsigned char      prefix[NGX_OAUTH_STORE_KEY_MAX];
-    ngx_oauth_conn_t   conn;
+    int                          ret;
+    size_t                       plen, bad;
+    unsigned char                prefix[NGX_OAUTH_STORE_KEY_MAX];
+    ngx_oauth_store_conn_walk_t  w;
 
     plen = 0;
 
@@ -698,88 +869,80 @@ ngx_oauth_store_conn_each(ngx_oauth_store_t *st,
         return NGX_OAUTH_INVALID;
     }
 
-    cur = NULL;
-    bad = 0;
+    w.provider = (owner == NULL) ? provider : NULL;
+    w.iter = iter;
+    w.data = data;
 
-    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
-    if (ret != NGX_OAUTH_OK) {
-        return ret;
-    }
+    ret = ngx_oauth_store_walk(st, st->conns, MDB_RDONLY, prefix, plen,
+                               ngx_oauth_store_conn_visit, &w, &bad);
 
-    rc = mdb_cursor_open(txn, st->conns, &cur);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-        goto done;
-    }
-
-    if (plen) {
-        k.mv_size = plen;
-        k.mv_data = prefix;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-
-    } else {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    }
-
-    for ( /* void */ ; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-
-        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
-            break;
-        }
-
-        if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, &conn)
-            != NGX_OAUTH_OK)
-        {
-            bad++;
-            continue;
-        }
-
-        if (ngx_oauth_store_conn_check(&conn, &k) != NGX_OAUTH_OK) {
-            ngx_oauth_conn_free(&conn);
-            bad++;
-            continue;
-        }
-
-        if (owner == NULL && provider != NULL
-            && (conn.provider.len != provider->len
-                || memcmp(conn.provider.data, provider->data, provider->len)))
-        {
-            ngx_oauth_conn_free(&conn);
-            continue;
-        }
-
-        stop = iter(&conn, data);
-        ngx_oauth_conn_free(&conn);
-
-        if (stop) {
-            rc = MDB_NOTFOUND;
-            break;
-        }
-    }
-
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-        goto done;
-    }
-
-    if (bad) {
+    if (ret == NGX_OAUTH_OK && bad) {
         snprintf(st->err, sizeof(st->err),
                  "%zu connection records do not decode", bad);
         ret = NGX_OAUTH_INVALID;
-        goto done;
     }
-
-    ret = NGX_OAUTH_OK;
-
-done:
-
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-
-    mdb_txn_abort(txn);
 
     return ret;
+}
+
+
+typedef struct {
+    ngx_oauth_flow_iter_pt      iter;
+    ngx_oauth_flow_rewrite_pt   rewrite;
+    void                       *data;
+} ngx_oauth_store_flow_walk_t;
+
+
+static int
+ngx_oauth_store_flow_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_flow_walk_t  *w = data;
+
+    int                r, rc;
+    size_t             len;
+    MDB_val            nv;
+    unsigned char     *buf;
+    ngx_oauth_flow_t   flow;
+
+    if (ngx_oauth_flow_decode(v->mv_data, v->mv_size, &flow)
+        != NGX_OAUTH_OK)
+    {
+        return NGX_OAUTH_STORE_BAD;
+    }
+
+    if (w->iter) {
+        r = w->iter(&flow, w->data);
+        ngx_oauth_flow_free(&flow);
+
+        return r ? NGX_OAUTH_STORE_STOP : NGX_OAUTH_STORE_NEXT;
+    }
+
+    r = w->rewrite(&flow, w->data);
+
+    if (r <= 0) {
+        ngx_oauth_flow_free(&flow);
+        return r;
+    }
+
+    r = ngx_oauth_flow_encode(&flow, &buf, &len);
+    ngx_oauth_flow_free(&flow);
+
+    if (r != NGX_OAUTH_OK) {
+        return r;
+    }
+
+    nv.mv_size = len;
+    nv.mv_data = buf;
+
+    rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
+    free(buf);
+
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_put");
+    }
+
+    return NGX_OAUTH_STORE_NEXT;
 }
 
 
@@ -787,68 +950,22 @@ int
 ngx_oauth_store_flow_each(ngx_oauth_store_t *st, ngx_oauth_flow_iter_pt iter,
     void *data)
 {
-    int                rc, ret, stop;
-    size_t             bad;
-    MDB_val            k, v;
-    MDB_txn           *txn;
-    MDB_cursor        *cur;
-    ngx_oauth_flow_t   flow;
+    int                          ret;
+    size_t                       bad;
+    ngx_oauth_store_flow_walk_t  w;
 
-    cur = NULL;
-    bad = 0;
+    w.iter = iter;
+    w.rewrite = NULL;
+    w.data = data;
 
-    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
-    if (ret != NGX_OAUTH_OK) {
-        return ret;
-    }
+    ret = ngx_oauth_store_walk(st, st->flows, MDB_RDONLY, NULL, 0,
+                               ngx_oauth_store_flow_visit, &w, &bad);
 
-    rc = mdb_cursor_open(txn, st->flows, &cur);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-        goto done;
-    }
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
-            != NGX_OAUTH_OK)
-        {
-            bad++;
-            continue;
-        }
-
-        stop = iter(&flow, data);
-        ngx_oauth_flow_free(&flow);
-
-        if (stop) {
-            rc = MDB_NOTFOUND;
-            break;
-        }
-    }
-
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-        goto done;
-    }
-
-    if (bad) {
+    if (ret == NGX_OAUTH_OK && bad) {
         snprintf(st->err, sizeof(st->err),
                  "%zu flow records do not decode", bad);
         ret = NGX_OAUTH_INVALID;
-        goto done;
     }
-
-    ret = NGX_OAUTH_OK;
-
-done:
-
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-
-    mdb_txn_abort(txn);
 
     return ret;
 }
@@ -858,92 +975,17 @@ int
 ngx_oauth_store_flow_rewrite(ngx_oauth_store_t *st,
     ngx_oauth_flow_rewrite_pt fn, void *data)
 {
-    int                rc, ret, r;
-    size_t             len;
-    MDB_val            k, v, nv;
-    MDB_txn           *txn;
-    MDB_cursor        *cur;
-    unsigned char     *buf;
-    ngx_oauth_flow_t   flow;
+    size_t                       bad;
+    ngx_oauth_store_flow_walk_t  w;
 
-    cur = NULL;
+    w.iter = NULL;
+    w.rewrite = fn;
+    w.data = data;
 
-    ret = ngx_oauth_store_begin(st, 0, &txn);
-    if (ret != NGX_OAUTH_OK) {
-        return ret;
-    }
+    /* records that do not decode are left for purge */
 
-    rc = mdb_cursor_open(txn, st->flows, &cur);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-        goto failed;
-    }
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
-            != NGX_OAUTH_OK)
-        {
-            continue;           /* left for purge */
-        }
-
-        r = fn(&flow, data);
-
-        if (r < 0) {
-            ngx_oauth_flow_free(&flow);
-            ret = r;
-            goto failed;
-        }
-
-        if (r == 0) {
-            ngx_oauth_flow_free(&flow);
-            continue;
-        }
-
-        ret = ngx_oauth_flow_encode(&flow, &buf, &len);
-        ngx_oauth_flow_free(&flow);
-
-        if (ret != NGX_OAUTH_OK) {
-            goto failed;
-        }
-
-        nv.mv_size = len;
-        nv.mv_data = buf;
-
-        rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
-        free(buf);
-
-        if (rc != 0) {
-            ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_put");
-            goto failed;
-        }
-    }
-
-    if (rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-        goto failed;
-    }
-
-    mdb_cursor_close(cur);
-
-    rc = mdb_txn_commit(txn);
-    if (rc != 0) {
-        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-    }
-
-    return NGX_OAUTH_OK;
-
-failed:
-
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-
-    mdb_txn_abort(txn);
-
-    return ret;
+    return ngx_oauth_store_walk(st, st->flows, 0, NULL, 0,
+                                ngx_oauth_store_flow_visit, &w, &bad);
 }
 
 
@@ -1026,21 +1068,10 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     v.mv_size = sizeof(lease);
     v.mv_data = lease;
 
-    rc = mdb_put(txn, st->leases, &k, &v, 0);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
-        goto done;
-    }
+    /* ends the transaction either way */
 
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_put_commit(st, txn, st->leases, &k, &v);
     txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
 
 done:
 
@@ -1216,27 +1247,13 @@ ngx_oauth_store_meta_update(ngx_oauth_store_t *st, const char *key,
     v.mv_size = len;
     v.mv_data = buf;
 
-    rc = mdb_put(txn, st->meta, &k, &v, 0);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
-        goto done;
-    }
+    /* ends the transaction either way */
 
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
+    return ngx_oauth_store_put_commit(st, txn, st->meta, &k, &v);
 
 done:
 
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
-    }
+    mdb_txn_abort(txn);
 
     return ret;
 }
@@ -1246,7 +1263,7 @@ int
 ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
     const unsigned char *buf, size_t len)
 {
-    int       rc, ret;
+    int       ret;
     MDB_val   k, v;
     MDB_txn  *txn;
 
@@ -1266,29 +1283,9 @@ ngx_oauth_store_meta_put(ngx_oauth_store_t *st, const char *key,
     v.mv_size = len;
     v.mv_data = (void *) buf;
 
-    rc = mdb_put(txn, st->meta, &k, &v, 0);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
-        goto done;
-    }
+    /* ends the transaction either way */
 
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
-
-done:
-
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
-    }
-
-    return ret;
+    return ngx_oauth_store_put_commit(st, txn, st->meta, &k, &v);
 }
 
 
