@@ -347,15 +347,7 @@ forbidden:
 static ngx_http_oauth_api_ctx_t *
 ngx_http_oauth_api_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_oauth_api_cleanup) {
-            return cln->data;
-        }
-    }
-
-    return NULL;
+    return ngx_http_oauth_cleanup_data(r, ngx_http_oauth_api_cleanup);
 }
 
 

@@ -342,6 +342,22 @@ ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+void *
+ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == handler) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
 ngx_int_t
 ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
     const char *value)

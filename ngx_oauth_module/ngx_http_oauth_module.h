@@ -182,6 +182,13 @@ ngx_int_t ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
     const char *value);
 
+/*
+ * State kept beside the module's ctx slot (which oauth_token owns): the
+ * data of the request pool cleanup with this handler, or NULL.
+ */
+void *ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler);
+
 /* one JSON line per credential event (ngx_http_oauth_audit.c) */
 void ngx_http_oauth_audit(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log,
     const char *event, ngx_oauth_str_t *owner, ngx_str_t *provider,

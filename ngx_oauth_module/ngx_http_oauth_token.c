@@ -943,15 +943,7 @@ ngx_http_oauth_token_rebuild(ngx_http_request_t *r, ngx_str_t *drop,
 static ngx_http_oauth_injected_t *
 ngx_http_oauth_token_injected(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_oauth_injected_cleanup) {
-            return cln->data;
-        }
-    }
-
-    return NULL;
+    return ngx_http_oauth_cleanup_data(r, ngx_http_oauth_injected_cleanup);
 }
 
 
