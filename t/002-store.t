@@ -416,6 +416,12 @@ _EOC_
 package main;
 my $store = "$ENV{TEST_NGINX_OAUTH_DIR}/store.mdb";
 ok(-f $store, 'the store is there');
+# the port answers before every worker has opened its store: wait until
+# each of them has the file mapped, so that none opens a new one
+ok(wait_for(sub {
+    my @w = workers_of(master_pid());
+    return @w == 4 && !grep { FlowTest::slurp("/proc/$_/maps") !~ /\Q$store\E/ } @w;
+}, 10), 'every worker has the store open');
 unlink $store or die "unlink $store: $!";
 my $err = server_root() . '/logs/error.log';
 ok(wait_for(sub { slurp($err) =~ /store "[^"]+" was deleted or replaced while in use/ }, 8),
