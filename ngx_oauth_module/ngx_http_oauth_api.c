@@ -11,6 +11,9 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_circuit.h"
+#include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_seal.h"
 #include "ngx_oauth_json.h"
 
 
@@ -1104,11 +1107,7 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
 {
     ngx_str_t                secret, value;
     ngx_uint_t               i;
-    ngx_oauth_buf_t          url = ngx_oauth_buf_init;
-    ngx_oauth_str_t          missing;
     ngx_oauth_pair_t        *vars;
-    ngx_table_elt_t         *h;
-    const char              *why;
     ngx_http_oauth_fetch_t  *f;
 
     if (ngx_http_oauth_credential(r->pool, r->connection->log, ctx->omcf,
@@ -1128,54 +1127,11 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
         vars[i].value = conn->params[i].value;
     }
 
-    f = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
+    f = ngx_http_oauth_endpoint_userinfo(r->pool, r->connection->log,
+                                         ctx->provider, vars, conn->nparams,
+                                         &value);
     if (f == NULL) {
         return NGX_ERROR;
-    }
-
-    if (ngx_oauth_url_expand(&url, ctx->provider->userinfo_url.data,
-                             ctx->provider->userinfo_url.len, vars,
-                             conn->nparams, &missing)
-        != NGX_OAUTH_OK
-        || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
-           != NGX_OAUTH_OK)
-    {
-        ngx_oauth_buf_free(&url);
-        return NGX_ERROR;
-    }
-
-    f->url.len = url.len;
-    f->url.data = ngx_pnalloc(r->pool, url.len + 1);
-
-    if (f->url.data == NULL) {
-        ngx_oauth_buf_free(&url);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(f->url.data, url.data, url.len);
-    f->url.data[url.len] = '\0';
-    ngx_oauth_buf_free(&url);
-
-    if (ctx->provider->token_header.len == 13
-        && ngx_strncasecmp(ctx->provider->token_header.data,
-                           (u_char *) "Authorization", 13) == 0)
-    {
-        f->authorization = value;
-
-    } else {
-        f->headers = ngx_array_create(r->pool, 1, sizeof(ngx_table_elt_t));
-        if (f->headers == NULL) {
-            return NGX_ERROR;
-        }
-
-        h = ngx_array_push(f->headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memzero(h, sizeof(ngx_table_elt_t));
-        h->key = ctx->provider->token_header;
-        h->value = value;
     }
 
     f->handler = handler;
@@ -1469,8 +1425,7 @@ ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
 
     /* client authentication as at the token endpoint */
 
-    f = ngx_http_oauth_token_call(rv->pool, ngx_cycle->log, p,
-                                  &p->revocation_url, NULL, 0, &body);
+    f = ngx_http_oauth_endpoint_revoke(rv->pool, ngx_cycle->log, p, &body);
 
     ngx_oauth_buf_free(&body);
 

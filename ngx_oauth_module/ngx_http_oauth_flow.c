@@ -9,7 +9,8 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
-#include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_seal.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
@@ -1129,9 +1130,9 @@ ngx_http_oauth_token_request(ngx_http_request_t *r,
                                     verifier.data, vlen);
     }
 
-    f = ngx_http_oauth_token_call(r->pool, r->connection->log,
-                                  ctx->provider, NULL, ctx->kept.elts,
-                                  ctx->kept.nelts, &body);
+    f = ngx_http_oauth_endpoint_token(r->pool, r->connection->log,
+                                      ctx->provider, ctx->kept.elts,
+                                      ctx->kept.nelts, &body);
     if (f == NULL) {
         goto done;
     }
@@ -1158,8 +1159,9 @@ static void
 ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
 {
     int                         rc;
-    ngx_str_t                   account;
+    ngx_str_t                   account, credential;
     const char                 *err;
+    ngx_oauth_buf_t             auth = ngx_oauth_buf_init;
     ngx_http_request_t         *r;
     ngx_http_oauth_fetch_t     *u;
     ngx_http_oauth_cb_ctx_t    *ctx;
@@ -1206,66 +1208,28 @@ ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    /* the account comes from the provider's userinfo endpoint */
+    /*
+     * the account comes from the provider's userinfo endpoint, asked with
+     * the token the way the provider's API wants it
+     */
 
-    u = ngx_http_oauth_fetch_create(r->pool, r->connection->log);
-    if (u == NULL) {
+    ngx_oauth_buf_add(&auth, p->token_prefix.data, p->token_prefix.len);
+    ngx_oauth_buf_add(&auth, ctx->token.access_token.data,
+                      ctx->token.access_token.len);
+
+    rc = ngx_http_oauth_pool_str(r, &auth, &credential);
+
+    ngx_oauth_buf_free(&auth);
+
+    if (rc != NGX_OK) {
         goto failed;
     }
 
-    {
-        ngx_oauth_buf_t  url = ngx_oauth_buf_init;
-        ngx_oauth_buf_t  auth = ngx_oauth_buf_init;
-        ngx_oauth_str_t  missing;
-        const char      *why;
-
-        /* the token goes the way the provider's API wants it */
-
-        ngx_oauth_buf_add(&auth, p->token_prefix.data, p->token_prefix.len);
-        ngx_oauth_buf_add(&auth, ctx->token.access_token.data,
-                          ctx->token.access_token.len);
-
-        if (ngx_oauth_url_expand(&url, p->userinfo_url.data,
-                                 p->userinfo_url.len, ctx->kept.elts,
-                                 ctx->kept.nelts, &missing)
-            != NGX_OAUTH_OK
-            || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
-               != NGX_OAUTH_OK
-            || ngx_http_oauth_pool_str(r, &url, &u->url) != NGX_OK
-            || ngx_http_oauth_pool_str(r, &auth, &u->authorization)
-               != NGX_OK)
-        {
-            ngx_oauth_buf_free(&url);
-            ngx_oauth_buf_free(&auth);
-            goto failed;
-        }
-
-        ngx_oauth_buf_free(&url);
-        ngx_oauth_buf_free(&auth);
-    }
-
-    if (p->token_header.len != sizeof("Authorization") - 1
-        || ngx_strncasecmp(p->token_header.data, (u_char *) "Authorization",
-                           p->token_header.len)
-           != 0)
-    {
-        ngx_table_elt_t  *h;
-
-        u->headers = ngx_array_create(r->pool, 1, sizeof(ngx_table_elt_t));
-        if (u->headers == NULL) {
-            goto failed;
-        }
-
-        h = ngx_array_push(u->headers);
-        if (h == NULL) {
-            goto failed;
-        }
-
-        ngx_memzero(h, sizeof(ngx_table_elt_t));
-        h->key = p->token_header;
-        h->value = u->authorization;
-
-        ngx_str_null(&u->authorization);
+    u = ngx_http_oauth_endpoint_userinfo(r->pool, r->connection->log, p,
+                                         ctx->kept.elts, ctx->kept.nelts,
+                                         &credential);
+    if (u == NULL) {
+        goto failed;
     }
 
     u->handler = ngx_http_oauth_userinfo_done;

@@ -9,7 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
-#include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_housekeeping.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
 
@@ -717,7 +717,7 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_oauth_refresher_init(cycle, omcf);
+    return ngx_http_oauth_housekeeping_init(cycle, omcf);
 }
 
 

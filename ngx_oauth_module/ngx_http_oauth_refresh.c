@@ -8,6 +8,9 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_circuit.h"
+#include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_seal.h"
 #include "ngx_oauth_json.h"
 
 
@@ -23,14 +26,6 @@
 #define NGX_HTTP_OAUTH_WAIT_MS        50
 #define NGX_HTTP_OAUTH_REREADS        8
 #define NGX_HTTP_OAUTH_BACKOFF_MAX    300
-#define NGX_HTTP_OAUTH_BG_BATCH       16
-
-
-typedef struct {
-    uint32_t                     failures;
-    int64_t                      opened_at;
-    int64_t                      unused;     /* keeps the stored size */
-} ngx_http_oauth_circuit_t;
 
 
 /*
@@ -46,14 +41,6 @@ typedef struct {
 } ngx_http_oauth_refresh_priv_t;
 
 
-typedef struct {
-    ngx_http_oauth_main_conf_t  *omcf;
-    time_t                       now;
-    ngx_uint_t                   n;
-    ngx_oauth_conn_t             due[NGX_HTTP_OAUTH_BG_BATCH];
-} ngx_http_oauth_scan_t;
-
-
 static void ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf,
     ngx_msec_t ms);
@@ -66,44 +53,10 @@ static void ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
     ngx_uint_t result, const char *error);
 static void ngx_http_oauth_refresh_destroy(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_cleanup(void *data);
-static ngx_uint_t ngx_http_oauth_circuit_allow(
-    ngx_http_oauth_main_conf_t *omcf, ngx_str_t *provider, uint64_t holder,
-    ngx_uint_t *probe);
-static void ngx_http_oauth_circuit_probe_done(ngx_http_oauth_refresh_t *rf);
-static void ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_uint_t ok);
-static ngx_int_t ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_http_oauth_circuit_t *c, char *key);
-static void ngx_http_oauth_refresher_handler(ngx_event_t *ev);
-static void ngx_http_oauth_store_watch(ngx_http_oauth_main_conf_t *omcf,
-    ngx_log_t *log);
-static int ngx_http_oauth_refresher_scan(const ngx_oauth_conn_t *conn,
-    void *data);
-static void ngx_http_oauth_wipe_cleanup(void *data);
+static void ngx_http_oauth_refresh_probe_done(ngx_http_oauth_refresh_t *rf);
 
 
-/*
- * The half-open probe is a lease too, taken in one write transaction, so
- * that only one worker gets it; its owner has a NUL, which no request's
- * owner has (nginx refuses NUL in headers), so no connection shares it.
- */
-
-static u_char  ngx_http_oauth_probe_owner[] = {
-    '\0', 'c', 'i', 'r', 'c', 'u', 'i', 't'
-};
-
-static ngx_oauth_str_t  ngx_http_oauth_probe_who = {
-    sizeof(ngx_http_oauth_probe_owner), ngx_http_oauth_probe_owner
-};
-
-static ngx_oauth_str_t  ngx_http_oauth_probe_what = {
-    sizeof("probe") - 1, (u_char *) "probe"
-};
-
-
-static uint64_t     ngx_http_oauth_refresh_seq;
-static ngx_event_t  ngx_http_oauth_refresher;
-static ngx_uint_t   ngx_http_oauth_refresher_running;
+static uint64_t  ngx_http_oauth_refresh_seq;
 
 
 ngx_http_oauth_refresh_t *
@@ -455,8 +408,8 @@ again:
     ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain.data,
                                 plain.len);
 
-    f = ngx_http_oauth_token_call(rf->pool, rf->log, p, NULL, vars,
-                                  conn.nparams, &body);
+    f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
+                                      conn.nparams, &body);
 
     ngx_oauth_buf_free(&body);
     ngx_oauth_conn_free(&conn);
@@ -870,7 +823,7 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
         rf->leased = 0;
     }
 
-    ngx_http_oauth_circuit_probe_done(rf);
+    ngx_http_oauth_refresh_probe_done(rf);
 
     if (rf->fetch_done) {
         ngx_http_oauth_metrics_refresh(rf->provider, result);
@@ -928,646 +881,25 @@ ngx_http_oauth_refresh_cleanup(void *data)
         rf->leased = 0;
     }
 
-    ngx_http_oauth_circuit_probe_done(rf);
-}
-
-
-ngx_http_oauth_fetch_t *
-ngx_http_oauth_token_call(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
-    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body)
-{
-    ngx_uint_t               i;
-    ngx_oauth_buf_t          url = ngx_oauth_buf_init;
-    ngx_oauth_buf_t          user = ngx_oauth_buf_init;
-    ngx_oauth_buf_t          pass = ngx_oauth_buf_init;
-    ngx_oauth_str_t          missing;
-    const char              *why;
-    ngx_http_oauth_pair_t   *tp;
-    ngx_http_oauth_fetch_t  *f;
-
-    f = NULL;
-
-    if (endpoint == NULL) {
-        endpoint = &p->token_url;
-    }
-
-    if (ngx_oauth_url_expand(&url, endpoint->data, endpoint->len,
-                             vars, nvars, &missing)
-        != NGX_OAUTH_OK
-        || ngx_oauth_url_check_endpoint(url.data, url.len, 0, &why)
-           != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "oauth: provider \"%V\": cannot build token_url",
-                      &p->name);
-        goto done;
-    }
-
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
-        ngx_oauth_buf_add_form_pair(body, "client_id", 9, p->client_id.data,
-                                    p->client_id.len);
-
-        if (p->client_secret.len) {
-            ngx_oauth_buf_add_form_pair(body, "client_secret", 13,
-                                        p->client_secret.data,
-                                        p->client_secret.len);
-        }
-
-    } else {
-        /* RFC 6749 section 2.3.1: form-encoded, then Basic */
-
-        ngx_oauth_buf_add_form_escaped(&user, p->client_id.data,
-                                       p->client_id.len);
-        ngx_oauth_buf_add_form_escaped(&pass, p->client_secret.data,
-                                       p->client_secret.len);
-    }
-
-    if (p->token_params) {
-        tp = p->token_params->elts;
-
-        for (i = 0; i < p->token_params->nelts; i++) {
-            ngx_oauth_buf_add_form_pair(body, tp[i].name.data,
-                                        tp[i].name.len, tp[i].value.data,
-                                        tp[i].value.len);
-        }
-    }
-
-    if (body->failed || user.failed || pass.failed || url.failed) {
-        goto done;
-    }
-
-    f = ngx_http_oauth_fetch_create(pool, log);
-    if (f == NULL) {
-        goto done;
-    }
-
-#define ngx_http_oauth_copy(dst, b)                                          \
-    (dst)->len = (b)->len;                                                   \
-    (dst)->data = ngx_pnalloc(pool, (b)->len + 1);                           \
-    if ((dst)->data == NULL) { f = NULL; goto done; }                         \
-    ngx_memcpy((dst)->data, (b)->data, (b)->len);                            \
-    (dst)->data[(b)->len] = '\0'
-
-    ngx_http_oauth_copy(&f->url, &url);
-    ngx_http_oauth_copy(&f->body, body);
-
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC) {
-        ngx_http_oauth_copy(&f->user, &user);
-        ngx_http_oauth_copy(&f->password, &pass);
-    }
-
-#undef ngx_http_oauth_copy
-
-    f->post = 1;
-
-done:
-
-    ngx_oauth_buf_free(&url);
-    ngx_oauth_buf_free(&user);
-    ngx_oauth_buf_free(&pass);
-
-    return f;
-}
-
-
-ngx_int_t
-ngx_http_oauth_seal_field(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_oauth_keyring_t *kr, ngx_oauth_conn_t *conn, const char *field,
-    ngx_oauth_str_t *plain, ngx_oauth_str_t *sealed)
-{
-    size_t           len;
-    u_char          *out;
-    ngx_oauth_aad_t  aad;
-
-    aad.owner = conn->owner;
-    aad.provider = conn->provider;
-    aad.account = conn->account;
-    aad.field.len = ngx_strlen(field);
-    aad.field.data = (u_char *) field;
-
-    len = ngx_oauth_seal_size(kr->keys[0].kid_len, plain->len);
-
-    out = ngx_pnalloc(pool, len);
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_oauth_seal(kr, &aad, plain->data, plain->len, out, &len)
-        != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ALERT, log, 0, "oauth: sealing failed");
-        return NGX_ERROR;
-    }
-
-    sealed->len = len;
-    sealed->data = out;
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_oauth_open_field(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_oauth_keyring_t *kr, ngx_oauth_conn_t *conn, const char *field,
-    ngx_oauth_str_t *sealed, ngx_str_t *plain)
-{
-    int                  rc;
-    size_t               len;
-    ngx_oauth_aad_t      aad;
-    ngx_pool_cleanup_t  *cln;
-
-    aad.owner = conn->owner;
-    aad.provider = conn->provider;
-    aad.account = conn->account;
-    aad.field.len = ngx_strlen(field);
-    aad.field.data = (u_char *) field;
-
-    cln = ngx_pool_cleanup_add(pool, sizeof(ngx_str_t));
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    plain->data = ngx_pnalloc(pool, sealed->len + 1);
-    if (plain->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    plain->len = 0;
-
-    /* the plaintext is wiped when the pool goes */
-
-    ngx_memcpy(cln->data, plain, sizeof(ngx_str_t));
-    ((ngx_str_t *) cln->data)->len = sealed->len + 1;
-    cln->handler = ngx_http_oauth_wipe_cleanup;
-
-    rc = ngx_oauth_open(kr, &aad, sealed->data, sealed->len, plain->data,
-                        &len);
-
-    if (rc != NGX_OAUTH_OK) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "oauth: cannot open the sealed %s: %s",
-                      field, ngx_oauth_strerror(rc));
-        return NGX_ERROR;
-    }
-
-    plain->len = len;
-    plain->data[len] = '\0';
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_oauth_wipe_cleanup(void *data)
-{
-    ngx_str_t  *s = data;
-
-    ngx_explicit_memzero(s->data, s->len);
-}
-
-
-/*
- * The circuit lives in the store's meta database so that every worker,
- * and the workers of a new binary, see the same one.
- */
-
-static ngx_int_t
-ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_http_oauth_circuit_t *c, char *key)
-{
-    int     rc;
-    size_t  len;
-
-    ngx_sprintf((u_char *) key, "circuit:%V%Z", provider);
-
-    ngx_memzero(c, sizeof(ngx_http_oauth_circuit_t));
-
-    if (omcf->store == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = sizeof(ngx_http_oauth_circuit_t);
-
-    rc = ngx_oauth_store_meta_get(omcf->store, key, (u_char *) c, &len);
-
-    if (rc == NGX_OAUTH_OK && len == sizeof(ngx_http_oauth_circuit_t)) {
-        return NGX_OK;
-    }
-
-    ngx_memzero(c, sizeof(ngx_http_oauth_circuit_t));
-
-    return (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_OK)
-           ? NGX_OK : NGX_ERROR;
-}
-
-
-ngx_uint_t
-ngx_http_oauth_circuit_state(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider)
-{
-    char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
-    ngx_http_oauth_circuit_t  c;
-
-    if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK
-        || c.failures < omcf->circuit_failures)
-    {
-        return NGX_HTTP_OAUTH_CIRCUIT_CLOSED;
-    }
-
-    if (ngx_time() < c.opened_at + omcf->circuit_reset) {
-        return NGX_HTTP_OAUTH_CIRCUIT_OPEN;
-    }
-
-    return NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN;
-}
-
-
-static ngx_uint_t
-ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, uint64_t holder, ngx_uint_t *probe)
-{
-    char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
-    time_t                    now, deadline;
-    ngx_http_oauth_circuit_t  c;
-
-    *probe = 0;
-
-    if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK
-        || c.failures < omcf->circuit_failures)
-    {
-        return 1;
-    }
-
-    now = ngx_time();
-
-    if (now < c.opened_at + omcf->circuit_reset) {
-        return 0;
-    }
-
-    /*
-     * half-open: one probe at a time goes through; a probe whose worker
-     * died frees the way when its lease runs out
-     */
-
-    deadline = now + (time_t) (omcf->http_timeout / 1000) + 1;
-
-    if (ngx_oauth_store_lease_take(omcf->store, &ngx_http_oauth_probe_who,
-                                   (ngx_oauth_str_t *) provider,
-                                   &ngx_http_oauth_probe_what, holder, now,
-                                   deadline)
-        != NGX_OAUTH_OK)
-    {
-        return 0;
-    }
-
-    *probe = 1;
-
-    return 1;
+    ngx_http_oauth_refresh_probe_done(rf);
 }
 
 
 /* the probe's answer is recorded: the next one may go when half-open */
 
 static void
-ngx_http_oauth_circuit_probe_done(ngx_http_oauth_refresh_t *rf)
+ngx_http_oauth_refresh_probe_done(ngx_http_oauth_refresh_t *rf)
 {
-    if (!rf->probe || rf->omcf->store == NULL) {
+    ngx_str_t  name;
+
+    if (!rf->probe) {
         return;
     }
 
-    (void) ngx_oauth_store_lease_drop(rf->omcf->store,
-                                      &ngx_http_oauth_probe_who,
-                                      (ngx_oauth_str_t *) &rf->provider->name,
-                                      &ngx_http_oauth_probe_what, rf->holder);
+    name.len = rf->provider->name.len;
+    name.data = rf->provider->name.data;
+
+    ngx_http_oauth_circuit_probe_done(rf->omcf, &name, rf->holder);
+
     rf->probe = 0;
-}
-
-
-typedef struct {
-    ngx_http_oauth_main_conf_t  *omcf;
-    ngx_str_t                   *provider;
-    ngx_uint_t                   ok;
-} ngx_http_oauth_circuit_ctx_t;
-
-
-/* runs inside the store's write transaction: no I/O but a log line */
-
-static int
-ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
-    void *data)
-{
-    ngx_http_oauth_circuit_ctx_t *cc = data;
-
-    ngx_http_oauth_circuit_t  c;
-
-    if (*len == sizeof(ngx_http_oauth_circuit_t)) {
-        ngx_memcpy(&c, buf, sizeof(c));
-
-    } else {
-        ngx_memzero(&c, sizeof(c));
-    }
-
-    if (cc->ok) {
-        if (c.failures == 0) {
-            return 0;           /* no write on the common path */
-        }
-
-        ngx_memzero(&c, sizeof(ngx_http_oauth_circuit_t));
-
-    } else {
-        c.failures++;
-
-        if (c.failures >= cc->omcf->circuit_failures) {
-            if (c.failures == cc->omcf->circuit_failures || c.opened_at == 0
-                || ngx_time() >= c.opened_at + cc->omcf->circuit_reset)
-            {
-                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                              "oauth: provider \"%V\": circuit open after "
-                              "%uD failures", cc->provider, c.failures);
-            }
-
-            c.opened_at = ngx_time();
-        }
-    }
-
-    ngx_memcpy(buf, &c, sizeof(c));
-    *len = sizeof(c);
-
-    return 1;
-}
-
-
-/*
- * Workers failing at the same moment each count: the read, the change
- * and the write are one transaction.
- */
-
-static void
-ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_uint_t ok)
-{
-    char                          key[NGX_OAUTH_PROVIDER_MAX + 16];
-    ngx_http_oauth_circuit_t      c;
-    ngx_http_oauth_circuit_ctx_t  cc;
-
-    if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK) {
-        return;
-    }
-
-    /* the common path: a success with nothing to reset reads only */
-
-    if (ok && c.failures == 0) {
-        return;
-    }
-
-    cc.omcf = omcf;
-    cc.provider = provider;
-    cc.ok = ok;
-
-    if (ngx_oauth_store_meta_update(omcf->store, key,
-                                    ngx_http_oauth_circuit_update, &cc)
-        != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "oauth: provider \"%V\": cannot record the circuit: %s",
-                      provider, ngx_oauth_store_error(omcf->store));
-    }
-}
-
-
-/*
- * The background refresher: each worker looks at the store now and then
- * and refreshes what is due; the leases make sure only one of them calls
- * the provider for a connection.
- */
-
-ngx_int_t
-ngx_http_oauth_refresher_init(ngx_cycle_t *cycle,
-    ngx_http_oauth_main_conf_t *omcf)
-{
-    /* the same timer purges flows, so it runs even without refreshing */
-
-    if (omcf->store == NULL) {
-        return NGX_OK;
-    }
-
-    ngx_http_oauth_refresher.handler = ngx_http_oauth_refresher_handler;
-    ngx_http_oauth_refresher.data = omcf;
-    ngx_http_oauth_refresher.log = cycle->log;
-    ngx_http_oauth_refresher.cancelable = 1;
-
-    /* workers start together: spread their first looks */
-
-    ngx_add_timer(&ngx_http_oauth_refresher,
-                  500 + (ngx_random() % 1000));
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_oauth_refresh_bg_done(ngx_http_oauth_refresh_t *rf)
-{
-    if (ngx_http_oauth_refresher_running) {
-        ngx_http_oauth_refresher_running--;
-    }
-}
-
-
-/*
- * A store file deleted or replaced under running workers is not the one
- * they use: they go on with the old, unlinked one until a reload, and
- * what they write is lost with it.  Said once, loudly.
- */
-
-static void
-ngx_http_oauth_store_watch(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log)
-{
-    ngx_file_info_t  fi;
-
-    if (omcf->store_gone) {
-        return;
-    }
-
-    if (ngx_file_info(omcf->store_path.data, &fi) == NGX_FILE_ERROR) {
-        if (ngx_errno != NGX_ENOENT) {
-            return;
-        }
-
-    } else if (ngx_file_uniq(&fi) == omcf->store_uniq) {
-        return;
-    }
-
-    omcf->store_gone = 1;
-
-    ngx_log_error(NGX_LOG_ALERT, log, 0,
-                  "oauth: store \"%V\" was deleted or replaced while in "
-                  "use; this worker keeps the old file until a reload",
-                  &omcf->store_path);
-}
-
-
-static void
-ngx_http_oauth_refresher_handler(ngx_event_t *ev)
-{
-    time_t                       interval;
-    ngx_str_t                    name;
-    ngx_uint_t                   i;
-    ngx_http_oauth_scan_t       *scan;
-    ngx_http_oauth_refresh_t    *rf;
-    ngx_http_oauth_provider_t   *p;
-    ngx_http_oauth_main_conf_t  *omcf;
-
-    omcf = ev->data;
-
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    ngx_http_oauth_store_watch(omcf, ev->log);
-
-    /*
-     * Flows are purged one oauth_state_ttl after they expire: until then a
-     * late callback still finds its flow and is sent back to the app with
-     * expired_state rather than a bare invalid_state.
-     */
-
-    if (ngx_oauth_store_flow_purge(omcf->store,
-                                   ngx_time() - omcf->state_ttl, &i)
-        != NGX_OAUTH_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                      "oauth: cannot purge expired flows: %s",
-                      ngx_oauth_store_error(omcf->store));
-    }
-
-    scan = NULL;
-
-    if (omcf->background_refresh && omcf->providers.nelts) {
-        scan = ngx_alloc(sizeof(ngx_http_oauth_scan_t), ev->log);
-    }
-
-    if (scan && ngx_http_oauth_refresher_running < NGX_HTTP_OAUTH_BG_BATCH) {
-        scan->omcf = omcf;
-        scan->now = ngx_time();
-        scan->n = 0;
-
-        if (ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
-                                      ngx_http_oauth_refresher_scan, scan)
-            != NGX_OAUTH_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                          "oauth: background refresher cannot read the "
-                          "store");
-        }
-
-        for (i = 0; i < scan->n; i++) {
-            name.len = scan->due[i].provider.len;
-            name.data = scan->due[i].provider.data;
-
-            p = ngx_http_oauth_provider_find(omcf, &name);
-
-            rf = p ? ngx_http_oauth_refresh_create(omcf, p,
-                                                   &scan->due[i].owner,
-                                                   &scan->due[i].account,
-                                                   ev->log, NULL)
-                   : NULL;
-
-            free(scan->due[i].owner.data);
-            free(scan->due[i].provider.data);
-            free(scan->due[i].account.data);
-
-            if (rf == NULL) {
-                continue;
-            }
-
-            rf->handler = ngx_http_oauth_refresh_bg_done;
-            ngx_http_oauth_refresher_running++;
-
-            (void) ngx_http_oauth_refresh_start(rf);
-        }
-    }
-
-    if (scan) {
-        ngx_free(scan);
-    }
-
-    /* look again well within the window, but not busily */
-
-    interval = omcf->background_refresh ? omcf->refresh_ahead / 4
-                                        : omcf->state_ttl;
-    interval = ngx_max(interval, 1);
-    interval = ngx_min(interval, 30);
-
-    ngx_add_timer(ev, interval * 1000 + ngx_random() % 500);
-}
-
-
-static int
-ngx_http_oauth_refresher_scan(const ngx_oauth_conn_t *conn, void *data)
-{
-    ngx_http_oauth_scan_t *scan = data;
-
-    ngx_str_t                   name;
-    ngx_http_oauth_provider_t  *p;
-
-    /*
-     * "expired" is a token that could not be refreshed in time because
-     * the provider failed: it is retried here too, after its backoff, or
-     * an idle connection would stay expired after the provider is back.
-     */
-
-    if (conn->kind != NGX_OAUTH_KIND_OAUTH2
-        || (conn->status != NGX_OAUTH_STATUS_CONNECTED
-            && conn->status != NGX_OAUTH_STATUS_EXPIRED)
-        || conn->refresh.len == 0 || conn->retry_at > scan->now)
-    {
-        return 0;
-    }
-
-    name.len = conn->provider.len;
-    name.data = conn->provider.data;
-
-    p = ngx_http_oauth_provider_find(scan->omcf, &name);
-
-    if (p == NULL || !p->refresh
-        || !ngx_http_oauth_refresh_due(scan->omcf, p,
-                                       (ngx_oauth_conn_t *) conn, scan->now))
-    {
-        return 0;
-    }
-
-    /* keep only the key: the refresh reads the record itself */
-
-    ngx_memzero(&scan->due[scan->n], sizeof(ngx_oauth_conn_t));
-
-    scan->due[scan->n].owner.data = malloc(conn->owner.len);
-    scan->due[scan->n].provider.data = malloc(conn->provider.len);
-    scan->due[scan->n].account.data = malloc(conn->account.len);
-
-    if (scan->due[scan->n].owner.data == NULL
-        || scan->due[scan->n].provider.data == NULL
-        || scan->due[scan->n].account.data == NULL)
-    {
-        free(scan->due[scan->n].owner.data);
-        free(scan->due[scan->n].provider.data);
-        free(scan->due[scan->n].account.data);
-        return 1;
-    }
-
-    scan->due[scan->n].owner.len = conn->owner.len;
-    scan->due[scan->n].provider.len = conn->provider.len;
-    scan->due[scan->n].account.len = conn->account.len;
-
-    ngx_memcpy(scan->due[scan->n].owner.data, conn->owner.data,
-               conn->owner.len);
-    ngx_memcpy(scan->due[scan->n].provider.data, conn->provider.data,
-               conn->provider.len);
-    ngx_memcpy(scan->due[scan->n].account.data, conn->account.data,
-               conn->account.len);
-
-    scan->n++;
-
-    return scan->n == NGX_HTTP_OAUTH_BG_BATCH;
 }

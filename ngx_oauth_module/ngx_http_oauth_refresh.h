@@ -13,8 +13,6 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
-#include "ngx_oauth_buf.h"
-#include "ngx_oauth_url.h"
 
 
 /* how a refresh ended */
@@ -84,38 +82,6 @@ void ngx_http_oauth_refresh_detach(ngx_http_oauth_refresh_t *rf);
 /* whether conn should be refreshed before use at now */
 ngx_uint_t ngx_http_oauth_refresh_due(ngx_http_oauth_main_conf_t *omcf,
     ngx_http_oauth_provider_t *p, ngx_oauth_conn_t *conn, time_t now);
-
-/* the per-provider circuit, shared by the workers through the store */
-ngx_uint_t ngx_http_oauth_circuit_state(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider);
-
-#define NGX_HTTP_OAUTH_CIRCUIT_CLOSED     0
-#define NGX_HTTP_OAUTH_CIRCUIT_OPEN       1
-#define NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN  2
-
-/*
- * A token endpoint call (or revocation, with endpoint): url from
- * token_url with vars, body plus client
- * authentication and token_param lines.  The caller sets handler and
- * data and starts it.
- */
-ngx_http_oauth_fetch_t *ngx_http_oauth_token_call(ngx_pool_t *pool,
-    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
-    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
-
-/* the background refresher: one timer per worker */
-ngx_int_t ngx_http_oauth_refresher_init(ngx_cycle_t *cycle,
-    ngx_http_oauth_main_conf_t *omcf);
-
-/* seal a value for conn's row and field, into pool memory */
-ngx_int_t ngx_http_oauth_seal_field(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_oauth_keyring_t *kr, ngx_oauth_conn_t *conn, const char *field,
-    ngx_oauth_str_t *plain, ngx_oauth_str_t *sealed);
-
-/* open conn's sealed field into pool memory that is wiped with the pool */
-ngx_int_t ngx_http_oauth_open_field(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_oauth_keyring_t *kr, ngx_oauth_conn_t *conn, const char *field,
-    ngx_oauth_str_t *sealed, ngx_str_t *plain);
 
 
 #endif /* _NGX_HTTP_OAUTH_REFRESH_H_INCLUDED_ */

@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_seal.h"
 #include "ngx_oauth_url.h"
 
 

@@ -1,0 +1,235 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_endpoint.h"
+
+
+static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
+    ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_oauth_buf_t *body);
+static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
+    ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_str_t *url);
+static ngx_int_t ngx_http_oauth_endpoint_copy(ngx_pool_t *pool,
+    ngx_oauth_buf_t *b, ngx_str_t *s);
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_token(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_oauth_buf_t *body)
+{
+    return ngx_http_oauth_endpoint_client(pool, log, p, &p->token_url, vars,
+                                          nvars, body);
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body)
+{
+    /*
+     * the token_param lines go here too: a provider that wants one at
+     * its token endpoint (an audience, a tenant) wants it here as well
+     */
+
+    return ngx_http_oauth_endpoint_client(pool, log, p, &p->revocation_url,
+                                          NULL, 0, body);
+}
+
+
+/* a POST to endpoint with the client's authentication and token_param */
+
+static ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body)
+{
+    ngx_str_t                url;
+    ngx_uint_t               i;
+    ngx_oauth_buf_t          user = ngx_oauth_buf_init;
+    ngx_oauth_buf_t          pass = ngx_oauth_buf_init;
+    ngx_http_oauth_pair_t   *tp;
+    ngx_http_oauth_fetch_t  *f;
+
+    f = NULL;
+
+    if (ngx_http_oauth_endpoint_url(pool, endpoint, vars, nvars, &url)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build token_url",
+                      &p->name);
+        return NULL;
+    }
+
+    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
+        ngx_oauth_buf_add_form_pair(body, "client_id", 9, p->client_id.data,
+                                    p->client_id.len);
+
+        if (p->client_secret.len) {
+            ngx_oauth_buf_add_form_pair(body, "client_secret", 13,
+                                        p->client_secret.data,
+                                        p->client_secret.len);
+        }
+
+    } else {
+        /* RFC 6749 section 2.3.1: form-encoded, then Basic */
+
+        ngx_oauth_buf_add_form_escaped(&user, p->client_id.data,
+                                       p->client_id.len);
+        ngx_oauth_buf_add_form_escaped(&pass, p->client_secret.data,
+                                       p->client_secret.len);
+    }
+
+    if (p->token_params) {
+        tp = p->token_params->elts;
+
+        for (i = 0; i < p->token_params->nelts; i++) {
+            ngx_oauth_buf_add_form_pair(body, tp[i].name.data,
+                                        tp[i].name.len, tp[i].value.data,
+                                        tp[i].value.len);
+        }
+    }
+
+    if (body->failed || user.failed || pass.failed) {
+        goto done;
+    }
+
+    f = ngx_http_oauth_fetch_create(pool, log);
+    if (f == NULL) {
+        goto done;
+    }
+
+    f->url = url;
+
+    if (ngx_http_oauth_endpoint_copy(pool, body, &f->body) != NGX_OK) {
+        f = NULL;
+        goto done;
+    }
+
+    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
+        && (ngx_http_oauth_endpoint_copy(pool, &user, &f->user) != NGX_OK
+            || ngx_http_oauth_endpoint_copy(pool, &pass, &f->password)
+               != NGX_OK))
+    {
+        f = NULL;
+        goto done;
+    }
+
+    f->post = 1;
+
+done:
+
+    ngx_oauth_buf_free(&user);
+    ngx_oauth_buf_free(&pass);
+
+    return f;
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_str_t *credential)
+{
+    ngx_table_elt_t         *h;
+    ngx_http_oauth_fetch_t  *f;
+
+    f = ngx_http_oauth_fetch_create(pool, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_oauth_endpoint_url(pool, &p->userinfo_url, vars, nvars,
+                                    &f->url)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    /* the token goes the way the provider's API wants it */
+
+    if (p->token_header.len == sizeof("Authorization") - 1
+        && ngx_strncasecmp(p->token_header.data, (u_char *) "Authorization",
+                           p->token_header.len)
+           == 0)
+    {
+        f->authorization = *credential;
+        return f;
+    }
+
+    f->headers = ngx_array_create(pool, 1, sizeof(ngx_table_elt_t));
+    if (f->headers == NULL) {
+        return NULL;
+    }
+
+    h = ngx_array_push(f->headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(h, sizeof(ngx_table_elt_t));
+    h->key = p->token_header;
+    h->value = *credential;
+
+    return f;
+}
+
+
+/* the endpoint with vars, checked as a provider endpoint, into the pool */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_url(ngx_pool_t *pool, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *url)
+{
+    ngx_int_t         rc;
+    ngx_oauth_buf_t   b = ngx_oauth_buf_init;
+    ngx_oauth_str_t   missing;
+    const char       *why;
+
+    rc = NGX_ERROR;
+
+    if (ngx_oauth_url_expand(&b, endpoint->data, endpoint->len, vars, nvars,
+                             &missing)
+        == NGX_OAUTH_OK
+        && ngx_oauth_url_check_endpoint(b.data, b.len, 0, &why)
+           == NGX_OAUTH_OK)
+    {
+        rc = ngx_http_oauth_endpoint_copy(pool, &b, url);
+    }
+
+    ngx_oauth_buf_free(&b);
+
+    return rc;
+}
+
+
+/* a NUL-terminated copy of b in the pool; NGX_ERROR if b failed */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_copy(ngx_pool_t *pool, ngx_oauth_buf_t *b,
+    ngx_str_t *s)
+{
+    if (b->failed) {
+        return NGX_ERROR;
+    }
+
+    s->data = ngx_pnalloc(pool, b->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, b->data, b->len);
+    s->data[b->len] = '\0';
+    s->len = b->len;
+
+    return NGX_OK;
+}

@@ -1,0 +1,53 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#ifndef _NGX_HTTP_OAUTH_ENDPOINT_H_INCLUDED_
+#define _NGX_HTTP_OAUTH_ENDPOINT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_http.h"
+#include "ngx_oauth_buf.h"
+#include "ngx_oauth_url.h"
+
+
+/*
+ * Calls to a provider's endpoints.  Each returns a fetch in pool, ready
+ * to go: the caller sets handler and data and calls
+ * ngx_http_oauth_fetch_start().  NULL: the URL could not be built or
+ * memory ran out.  vars fill the endpoint's {placeholders}.
+ */
+
+/*
+ * The token endpoint (a code exchange or a refresh): body holds the grant;
+ * client authentication (Basic or in the body, per token_auth) and the
+ * token_param lines are added to it.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_token(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
+
+/*
+ * RFC 7009 revocation: body holds token and token_type_hint; the client
+ * authenticates as at the token endpoint.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body);
+
+/*
+ * A GET of userinfo_url with credential, the whole header value (prefix
+ * and token, say), sent in the provider's token_header.  credential must
+ * be pool memory that may be wiped: it is zeroed with the fetch.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential);
+
+
+#endif /* _NGX_HTTP_OAUTH_ENDPOINT_H_INCLUDED_ */
