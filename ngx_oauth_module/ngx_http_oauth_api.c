@@ -1134,10 +1134,7 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    f->handler = handler;
-    f->data = ctx;
-
-    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+    if (ngx_http_oauth_endpoint_start(f, handler, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1433,10 +1430,7 @@ ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
         return NGX_ERROR;
     }
 
-    f->handler = ngx_http_oauth_api_revoked;
-    f->data = rv;
-
-    return ngx_http_oauth_fetch_start(f);
+    return ngx_http_oauth_endpoint_start(f, ngx_http_oauth_api_revoked, rv);
 }
 
 

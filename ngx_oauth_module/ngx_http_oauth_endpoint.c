@@ -10,6 +10,21 @@
 #include "ngx_http_oauth_endpoint.h"
 
 
+/*
+ * Until the call starts, f->data points to this, where start puts the
+ * caller's handler and data; they are given back to f before the
+ * caller's handler runs.
+ */
+
+typedef struct {
+    ngx_http_oauth_fetch_handler_pt   handler;
+    void                             *data;
+} ngx_http_oauth_endpoint_call_t;
+
+
+static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_create(
+    ngx_pool_t *pool, ngx_log_t *log);
+static void ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f);
 static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
     ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
@@ -103,7 +118,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
         goto done;
     }
 
-    f = ngx_http_oauth_fetch_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log);
     if (f == NULL) {
         goto done;
     }
@@ -143,7 +158,7 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     ngx_table_elt_t         *h;
     ngx_http_oauth_fetch_t  *f;
 
-    f = ngx_http_oauth_fetch_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log);
     if (f == NULL) {
         return NULL;
     }
@@ -181,6 +196,62 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     h->value = *credential;
 
     return f;
+}
+
+
+ngx_int_t
+ngx_http_oauth_endpoint_start(ngx_http_oauth_fetch_t *f,
+    ngx_http_oauth_fetch_handler_pt handler, void *data)
+{
+    ngx_http_oauth_endpoint_call_t  *call;
+
+    call = f->data;
+    call->handler = handler;
+    call->data = data;
+
+    f->handler = ngx_http_oauth_endpoint_done;
+
+    return ngx_http_oauth_fetch_start(f);
+}
+
+
+static ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_create(ngx_pool_t *pool, ngx_log_t *log)
+{
+    ngx_http_oauth_fetch_t          *f;
+    ngx_http_oauth_endpoint_call_t  *call;
+
+    call = ngx_pcalloc(pool, sizeof(ngx_http_oauth_endpoint_call_t));
+    if (call == NULL) {
+        return NULL;
+    }
+
+    f = ngx_http_oauth_fetch_create(pool, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    f->data = call;
+
+    return f;
+}
+
+
+static void
+ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f)
+{
+    ngx_http_oauth_endpoint_call_t  *call;
+
+    call = f->data;
+
+    ngx_http_oauth_metrics_fetch(f->elapsed);
+
+    f->handler = call->handler;
+    f->data = call->data;
+
+    /* f may be freed by the handler */
+
+    f->handler(f);
 }
 
 

@@ -19,9 +19,8 @@
 
 /*
  * Calls to a provider's endpoints.  Each returns a fetch in pool, ready
- * to go: the caller sets handler and data and calls
- * ngx_http_oauth_fetch_start().  NULL: the URL could not be built or
- * memory ran out.  vars fill the endpoint's {placeholders}.
+ * to go with ngx_http_oauth_endpoint_start().  NULL: the URL could not be
+ * built or memory ran out.  vars fill the endpoint's {placeholders}.
  */
 
 /*
@@ -48,6 +47,14 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool,
 ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool,
     ngx_log_t *log, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential);
+
+
+/*
+ * Starts f as ngx_http_oauth_fetch_start() does, and counts the call's
+ * time in the metrics before handler runs with data in f->data.
+ */
+ngx_int_t ngx_http_oauth_endpoint_start(ngx_http_oauth_fetch_t *f,
+    ngx_http_oauth_fetch_handler_pt handler, void *data);
 
 
 #endif /* _NGX_HTTP_OAUTH_ENDPOINT_H_INCLUDED_ */

@@ -1137,10 +1137,9 @@ ngx_http_oauth_token_request(ngx_http_request_t *r,
         goto done;
     }
 
-    f->handler = ngx_http_oauth_token_done;
-    f->data = ctx;
-
-    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_token_done, ctx)
+        != NGX_OK)
+    {
         goto done;
     }
 
@@ -1232,10 +1231,9 @@ ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
         goto failed;
     }
 
-    u->handler = ngx_http_oauth_userinfo_done;
-    u->data = ctx;
-
-    if (ngx_http_oauth_fetch_start(u) != NGX_OK) {
+    if (ngx_http_oauth_endpoint_start(u, ngx_http_oauth_userinfo_done, ctx)
+        != NGX_OK)
+    {
         goto failed;
     }
 

@@ -11,7 +11,6 @@
 #include <curl/curl.h>
 
 #include "ngx_http_oauth_http.h"
-#include "ngx_http_oauth_module.h"
 
 
 /*
@@ -1633,8 +1632,6 @@ ngx_http_oauth_fetch_done(ngx_http_oauth_fetch_ctx_t *ctx, CURLcode code)
                       &url, ngx_http_oauth_fetch_result_name(f->result),
                       len, detail);
     }
-
-    ngx_http_oauth_metrics_fetch(f->elapsed);
 
     /* f may be freed by the handler */
     f->handler(f);

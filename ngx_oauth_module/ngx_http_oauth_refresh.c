@@ -420,10 +420,9 @@ again:
         return;
     }
 
-    f->handler = ngx_http_oauth_refresh_done;
-    f->data = rf;
-
-    if (ngx_http_oauth_fetch_start(f) != NGX_OK) {
+    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_refresh_done, rf)
+        != NGX_OK)
+    {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
         return;
