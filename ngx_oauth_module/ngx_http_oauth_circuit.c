@@ -124,6 +124,9 @@ ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
     now = ngx_time();
 
     if (now < c.opened_at + omcf->circuit_reset) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "oauth circuit: provider \"%V\": open, call refused",
+                       provider);
         return 0;
     }
 
@@ -140,8 +143,15 @@ ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
                                    deadline)
         != NGX_OAUTH_OK)
     {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "oauth circuit: provider \"%V\": half-open, "
+                       "probe busy", provider);
         return 0;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "oauth circuit: provider \"%V\": half-open, probe taken",
+                   provider);
 
     *probe = 1;
 
@@ -162,6 +172,9 @@ ngx_http_oauth_circuit_probe_done(ngx_http_oauth_main_conf_t *omcf,
     (void) ngx_oauth_store_lease_drop(omcf->store, &ngx_http_oauth_probe_who,
                                       (ngx_oauth_str_t *) provider,
                                       &ngx_http_oauth_probe_what, holder);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "oauth circuit: provider \"%V\": probe done", provider);
 }
 
 
@@ -189,6 +202,10 @@ ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
 
         ngx_memzero(&c, sizeof(ngx_http_oauth_circuit_t));
 
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "oauth circuit: provider \"%V\": closed",
+                       cc->provider);
+
     } else {
         c.failures++;
 
@@ -202,6 +219,10 @@ ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
             }
 
             c.opened_at = ngx_time();
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                           "oauth circuit: provider \"%V\": open, "
+                           "%uD failures", cc->provider, c.failures);
         }
     }
 

@@ -31,6 +31,25 @@
 #define NGX_HTTP_OAUTH_COOKIE_ID      12   /* state chars in the name */
 
 
+/* a start's request and the flow's secrets, wiped after the answer */
+
+typedef struct {
+    char                         state[NGX_OAUTH_STATE_LEN + 1];
+    char                         verifier[NGX_OAUTH_VERIFIER_LEN + 1];
+    char                         challenge[NGX_OAUTH_CHALLENGE_LEN + 1];
+    char                         cookie[NGX_OAUTH_STATE_LEN + 1];
+    u_char                       rbuf[NGX_OAUTH_RETURN_TO_MAX + 1];
+    u_char                       mbuf[16];
+    u_char                       hash[NGX_OAUTH_SHA256_LEN];
+    ngx_str_t                    owner;
+    ngx_str_t                    return_to;
+    unsigned                     mode;       /* NGX_OAUTH_MODE_* */
+    ngx_array_t                  params;     /* ngx_oauth_param_t */
+    ngx_http_oauth_provider_t   *provider;
+    ngx_int_t                    rc;         /* the answer when not NGX_OK */
+} ngx_http_oauth_start_t;
+
+
 typedef struct {
     ngx_http_request_t          *request;
     ngx_http_oauth_main_conf_t  *omcf;
@@ -50,6 +69,14 @@ typedef struct {
 } ngx_http_oauth_cb_ctx_t;
 
 
+static ngx_int_t ngx_http_oauth_start_parse(ngx_http_request_t *r,
+    ngx_http_oauth_start_t *st);
+static ngx_int_t ngx_http_oauth_start_return_to(ngx_http_request_t *r,
+    ngx_http_oauth_loc_conf_t *olcf, ngx_http_oauth_start_t *st);
+static ngx_int_t ngx_http_oauth_start_flow(ngx_http_request_t *r,
+    ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url);
+static ngx_int_t ngx_http_oauth_start_redirect(ngx_http_request_t *r,
+    ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_start_params(ngx_http_request_t *r,
     ngx_http_oauth_provider_t *p, ngx_array_t *params);
 static ngx_int_t ngx_http_oauth_arg(ngx_http_request_t *r, const char *name,
@@ -60,20 +87,30 @@ static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
     char *state, char *value, time_t ttl);
 static void ngx_http_oauth_cb_cleanup(void *data);
+static ngx_http_oauth_cb_ctx_t *ngx_http_oauth_cb_create(
+    ngx_http_request_t *r, ngx_http_oauth_main_conf_t *omcf);
+static ngx_int_t ngx_http_oauth_cb_verdict(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
 static ngx_int_t ngx_http_oauth_cb_params(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_cb_check(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
 static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
-static ngx_int_t ngx_http_oauth_token_request(ngx_http_request_t *r,
+static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
-static void ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f);
+static void ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
-static const char *ngx_http_oauth_connect(ngx_http_request_t *r,
+static const char *ngx_http_oauth_conn_save(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
+static const char *ngx_http_oauth_conn_account(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
+static ngx_int_t ngx_http_oauth_conn_scopes(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn);
+static ngx_int_t ngx_http_oauth_conn_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn);
 static void ngx_http_oauth_cb_finish(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
 static ngx_int_t ngx_http_oauth_result(ngx_http_request_t *r,
@@ -84,75 +121,160 @@ static void ngx_http_oauth_return_url(ngx_oauth_buf_t *out,
     ngx_oauth_str_t *return_to);
 static ngx_int_t ngx_http_oauth_pool_str(ngx_http_request_t *r,
     ngx_oauth_buf_t *b, ngx_str_t *s);
-
-
-#define ngx_http_oauth_ostr(o, s)                                            \
-    (o)->len = (s)->len; (o)->data = (s)->data
+static void ngx_http_oauth_ostr(ngx_oauth_str_t *o, ngx_str_t *s);
+static void ngx_http_oauth_pair_set(ngx_oauth_pair_t *pr, const char *name,
+    void *value, size_t len);
 
 
 ngx_int_t
 ngx_http_oauth_start_handler(ngx_http_request_t *r)
 {
-    char                         state[NGX_OAUTH_STATE_LEN + 1];
-    char                         verifier[NGX_OAUTH_VERIFIER_LEN + 1];
-    char                         challenge[NGX_OAUTH_CHALLENGE_LEN + 1];
-    char                         cookie[NGX_OAUTH_STATE_LEN + 1];
-    u_char                       rbuf[NGX_OAUTH_RETURN_TO_MAX + 1];
-    u_char                       mbuf[16];
-    u_char                       hash[NGX_OAUTH_SHA256_LEN];
-    size_t                       norigins;
-    ngx_int_t                    rc;
-    ngx_str_t                    name, owner, return_to, mode, url;
-    ngx_array_t                  params;
-    const char                  *why;
-    ngx_oauth_str_t              plain;
-    ngx_oauth_str_t             *origins;
-    ngx_oauth_conn_t             row;
+    ngx_str_t                    url;
     ngx_oauth_flow_t             flow;
-    ngx_http_oauth_provider_t   *p;
-    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_start_t       st;
     ngx_http_oauth_main_conf_t  *omcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (ngx_http_oauth_start_parse(r, &st) != NGX_OK) {
+        return st.rc;
+    }
+
+    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_unavailable",
+                                         "the credential store is not "
+                                         "available");
+    }
+
+    if (ngx_http_oauth_start_flow(r, &st, &flow, &url) == NGX_OK) {
+        st.rc = ngx_http_oauth_start_redirect(r, &st, &flow, &url);
+    }
+
+    ngx_explicit_memzero(st.verifier, sizeof(st.verifier));
+    ngx_explicit_memzero(st.cookie, sizeof(st.cookie));
+
+    return st.rc;
+}
+
+
+/*
+ * The start's request: owner, provider, return_to, mode and connection
+ * params.  NGX_OK to go on; otherwise the handler returns st->rc.
+ */
+
+static ngx_int_t
+ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    name, mode;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
-    rc = ngx_http_oauth_owner(r, olcf, &owner);
+    st->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    rc = ngx_http_oauth_owner(r, olcf, &st->owner);
 
     if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
     }
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                         "unauthenticated",
-                                         "no owner for this request");
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                           "unauthenticated",
+                                           "no owner for this request");
+        return NGX_DONE;
     }
 
     if (ngx_http_complex_value(r, olcf->start, &name) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
     }
 
-    p = ngx_http_oauth_provider_find(omcf, &name);
+    st->provider = ngx_http_oauth_provider_find(omcf, &name);
 
-    if (p == NULL || p->kind != NGX_OAUTH_KIND_OAUTH2) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND,
-                                         "unknown_provider",
-                                         "no such OAuth provider");
+    if (st->provider == NULL
+        || st->provider->kind != NGX_OAUTH_KIND_OAUTH2)
+    {
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND,
+                                           "unknown_provider",
+                                           "no such OAuth provider");
+        return NGX_DONE;
     }
 
-    /* return_to: a relative path or an allowed origin, never open */
+    if (ngx_http_oauth_start_return_to(r, olcf, st) != NGX_OK) {
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_return_to",
+                                           "return_to must be a relative "
+                                           "path or an allowed origin");
+        return NGX_DONE;
+    }
 
-    rc = ngx_http_oauth_arg(r, "return_to", rbuf, sizeof(rbuf), &return_to);
+    st->mode = NGX_OAUTH_MODE_REDIRECT;
+
+    rc = ngx_http_oauth_arg(r, "mode", st->mbuf, sizeof(st->mbuf), &mode);
+
+    if (rc == NGX_OK && mode.len == 5
+        && ngx_strncmp(mode.data, "popup", 5) == 0)
+    {
+        st->mode = NGX_OAUTH_MODE_POPUP;
+
+    } else if (rc != NGX_DECLINED
+               && !(rc == NGX_OK && mode.len == 8
+                    && ngx_strncmp(mode.data, "redirect", 8) == 0))
+    {
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_mode",
+                                           "mode must be redirect or "
+                                           "popup");
+        return NGX_DONE;
+    }
+
+    if (ngx_array_init(&st->params, r->pool, 4, sizeof(ngx_oauth_param_t))
+        != NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_oauth_start_params(r, st->provider, &st->params);
 
     if (rc == NGX_DECLINED) {
-        ngx_str_set(&return_to, "/");
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_connection_param",
+                                           "a connection parameter is "
+                                           "missing or invalid");
+        return NGX_DONE;
+    }
+
+    return (rc == NGX_OK) ? NGX_OK : NGX_DONE;
+}
+
+
+/* return_to: a relative path or an allowed origin, never open */
+
+static ngx_int_t
+ngx_http_oauth_start_return_to(ngx_http_request_t *r,
+    ngx_http_oauth_loc_conf_t *olcf, ngx_http_oauth_start_t *st)
+{
+    size_t            norigins;
+    ngx_int_t         rc;
+    const char       *why;
+    ngx_oauth_str_t  *origins;
+
+    rc = ngx_http_oauth_arg(r, "return_to", st->rbuf, sizeof(st->rbuf),
+                            &st->return_to);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&st->return_to, "/");
 
     } else if (rc != NGX_OK) {
-        goto bad_return_to;
+        return NGX_DECLINED;
     }
 
     origins = NULL;
@@ -163,107 +285,88 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
         norigins = olcf->allowed_origins->nelts;
     }
 
-    if (ngx_oauth_return_to_check(return_to.data, return_to.len, origins,
-                                  norigins, &why)
+    if (ngx_oauth_return_to_check(st->return_to.data, st->return_to.len,
+                                  origins, norigins, &why)
         != NGX_OAUTH_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth: return_to refused: %s", why);
-        goto bad_return_to;
+        return NGX_DECLINED;
     }
 
-    flow.mode = NGX_OAUTH_MODE_REDIRECT;
+    return NGX_OK;
+}
 
-    rc = ngx_http_oauth_arg(r, "mode", mbuf, sizeof(mbuf), &mode);
 
-    if (rc == NGX_OK && mode.len == 5
-        && ngx_strncmp(mode.data, "popup", 5) == 0)
-    {
-        flow.mode = NGX_OAUTH_MODE_POPUP;
+/*
+ * The flow's secrets (state, PKCE verifier, browser cookie) and the
+ * authorization URL.  NGX_OK to go on; otherwise the handler returns
+ * st->rc.
+ */
 
-    } else if (rc != NGX_DECLINED
-               && !(rc == NGX_OK && mode.len == 8
-                    && ngx_strncmp(mode.data, "redirect", 8) == 0))
-    {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_mode",
-                                         "mode must be redirect or popup");
-    }
+static ngx_int_t
+ngx_http_oauth_start_flow(ngx_http_request_t *r, ngx_http_oauth_start_t *st,
+    ngx_oauth_flow_t *flow, ngx_str_t *url)
+{
+    ngx_int_t                    rc;
+    ngx_oauth_str_t              plain;
+    ngx_oauth_conn_t             row;
+    ngx_http_oauth_provider_t   *p;
+    ngx_http_oauth_main_conf_t  *omcf;
 
-    if (ngx_array_init(&params, r->pool, 4, sizeof(ngx_oauth_param_t))
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+    p = st->provider;
 
-    rc = ngx_http_oauth_start_params(r, p, &params);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_connection_param",
-                                         "a connection parameter is missing "
-                                         "or invalid");
-    }
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_unavailable",
-                                         "the credential store is not "
-                                         "available");
-    }
+    st->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     /* fresh 256-bit values; a generator failure is an error, not a guess */
 
-    if (ngx_oauth_random_token(state) != NGX_OAUTH_OK
-        || ngx_oauth_random_token(verifier) != NGX_OAUTH_OK
-        || ngx_oauth_random_token(cookie) != NGX_OAUTH_OK
-        || ngx_oauth_pkce_challenge(verifier, NGX_OAUTH_VERIFIER_LEN,
-                                    challenge)
+    if (ngx_oauth_random_token(st->state) != NGX_OAUTH_OK
+        || ngx_oauth_random_token(st->verifier) != NGX_OAUTH_OK
+        || ngx_oauth_random_token(st->cookie) != NGX_OAUTH_OK
+        || ngx_oauth_pkce_challenge(st->verifier, NGX_OAUTH_VERIFIER_LEN,
+                                    st->challenge)
            != NGX_OAUTH_OK
-        || ngx_oauth_sha256((u_char *) cookie, NGX_OAUTH_STATE_LEN, hash)
+        || ngx_oauth_sha256((u_char *) st->cookie, NGX_OAUTH_STATE_LEN,
+                            st->hash)
            != NGX_OAUTH_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "oauth: random generator failed");
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_DONE;
     }
 
-    ngx_http_oauth_ostr(&flow.owner, &owner);
-    ngx_http_oauth_ostr(&flow.provider, &p->name);
-    ngx_http_oauth_ostr(&flow.return_to, &return_to);
-    flow.browser.len = sizeof(hash);
-    flow.browser.data = hash;
-    flow.created = ngx_time();
-    flow.expires = flow.created + omcf->state_ttl;
-    flow.nparams = params.nelts;
-    flow.params = params.elts;
-    flow.mem = NULL;
-    flow.verifier.len = 0;
-    flow.verifier.data = NULL;
+    ngx_http_oauth_ostr(&flow->owner, &st->owner);
+    ngx_http_oauth_ostr(&flow->provider, &p->name);
+    ngx_http_oauth_ostr(&flow->return_to, &st->return_to);
+    flow->mode = st->mode;
+    flow->browser.len = sizeof(st->hash);
+    flow->browser.data = st->hash;
+    flow->created = ngx_time();
+    flow->expires = flow->created + omcf->state_ttl;
+    flow->nparams = st->params.nelts;
+    flow->params = st->params.elts;
+    flow->mem = NULL;
+    flow->verifier.len = 0;
+    flow->verifier.data = NULL;
 
     if (p->pkce) {
 
         /* sealed for (owner, provider, no account, "pkce") */
 
         ngx_memzero(&row, sizeof(ngx_oauth_conn_t));
-        row.owner = flow.owner;
-        row.provider = flow.provider;
+        row.owner = flow->owner;
+        row.provider = flow->provider;
 
         plain.len = NGX_OAUTH_VERIFIER_LEN;
-        plain.data = (u_char *) verifier;
+        plain.data = (u_char *) st->verifier;
 
         if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
                                       omcf->keyring, &row, "pkce", &plain,
-                                      &flow.verifier)
+                                      &flow->verifier)
             != NGX_OK)
         {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
+            return NGX_DONE;
         }
     }
 
@@ -273,55 +376,63 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
      * left out is the user's error, and must not leave a flow behind.
      */
 
-    rc = ngx_http_oauth_authorization_url(r, p, &params, state,
-                                          p->pkce ? challenge : NULL, &url);
+    rc = ngx_http_oauth_authorization_url(r, p, &st->params, st->state,
+                                          p->pkce ? st->challenge : NULL,
+                                          url);
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                       "invalid_connection_param",
-                                       "a connection parameter is missing "
-                                       "or invalid");
-        goto done;
+        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_connection_param",
+                                           "a connection parameter is "
+                                           "missing or invalid");
+        return NGX_DONE;
     }
 
-    if (rc != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
+    return (rc == NGX_OK) ? NGX_OK : NGX_DONE;
+}
 
-    rc = ngx_oauth_store_flow_put(omcf->store, state, NGX_OAUTH_STATE_LEN,
-                                  &flow);
+
+/* the flow is stored, the browser bound by a cookie and sent on its way */
+
+static ngx_int_t
+ngx_http_oauth_start_redirect(ngx_http_request_t *r,
+    ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url)
+{
+    int                          rc;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_oauth_store_flow_put(omcf->store, st->state,
+                                  NGX_OAUTH_STATE_LEN, flow);
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth: cannot store flow: %s (%s)",
                       ngx_oauth_strerror(rc),
                       ngx_oauth_store_error(omcf->store));
-        rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       rc == NGX_OAUTH_FULL ? "store_full"
-                                       : "store_error",
-                                       "the flow could not be stored");
-        goto done;
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         rc == NGX_OAUTH_FULL ? "store_full"
+                                         : "store_error",
+                                         "the flow could not be stored");
     }
 
-    if (ngx_http_oauth_set_cookie(r, state, cookie, omcf->state_ttl)
+    if (ngx_http_oauth_set_cookie(r, st->state, st->cookie, omcf->state_ttl)
         != NGX_OK)
     {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth start: provider \"%V\"", &p->name);
+                   "oauth start: provider \"%V\"", &st->provider->name);
 
-    ngx_http_oauth_metrics_flow(p, -1);
+    ngx_http_oauth_metrics_flow(st->provider, -1);
 
     ngx_http_clear_location(r);
 
     r->headers_out.location = ngx_list_push(&r->headers_out.headers);
     if (r->headers_out.location == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.location->hash = 1;
@@ -329,33 +440,15 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     r->headers_out.location->next = NULL;
 #endif
     ngx_str_set(&r->headers_out.location->key, "Location");
-    r->headers_out.location->value = url;
+    r->headers_out.location->value = *url;
 
-    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_http_discard_request_body(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    rc = NGX_HTTP_MOVED_TEMPORARILY;
-
-done:
-
-    ngx_explicit_memzero(verifier, sizeof(verifier));
-    ngx_explicit_memzero(cookie, sizeof(cookie));
-
-    return rc;
-
-bad_return_to:
-
-    return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_return_to",
-                                     "return_to must be a relative path or "
-                                     "an allowed origin");
+    return NGX_HTTP_MOVED_TEMPORARILY;
 }
 
 
@@ -499,14 +592,11 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
 
     n = 0;
 
-#define ngx_http_oauth_q(k, v, l)                                            \
-    q[n].name.data = (u_char *) k; q[n].name.len = sizeof(k) - 1;           \
-    q[n].value.data = (u_char *) v; q[n].value.len = l; n++
-
-    ngx_http_oauth_q("response_type", "code", 4);
-    ngx_http_oauth_q("client_id", p->client_id.data, p->client_id.len);
-    ngx_http_oauth_q("redirect_uri", p->redirect_uri.data,
-                     p->redirect_uri.len);
+    ngx_http_oauth_pair_set(&q[n++], "response_type", "code", 4);
+    ngx_http_oauth_pair_set(&q[n++], "client_id", p->client_id.data,
+                            p->client_id.len);
+    ngx_http_oauth_pair_set(&q[n++], "redirect_uri", p->redirect_uri.data,
+                            p->redirect_uri.len);
 
     if (p->scopes && p->scopes->nelts) {
         s = p->scopes->elts;
@@ -524,18 +614,17 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
             goto done;
         }
 
-        ngx_http_oauth_q("scope", scope.data, scope.len);
+        ngx_http_oauth_pair_set(&q[n++], "scope", scope.data, scope.len);
     }
 
-    ngx_http_oauth_q("state", state, NGX_OAUTH_STATE_LEN);
+    ngx_http_oauth_pair_set(&q[n++], "state", state, NGX_OAUTH_STATE_LEN);
 
     if (challenge) {
-        ngx_http_oauth_q("code_challenge", challenge,
-                         NGX_OAUTH_CHALLENGE_LEN);
-        ngx_http_oauth_q("code_challenge_method", "S256", 4);
+        ngx_http_oauth_pair_set(&q[n++], "code_challenge", challenge,
+                                NGX_OAUTH_CHALLENGE_LEN);
+        ngx_http_oauth_pair_set(&q[n++], "code_challenge_method", "S256",
+                                4);
     }
-
-#undef ngx_http_oauth_q
 
     if (p->authorization_params) {
         ap = p->authorization_params->elts;
@@ -589,6 +678,27 @@ ngx_http_oauth_pool_str(ngx_http_request_t *r, ngx_oauth_buf_t *b,
     s->data[b->len] = '\0';
 
     return NGX_OK;
+}
+
+
+/* core's string from nginx's: the same bytes, not a copy */
+
+static void
+ngx_http_oauth_ostr(ngx_oauth_str_t *o, ngx_str_t *s)
+{
+    o->len = s->len;
+    o->data = s->data;
+}
+
+
+static void
+ngx_http_oauth_pair_set(ngx_oauth_pair_t *pr, const char *name, void *value,
+    size_t len)
+{
+    pr->name.data = (u_char *) name;
+    pr->name.len = ngx_strlen(name);
+    pr->value.data = value;
+    pr->value.len = len;
 }
 
 
@@ -691,7 +801,6 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     ngx_int_t                    rc;
     ngx_str_t                    state;
     const char                  *err;
-    ngx_pool_cleanup_t          *cln;
     ngx_http_oauth_cb_ctx_t     *ctx;
     ngx_http_oauth_main_conf_t  *omcf;
 
@@ -715,23 +824,10 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
         goto bad_state;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_cb_ctx_t));
+    ctx = ngx_http_oauth_cb_create(r, omcf);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ctx->omcf = omcf;
-
-    /* from here on the code is in ctx, wiped when the request ends */
-
-    cln->handler = ngx_http_oauth_cb_cleanup;
-    cln->data = ctx;
 
     /*
      * code, iss and error are read before the flow is consumed: one of
@@ -782,7 +878,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "the flow could not be read");
     }
 
-    if (ngx_http_oauth_cb_check(r, ctx, state.data, &err) != NGX_OK) {
+    if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -790,41 +886,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
         return ngx_http_oauth_result(r, ctx, err, NULL);
     }
 
-    /* the provider refused: its own words are never echoed */
-
-    if (ctx->has_error) {
-        if (ctx->error.len == sizeof("access_denied") - 1
-            && ngx_strncmp(ctx->error.data, "access_denied", ctx->error.len)
-               == 0)
-        {
-            err = "access_denied";
-
-        } else {
-            err = "provider_error";
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth: provider \"%V\" returned an error: %s",
-                      &ctx->provider->name, err);
-
-        return ngx_http_oauth_result(r, ctx, err, NULL);
-    }
-
-    if (!ctx->has_code || ctx->code.len == 0) {
-        return ngx_http_oauth_result(r, ctx, "invalid_request", NULL);
-    }
-
-    rc = ngx_http_oauth_cb_keep(r, ctx);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_oauth_result(r, ctx, "invalid_request", NULL);
-    }
-
-    if (ngx_http_oauth_token_request(r, ctx) != NGX_OK) {
+    if (ngx_http_oauth_exchange_start(r, ctx) != NGX_OK) {
         return ngx_http_oauth_result(r, ctx, "token_request_failed", NULL);
     }
 
@@ -847,6 +909,93 @@ bad_state:
     return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_state",
                                      "unknown, used or expired state");
+}
+
+
+/* the callback's ctx: the code and the tokens in it are wiped with r */
+
+static ngx_http_oauth_cb_ctx_t *
+ngx_http_oauth_cb_create(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_oauth_cb_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth_cb_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+    ctx->omcf = omcf;
+
+    cln->handler = ngx_http_oauth_cb_cleanup;
+    cln->data = ctx;
+
+    return ctx;
+}
+
+
+/*
+ * Whether the code may be exchanged: the flow's checks, the provider's
+ * own refusal, a code, and the params to keep.  *error is set when not.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_verdict(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    u_char *state, const char **error)
+{
+    ngx_int_t  rc;
+
+    if (ngx_http_oauth_cb_check(r, ctx, state, error) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (*error) {
+        return NGX_OK;
+    }
+
+    /* the provider refused: its own words are never echoed */
+
+    if (ctx->has_error) {
+        if (ctx->error.len == sizeof("access_denied") - 1
+            && ngx_strncmp(ctx->error.data, "access_denied", ctx->error.len)
+               == 0)
+        {
+            *error = "access_denied";
+
+        } else {
+            *error = "provider_error";
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: provider \"%V\" returned an error: %s",
+                      &ctx->provider->name, *error);
+
+        return NGX_OK;
+    }
+
+    if (!ctx->has_code || ctx->code.len == 0) {
+        *error = "invalid_request";
+        return NGX_OK;
+    }
+
+    rc = ngx_http_oauth_cb_keep(r, ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        *error = "invalid_request";
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1088,7 +1237,7 @@ ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
 
 
 static ngx_int_t
-ngx_http_oauth_token_request(ngx_http_request_t *r,
+ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx)
 {
     size_t                   vlen;
@@ -1137,7 +1286,7 @@ ngx_http_oauth_token_request(ngx_http_request_t *r,
         goto done;
     }
 
-    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_token_done, ctx)
+    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_exchange_done, ctx)
         != NGX_OK)
     {
         goto done;
@@ -1155,7 +1304,7 @@ done:
 
 
 static void
-ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
+ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
 {
     int                         rc;
     ngx_str_t                   account, credential;
@@ -1202,7 +1351,7 @@ ngx_http_oauth_token_done(ngx_http_oauth_fetch_t *f)
     }
 
     if (p->userinfo_url.len == 0) {
-        err = ngx_http_oauth_connect(r, ctx, &account);
+        err = ngx_http_oauth_conn_save(r, ctx, &account);
         ngx_http_oauth_cb_finish(r, ctx, err, &account);
         return;
     }
@@ -1274,7 +1423,7 @@ ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    err = ngx_http_oauth_connect(r, ctx, &account);
+    err = ngx_http_oauth_conn_save(r, ctx, &account);
     ngx_http_oauth_cb_finish(r, ctx, err, &account);
 }
 
@@ -1338,53 +1487,25 @@ ngx_http_oauth_lookup(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 /* seal the tokens and store the connection; returns an error code or NULL */
 
 static const char *
-ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_str_t *account)
 {
-    int                            rc;
-    ngx_str_t                      name, value;
-    ngx_uint_t                     i;
-    ngx_oauth_conn_t               conn, old;
-    ngx_oauth_param_t             *kp;
-    ngx_oauth_pair_t              *pp;
-    ngx_http_oauth_provider_t     *p;
-    ngx_http_oauth_keep_field_t   *kf;
+    int                          rc;
+    ngx_str_t                    name;
+    const char                  *err;
+    ngx_oauth_conn_t             conn, old;
+    ngx_http_oauth_provider_t   *p;
 
     p = ctx->provider;
 
-    ngx_str_null(account);
-
-    if (ngx_http_oauth_lookup(r, ctx, &p->account_id, account) != NGX_OK
-        || account->len == 0)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: provider \"%V\": no account id at \"%V\"",
-                      &p->name, &p->account_id);
-        ngx_str_null(account);
-        return "missing_account";
-    }
-
-    /* there is one, but it cannot be a key: say so, not "missing" */
-
-    if (account->len > NGX_OAUTH_ACCOUNT_MAX) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: provider \"%V\": account id at \"%V\" is "
-                      "longer than %d bytes", &p->name, &p->account_id,
-                      NGX_OAUTH_ACCOUNT_MAX);
-        ngx_str_null(account);
-        return "invalid_account";
-    }
-
-    for (i = 0; i < account->len; i++) {
-        if (account->data[i] < 0x20 || account->data[i] == 0x7f) {
-            ngx_str_null(account);
-            return "invalid_account";
-        }
+    err = ngx_http_oauth_conn_account(r, ctx, account);
+    if (err) {
+        return err;
     }
 
     ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
 
-    ngx_http_oauth_ostr(&conn.owner, &ctx->flow.owner);
+    conn.owner = ctx->flow.owner;
     ngx_http_oauth_ostr(&conn.provider, &p->name);
     ngx_http_oauth_ostr(&conn.account, account);
 
@@ -1405,68 +1526,10 @@ ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         conn.expires_at = conn.updated_at + ctx->token.expires_in;
     }
 
-    if (ctx->token.scope.len) {
-        conn.scopes = ctx->token.scope;
-
-    } else if (p->scopes && p->scopes->nelts) {
-        ngx_oauth_buf_t   sb = ngx_oauth_buf_init;
-        ngx_str_t        *s, joined;
-
-        s = p->scopes->elts;
-
-        for (i = 0; i < p->scopes->nelts; i++) {
-            if (i) {
-                ngx_oauth_buf_add_byte(&sb, ' ');
-            }
-
-            ngx_oauth_buf_add(&sb, s[i].data, s[i].len);
-        }
-
-        rc = ngx_http_oauth_pool_str(r, &sb, &joined);
-        ngx_oauth_buf_free(&sb);
-
-        if (rc != NGX_OK) {
-            return "internal_error";
-        }
-
-        ngx_http_oauth_ostr(&conn.scopes, &joined);
-    }
-
-    /* kept params: connection and callback params, then token fields */
-
-    kp = ngx_pnalloc(r->pool, sizeof(ngx_oauth_param_t)
-                              * (ctx->kept.nelts
-                                 + (p->keep_token_fields
-                                    ? p->keep_token_fields->nelts : 0)));
-    if (kp == NULL) {
+    if (ngx_http_oauth_conn_scopes(r, ctx, &conn) != NGX_OK
+        || ngx_http_oauth_conn_params(r, ctx, &conn) != NGX_OK)
+    {
         return "internal_error";
-    }
-
-    conn.params = kp;
-
-    pp = ctx->kept.elts;
-
-    for (i = 0; i < ctx->kept.nelts; i++) {
-        kp[conn.nparams].name = pp[i].name;
-        kp[conn.nparams].value = pp[i].value;
-        conn.nparams++;
-    }
-
-    if (p->keep_token_fields) {
-        kf = p->keep_token_fields->elts;
-
-        for (i = 0; i < p->keep_token_fields->nelts; i++) {
-            if (ngx_http_oauth_lookup(r, ctx, &kf[i].path, &value)
-                != NGX_OK
-                || value.len > 1024)
-            {
-                continue;
-            }
-
-            ngx_http_oauth_ostr(&kp[conn.nparams].name, &kf[i].as);
-            ngx_http_oauth_ostr(&kp[conn.nparams].value, &value);
-            conn.nparams++;
-        }
     }
 
     if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
@@ -1512,6 +1575,152 @@ ngx_http_oauth_connect(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                          &r->connection->addr_text);
 
     return NULL;
+}
+
+
+/* the account id, from userinfo or the token: present, short, printable */
+
+static const char *
+ngx_http_oauth_conn_account(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account)
+{
+    ngx_uint_t                  i;
+    ngx_http_oauth_provider_t  *p;
+
+    p = ctx->provider;
+
+    ngx_str_null(account);
+
+    if (ngx_http_oauth_lookup(r, ctx, &p->account_id, account) != NGX_OK
+        || account->len == 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": no account id at \"%V\"",
+                      &p->name, &p->account_id);
+        ngx_str_null(account);
+        return "missing_account";
+    }
+
+    /* there is one, but it cannot be a key: say so, not "missing" */
+
+    if (account->len > NGX_OAUTH_ACCOUNT_MAX) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": account id at \"%V\" is "
+                      "longer than %d bytes", &p->name, &p->account_id,
+                      NGX_OAUTH_ACCOUNT_MAX);
+        ngx_str_null(account);
+        return "invalid_account";
+    }
+
+    for (i = 0; i < account->len; i++) {
+        if (account->data[i] < 0x20 || account->data[i] == 0x7f) {
+            ngx_str_null(account);
+            return "invalid_account";
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the scopes granted, or, when the provider does not say, those asked */
+
+static ngx_int_t
+ngx_http_oauth_conn_scopes(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                  *s, joined;
+    ngx_uint_t                  i;
+    ngx_oauth_buf_t             sb = ngx_oauth_buf_init;
+    ngx_http_oauth_provider_t  *p;
+
+    p = ctx->provider;
+
+    if (ctx->token.scope.len) {
+        conn->scopes = ctx->token.scope;
+        return NGX_OK;
+    }
+
+    if (p->scopes == NULL || p->scopes->nelts == 0) {
+        return NGX_OK;
+    }
+
+    s = p->scopes->elts;
+
+    for (i = 0; i < p->scopes->nelts; i++) {
+        if (i) {
+            ngx_oauth_buf_add_byte(&sb, ' ');
+        }
+
+        ngx_oauth_buf_add(&sb, s[i].data, s[i].len);
+    }
+
+    rc = ngx_http_oauth_pool_str(r, &sb, &joined);
+    ngx_oauth_buf_free(&sb);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_oauth_ostr(&conn->scopes, &joined);
+
+    return NGX_OK;
+}
+
+
+/* kept params: connection and callback params, then token fields */
+
+static ngx_int_t
+ngx_http_oauth_conn_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    ngx_str_t                     value;
+    ngx_uint_t                    i;
+    ngx_oauth_param_t            *kp;
+    ngx_oauth_pair_t             *pp;
+    ngx_http_oauth_provider_t    *p;
+    ngx_http_oauth_keep_field_t  *kf;
+
+    p = ctx->provider;
+
+    kp = ngx_pnalloc(r->pool, sizeof(ngx_oauth_param_t)
+                              * (ctx->kept.nelts
+                                 + (p->keep_token_fields
+                                    ? p->keep_token_fields->nelts : 0)));
+    if (kp == NULL) {
+        return NGX_ERROR;
+    }
+
+    conn->params = kp;
+
+    pp = ctx->kept.elts;
+
+    for (i = 0; i < ctx->kept.nelts; i++) {
+        kp[conn->nparams].name = pp[i].name;
+        kp[conn->nparams].value = pp[i].value;
+        conn->nparams++;
+    }
+
+    if (p->keep_token_fields == NULL) {
+        return NGX_OK;
+    }
+
+    kf = p->keep_token_fields->elts;
+
+    for (i = 0; i < p->keep_token_fields->nelts; i++) {
+        if (ngx_http_oauth_lookup(r, ctx, &kf[i].path, &value) != NGX_OK
+            || value.len > 1024)
+        {
+            continue;
+        }
+
+        ngx_http_oauth_ostr(&kp[conn->nparams].name, &kf[i].as);
+        ngx_http_oauth_ostr(&kp[conn->nparams].value, &value);
+        conn->nparams++;
+    }
+
+    return NGX_OK;
 }
 
 

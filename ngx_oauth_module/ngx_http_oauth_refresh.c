@@ -42,13 +42,26 @@ typedef struct {
 
 
 static void ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf);
+static ngx_int_t ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn);
+static ngx_int_t ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, time_t now);
+static ngx_int_t ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, time_t now);
+static void ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn);
 static void ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf,
     ngx_msec_t ms);
 static void ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f);
+static void ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
+    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn);
 static void ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
     const char *error);
+static ngx_int_t ngx_http_oauth_refresh_apply(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
+    const char *error, time_t now);
 static void ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
     ngx_uint_t result, const char *error);
 static void ngx_http_oauth_refresh_destroy(ngx_event_t *ev);
@@ -134,6 +147,10 @@ failed:
 ngx_int_t
 ngx_http_oauth_refresh_start(ngx_http_oauth_refresh_t *rf)
 {
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\": started%s",
+                   &rf->provider->name, rf->force ? " (forced)" : "");
+
     /* the first step runs from the event loop too, never inline */
 
     ngx_http_oauth_refresh_timer(rf, 1);
@@ -209,40 +226,67 @@ ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev)
 static void
 ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 {
-    int                             rc;
-    time_t                          now, deadline;
-    uint64_t                        version;
-    ngx_str_t                       plain, name;
-    ngx_uint_t                      i, probe, rereads;
-    ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
-    ngx_oauth_conn_t                conn;
-    ngx_oauth_pair_t               *vars;
-    ngx_http_oauth_fetch_t         *f;
-    ngx_http_oauth_provider_t      *p;
-    ngx_http_oauth_main_conf_t     *omcf;
-    ngx_http_oauth_refresh_priv_t  *priv;
+    time_t            now;
+    ngx_int_t         rc;
+    ngx_uint_t        rereads;
+    ngx_oauth_conn_t  conn;
+
+    now = ngx_time();
+
+    for (rereads = 0; /* void */; rereads++) {
+
+        if (ngx_http_oauth_refresh_read(rf, &conn) != NGX_OK
+            || ngx_http_oauth_refresh_decide(rf, &conn, now) != NGX_OK)
+        {
+            return;
+        }
+
+        rc = ngx_http_oauth_refresh_lease(rf, &conn, now);
+
+        if (rc == NGX_OK) {
+            break;
+        }
+
+        if (rc != NGX_AGAIN) {
+            return;
+        }
+
+        if (rereads == NGX_HTTP_OAUTH_REREADS) {
+            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
+                                          "store_busy");
+            return;
+        }
+    }
+
+    ngx_http_oauth_refresh_call(rf, &conn);
+}
+
+
+/* the record; NGX_DECLINED: gone or unreadable, and the refresh ended */
+
+static ngx_int_t
+ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn)
+{
+    int                          rc;
+    ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = rf->omcf;
-    p = rf->provider;
-    now = ngx_time();
-    rereads = 0;
-
-again:
 
     if (omcf->store == NULL) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "store_unavailable");
-        return;
+        return NGX_DECLINED;
     }
 
     rc = ngx_oauth_store_conn_get(omcf->store, &rf->owner,
-                                  (ngx_oauth_str_t *) &p->name,
-                                  &rf->account, &conn);
+                                  (ngx_oauth_str_t *) &rf->provider->name,
+                                  &rf->account, conn);
 
     if (rc == NGX_OAUTH_NOT_FOUND) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_GONE,
                                       "not_connected");
-        return;
+        return NGX_DECLINED;
     }
 
     if (rc != NGX_OAUTH_OK) {
@@ -251,52 +295,91 @@ again:
                       ngx_oauth_strerror(rc));
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "store_error");
-        return;
+        return NGX_DECLINED;
     }
 
-    /*
-     * The checks below also decide for a refresh that waited on another
-     * worker's lease, from what that one stored: fresh tokens make the
-     * token not due, a refusal makes the status "error", and a provider
-     * failure sets a retry time, which must not be answered with a second
-     * call (nor a "reauthorization_required": the grant is fine).
-     */
+    return NGX_OK;
+}
 
-    if (conn.status == NGX_OAUTH_STATUS_ERROR
-        || conn.status == NGX_OAUTH_STATUS_REVOKED)
+
+/*
+ * Whether conn is to be refreshed now.  The checks also decide for a
+ * refresh that waited on another worker's lease, from what that one
+ * stored: fresh tokens make the token not due, a refusal makes the status
+ * "error", and a provider failure sets a retry time, which must not be
+ * answered with a second call (nor a "reauthorization_required": the
+ * grant is fine).  NGX_DECLINED: conn is freed and the refresh ended.
+ */
+
+static ngx_int_t
+ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, time_t now)
+{
+    ngx_uint_t                  result;
+    const char                 *error;
+    ngx_http_oauth_provider_t  *p;
+
+    p = rf->provider;
+
+    if (conn->status == NGX_OAUTH_STATUS_ERROR
+        || conn->status == NGX_OAUTH_STATUS_REVOKED)
     {
-        ngx_oauth_conn_free(&conn);
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                      "reauthorization_required");
-        return;
-    }
+        result = NGX_HTTP_OAUTH_REFRESH_REFUSED;
+        error = "reauthorization_required";
 
-    if (!rf->force && !ngx_http_oauth_refresh_due(omcf, p, &conn, now)) {
-        ngx_oauth_conn_free(&conn);
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK, NULL);
-        return;
-    }
-
-    if (conn.refresh.len == 0 || !p->refresh
-        || conn.kind != NGX_OAUTH_KIND_OAUTH2)
+    } else if (!rf->force
+               && !ngx_http_oauth_refresh_due(rf->omcf, p, conn, now))
     {
-        ngx_oauth_conn_free(&conn);
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                      "no_refresh_token");
-        return;
+        result = NGX_HTTP_OAUTH_REFRESH_OK;
+        error = NULL;
+
+    } else if (conn->refresh.len == 0 || !p->refresh
+               || conn->kind != NGX_OAUTH_KIND_OAUTH2)
+    {
+        result = NGX_HTTP_OAUTH_REFRESH_REFUSED;
+        error = "no_refresh_token";
+
+    } else if (!rf->force && conn->retry_at > now) {
+        result = NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE;
+        error = "backoff";
+
+    } else {
+        return NGX_OK;
     }
 
-    if (!rf->force && conn.retry_at > now) {
-        ngx_oauth_conn_free(&conn);
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                      "backoff");
-        return;
-    }
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\": not called: %s",
+                   &p->name, error ? error : "not due");
+
+    ngx_oauth_conn_free(conn);
+    ngx_http_oauth_refresh_finish(rf, result, error);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The lease, then the record again under it.  NGX_OK: leased, conn is
+ * current.  NGX_AGAIN: conn changed meanwhile, decide again.  NGX_DONE:
+ * another worker refreshes, we wait.  NGX_DECLINED: the refresh ended.
+ * conn is freed unless NGX_OK.
+ */
+
+static ngx_int_t
+ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, time_t now)
+{
+    int                          rc;
+    time_t                       deadline;
+    uint64_t                     version;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = rf->omcf;
 
     deadline = now + (time_t) (omcf->http_timeout / 1000) + 5;
 
     rc = ngx_oauth_store_lease_take(omcf->store, &rf->owner,
-                                    (ngx_oauth_str_t *) &p->name,
+                                    (ngx_oauth_str_t *) &rf->provider->name,
                                     &rf->account, rf->holder, now, deadline);
 
     if (rc == NGX_OAUTH_BUSY) {
@@ -308,19 +391,27 @@ again:
 
         rf->waits++;
 
-        ngx_oauth_conn_free(&conn);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                       "oauth refresh: provider \"%V\": lease busy, "
+                       "wait %ui", &rf->provider->name, rf->waits);
+
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_timer(rf, NGX_HTTP_OAUTH_WAIT_MS);
-        return;
+        return NGX_DONE;
     }
 
     if (rc != NGX_OAUTH_OK) {
-        ngx_oauth_conn_free(&conn);
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "store_error");
-        return;
+        return NGX_DECLINED;
     }
 
     rf->leased = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\": lease taken, "
+                   "holder %uL", &rf->provider->name, rf->holder);
 
     /*
      * The record was read before the lease was ours: a refresh in another
@@ -331,34 +422,47 @@ again:
      * again, and decide again from the fresh one if it changed.
      */
 
-    version = conn.version;
-    ngx_oauth_conn_free(&conn);
+    version = conn->version;
+    ngx_oauth_conn_free(conn);
 
     rc = ngx_oauth_store_conn_get(omcf->store, &rf->owner,
-                                  (ngx_oauth_str_t *) &p->name,
-                                  &rf->account, &conn);
+                                  (ngx_oauth_str_t *) &rf->provider->name,
+                                  &rf->account, conn);
 
-    if (rc != NGX_OAUTH_OK || conn.version != version) {
-        if (rc == NGX_OAUTH_OK) {
-            ngx_oauth_conn_free(&conn);
-        }
-
-        if (++rereads > NGX_HTTP_OAUTH_REREADS) {
-            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
-                                          "store_busy");
-            return;
-        }
-
-        goto again;
+    if (rc == NGX_OAUTH_OK && conn->version == version) {
+        rf->version = conn->version;
+        return NGX_OK;
     }
 
-    rf->version = conn.version;
+    if (rc == NGX_OAUTH_OK) {
+        ngx_oauth_conn_free(conn);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* under the lease: the provider is called with the refresh token */
+
+static void
+ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn)
+{
+    ngx_str_t                       plain, name;
+    ngx_uint_t                      i, probe;
+    ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
+    ngx_oauth_pair_t               *vars;
+    ngx_http_oauth_fetch_t         *f;
+    ngx_http_oauth_provider_t      *p;
+    ngx_http_oauth_refresh_priv_t  *priv;
+
+    p = rf->provider;
 
     name.len = p->name.len;
     name.data = p->name.data;
 
-    if (!ngx_http_oauth_circuit_allow(omcf, &name, rf->holder, &probe)) {
-        ngx_oauth_conn_free(&conn);
+    if (!ngx_http_oauth_circuit_allow(rf->omcf, &name, rf->holder, &probe)) {
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                       "circuit_open");
         return;
@@ -368,39 +472,40 @@ again:
 
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
-    priv->spent.len = conn.refresh.len;
-    priv->spent.data = ngx_pnalloc(rf->pool, conn.refresh.len);
+    priv->spent.len = conn->refresh.len;
+    priv->spent.data = ngx_pnalloc(rf->pool, conn->refresh.len);
 
     if (priv->spent.data == NULL) {
-        ngx_oauth_conn_free(&conn);
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
         return;
     }
 
-    ngx_memcpy(priv->spent.data, conn.refresh.data, conn.refresh.len);
+    ngx_memcpy(priv->spent.data, conn->refresh.data, conn->refresh.len);
 
-    if (ngx_http_oauth_open_field(rf->pool, rf->log, omcf->keyring, &conn,
-                                  "refresh", &conn.refresh, &plain)
+    if (ngx_http_oauth_open_field(rf->pool, rf->log, rf->omcf->keyring, conn,
+                                  "refresh", &conn->refresh, &plain)
         != NGX_OK)
     {
-        ngx_oauth_conn_free(&conn);
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "unsealing_failed");
         return;
     }
 
-    vars = ngx_palloc(rf->pool, sizeof(ngx_oauth_pair_t) * (conn.nparams + 1));
+    vars = ngx_palloc(rf->pool,
+                      sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
     if (vars == NULL) {
-        ngx_oauth_conn_free(&conn);
+        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
         return;
     }
 
-    for (i = 0; i < conn.nparams; i++) {
-        vars[i].name = conn.params[i].name;
-        vars[i].value = conn.params[i].value;
+    for (i = 0; i < conn->nparams; i++) {
+        vars[i].name = conn->params[i].name;
+        vars[i].value = conn->params[i].value;
     }
 
     ngx_oauth_buf_add_form_pair(&body, "grant_type", 10, "refresh_token",
@@ -409,19 +514,14 @@ again:
                                 plain.len);
 
     f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
-                                      conn.nparams, &body);
+                                      conn->nparams, &body);
 
     ngx_oauth_buf_free(&body);
-    ngx_oauth_conn_free(&conn);
+    ngx_oauth_conn_free(conn);
 
-    if (f == NULL) {
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
-                                      "internal_error");
-        return;
-    }
-
-    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_refresh_done, rf)
-        != NGX_OK)
+    if (f == NULL
+        || ngx_http_oauth_endpoint_start(f, ngx_http_oauth_refresh_done, rf)
+           != NGX_OK)
     {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
@@ -430,8 +530,9 @@ again:
 
     rf->fetch = f;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
-                   "oauth refresh: provider \"%V\" called", &p->name);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\" called%s", &p->name,
+                   probe ? " (half-open probe)" : "");
 }
 
 
@@ -490,11 +591,9 @@ static void
 ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 {
     int                             rc;
-    u_char                         *code;
     ngx_str_t                       name;
     ngx_uint_t                      down;
     ngx_oauth_conn_t                conn;
-    ngx_oauth_token_t               token;
     ngx_http_oauth_refresh_t       *rf;
     ngx_http_oauth_refresh_priv_t  *priv;
 
@@ -575,7 +674,27 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    /* the provider answered (it is up, as recorded): what did it say */
+    ngx_http_oauth_refresh_answer(rf, f, &conn);
+}
+
+
+/*
+ * The provider answered (it is up, as recorded): what did it say.  RFC
+ * 6749 section 5.2 errors are refusals; anything else leaves the grant
+ * alone and the refresh is tried again later.
+ */
+
+static void
+ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
+    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn)
+{
+    int                 rc;
+    u_char             *code;
+    ngx_str_t           name;
+    ngx_oauth_token_t   token;
+
+    name.len = rf->provider->name.len;
+    name.data = rf->provider->name.data;
 
     rc = ngx_oauth_token_parse(f->response.data, f->response.len, &token);
 
@@ -590,7 +709,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
          * and the refresh is tried again later.
          */
 
-        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+        ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                      "invalid_response");
         return;
@@ -605,7 +724,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
                       "unknown error (HTTP %ui)", &name, f->status);
 
         ngx_oauth_token_free(&token);
-        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+        ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                      "provider_error");
         return;
@@ -617,7 +736,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
                       "without an OAuth error", &name, f->status);
 
         ngx_oauth_token_free(&token);
-        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+        ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                      "invalid_response");
         return;
@@ -640,14 +759,14 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
                       code ? (char *) code : "refresh_refused", f->status);
 
         ngx_oauth_token_free(&token);
-        ngx_http_oauth_refresh_store(rf, &conn, NULL,
+        ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_REFUSED,
                                      code ? (char *) code
                                           : "refresh_refused");
         return;
     }
 
-    ngx_http_oauth_refresh_store(rf, &conn, &token, NGX_HTTP_OAUTH_REFRESH_OK,
+    ngx_http_oauth_refresh_store(rf, conn, &token, NGX_HTTP_OAUTH_REFRESH_OK,
                                  NULL);
     ngx_oauth_token_free(&token);
 }
@@ -661,9 +780,9 @@ ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
     const char *error)
 {
     int                             rc;
-    time_t                          now, backoff;
+    time_t                          now;
     uint64_t                        expect;
-    ngx_uint_t                      i, tries;
+    ngx_uint_t                      tries;
     ngx_http_oauth_refresh_priv_t  *priv;
 
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
@@ -674,69 +793,10 @@ again:
     now = ngx_time();
     expect = rf->version;
 
-    conn->updated_at = now;
-
-    if (result == NGX_HTTP_OAUTH_REFRESH_OK) {
-        if (ngx_http_oauth_seal_field(rf->pool, rf->log, rf->omcf->keyring,
-                                      conn, "access", &token->access_token,
-                                      &conn->access)
-            != NGX_OK)
-        {
-            goto failed;
-        }
-
-        /* no refresh token in the answer: the old one stays valid */
-
-        if (token->refresh_token.len
-            && ngx_http_oauth_seal_field(rf->pool, rf->log,
-                                         rf->omcf->keyring, conn, "refresh",
-                                         &token->refresh_token,
-                                         &conn->refresh)
-               != NGX_OK)
-        {
-            goto failed;
-        }
-
-        conn->expires_at = token->expires_in >= 0
-                           ? now + (time_t) token->expires_in : 0;
-
-        if (token->scope.len) {
-            conn->scopes = token->scope;
-        }
-
-        if (token->token_type.len) {
-            conn->token_type = token->token_type;
-        }
-
-        conn->status = NGX_OAUTH_STATUS_CONNECTED;
-        conn->flags &= ~NGX_OAUTH_CONN_REFRESH_DUE;
-        conn->failures = 0;
-        conn->retry_at = 0;
-        conn->last_refresh_at = now;
-        conn->last_error.len = 0;
-
-    } else if (result == NGX_HTTP_OAUTH_REFRESH_REFUSED) {
-        conn->status = NGX_OAUTH_STATUS_ERROR;
-        conn->last_error.len = ngx_strlen(error);
-        conn->last_error.data = (u_char *) error;
-
-    } else {
-        conn->failures++;
-
-        for (backoff = 1, i = 1;
-             i < conn->failures && backoff < NGX_HTTP_OAUTH_BACKOFF_MAX;
-             i++)
-        {
-            backoff *= 2;
-        }
-
-        conn->retry_at = now + ngx_min(backoff, NGX_HTTP_OAUTH_BACKOFF_MAX);
-        conn->last_error.len = ngx_strlen(error);
-        conn->last_error.data = (u_char *) error;
-
-        if (conn->expires_at && conn->expires_at <= now) {
-            conn->status = NGX_OAUTH_STATUS_EXPIRED;
-        }
+    if (ngx_http_oauth_refresh_apply(rf, conn, token, result, error, now)
+        != NGX_OK)
+    {
+        goto failed;
     }
 
     rc = ngx_oauth_store_conn_put(rf->omcf->store, conn, &expect);
@@ -808,6 +868,85 @@ failed:
 }
 
 
+/* the result written into conn: new tokens, a refusal, or a backoff */
+
+static ngx_int_t
+ngx_http_oauth_refresh_apply(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
+    const char *error, time_t now)
+{
+    time_t      backoff;
+    ngx_uint_t  i;
+
+    conn->updated_at = now;
+
+    if (result == NGX_HTTP_OAUTH_REFRESH_OK) {
+        if (ngx_http_oauth_seal_field(rf->pool, rf->log, rf->omcf->keyring,
+                                      conn, "access", &token->access_token,
+                                      &conn->access)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* no refresh token in the answer: the old one stays valid */
+
+        if (token->refresh_token.len
+            && ngx_http_oauth_seal_field(rf->pool, rf->log,
+                                         rf->omcf->keyring, conn, "refresh",
+                                         &token->refresh_token,
+                                         &conn->refresh)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        conn->expires_at = token->expires_in >= 0
+                           ? now + (time_t) token->expires_in : 0;
+
+        if (token->scope.len) {
+            conn->scopes = token->scope;
+        }
+
+        if (token->token_type.len) {
+            conn->token_type = token->token_type;
+        }
+
+        conn->status = NGX_OAUTH_STATUS_CONNECTED;
+        conn->flags &= ~NGX_OAUTH_CONN_REFRESH_DUE;
+        conn->failures = 0;
+        conn->retry_at = 0;
+        conn->last_refresh_at = now;
+        conn->last_error.len = 0;
+
+    } else if (result == NGX_HTTP_OAUTH_REFRESH_REFUSED) {
+        conn->status = NGX_OAUTH_STATUS_ERROR;
+        conn->last_error.len = ngx_strlen(error);
+        conn->last_error.data = (u_char *) error;
+
+    } else {
+        conn->failures++;
+
+        for (backoff = 1, i = 1;
+             i < conn->failures && backoff < NGX_HTTP_OAUTH_BACKOFF_MAX;
+             i++)
+        {
+            backoff *= 2;
+        }
+
+        conn->retry_at = now + ngx_min(backoff, NGX_HTTP_OAUTH_BACKOFF_MAX);
+        conn->last_error.len = ngx_strlen(error);
+        conn->last_error.data = (u_char *) error;
+
+        if (conn->expires_at && conn->expires_at <= now) {
+            conn->status = NGX_OAUTH_STATUS_EXPIRED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
     ngx_uint_t result, const char *error)
@@ -815,11 +954,20 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
     rf->result = result;
     rf->error = error;
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\": finished: result %ui "
+                   "(%s), HTTP %ui", &rf->provider->name, result,
+                   error ? error : "ok", rf->status);
+
     if (rf->leased) {
         (void) ngx_oauth_store_lease_drop(rf->omcf->store, &rf->owner,
                                     (ngx_oauth_str_t *) &rf->provider->name,
                                     &rf->account, rf->holder);
         rf->leased = 0;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                       "oauth refresh: provider \"%V\": lease released",
+                       &rf->provider->name);
     }
 
     ngx_http_oauth_refresh_probe_done(rf);
