@@ -9,11 +9,15 @@
 
 #include <jansson.h>
 
-#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_api.h"
+#include "ngx_http_oauth_audit.h"
+#include "ngx_http_oauth_credential.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_util.h"
 #include "ngx_oauth_json.h"
 
 
@@ -1110,9 +1114,13 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
     ngx_oauth_pair_t        *vars;
     ngx_http_oauth_fetch_t  *f;
 
-    if (ngx_http_oauth_credential(r->pool, r->connection->log, ctx->omcf,
-                                  ctx->provider, conn, &secret, &value)
-        != NGX_OK)
+    if (ngx_http_oauth_credential_open(r->pool, r->connection->log,
+                                       ctx->omcf->keyring, conn, &secret)
+        != NGX_OK
+        || ngx_http_oauth_credential_value(r->pool, r->connection->log,
+                                           ctx->provider, conn->kind,
+                                           &secret, &value)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

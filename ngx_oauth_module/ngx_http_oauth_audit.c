@@ -7,7 +7,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_audit.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_json.h"
 

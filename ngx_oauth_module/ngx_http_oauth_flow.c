@@ -8,9 +8,12 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_audit.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_util.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
@@ -428,21 +431,9 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
 
     ngx_http_oauth_metrics_flow(st->provider, -1);
 
-    ngx_http_clear_location(r);
-
-    r->headers_out.location = ngx_list_push(&r->headers_out.headers);
-    if (r->headers_out.location == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.location->hash = 1;
-#if (nginx_version >= 1023000)
-    r->headers_out.location->next = NULL;
-#endif
-    ngx_str_set(&r->headers_out.location->key, "Location");
-    r->headers_out.location->value = *url;
-
-    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
+    if (ngx_http_oauth_set_location(r, url) != NGX_OK
+        || ngx_http_oauth_add_header(r, "Cache-Control", "no-store")
+           != NGX_OK
         || ngx_http_discard_request_body(r) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1807,19 +1798,9 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_oauth_buf_free(&base);
     ngx_oauth_buf_free(&out);
 
-    ngx_http_clear_location(r);
-
-    r->headers_out.location = ngx_list_push(&r->headers_out.headers);
-    if (r->headers_out.location == NULL) {
+    if (ngx_http_oauth_set_location(r, &location) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    r->headers_out.location->hash = 1;
-#if (nginx_version >= 1023000)
-    r->headers_out.location->next = NULL;
-#endif
-    ngx_str_set(&r->headers_out.location->key, "Location");
-    r->headers_out.location->value = location;
 
     if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
         || ngx_http_oauth_add_header(r, "Referrer-Policy", "no-referrer")

@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_housekeeping.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 
 

@@ -8,8 +8,10 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_circuit.h"
+#include "ngx_http_oauth_util.h"
 
 
 /*

@@ -8,10 +8,23 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_api.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_housekeeping.h"
+#include "ngx_http_oauth_provider.h"
+#include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_token.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
+
+
+/*
+ * The module's configuration and every hook nginx calls: the directive
+ * table, conf create/init/merge, the variables (preconfiguration), the
+ * phase handlers and the header filter (postconfiguration), and the
+ * store's life in the master and the workers.  The handlers themselves
+ * live with their concern.
+ */
 
 
 static void *ngx_http_oauth_create_main_conf(ngx_conf_t *cf);
@@ -30,15 +43,17 @@ static char *ngx_http_oauth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_oauth_http_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static ngx_uint_t ngx_http_oauth_count(ngx_str_t *s, u_char c);
+static char *ngx_http_oauth_sec_bounds_check(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth_msec_nonzero(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_uint_t ngx_http_oauth_count_char(ngx_str_t *s, u_char c);
 static char *ngx_http_oauth_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_oauth_callback(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static char *ngx_http_oauth_set_handler(ngx_conf_t *cf,
+    ngx_http_handler_pt handler);
 static char *ngx_http_oauth_complex_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_http_complex_value_t *ngx_http_oauth_compile(ngx_conf_t *cf,
@@ -53,8 +68,13 @@ static ngx_int_t ngx_http_oauth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_oauth_postconfiguration(ngx_conf_t *cf);
 
 
+/* nginx's bounds type, with a message in the directive's own units */
 static ngx_conf_num_bounds_t  ngx_http_oauth_sec_bounds = {
-    ngx_conf_check_num_bounds, 1, 365 * 86400
+    ngx_http_oauth_sec_bounds_check, 1, 365 * 86400
+};
+
+static ngx_conf_post_t  ngx_http_oauth_msec_nonzero_post = {
+    ngx_http_oauth_msec_nonzero
 };
 
 
@@ -83,31 +103,31 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
 
     { ngx_string("oauth_provider_catalog"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, catalog_file),
-      ngx_conf_set_str_slot },
+      NULL },
 
     { ngx_string("oauth_state_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, state_ttl),
-      ngx_conf_set_sec_slot },
+      &ngx_http_oauth_sec_bounds },
 
     { ngx_string("oauth_refresh_ahead"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, refresh_ahead),
-      ngx_conf_set_sec_slot },
+      &ngx_http_oauth_sec_bounds },
 
     { ngx_string("oauth_background_refresh"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, background_refresh),
-      ngx_conf_set_flag_slot },
+      NULL },
 
     { ngx_string("oauth_audit_log"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -118,17 +138,17 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
 
     { ngx_string("oauth_http_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, http_timeout),
-      ngx_conf_set_msec_slot },
+      &ngx_http_oauth_msec_nonzero_post },
 
     { ngx_string("oauth_trusted_certificate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth_http_slot,
+      ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, trusted_certificate),
-      ngx_conf_set_str_slot },
+      NULL },
 
     { ngx_string("oauth_owner"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -153,10 +173,10 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
 
     { ngx_string("oauth_callback"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_oauth_callback,
+      ngx_http_oauth_content,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      ngx_http_oauth_callback_handler },
 
     { ngx_string("oauth_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -221,178 +241,82 @@ ngx_module_t  ngx_http_oauth_module = {
 };
 
 
-ngx_int_t
-ngx_http_oauth_owner(ngx_http_request_t *r, ngx_http_oauth_loc_conf_t *olcf,
-    ngx_str_t *owner)
-{
-    if (olcf->owner == NULL) {
-        ngx_str_null(owner);
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_complex_value(r, olcf->owner, owner) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (owner->len == 0 || owner->len > NGX_OAUTH_OWNER_MAX) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "oauth: owner is %s",
-                       owner->len ? "too long" : "empty");
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_oauth_store_ready(ngx_http_request_t *r,
-    ngx_http_oauth_main_conf_t *omcf)
-{
-    if (omcf->store == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: the store is not open in this worker");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Responses made by the module itself: never cached, never framed, and
- * never carrying anything but what the caller passed in.
- */
-
-ngx_int_t
-ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *body, size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    r->headers_out.content_type = *type;
-    r->headers_out.content_type_len = type->len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
-        || ngx_http_oauth_add_header(r, "X-Content-Type-Options", "nosniff")
-           != NGX_OK
-        || ngx_http_oauth_add_header(r, "Referrer-Policy", "no-referrer")
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_create_temp_buf(r->pool, len);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->pos, body, len);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-ngx_int_t
-ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
-{
-    u_char     *body, *last;
-    size_t      len;
-    ngx_str_t   type = ngx_string("application/json");
-
-    /* code and message are static texts of the module, safe in JSON */
-
-    len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
-          + ngx_strlen(code) + ngx_strlen(message);
-
-    body = ngx_pnalloc(r->pool, len);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    last = ngx_sprintf(body, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
-                       code, message);
-
-    return ngx_http_oauth_send(r, status, &type, body, last - body);
-}
-
-
-void *
-ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
-    ngx_pool_cleanup_pt handler)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == handler) {
-            return cln->data;
-        }
-    }
-
-    return NULL;
-}
-
-
-ngx_int_t
-ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
-    const char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.len = ngx_strlen(name);
-    h->key.data = (u_char *) name;
-    h->value.len = ngx_strlen(value);
-    h->value.data = (u_char *) value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}
-
+/* oauth_token's variables */
 
 static ngx_int_t
 ngx_http_oauth_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_oauth_token_add_variables(cf);
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_oauth_token_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_oauth_postconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_oauth_token_init(cf);
+    ngx_uint_t                  n;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * oauth_token after the access phase: auth_request, auth_basic and
+     * allow/deny have decided (and set the owner) before any token is
+     * looked up, and "satisfy any" cannot skip it.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth_token_handler;
+
+    /* the callback's code is hidden before limit_req can log it */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth_redact_handler;
+
+    /*
+     * The log phase handlers run in the order they were added, and the
+     * access log's is added before any dynamic module's: oauth_token's is
+     * put first, so that no log sees the injected credential.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+
+    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
+
+    h[0] = ngx_http_oauth_token_log_handler;
+
+    /* an upstream 401 marks the injected token to be refreshed */
+
+    ngx_http_oauth_token_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_oauth_token_header_filter;
+
+    return NGX_OK;
 }
 
 
@@ -416,6 +340,7 @@ ngx_http_oauth_create_main_conf(ngx_conf_t *cf)
      *     omcf->trusted_certificate = { 0, NULL };
      *     omcf->audit_log = NULL;
      *     omcf->enabled = 0;
+     *     omcf->locations = 0;
      *     omcf->store = NULL;
      */
 
@@ -446,6 +371,20 @@ ngx_http_oauth_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_core_conf_t  *ccf;
 
+    /*
+     * Any oauth_ directive but oauth_owner, oauth_allowed_origins and
+     * oauth_circuit_breaker turns the module on; all are parsed by now.
+     */
+
+    omcf->enabled = (omcf->store_path.data || omcf->key_file.data
+                     || omcf->audit_log || omcf->catalog_file.data
+                     || omcf->trusted_certificate.data
+                     || omcf->state_ttl != NGX_CONF_UNSET
+                     || omcf->refresh_ahead != NGX_CONF_UNSET
+                     || omcf->background_refresh != NGX_CONF_UNSET
+                     || omcf->http_timeout != NGX_CONF_UNSET_MSEC
+                     || omcf->providers.nelts || omcf->locations);
+
     ngx_conf_init_size_value(omcf->store_max_size, 1024 * 1024 * 1024);
     ngx_conf_init_value(omcf->store_sync, 1);
     ngx_conf_init_value(omcf->state_ttl, 600);
@@ -454,10 +393,6 @@ ngx_http_oauth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(omcf->http_timeout, 10000);
     ngx_conf_init_uint_value(omcf->circuit_failures, 5);
     ngx_conf_init_value(omcf->circuit_reset, 30);
-
-    if (omcf->providers.nelts) {
-        omcf->enabled = 1;
-    }
 
     if (!omcf->enabled) {
         return NGX_CONF_OK;
@@ -524,12 +459,12 @@ ngx_http_oauth_create_loc_conf(ngx_conf_t *cf)
 
     olcf->owner = NGX_CONF_UNSET_PTR;
     olcf->allowed_origins = NGX_CONF_UNSET_PTR;
+    olcf->token = NGX_CONF_UNSET_PTR;
 
     /*
      * set by ngx_pcalloc():
      *
      *     olcf->start = NULL;
-     *     olcf->token = NULL;
      *     olcf->token_account = NULL;
      */
 
@@ -546,6 +481,21 @@ ngx_http_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->owner, prev->owner, NULL);
     ngx_conf_merge_ptr_value(conf->allowed_origins, prev->allowed_origins,
                              NULL);
+
+    /*
+     * oauth_token is inherited by nested locations (and "if" blocks), as
+     * auth_request is; "oauth_token off" stops it.  Its account= goes
+     * with it.
+     */
+
+    if (conf->token == NGX_CONF_UNSET_PTR) {
+        conf->token = prev->token;
+        conf->token_account = prev->token_account;
+    }
+
+    if (conf->token == NGX_CONF_UNSET_PTR) {
+        conf->token = NULL;
+    }
 
     return NGX_CONF_OK;
 }
@@ -747,27 +697,6 @@ ngx_http_oauth_exit_process(ngx_cycle_t *cycle)
 }
 
 
-ngx_http_oauth_provider_t *
-ngx_http_oauth_provider_find(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *name)
-{
-    ngx_uint_t                  i;
-    ngx_http_oauth_provider_t  *p;
-
-    p = omcf->providers.elts;
-
-    for (i = 0; i < omcf->providers.nelts; i++) {
-        if (p[i].name.len == name->len
-            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
-        {
-            return &p[i];
-        }
-    }
-
-    return NULL;
-}
-
-
 static char *
 ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -784,7 +713,6 @@ ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     omcf->store_path = value[1];
-    omcf->enabled = 1;
 
     if (omcf->store_path.len == 0) {
         return "has an empty path";
@@ -858,7 +786,6 @@ ngx_http_oauth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     omcf->key_file = value[1];
-    omcf->enabled = 1;
 
     if (ngx_conf_full_name(cf->cycle, &omcf->key_file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -914,8 +841,6 @@ ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    omcf->enabled = 1;
-
     omcf->audit_log = ngx_conf_open_file(cf->cycle, &value[1]);
     if (omcf->audit_log == NULL) {
         return NGX_CONF_ERROR;
@@ -925,48 +850,26 @@ ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* a built-in slot that also marks the module as used */
+static char *
+ngx_http_oauth_sec_bounds_check(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    time_t                 *t = data;
+
+    if (*t < bounds->low || *t > bounds->high) {
+        return "must be between 1s and 365d";
+    }
+
+    return NGX_CONF_OK;
+}
+
 
 static char *
-ngx_http_oauth_http_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_oauth_msec_nonzero(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_http_oauth_main_conf_t *omcf = conf;
+    ngx_msec_t  *ms = data;
 
-    char           *rv;
-    ngx_command_t   slot;
-
-    /*
-     * cmd->post names the built-in setter; the setter itself must see no
-     * post handler, so it gets a copy of the command without one.
-     */
-
-    slot = *cmd;
-    slot.post = NULL;
-
-    rv = ((char *(*)(ngx_conf_t *, ngx_command_t *, void *)) cmd->post)(
-             cf, &slot, conf);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    omcf->enabled = 1;
-
-    if (cmd->offset == offsetof(ngx_http_oauth_main_conf_t, state_ttl)
-        || cmd->offset
-           == offsetof(ngx_http_oauth_main_conf_t, refresh_ahead))
-    {
-        time_t  *t = (time_t *) ((char *) conf + cmd->offset);
-
-        if (*t < ngx_http_oauth_sec_bounds.low
-            || *t > ngx_http_oauth_sec_bounds.high)
-        {
-            return "must be between 1s and 365d";
-        }
-    }
-
-    if (cmd->offset == offsetof(ngx_http_oauth_main_conf_t, http_timeout)
-        && omcf->http_timeout == 0)
-    {
+    if (*ms == 0) {
         return "must not be zero";
     }
 
@@ -1025,7 +928,7 @@ ngx_http_oauth_compile(ngx_conf_t *cf, ngx_str_t *value)
 
 
 static ngx_uint_t
-ngx_http_oauth_count(ngx_str_t *s, u_char c)
+ngx_http_oauth_count_char(ngx_str_t *s, u_char c)
 {
     ngx_uint_t  i, n;
 
@@ -1072,9 +975,9 @@ ngx_http_oauth_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
         if (ngx_oauth_url_origin(value[i].data, value[i].len, buf, &len,
                                  &why)
             != NGX_OAUTH_OK
-            || ngx_http_oauth_count(&value[i], '/') != 2
-            || ngx_http_oauth_count(&value[i], '?')
-            || ngx_http_oauth_count(&value[i], '#'))
+            || ngx_http_oauth_count_char(&value[i], '/') != 2
+            || ngx_http_oauth_count_char(&value[i], '?')
+            || ngx_http_oauth_count_char(&value[i], '#'))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid origin \"%V\" in \"%V\": expected "
@@ -1105,12 +1008,12 @@ ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_loc_conf_t *olcf = conf;
 
-    ngx_str_t                   *value;
-    ngx_http_core_loc_conf_t    *clcf;
-    ngx_http_oauth_main_conf_t  *omcf;
+    char       *rv;
+    ngx_str_t  *value;
 
-    if (olcf->start) {
-        return "is duplicate";
+    rv = ngx_http_oauth_set_handler(cf, ngx_http_oauth_start_handler);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     value = cf->args->elts;
@@ -1119,33 +1022,6 @@ ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (olcf->start == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
-    omcf->enabled = 1;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_oauth_start_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_oauth_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_core_loc_conf_t    *clcf;
-    ngx_http_oauth_main_conf_t  *omcf;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->handler) {
-        return "is duplicate";
-    }
-
-    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
-    omcf->enabled = 1;
-
-    clcf->handler = ngx_http_oauth_callback_handler;
 
     return NGX_CONF_OK;
 }
@@ -1159,11 +1035,16 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                   *value, account;
     ngx_http_oauth_main_conf_t  *omcf;
 
-    if (olcf->token) {
+    if (olcf->token != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->token = NULL;
+        return NGX_CONF_OK;
+    }
 
     olcf->token = ngx_http_oauth_compile(cf, &value[1]);
     if (olcf->token == NULL) {
@@ -1188,7 +1069,7 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
-    omcf->enabled = 1;
+    omcf->locations = 1;
 
     return NGX_CONF_OK;
 }
@@ -1203,7 +1084,9 @@ ngx_http_oauth_circuit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t   *value, s;
     ngx_uint_t   i;
 
-    if (omcf->circuit_failures != NGX_CONF_UNSET_UINT) {
+    if (omcf->circuit_failures != NGX_CONF_UNSET_UINT
+        || omcf->circuit_reset != NGX_CONF_UNSET)
+    {
         return "is duplicate";
     }
 
@@ -1239,10 +1122,6 @@ ngx_http_oauth_circuit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto invalid;
     }
 
-    if (omcf->circuit_failures == NGX_CONF_UNSET_UINT) {
-        omcf->circuit_failures = 5;
-    }
-
     return NGX_CONF_OK;
 
 invalid:
@@ -1254,10 +1133,22 @@ invalid:
 }
 
 
-/* oauth_api and oauth_metrics: content handlers named in cmd->post */
+/* oauth_callback, oauth_api and oauth_metrics: the handler in cmd->post */
 
 static char *
 ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_oauth_set_handler(cf, (ngx_http_handler_pt) cmd->post);
+}
+
+
+/*
+ * A location has one content handler: a second one, ours or another
+ * module's set before (proxy_pass ...), "is duplicate" in either order.
+ */
+
+static char *
+ngx_http_oauth_set_handler(ngx_conf_t *cf, ngx_http_handler_pt handler)
 {
     ngx_http_core_loc_conf_t    *clcf;
     ngx_http_oauth_main_conf_t  *omcf;
@@ -1269,9 +1160,9 @@ ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
-    omcf->enabled = 1;
+    omcf->locations = 1;
 
-    clcf->handler = (ngx_http_handler_pt) cmd->post;
+    clcf->handler = handler;
 
     return NGX_CONF_OK;
 }

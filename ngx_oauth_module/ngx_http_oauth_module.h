@@ -108,7 +108,8 @@ typedef struct {
     ngx_uint_t                   circuit_failures;
     time_t                       circuit_reset;
 
-    ngx_flag_t                   enabled;    /* an oauth_ directive seen */
+    ngx_flag_t                   enabled;    /* set by init_main_conf */
+    ngx_flag_t                   locations;  /* a location uses the module */
     ngx_uint_t                   max_readers;
 
     ngx_oauth_store_t           *store;      /* this worker's, or NULL */
@@ -129,15 +130,6 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_oauth_module;
 
-
-ngx_http_oauth_provider_t *ngx_http_oauth_provider_find(
-    ngx_http_oauth_main_conf_t *omcf, ngx_str_t *name);
-
-/* provider block and catalog (ngx_http_oauth_provider.c) */
-char *ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_oauth_providers_init(ngx_conf_t *cf,
-    ngx_http_oauth_main_conf_t *omcf);
 
 /* results counted for oauth_token */
 #define NGX_HTTP_OAUTH_INJECT_OK             0
@@ -160,45 +152,10 @@ void ngx_http_oauth_metrics_inject(ngx_uint_t result);
 void ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed);
 ngx_int_t ngx_http_oauth_metrics_handler(ngx_http_request_t *r);
 
-/* oauth_api (ngx_http_oauth_api.c) */
-ngx_int_t ngx_http_oauth_api_handler(ngx_http_request_t *r);
-
-/* oauth_token (ngx_http_oauth_token.c) */
-ngx_int_t ngx_http_oauth_token_add_variables(ngx_conf_t *cf);
-ngx_int_t ngx_http_oauth_token_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_oauth_credential(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_provider_t *pr,
-    ngx_oauth_conn_t *conn, ngx_str_t *secret, ngx_str_t *value);
-
 /* handlers (ngx_http_oauth_flow.c) */
 ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_callback_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
-
-ngx_int_t ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *body, size_t len);
-ngx_int_t ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message);
-ngx_int_t ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
-    const char *value);
-
-/*
- * State kept beside the module's ctx slot (which oauth_token owns): the
- * data of the request pool cleanup with this handler, or NULL.
- */
-void *ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
-    ngx_pool_cleanup_pt handler);
-
-/* one JSON line per credential event (ngx_http_oauth_audit.c) */
-void ngx_http_oauth_audit(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log,
-    const char *event, ngx_oauth_str_t *owner, ngx_str_t *provider,
-    ngx_oauth_str_t *account, const char *result, const char *error,
-    ngx_str_t *remote_addr);
-
-ngx_int_t ngx_http_oauth_owner(ngx_http_request_t *r,
-    ngx_http_oauth_loc_conf_t *olcf, ngx_str_t *owner);
-ngx_int_t ngx_http_oauth_store_ready(ngx_http_request_t *r,
-    ngx_http_oauth_main_conf_t *omcf);
 
 
 #endif /* _NGX_HTTP_OAUTH_MODULE_H_INCLUDED_ */

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_oauth_url.h"
 
 
@@ -142,6 +142,13 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "oauth_provider name \"off\" is reserved: "
+                           "\"oauth_token off\" means no provider");
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_http_oauth_provider_find(omcf, &value[1])) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "duplicate oauth_provider \"%V\"", &value[1]);
@@ -162,8 +169,6 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->refresh = NGX_CONF_UNSET;
     p->file = cf->conf_file->file.name.data;
     p->line = cf->conf_file->line;
-
-    omcf->enabled = 1;
 
     ctx.omcf = omcf;
     ctx.provider = p;
@@ -1432,4 +1437,25 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
     }
 
     return NGX_OK;
+}
+
+
+ngx_http_oauth_provider_t *
+ngx_http_oauth_provider_find(ngx_http_oauth_main_conf_t *omcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                  i;
+    ngx_http_oauth_provider_t  *p;
+
+    p = omcf->providers.elts;
+
+    for (i = 0; i < omcf->providers.nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
 }

@@ -8,8 +8,10 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_http_oauth_audit.h"
 #include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_seal.h"
 #include "ngx_oauth_json.h"
 

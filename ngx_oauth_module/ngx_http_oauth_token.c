@@ -7,9 +7,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_token.h"
+#include "ngx_http_oauth_credential.h"
+#include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_util.h"
 #include "ngx_oauth_url.h"
 
 
@@ -68,7 +71,6 @@ typedef struct {
 } ngx_http_oauth_injected_t;
 
 
-static ngx_int_t ngx_http_oauth_token_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_token_fail(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 static ngx_int_t ngx_http_oauth_token_find(ngx_http_request_t *r,
@@ -85,21 +87,18 @@ static ngx_http_oauth_injected_t *ngx_http_oauth_token_injected(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_token_uninject(ngx_http_request_t *r);
 static void ngx_http_oauth_injected_cleanup(void *data);
-static ngx_int_t ngx_http_oauth_token_log_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_oauth_redact_handler(ngx_http_request_t *r);
 static void ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_token_cleanup(void *data);
-static ngx_int_t ngx_http_oauth_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_oauth_param_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+ngx_http_output_header_filter_pt  ngx_http_oauth_token_next_header_filter;
 
 
-static ngx_http_variable_t  ngx_http_oauth_vars[] = {
+ngx_http_variable_t  ngx_http_oauth_token_vars[] = {
 
     { ngx_string("oauth_access_token"), NULL, ngx_http_oauth_variable,
       offsetof(ngx_http_oauth_token_ctx_t, access_token),
@@ -128,81 +127,6 @@ static ngx_http_variable_t  ngx_http_oauth_vars[] = {
 
 
 ngx_int_t
-ngx_http_oauth_token_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_oauth_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_oauth_token_init(ngx_conf_t *cf)
-{
-    ngx_uint_t                  n;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    /*
-     * After the access phase: auth_request, auth_basic and allow/deny have
-     * decided (and set the owner) before any token is looked up, and
-     * "satisfy any" cannot skip it.
-     */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_oauth_token_handler;
-
-    /* the callback's code is hidden before limit_req can log it */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_oauth_redact_handler;
-
-    /*
-     * The log phase handlers run in the order they were added, and the
-     * access log's is added before any dynamic module's: this one is put
-     * first, so that no log sees the injected credential.
-     */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
-    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
-
-    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
-
-    h[0] = ngx_http_oauth_token_log_handler;
-
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_oauth_header_filter;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_oauth_redact_handler(ngx_http_request_t *r)
 {
     ngx_http_core_loc_conf_t  *clcf;
@@ -224,7 +148,7 @@ ngx_http_oauth_redact_handler(ngx_http_request_t *r)
  * try_files and mirror still run.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_oauth_token_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
@@ -594,9 +518,16 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ctx->kind = conn->kind;
     ctx->version = conn->version;
 
-    rc = ngx_http_oauth_credential(r->pool, r->connection->log, omcf, pr,
-                                   conn, &ctx->access_token,
-                                   &ctx->authorization);
+    rc = ngx_http_oauth_credential_open(r->pool, r->connection->log,
+                                        omcf->keyring, conn,
+                                        &ctx->access_token);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_oauth_credential_value(r->pool, r->connection->log,
+                                             pr, conn->kind,
+                                             &ctx->access_token,
+                                             &ctx->authorization);
+    }
 
     if (rc == NGX_DECLINED) {
         return ngx_http_oauth_token_fail(r, NGX_HTTP_BAD_GATEWAY,
@@ -671,82 +602,6 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth token: credential injected for provider \"%V\"",
                    &pr->name);
-
-    return NGX_OK;
-}
-
-
-/*
- * The header value that carries conn's credential: the token or key with
- * the provider's prefix, or Basic with "user:password" encoded.
- * NGX_DECLINED when the stored value has characters that could start a
- * new header line.
- */
-
-ngx_int_t
-ngx_http_oauth_credential(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_provider_t *pr,
-    ngx_oauth_conn_t *conn, ngx_str_t *secret, ngx_str_t *value)
-{
-    u_char           *p;
-    size_t            len;
-    ngx_str_t         enc;
-    ngx_uint_t        i;
-    const char       *field;
-    ngx_oauth_str_t  *sealed;
-
-    if (conn->kind == NGX_OAUTH_KIND_OAUTH2) {
-        field = "access";
-        sealed = &conn->access;
-
-    } else {
-        field = "credentials";
-        sealed = &conn->secret;
-    }
-
-    if (sealed->len == 0
-        || ngx_http_oauth_open_field(pool, log, omcf->keyring, conn, field,
-                                     sealed, secret)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* nothing from a provider may start a new header line */
-
-    for (i = 0; i < secret->len; i++) {
-        if (secret->data[i] < 0x20 || secret->data[i] == 0x7f) {
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "oauth: provider \"%V\": stored credential has "
-                          "control characters, refused", &pr->name);
-            return NGX_DECLINED;
-        }
-    }
-
-    len = pr->token_prefix.len + secret->len;
-
-    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
-        len = pr->token_prefix.len + ngx_base64_encoded_length(secret->len);
-    }
-
-    p = ngx_pnalloc(pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    value->data = p;
-    p = ngx_cpymem(p, pr->token_prefix.data, pr->token_prefix.len);
-
-    if (conn->kind == NGX_OAUTH_KIND_BASIC) {
-        enc.data = p;
-        ngx_encode_base64(&enc, secret);
-        p += enc.len;
-
-    } else {
-        p = ngx_cpymem(p, secret->data, secret->len);
-    }
-
-    value->len = p - value->data;
 
     return NGX_OK;
 }
@@ -990,7 +845,7 @@ ngx_http_oauth_injected_cleanup(void *data)
  * is only something a log format such as $http_authorization could show.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_oauth_token_log_handler(ngx_http_request_t *r)
 {
     ngx_http_oauth_main_conf_t  *omcf;
@@ -1053,8 +908,8 @@ ngx_http_oauth_token_cleanup(void *data)
  * works: the next use refreshes it first.
  */
 
-static ngx_int_t
-ngx_http_oauth_header_filter(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_oauth_token_header_filter(ngx_http_request_t *r)
 {
     uint64_t                     expect;
     ngx_oauth_str_t              owner, provider, account;
@@ -1065,7 +920,7 @@ ngx_http_oauth_header_filter(ngx_http_request_t *r)
     if (r != r->main || r->upstream == NULL
         || r->headers_out.status != NGX_HTTP_UNAUTHORIZED)
     {
-        return ngx_http_next_header_filter(r);
+        return ngx_http_oauth_token_next_header_filter(r);
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
@@ -1073,7 +928,7 @@ ngx_http_oauth_header_filter(ngx_http_request_t *r)
     if (ctx == NULL || ctx->state != NGX_HTTP_OAUTH_TOKEN_DONE
         || ctx->kind != NGX_OAUTH_KIND_OAUTH2)
     {
-        return ngx_http_next_header_filter(r);
+        return ngx_http_oauth_token_next_header_filter(r);
     }
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
@@ -1109,7 +964,7 @@ ngx_http_oauth_header_filter(ngx_http_request_t *r)
         ngx_oauth_conn_free(&conn);
     }
 
-    return ngx_http_next_header_filter(r);
+    return ngx_http_oauth_token_next_header_filter(r);
 }
 
 

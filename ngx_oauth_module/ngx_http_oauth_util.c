@@ -1,0 +1,204 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_util.h"
+
+
+ngx_int_t
+ngx_http_oauth_owner(ngx_http_request_t *r, ngx_http_oauth_loc_conf_t *olcf,
+    ngx_str_t *owner)
+{
+    if (olcf->owner == NULL) {
+        ngx_str_null(owner);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_complex_value(r, olcf->owner, owner) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (owner->len == 0 || owner->len > NGX_OAUTH_OWNER_MAX) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth: owner is %s",
+                       owner->len ? "too long" : "empty");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_oauth_store_ready(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    if (omcf->store == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: the store is not open in this worker");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_oauth_add_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_http_oauth_add_header(r, "X-Content-Type-Options", "nosniff")
+           != NGX_OK
+        || ngx_http_oauth_add_header(r, "Referrer-Policy", "no-referrer")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->pos, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char     *body, *last;
+    size_t      len;
+    ngx_str_t   type = ngx_string("application/json");
+
+    /* code and message are static texts of the module, safe in JSON */
+
+    len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
+          + ngx_strlen(code) + ngx_strlen(message);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_sprintf(body, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
+                       code, message);
+
+    return ngx_http_oauth_send(r, status, &type, body, last - body);
+}
+
+
+ngx_table_elt_t *
+ngx_http_oauth_push_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(name);
+    h->key.data = (u_char *) name;
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return h;
+}
+
+
+ngx_int_t
+ngx_http_oauth_add_header(ngx_http_request_t *r, const char *name,
+    const char *value)
+{
+    ngx_str_t  v;
+
+    v.len = ngx_strlen(value);
+    v.data = (u_char *) value;
+
+    return ngx_http_oauth_push_header(r, name, &v) ? NGX_OK : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_oauth_set_location(ngx_http_request_t *r, ngx_str_t *url)
+{
+    ngx_http_clear_location(r);
+
+    r->headers_out.location = ngx_http_oauth_push_header(r, "Location", url);
+
+    return r->headers_out.location ? NGX_OK : NGX_ERROR;
+}
+
+
+void *
+ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == handler) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_uint_t
+ngx_http_oauth_has_control(const u_char *data, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (data[i] < 0x20 || data[i] == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
