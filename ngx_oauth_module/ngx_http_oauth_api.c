@@ -1876,14 +1876,7 @@ ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
         }
     }
 
-    status = conn->status;
-
-    if (status == NGX_OAUTH_STATUS_CONNECTED && conn->expires_at
-        && conn->expires_at <= ngx_time()
-        && (conn->refresh.len == 0 || conn->retry_at > ngx_time()))
-    {
-        status = NGX_OAUTH_STATUS_EXPIRED;
-    }
+    status = ngx_oauth_conn_status(conn, ngx_time());
 
     o = json_pack("{s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
                   "provider", ngx_http_oauth_api_str(conn->provider.data,

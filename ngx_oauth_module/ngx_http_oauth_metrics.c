@@ -452,7 +452,6 @@ ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn, void *data)
 {
     ngx_http_oauth_gauge_t *g = data;
 
-    time_t                      now;
     unsigned                    status;
     ngx_str_t                   name;
     ngx_http_oauth_provider_t  *p;
@@ -462,21 +461,9 @@ ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn, void *data)
 
     p = ngx_http_oauth_provider_find(g->omcf, &name);
 
-    /*
-     * The status the API reports (ngx_http_oauth_api_conn_json()): a token
-     * past its expiry that cannot be refreshed now is "expired", although
-     * the record still says "connected".
-     */
+    /* the status the API reports */
 
-    now = ngx_time();
-    status = conn->status;
-
-    if (status == NGX_OAUTH_STATUS_CONNECTED && conn->expires_at
-        && conn->expires_at <= now
-        && (conn->refresh.len == 0 || conn->retry_at > now))
-    {
-        status = NGX_OAUTH_STATUS_EXPIRED;
-    }
+    status = ngx_oauth_conn_status(conn, ngx_time());
 
     if (p && status < 4) {
         g->counts[p->index * 4 + status]++;

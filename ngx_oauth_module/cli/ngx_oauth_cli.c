@@ -25,6 +25,7 @@
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_crypto.h"
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_seal.h"
 #include "ngx_oauth_store.h"
 
 
@@ -43,16 +44,12 @@
 
 #define NGX_OAUTH_CLI_ARGS_MAX      2
 #define NGX_OAUTH_CLI_RETRIES       5
-#define NGX_OAUTH_CLI_NFIELDS       3
 #define NGX_OAUTH_CLI_ERR_LEN       512
 #define NGX_OAUTH_CLI_TIME_LEN      sizeof("1970-01-01T00:00:00Z")
 
 #define NGX_OAUTH_CLI_LINE_LEN                                               \
     (NGX_OAUTH_KID_MAX + 1 + ngx_oauth_base64_encoded_len(NGX_OAUTH_KEY_LEN) \
      + 2)
-
-#define ngx_oauth_cli_field(conn, f)                                         \
-    ((ngx_oauth_str_t *) ((unsigned char *) (conn) + (f)->offset))
 
 
 typedef struct {
@@ -111,13 +108,6 @@ typedef struct {
 } ngx_oauth_cli_option_t;
 
 
-/* a sealed field of a connection and the name its associated data uses */
-typedef struct {
-    const char               *name;
-    size_t                    offset;        /* of an ngx_oauth_str_t */
-} ngx_oauth_cli_sealed_t;
-
-
 /* a connection rotate will re-seal, copied out of the read transaction */
 typedef struct {
     ngx_oauth_str_t           owner;
@@ -139,9 +129,9 @@ static int ngx_oauth_cli_list(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_list_conn(const ngx_oauth_conn_t *conn,
     void *data);
 static void ngx_oauth_cli_list_row(ngx_oauth_buf_t *b,
-    const ngx_oauth_conn_t *conn);
+    const ngx_oauth_conn_t *conn, time_t now);
 static void ngx_oauth_cli_list_object(ngx_oauth_buf_t *b,
-    const ngx_oauth_conn_t *conn);
+    const ngx_oauth_conn_t *conn, time_t now);
 static int ngx_oauth_cli_check(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_check_conn(const ngx_oauth_conn_t *conn,
     void *data);
@@ -154,14 +144,14 @@ static int ngx_oauth_cli_rotate_scan(const ngx_oauth_conn_t *conn,
 static int ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
     const ngx_oauth_cli_target_t *t);
 static int ngx_oauth_cli_reseal(ngx_oauth_cli_t *cli,
-    const ngx_oauth_conn_t *conn, const ngx_oauth_cli_sealed_t *f,
+    const ngx_oauth_conn_t *conn, ngx_oauth_sealed_e f,
     ngx_oauth_str_t *out);
 static int ngx_oauth_cli_purge(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_backup(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_each(ngx_oauth_cli_t *cli,
     ngx_oauth_conn_iter_pt iter);
 static int ngx_oauth_cli_open_value(ngx_oauth_cli_t *cli,
-    const ngx_oauth_conn_t *conn, const ngx_oauth_cli_sealed_t *f,
+    const ngx_oauth_conn_t *conn, ngx_oauth_sealed_e f,
     unsigned char **plain, size_t *plen);
 static int ngx_oauth_cli_is_active(ngx_oauth_cli_t *cli,
     const ngx_oauth_str_t *sealed);
@@ -206,14 +196,6 @@ static const ngx_oauth_cli_option_t  ngx_oauth_cli_value_options[] = {
     { "--owner", offsetof(ngx_oauth_cli_t, owner), 1 },
     { "--provider", offsetof(ngx_oauth_cli_t, provider), 1 },
     { NULL, 0, 0 }
-};
-
-
-/* the same field names the module binds each sealed value to */
-static const ngx_oauth_cli_sealed_t  ngx_oauth_cli_sealed[] = {
-    { "access", offsetof(ngx_oauth_conn_t, access) },
-    { "refresh", offsetof(ngx_oauth_conn_t, refresh) },
-    { "credentials", offsetof(ngx_oauth_conn_t, secret) }
 };
 
 
@@ -653,10 +635,10 @@ ngx_oauth_cli_list_conn(const ngx_oauth_conn_t *conn, void *data)
             (void) ngx_oauth_buf_add_cstr(&cli->out, ",\n");
         }
 
-        ngx_oauth_cli_list_object(&cli->out, conn);
+        ngx_oauth_cli_list_object(&cli->out, conn, time(NULL));
 
     } else {
-        ngx_oauth_cli_list_row(&cli->out, conn);
+        ngx_oauth_cli_list_row(&cli->out, conn, time(NULL));
     }
 
     cli->conns++;
@@ -666,12 +648,13 @@ ngx_oauth_cli_list_conn(const ngx_oauth_conn_t *conn, void *data)
 
 
 static void
-ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
+ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
+    time_t now)
 {
-    size_t                         i, n;
+    size_t                         n;
     ngx_oauth_str_t                kid;
     const ngx_oauth_str_t         *s;
-    const ngx_oauth_cli_sealed_t  *f;
+    ngx_oauth_sealed_e             f;
 
     ngx_oauth_cli_add_text(b, conn->owner.data, conn->owner.len);
     (void) ngx_oauth_buf_add_byte(b, '\t');
@@ -680,7 +663,8 @@ ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
     ngx_oauth_cli_add_text(b, conn->account.data, conn->account.len);
     (void) ngx_oauth_buf_add_fmt(b, "\t%s\t%s\t",
                                  ngx_oauth_kind_name(conn->kind),
-                                 ngx_oauth_status_name(conn->status));
+                                 ngx_oauth_status_name(
+                                     ngx_oauth_conn_status(conn, now)));
     ngx_oauth_cli_add_time(b, conn->expires_at, 0);
     (void) ngx_oauth_buf_add_byte(b, '\t');
     ngx_oauth_cli_add_time(b, conn->updated_at, 0);
@@ -690,15 +674,15 @@ ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
 
     n = 0;
 
-    for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-        f = &ngx_oauth_cli_sealed[i];
-        s = ngx_oauth_cli_field(conn, f);
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        s = ngx_oauth_conn_sealed(conn, f);
 
         if (s->len == 0) {
             continue;
         }
 
-        (void) ngx_oauth_buf_add_fmt(b, "%s%s=", n++ ? "," : "", f->name);
+        (void) ngx_oauth_buf_add_fmt(b, "%s%s=", n++ ? "," : "",
+                                     ngx_oauth_sealed_name(f));
 
         if (ngx_oauth_sealed_kid(s->data, s->len, &kid) == NGX_OAUTH_OK) {
             (void) ngx_oauth_buf_add_str(b, &kid);
@@ -713,12 +697,13 @@ ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
 
 
 static void
-ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
+ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
+    time_t now)
 {
-    size_t                         i, n;
+    size_t                         n;
     ngx_oauth_str_t                kid;
     const ngx_oauth_str_t         *s;
-    const ngx_oauth_cli_sealed_t  *f;
+    ngx_oauth_sealed_e             f;
 
     (void) ngx_oauth_buf_add_cstr(b, "{\"owner\":");
     ngx_oauth_cli_add_json(b, conn->owner.data, conn->owner.len);
@@ -731,7 +716,8 @@ ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
                            conn->account_name.len);
     (void) ngx_oauth_buf_add_fmt(b, ",\"kind\":\"%s\",\"status\":\"%s\"",
                                  ngx_oauth_kind_name(conn->kind),
-                                 ngx_oauth_status_name(conn->status));
+                                 ngx_oauth_status_name(
+                                     ngx_oauth_conn_status(conn, now)));
     (void) ngx_oauth_buf_add_cstr(b, ",\"expires_at\":");
     ngx_oauth_cli_add_time(b, conn->expires_at, 1);
     (void) ngx_oauth_buf_add_cstr(b, ",\"created_at\":");
@@ -755,16 +741,15 @@ ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn)
 
     n = 0;
 
-    for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-        f = &ngx_oauth_cli_sealed[i];
-        s = ngx_oauth_cli_field(conn, f);
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        s = ngx_oauth_conn_sealed(conn, f);
 
         if (s->len == 0) {
             continue;
         }
 
         (void) ngx_oauth_buf_add_fmt(b, "%s\"%s\":", n++ ? "," : "",
-                                     f->name);
+                                     ngx_oauth_sealed_name(f));
 
         if (ngx_oauth_sealed_kid(s->data, s->len, &kid) == NGX_OAUTH_OK) {
             ngx_oauth_cli_add_json(b, kid.data, kid.len);
@@ -834,16 +819,15 @@ ngx_oauth_cli_check_conn(const ngx_oauth_conn_t *conn, void *data)
     ngx_oauth_cli_t  *cli = data;
 
     int                            rc;
-    size_t                         i, plen;
+    size_t                         plen;
     unsigned char                 *plain;
     const ngx_oauth_str_t         *s;
-    const ngx_oauth_cli_sealed_t  *f;
+    ngx_oauth_sealed_e             f;
 
     cli->conns++;
 
-    for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-        f = &ngx_oauth_cli_sealed[i];
-        s = ngx_oauth_cli_field(conn, f);
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        s = ngx_oauth_conn_sealed(conn, f);
 
         if (s->len == 0) {
             continue;
@@ -867,7 +851,7 @@ ngx_oauth_cli_check_conn(const ngx_oauth_conn_t *conn, void *data)
         }
 
         cli->failed++;
-        ngx_oauth_cli_failure(&cli->out, conn, f->name, rc, s);
+        ngx_oauth_cli_failure(&cli->out, conn, ngx_oauth_sealed_name(f), rc, s);
     }
 
     return cli->out.failed;
@@ -882,7 +866,6 @@ ngx_oauth_cli_check_flow(const ngx_oauth_flow_t *flow, void *data)
     int               rc;
     size_t            plen;
     unsigned char    *plain;
-    ngx_oauth_aad_t   aad;
     ngx_oauth_conn_t  row;
 
     if (flow->verifier.len == 0) {
@@ -897,17 +880,7 @@ ngx_oauth_cli_check_flow(const ngx_oauth_flow_t *flow, void *data)
         return 1;
     }
 
-    /* sealed by nginx for (owner, provider, no account, "pkce") */
-
-    aad.owner = flow->owner;
-    aad.provider = flow->provider;
-    aad.account.len = 0;
-    aad.account.data = NULL;
-    aad.field.len = sizeof("pkce") - 1;
-    aad.field.data = (unsigned char *) "pkce";
-
-    rc = ngx_oauth_open(&cli->keyring, &aad, flow->verifier.data,
-                        flow->verifier.len, plain, &plen);
+    rc = ngx_oauth_flow_open_verifier(&cli->keyring, flow, plain, &plen);
 
     if (rc == NGX_OAUTH_OK) {
         ngx_oauth_wipe(plain, plen);
@@ -919,7 +892,9 @@ ngx_oauth_cli_check_flow(const ngx_oauth_flow_t *flow, void *data)
         row.provider = flow->provider;
 
         cli->flows_failed++;
-        ngx_oauth_cli_failure(&cli->out, &row, "pkce", rc, &flow->verifier);
+        ngx_oauth_cli_failure(&cli->out, &row,
+                              ngx_oauth_sealed_name(NGX_OAUTH_SEALED_VERIFIER),
+                              rc, &flow->verifier);
     }
 
     free(plain);
@@ -1018,7 +993,6 @@ ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data)
     int               rc;
     size_t            plen, slen;
     unsigned char    *plain, *sealed;
-    ngx_oauth_aad_t   aad;
 
     if (flow->verifier.len == 0
         || ngx_oauth_cli_is_active(cli, &flow->verifier))
@@ -1028,20 +1002,12 @@ ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data)
 
     cli->flows++;
 
-    aad.owner = flow->owner;
-    aad.provider = flow->provider;
-    aad.account.len = 0;
-    aad.account.data = NULL;
-    aad.field.len = sizeof("pkce") - 1;
-    aad.field.data = (unsigned char *) "pkce";
-
     plain = malloc(flow->verifier.len);
     if (plain == NULL) {
         return NGX_OAUTH_NOMEM;
     }
 
-    rc = ngx_oauth_open(&cli->keyring, &aad, flow->verifier.data,
-                        flow->verifier.len, plain, &plen);
+    rc = ngx_oauth_flow_open_verifier(&cli->keyring, flow, plain, &plen);
 
     if (rc != NGX_OAUTH_OK) {
         free(plain);
@@ -1049,7 +1015,7 @@ ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data)
         return 0;
     }
 
-    slen = ngx_oauth_seal_size(cli->keyring.keys[0].kid_len, plen);
+    slen = ngx_oauth_sealed_size(&cli->keyring, plen);
 
     sealed = malloc(slen);
     if (sealed == NULL) {
@@ -1058,7 +1024,10 @@ ngx_oauth_cli_rotate_flow(ngx_oauth_flow_t *flow, void *data)
         return NGX_OAUTH_NOMEM;
     }
 
-    rc = ngx_oauth_seal(&cli->keyring, &aad, plain, plen, sealed, &slen);
+    /* the same binding again (state NULL): the flow keeps its key */
+
+    rc = ngx_oauth_flow_seal_verifier(&cli->keyring, flow, NULL, 0, plain,
+                                      plen, sealed, &slen);
 
     ngx_oauth_wipe(plain, plen);
     free(plain);
@@ -1088,16 +1057,17 @@ ngx_oauth_cli_rotate_scan(const ngx_oauth_conn_t *conn, void *data)
 {
     ngx_oauth_cli_t  *cli = data;
 
-    size_t                  i, current, sealed;
+    size_t                  current, sealed;
     unsigned char          *p;
+    ngx_oauth_sealed_e      f;
     const ngx_oauth_str_t  *s;
     ngx_oauth_cli_target_t  t;
 
     current = 0;
     sealed = 0;
 
-    for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-        s = ngx_oauth_cli_field(conn, &ngx_oauth_cli_sealed[i]);
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        s = ngx_oauth_conn_sealed(conn, f);
 
         if (s->len) {
             sealed++;
@@ -1155,11 +1125,11 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
     const ngx_oauth_cli_target_t *t)
 {
     int                            rc;
-    size_t                         i, tries, done, current, failed;
+    size_t                         tries, done, current, failed;
     ngx_oauth_buf_t                report;
-    ngx_oauth_str_t                sealed[NGX_OAUTH_CLI_NFIELDS];
+    ngx_oauth_str_t                sealed[NGX_OAUTH_SEALED_CONN_FIELDS];
     ngx_oauth_conn_t               conn, rec;
-    const ngx_oauth_cli_sealed_t  *f;
+    ngx_oauth_sealed_e             f;
 
     memset(&report, 0, sizeof(ngx_oauth_buf_t));
 
@@ -1187,21 +1157,20 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
         current = 0;
         failed = 0;
 
-        for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-            f = &ngx_oauth_cli_sealed[i];
+        for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
 
-            if (ngx_oauth_cli_field(&conn, f)->len == 0) {
+            if (ngx_oauth_conn_sealed(&conn, f)->len == 0) {
                 continue;
             }
 
-            rc = ngx_oauth_cli_reseal(cli, &conn, f, &sealed[i]);
+            rc = ngx_oauth_cli_reseal(cli, &conn, f, &sealed[f]);
 
             if (rc == NGX_OAUTH_OK) {
-                if (sealed[i].len == 0) {
+                if (sealed[f].len == 0) {
                     current++;
 
                 } else {
-                    *ngx_oauth_cli_field(&rec, f) = sealed[i];
+                    *ngx_oauth_conn_sealed(&rec, f) = sealed[f];
                     done++;
                 }
 
@@ -1216,8 +1185,8 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
             /* left as it is: check will keep reporting it */
 
             failed++;
-            ngx_oauth_cli_failure(&report, &conn, f->name, rc,
-                                  ngx_oauth_cli_field(&conn, f));
+            ngx_oauth_cli_failure(&report, &conn, ngx_oauth_sealed_name(f),
+                                  rc, ngx_oauth_conn_sealed(&conn, f));
             rc = NGX_OAUTH_OK;
         }
 
@@ -1230,8 +1199,8 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
             }
         }
 
-        for (i = 0; i < NGX_OAUTH_CLI_NFIELDS; i++) {
-            free(sealed[i].data);
+        for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+            free(sealed[f].data);
         }
 
         if (rc != NGX_OAUTH_CONFLICT || tries == NGX_OAUTH_CLI_RETRIES) {
@@ -1271,15 +1240,14 @@ exit:
 
 static int
 ngx_oauth_cli_reseal(ngx_oauth_cli_t *cli, const ngx_oauth_conn_t *conn,
-    const ngx_oauth_cli_sealed_t *f, ngx_oauth_str_t *out)
+    ngx_oauth_sealed_e f, ngx_oauth_str_t *out)
 {
     int                     rc;
     size_t                  plen;
-    ngx_oauth_aad_t         aad;
     unsigned char          *plain, *p;
     const ngx_oauth_str_t  *s;
 
-    s = ngx_oauth_cli_field(conn, f);
+    s = ngx_oauth_conn_sealed(conn, f);
 
     if (ngx_oauth_cli_is_active(cli, s)) {
         return NGX_OAUTH_OK;
@@ -1290,19 +1258,14 @@ ngx_oauth_cli_reseal(ngx_oauth_cli_t *cli, const ngx_oauth_conn_t *conn,
         return rc;
     }
 
-    p = malloc(ngx_oauth_seal_size(cli->keyring.keys[0].kid_len, plen));
+    p = malloc(ngx_oauth_sealed_size(&cli->keyring, plen));
     if (p == NULL) {
         rc = NGX_OAUTH_NOMEM;
         goto exit;
     }
 
-    aad.owner = conn->owner;
-    aad.provider = conn->provider;
-    aad.account = conn->account;
-    aad.field.len = strlen(f->name);
-    aad.field.data = (unsigned char *) f->name;
-
-    rc = ngx_oauth_seal(&cli->keyring, &aad, plain, plen, p, &out->len);
+    rc = ngx_oauth_conn_seal(&cli->keyring, conn, f, plain, plen, p,
+                             &out->len);
     if (rc != NGX_OAUTH_OK) {
         free(p);
         goto exit;
@@ -1404,28 +1367,18 @@ ngx_oauth_cli_each(ngx_oauth_cli_t *cli, ngx_oauth_conn_iter_pt iter)
 
 static int
 ngx_oauth_cli_open_value(ngx_oauth_cli_t *cli, const ngx_oauth_conn_t *conn,
-    const ngx_oauth_cli_sealed_t *f, unsigned char **plain, size_t *plen)
+    ngx_oauth_sealed_e f, unsigned char **plain, size_t *plen)
 {
-    int                     rc;
-    ngx_oauth_aad_t         aad;
-    const ngx_oauth_str_t  *s;
+    int  rc;
 
-    s = ngx_oauth_cli_field(conn, f);
-
-    *plain = malloc(s->len);
+    *plain = malloc(ngx_oauth_conn_sealed(conn, f)->len);
     if (*plain == NULL) {
         return NGX_OAUTH_NOMEM;
     }
 
-    aad.owner = conn->owner;
-    aad.provider = conn->provider;
-    aad.account = conn->account;
-    aad.field.len = strlen(f->name);
-    aad.field.data = (unsigned char *) f->name;
-
     /* a failed open wipes whatever it wrote */
 
-    rc = ngx_oauth_open(&cli->keyring, &aad, s->data, s->len, *plain, plen);
+    rc = ngx_oauth_conn_open(&cli->keyring, conn, f, *plain, plen);
     if (rc != NGX_OAUTH_OK) {
         free(*plain);
         *plain = NULL;

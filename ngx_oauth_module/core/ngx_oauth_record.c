@@ -105,7 +105,11 @@ static const ngx_oauth_record_field_t  ngx_oauth_flow_fields[] = {
     { 8, NGX_OAUTH_FIELD_TIME, offsetof(ngx_oauth_flow_t, expires), 0, 0 },
 
     { 9, NGX_OAUTH_FIELD_PARAMS, offsetof(ngx_oauth_flow_t, params),
-      offsetof(ngx_oauth_flow_t, nparams), NGX_OAUTH_PARAMS_MAX }
+      offsetof(ngx_oauth_flow_t, nparams), NGX_OAUTH_PARAMS_MAX },
+
+    /* absent in records of older versions: the legacy binding, 0 */
+    { 10, NGX_OAUTH_FIELD_UINT, offsetof(ngx_oauth_flow_t, verifier_aad), 0,
+      NGX_OAUTH_FLOW_AAD_STATE }
 };
 
 
@@ -269,6 +273,21 @@ ngx_oauth_status_name(unsigned status)
     }
 
     return ngx_oauth_status_names[status];
+}
+
+
+unsigned
+ngx_oauth_conn_status(const ngx_oauth_conn_t *conn, time_t now)
+{
+    if (conn->status == NGX_OAUTH_STATUS_CONNECTED
+        && conn->expires_at != 0
+        && conn->expires_at <= now
+        && (conn->refresh.len == 0 || conn->retry_at > now))
+    {
+        return NGX_OAUTH_STATUS_EXPIRED;
+    }
+
+    return conn->status;
 }
 
 

@@ -22,7 +22,7 @@
 #define NGX_OAUTH_STORE_READERS      126
 #define NGX_OAUTH_STORE_OPEN_TRIES   5
 #define NGX_OAUTH_STORE_ERR_LEN      256
-#define NGX_OAUTH_STORE_HASH_LEN     32
+#define NGX_OAUTH_STORE_HASH_LEN     NGX_OAUTH_FLOW_KEY_LEN
 #define NGX_OAUTH_STORE_LEASE_LEN    16
 #define NGX_OAUTH_STORE_META_KEY_MAX 511
 #define NGX_OAUTH_STORE_VERSION_KEY  "version"
@@ -315,6 +315,7 @@ ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
      */
 
     dec = ngx_oauth_flow_decode(v.mv_data, v.mv_size, flow);
+    memcpy(flow->state_hash, key, sizeof(flow->state_hash));
 
     rc = mdb_del(txn, st->flows, &k, NULL);
     if (rc != 0) {
@@ -909,6 +910,10 @@ ngx_oauth_store_flow_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
         != NGX_OAUTH_OK)
     {
         return NGX_OAUTH_STORE_BAD;
+    }
+
+    if (k->mv_size == sizeof(flow.state_hash)) {
+        memcpy(flow.state_hash, k->mv_data, sizeof(flow.state_hash));
     }
 
     if (w->iter) {

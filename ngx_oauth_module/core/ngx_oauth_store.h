@@ -22,6 +22,13 @@
 #define NGX_OAUTH_PARAM_NAME_MAX   128
 #define NGX_OAUTH_RECORD_MAX       (256 * 1024)
 
+/* the store key of a flow: sha256 of its state */
+#define NGX_OAUTH_FLOW_KEY_LEN     32
+
+/* flow->verifier_aad: what the PKCE verifier is bound to */
+#define NGX_OAUTH_FLOW_AAD_LEGACY  0      /* owner and provider only */
+#define NGX_OAUTH_FLOW_AAD_STATE   1      /* and sha256(state) */
+
 #define NGX_OAUTH_MODE_REDIRECT    0
 #define NGX_OAUTH_MODE_POPUP       1
 
@@ -60,7 +67,11 @@ typedef struct {
     time_t              expires;
     size_t              nparams;
     ngx_oauth_param_t  *params;         /* connection params given at start */
+    unsigned            verifier_aad;   /* NGX_OAUTH_FLOW_AAD_* */
     void               *mem;            /* owns every pointer above */
+
+    /* the key the flow is stored under: set when read, never encoded */
+    unsigned char       state_hash[NGX_OAUTH_FLOW_KEY_LEN];
 } ngx_oauth_flow_t;
 
 
@@ -230,6 +241,14 @@ int ngx_oauth_conn_decode(const unsigned char *buf, size_t len,
     ngx_oauth_conn_t *conn);
 
 const char *ngx_oauth_status_name(unsigned status);
+
+/*
+ * The status a connection has for its users (API, metrics, ngx-oauth):
+ * the stored one, except that a "connected" token past its expiry that
+ * cannot be refreshed now (no refresh token, or a backoff until later
+ * than now) is NGX_OAUTH_STATUS_EXPIRED.
+ */
+unsigned ngx_oauth_conn_status(const ngx_oauth_conn_t *conn, time_t now);
 const char *ngx_oauth_kind_name(unsigned kind);
 
 

@@ -33,6 +33,7 @@
 
 #include "ngx_oauth_core.h"
 #include "ngx_oauth_crypto.h"
+#include "ngx_oauth_seal.h"
 #include "ngx_oauth_store.h"
 
 
@@ -57,12 +58,12 @@ static int ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_get(ngx_oauth_fixture_t *fx,
     ngx_oauth_conn_t *conn);
-static ngx_oauth_str_t *ngx_oauth_fixture_field(ngx_oauth_conn_t *conn,
+static int ngx_oauth_fixture_field(const char *name,
+    ngx_oauth_sealed_e *field);
+static ngx_oauth_str_t *ngx_oauth_fixture_member(ngx_oauth_conn_t *conn,
     const char *name);
 static int ngx_oauth_fixture_seal(ngx_oauth_fixture_t *fx,
-    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
-    const ngx_oauth_str_t *account, const char *field, const char *plain,
-    ngx_oauth_str_t *out);
+    ngx_oauth_conn_t *conn, ngx_oauth_sealed_e field, const char *plain);
 static int ngx_oauth_fixture_put(ngx_oauth_fixture_t *fx,
     ngx_oauth_conn_t *conn);
 
@@ -184,20 +185,17 @@ ngx_oauth_fixture_conn(ngx_oauth_fixture_t *fx, unsigned kind)
         conn.expires_at = now + 3600;
         conn.last_refresh_at = now;
 
-        rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
-                                    &conn.account, "access", fx->args[3],
-                                    &conn.access);
+        rc = ngx_oauth_fixture_seal(fx, &conn, NGX_OAUTH_SEALED_ACCESS,
+                                    fx->args[3]);
 
         if (rc == NGX_OAUTH_OK && fx->nargs == 5) {
-            rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
-                                        &conn.account, "refresh",
-                                        fx->args[4], &conn.refresh);
+            rc = ngx_oauth_fixture_seal(fx, &conn, NGX_OAUTH_SEALED_REFRESH,
+                                        fx->args[4]);
         }
 
     } else {
-        rc = ngx_oauth_fixture_seal(fx, &conn.owner, &conn.provider,
-                                    &conn.account, "credentials",
-                                    fx->args[3], &conn.secret);
+        rc = ngx_oauth_fixture_seal(fx, &conn, NGX_OAUTH_SEALED_CREDENTIALS,
+                                    fx->args[3]);
     }
 
     if (rc == NGX_OAUTH_OK) {
@@ -225,7 +223,7 @@ ngx_oauth_fixture_tamper(ngx_oauth_fixture_t *fx)
 
     rc = 1;
 
-    s = ngx_oauth_fixture_field(&conn, fx->args[3]);
+    s = ngx_oauth_fixture_member(&conn, fx->args[3]);
     if (s == NULL || s->len == 0) {
         fprintf(stderr, "fixture: no such sealed field\n");
         goto exit;
@@ -259,8 +257,8 @@ ngx_oauth_fixture_move(ngx_oauth_fixture_t *fx)
 
     rc = 1;
 
-    from = ngx_oauth_fixture_field(&conn, fx->args[3]);
-    to = ngx_oauth_fixture_field(&conn, fx->args[4]);
+    from = ngx_oauth_fixture_member(&conn, fx->args[3]);
+    to = ngx_oauth_fixture_member(&conn, fx->args[4]);
 
     if (from == NULL || to == NULL || from->len == 0) {
         fprintf(stderr, "fixture: no such sealed field\n");
@@ -285,8 +283,8 @@ static int
 ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx)
 {
     int               rc;
+    size_t            len;
     time_t            now;
-    ngx_oauth_str_t   account;
     ngx_oauth_flow_t  flow;
     char              verifier[NGX_OAUTH_VERIFIER_LEN + 1];
 
@@ -302,15 +300,21 @@ ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx)
     flow.created = now;
     flow.expires = now + atol(fx->args[3]);
 
-    account.len = 0;
-    account.data = (unsigned char *) "";
-
     if (ngx_oauth_random_token(verifier) != NGX_OAUTH_OK) {
         return 1;
     }
 
-    rc = ngx_oauth_fixture_seal(fx, &flow.owner, &flow.provider, &account,
-                                "pkce", verifier, &flow.verifier);
+    len = strlen(verifier);
+
+    flow.verifier.data = malloc(ngx_oauth_sealed_size(&fx->keyring, len));
+    if (flow.verifier.data == NULL) {
+        return 1;
+    }
+
+    rc = ngx_oauth_flow_seal_verifier(&fx->keyring, &flow, fx->args[0],
+                                      strlen(fx->args[0]),
+                                      (unsigned char *) verifier, len,
+                                      flow.verifier.data, &flow.verifier.len);
 
     if (rc == NGX_OAUTH_OK) {
         rc = ngx_oauth_store_flow_put(fx->store, fx->args[0],
@@ -330,12 +334,12 @@ ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx)
 static int
 ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx)
 {
-    int               rc;
-    size_t            len;
-    unsigned char    *plain;
-    ngx_oauth_aad_t   aad;
-    ngx_oauth_str_t  *s;
-    ngx_oauth_conn_t  conn;
+    int                 rc;
+    size_t              len;
+    unsigned char      *plain;
+    ngx_oauth_str_t    *s;
+    ngx_oauth_conn_t    conn;
+    ngx_oauth_sealed_e  f;
 
     if (ngx_oauth_fixture_get(fx, &conn) != NGX_OAUTH_OK) {
         return 1;
@@ -344,7 +348,12 @@ ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx)
     rc = 1;
     plain = NULL;
 
-    s = ngx_oauth_fixture_field(&conn, fx->args[3]);
+    s = NULL;
+
+    if (ngx_oauth_fixture_field(fx->args[3], &f) == NGX_OAUTH_OK) {
+        s = ngx_oauth_conn_sealed(&conn, f);
+    }
+
     if (s == NULL || s->len == 0) {
         fprintf(stderr, "fixture: no such sealed field\n");
         goto exit;
@@ -355,12 +364,7 @@ ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx)
         goto exit;
     }
 
-    aad.owner = conn.owner;
-    aad.provider = conn.provider;
-    aad.account = conn.account;
-    ngx_oauth_fixture_str(&aad.field, fx->args[3]);
-
-    if (ngx_oauth_open(&fx->keyring, &aad, s->data, s->len, plain, &len)
+    if (ngx_oauth_conn_open(&fx->keyring, &conn, f, plain, &len)
         != NGX_OAUTH_OK)
     {
         fprintf(stderr, "fixture: the value does not open\n");
@@ -403,49 +407,56 @@ ngx_oauth_fixture_get(ngx_oauth_fixture_t *fx, ngx_oauth_conn_t *conn)
 }
 
 
-static ngx_oauth_str_t *
-ngx_oauth_fixture_field(ngx_oauth_conn_t *conn, const char *name)
+/* FIELD arguments are the names the store binds sealed values to */
+
+static int
+ngx_oauth_fixture_field(const char *name, ngx_oauth_sealed_e *field)
 {
-    if (strcmp(name, "access") == 0) {
-        return &conn->access;
+    ngx_oauth_sealed_e  f;
+
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        if (strcmp(name, ngx_oauth_sealed_name(f)) == 0) {
+            *field = f;
+            return NGX_OAUTH_OK;
+        }
     }
 
-    if (strcmp(name, "refresh") == 0) {
-        return &conn->refresh;
+    return NGX_OAUTH_NOT_FOUND;
+}
+
+
+static ngx_oauth_str_t *
+ngx_oauth_fixture_member(ngx_oauth_conn_t *conn, const char *name)
+{
+    ngx_oauth_sealed_e  f;
+
+    if (ngx_oauth_fixture_field(name, &f) != NGX_OAUTH_OK) {
+        return NULL;
     }
 
-    if (strcmp(name, "credentials") == 0) {
-        return &conn->secret;
-    }
-
-    return NULL;
+    return ngx_oauth_conn_sealed(conn, f);
 }
 
 
 static int
-ngx_oauth_fixture_seal(ngx_oauth_fixture_t *fx, const ngx_oauth_str_t *owner,
-    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account,
-    const char *field, const char *plain, ngx_oauth_str_t *out)
+ngx_oauth_fixture_seal(ngx_oauth_fixture_t *fx, ngx_oauth_conn_t *conn,
+    ngx_oauth_sealed_e field, const char *plain)
 {
-    int              rc;
-    size_t           len;
-    ngx_oauth_aad_t  aad;
+    int               rc;
+    size_t            len;
+    ngx_oauth_str_t  *out;
 
-    aad.owner = *owner;
-    aad.provider = *provider;
-    aad.account = *account;
-    ngx_oauth_fixture_str(&aad.field, field);
-
+    out = ngx_oauth_conn_sealed(conn, field);
     len = strlen(plain);
 
-    out->data = malloc(ngx_oauth_seal_size(fx->keyring.keys[0].kid_len,
-                                           len));
+    out->data = malloc(ngx_oauth_sealed_size(&fx->keyring, len));
     if (out->data == NULL) {
         return NGX_OAUTH_NOMEM;
     }
 
-    rc = ngx_oauth_seal(&fx->keyring, &aad, (const unsigned char *) plain,
-                        len, out->data, &out->len);
+    rc = ngx_oauth_conn_seal(&fx->keyring, conn, field,
+                             (const unsigned char *) plain, len, out->data,
+                             &out->len);
     if (rc != NGX_OAUTH_OK) {
         fprintf(stderr, "fixture: seal failed: %s\n",
                 ngx_oauth_strerror(rc));
