@@ -17,6 +17,7 @@
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_seal.h"
 
 
 /*
@@ -311,9 +312,8 @@ static ngx_int_t
 ngx_http_oauth_start_flow(ngx_http_request_t *r, ngx_http_oauth_start_t *st,
     ngx_oauth_flow_t *flow, ngx_str_t *url)
 {
+    size_t                       len;
     ngx_int_t                    rc;
-    ngx_oauth_str_t              plain;
-    ngx_oauth_conn_t             row;
     ngx_http_oauth_provider_t   *p;
     ngx_http_oauth_main_conf_t  *omcf;
 
@@ -352,23 +352,29 @@ ngx_http_oauth_start_flow(ngx_http_request_t *r, ngx_http_oauth_start_t *st,
     flow->mem = NULL;
     flow->verifier.len = 0;
     flow->verifier.data = NULL;
+    flow->verifier_aad = NGX_OAUTH_FLOW_AAD_LEGACY;
 
     if (p->pkce) {
 
-        /* sealed for (owner, provider, no account, "pkce") */
+        /* bound to the owner, the provider and this state */
 
-        ngx_memzero(&row, sizeof(ngx_oauth_conn_t));
-        row.owner = flow->owner;
-        row.provider = flow->provider;
+        len = ngx_oauth_sealed_size(omcf->keyring, NGX_OAUTH_VERIFIER_LEN);
 
-        plain.len = NGX_OAUTH_VERIFIER_LEN;
-        plain.data = (u_char *) st->verifier;
+        flow->verifier.data = ngx_pnalloc(r->pool, len);
+        if (flow->verifier.data == NULL) {
+            return NGX_DONE;
+        }
 
-        if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
-                                      omcf->keyring, &row, "pkce", &plain,
-                                      &flow->verifier)
-            != NGX_OK)
+        if (ngx_oauth_flow_seal_verifier(omcf->keyring, flow, st->state,
+                                         NGX_OAUTH_STATE_LEN,
+                                         (u_char *) st->verifier,
+                                         NGX_OAUTH_VERIFIER_LEN,
+                                         flow->verifier.data,
+                                         &flow->verifier.len)
+            != NGX_OAUTH_OK)
         {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "oauth: sealing failed");
             return NGX_DONE;
         }
     }
@@ -1231,10 +1237,10 @@ static ngx_int_t
 ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx)
 {
+    int                      orc;
     size_t                   vlen;
+    u_char                  *verifier;
     ngx_int_t                rc;
-    ngx_str_t                verifier;
-    ngx_oauth_conn_t         row;
     ngx_oauth_buf_t          body = ngx_oauth_buf_init;
     ngx_http_oauth_fetch_t  *f;
 
@@ -1250,24 +1256,25 @@ ngx_http_oauth_exchange_start(ngx_http_request_t *r,
 
     if (ctx->flow.verifier.len) {
 
-        /* the verifier was sealed for (owner, provider, "", "pkce") */
-
-        ngx_memzero(&row, sizeof(ngx_oauth_conn_t));
-        row.owner = ctx->flow.owner;
-        row.provider = ctx->flow.provider;
-
-        if (ngx_http_oauth_open_field(r->pool, r->connection->log,
-                                      ctx->omcf->keyring, &row, "pkce",
-                                      &ctx->flow.verifier, &verifier)
-            != NGX_OK)
-        {
+        verifier = ngx_pnalloc(r->pool, ctx->flow.verifier.len);
+        if (verifier == NULL) {
             goto done;
         }
 
-        vlen = verifier.len;
+        orc = ngx_oauth_flow_open_verifier(ctx->omcf->keyring, &ctx->flow,
+                                           verifier, &vlen);
+        if (orc != NGX_OAUTH_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "oauth: cannot open the sealed pkce: %s",
+                          ngx_oauth_strerror(orc));
+            goto done;
+        }
 
-        ngx_oauth_buf_add_form_pair(&body, "code_verifier", 13,
-                                    verifier.data, vlen);
+        ngx_oauth_buf_add_form_pair(&body, "code_verifier", 13, verifier,
+                                    vlen);
+
+        /* the body holds the copy that goes out */
+        ngx_explicit_memzero(verifier, vlen);
     }
 
     f = ngx_http_oauth_endpoint_token(r->pool, r->connection->log,
