@@ -102,13 +102,15 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 	clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -I$(CORE_DIR) \
 	    -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
+# FUZZ_TARGETS=fuzz_token picks targets (default: every t/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 20
+FUZZ_TARGETS ?= $(patsubst t/fuzz/%.c,%,$(FUZZ_SRCS))
 fuzz:
 	@sh .ci/deps.sh fuzz
 	@$(MAKE) --no-print-directory fuzz-run
 
-fuzz-run: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do \
+fuzz-run: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@set -e; for f in $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)); do \
 	    mkdir -p $(BUILD)/corpus/$$(basename $$f); \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        $(BUILD)/corpus/$$(basename $$f) t/fuzz/seeds/$$(basename $$f); \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,6 +238,38 @@ done:
 }
 
 
+/*
+ * Keeps the pages that hold the keys out of core dumps (a crashed worker's
+ * core is often readable by more people than the key file) and, where the
+ * memlock limit allows, out of swap.  Both are best effort, so their
+ * results are deliberately ignored: a refusal leaves the keys as usable
+ * and as exposed as any other memory.  The pages around the keyring may
+ * hold other data; keeping those out of a core as well costs nothing.
+ */
+
+static void
+ngx_oauth_keyring_protect(ngx_oauth_keyring_t *kr)
+{
+    long       ps;
+    uintptr_t  start, end;
+
+    ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) {
+        return;
+    }
+
+    start = (uintptr_t) kr & ~((uintptr_t) ps - 1);
+    end = ((uintptr_t) kr + sizeof(ngx_oauth_keyring_t) + ps - 1)
+          & ~((uintptr_t) ps - 1);
+
+#ifdef MADV_DONTDUMP
+    (void) madvise((void *) start, end - start, MADV_DONTDUMP);
+#endif
+
+    (void) mlock((void *) start, end - start);
+}
+
+
 int
 ngx_oauth_keyring_load(ngx_oauth_keyring_t *kr, const char *path,
     char *err, size_t errlen)
@@ -345,6 +378,9 @@ ngx_oauth_keyring_load(ngx_oauth_keyring_t *kr, const char *path,
     rc = ngx_oauth_keyring_parse(kr, buf, len, msg, sizeof(msg));
     if (rc != NGX_OAUTH_OK) {
         ngx_oauth_error(err, errlen, "key file \"%s\", %s", path, msg);
+
+    } else {
+        ngx_oauth_keyring_protect(kr);
     }
 
 done:
