@@ -20,6 +20,9 @@ package FakeProvider;
 #     refresh_status,
 #     rotate (0: answer without refresh_token), delay (seconds, after the
 #     new tokens are issued and before the answer is sent).
+#   code_delay: seconds before the code exchange's answer (the code is
+#     spent already); pkce_codes => { CODE => S256 challenge }: that code
+#     only works with the matching code_verifier (RFC 7636 4.6).
 # API endpoint, any method on /api/...: answers 200 text/plain with the raw
 #   request head it received (byte for byte), X-Token-Valid: yes|no; it
 #   answers 401 while api_401 > 0 (counted down), after api_delay seconds.
@@ -58,6 +61,8 @@ my %Defaults = (
     code_body      => undef,
     api_401        => 0,
     api_delay      => 0,
+    code_delay     => 0,
+    pkce_codes     => {},
 );
 
 sub start {
@@ -390,6 +395,13 @@ sub _handle {
     close $c;
 }
 
+sub _s256 {
+    require Digest::SHA;
+    my $b = Digest::SHA::sha256_base64(shift);
+    $b =~ tr{+/}{-_};
+    return $b;
+}
+
 sub _json { return (shift, 'application/json', $JSON->encode(shift), @_) }
 
 sub _issue {
@@ -426,13 +438,23 @@ sub _answer {
 
         if ($gt eq 'authorization_code') {
             $counts->{code}++;
-            return (200, 'application/json', $st->{code_body})
+            return (200, 'application/json', $st->{code_body},
+                    $st->{code_delay})
                 if defined $st->{code_body};
             my $account = $f->{code} // 'none';
+            my $challenge = $st->{pkce_codes}{$account};
+            if (defined $challenge
+                && $challenge ne _s256($f->{code_verifier} // ''))
+            {
+                # RFC 7636 4.6: the code was issued for another verifier
+                $counts->{pkce_mismatch}++;
+                return _json(400, { error => 'invalid_grant',
+                                    error_description => 'PKCE' });
+            }
             my $grant = "g" . ($st->{seq} + 1);
             my $tok = _issue($st, $account, $grant, 1);
             $tok->{user} = { id => $account, name => "User $account" };
-            return _json(200, $tok);
+            return _json(200, $tok, $st->{code_delay});
         }
 
         if ($gt eq 'refresh_token') {
