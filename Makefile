@@ -7,6 +7,7 @@
 #   make test-e2e   a real browser against a real authorization server
 #   make valgrind   the Test::Nginx suites under valgrind (slow)
 #   make bench      oauth_token against a static-header baseline (wrk)
+#   make faults     reload, upgrade, kills, full store, crash: what was lost
 #   make lint       style checks
 
 NGINX_SRC  ?= /usr/share/nginx/src
@@ -41,7 +42,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
 export NGX_OAUTH_CLI ?= $(abspath $(CLI))
 export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
-.PHONY: bench all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
+.PHONY: faults bench all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
         valgrind lint clean
 
 all: module cli
@@ -130,6 +131,9 @@ valgrind: all
 bench: all
 	@sh .ci/deps.sh bench
 	sh bench/run.sh
+
+faults: all
+	sh bench/faults.sh
 
 lint:
 	@! grep -n '.\{81\}' ngx_oauth_module/*.[ch] ngx_oauth_module/*/*.[ch]
