@@ -29,6 +29,8 @@ static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
     ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_oauth_buf_t *body);
+static ngx_uint_t ngx_http_oauth_endpoint_host_templated(
+    ngx_str_t *endpoint);
 static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_str_t *url);
@@ -124,6 +126,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
     }
 
     f->url = url;
+    f->public_only = ngx_http_oauth_endpoint_host_templated(endpoint);
 
     if (ngx_http_oauth_endpoint_copy(pool, body, &f->body) != NGX_OK) {
         f = NULL;
@@ -169,6 +172,8 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     {
         return NULL;
     }
+
+    f->public_only = ngx_http_oauth_endpoint_host_templated(&p->userinfo_url);
 
     /* the token goes the way the provider's API wants it */
 
@@ -252,6 +257,38 @@ ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f)
     /* f may be freed by the handler */
 
     f->handler(f);
+}
+
+
+/*
+ * 1 when a placeholder fills part of the endpoint's host: a user's value
+ * picks the host, so the call must not reach the operator's own network
+ * (loopback, private and link-local addresses).
+ */
+
+static ngx_uint_t
+ngx_http_oauth_endpoint_host_templated(ngx_str_t *endpoint)
+{
+    u_char  *c, *end;
+
+    end = endpoint->data + endpoint->len;
+
+    c = ngx_strlcasestrn(endpoint->data, end, (u_char *) "://", 3 - 1);
+    if (c == NULL) {
+        return 0;
+    }
+
+    for (c += 3; c < end; c++) {
+        if (*c == '/' || *c == '?' || *c == '#') {
+            return 0;
+        }
+
+        if (*c == '{') {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 
 #include "ngx_http_oauth_http.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     unsigned                    running:1;
     unsigned                    too_large:1;
     unsigned                    no_memory:1;
+    unsigned                    refused:1;     /* a non-public address */
 
     char                        errbuf[CURL_ERROR_SIZE];
 } ngx_http_oauth_fetch_ctx_t;
@@ -78,6 +80,9 @@ static ngx_int_t ngx_http_oauth_fetch_parse_url(
 static ngx_int_t ngx_http_oauth_fetch_check_url(
     ngx_http_oauth_fetch_ctx_t *ctx);
 static ngx_uint_t ngx_http_oauth_http_loopback(const char *host);
+static ngx_uint_t ngx_http_oauth_http_address_public(struct sockaddr *sa);
+static curl_socket_t ngx_http_oauth_http_open_socket(void *data,
+    curlsocktype purpose, struct curl_sockaddr *address);
 static ngx_int_t ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_fetch_set_auth(
     ngx_http_oauth_fetch_ctx_t *ctx);
@@ -805,6 +810,88 @@ ngx_http_oauth_http_loopback(const char *host)
 }
 
 
+/*
+ * Loopback, private (RFC 1918, RFC 4193), link-local (cloud metadata at
+ * 169.254.169.254), carrier-grade NAT, unspecified and multicast addresses
+ * are the operator's own network: no user-chosen host may lead there.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_http_address_public(struct sockaddr *sa)
+{
+    u_char                *a;
+    struct sockaddr_in    *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6   *sin6;
+#endif
+
+    if (sa->sa_family == AF_INET) {
+        sin = (struct sockaddr_in *) sa;
+        a = (u_char *) &sin->sin_addr.s_addr;
+        goto ipv4;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (sa->sa_family == AF_INET6) {
+        sin6 = (struct sockaddr_in6 *) sa;
+        a = sin6->sin6_addr.s6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)
+            || IN6_IS_ADDR_V4COMPAT(&sin6->sin6_addr))
+        {
+            a += 12;
+            goto ipv4;
+        }
+
+        return !(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)
+                 || IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr)
+                 || IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)
+                 || IN6_IS_ADDR_SITELOCAL(&sin6->sin6_addr)
+                 || IN6_IS_ADDR_MULTICAST(&sin6->sin6_addr)
+                 || (a[0] & 0xfe) == 0xfc);
+    }
+
+#endif
+
+    return 0;
+
+ipv4:
+
+    return !(a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224
+             || (a[0] == 169 && a[1] == 254)
+             || (a[0] == 172 && (a[1] & 0xf0) == 16)
+             || (a[0] == 192 && a[1] == 168)
+             || (a[0] == 100 && (a[1] & 0xc0) == 64));
+}
+
+
+static curl_socket_t
+ngx_http_oauth_http_open_socket(void *data, curlsocktype purpose,
+    struct curl_sockaddr *address)
+{
+    u_char                       text[NGX_SOCKADDR_STRLEN];
+    size_t                       len;
+    ngx_http_oauth_fetch_ctx_t  *ctx = data;
+
+    if (!ngx_http_oauth_http_address_public(&address->addr)) {
+        ctx->refused = 1;
+
+        len = ngx_sock_ntop(&address->addr, address->addrlen, text,
+                            NGX_SOCKADDR_STRLEN, 0);
+
+        ngx_log_error(NGX_LOG_ERR, ctx->fetch->log, 0,
+                      "oauth: refused to connect to %*s: a loopback, "
+                      "private or link-local address, and the host came "
+                      "from a connection_param", len, text);
+
+        return CURL_SOCKET_BAD;
+    }
+
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+
 static ngx_int_t
 ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
 {
@@ -858,6 +945,21 @@ ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
     code = curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
     if (code != CURLE_OK) {
         goto failed;
+    }
+
+    /* a host a user's value chose: checked at connect, after resolving */
+
+    if (f->public_only) {
+        code = curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
+                                ngx_http_oauth_http_open_socket);
+        if (code != CURLE_OK) {
+            goto failed;
+        }
+
+        code = curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ctx);
+        if (code != CURLE_OK) {
+            goto failed;
+        }
     }
 
     /* a total deadline: a server that drips bytes is cut off as well */
@@ -1531,6 +1633,14 @@ ngx_http_oauth_http_finish(void)
 
         ngx_http_oauth_fetch_done(ctx, code);
     }
+
+    /*
+     * libcurl shares the worker's OpenSSL error queue: a failed handshake
+     * left there would be reported by nginx's next client handshake as a
+     * "stale global SSL error" alert.
+     */
+
+    ERR_clear_error();
 }
 
 
@@ -1583,7 +1693,10 @@ ngx_http_oauth_fetch_done(ngx_http_oauth_fetch_ctx_t *ctx, CURLcode code)
         }
     }
 
-    if (ctx->too_large) {
+    if (ctx->refused) {
+        f->error = "the host is a loopback, private or link-local address";
+
+    } else if (ctx->too_large) {
         f->error = "response too large";
 
     } else if (ctx->no_memory) {

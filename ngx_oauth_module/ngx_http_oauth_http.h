@@ -41,6 +41,8 @@ struct ngx_http_oauth_fetch_s {
     ngx_str_t                         authorization;  /* header value */
     ngx_array_t                      *headers;    /* values wiped too */
     unsigned                          post:1;     /* POST even when empty */
+    /* refuse loopback, private and link-local addresses of the host */
+    unsigned                          public_only:1;
 
     ngx_http_oauth_fetch_handler_pt   handler;
     void                             *data;

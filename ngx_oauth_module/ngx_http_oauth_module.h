@@ -35,6 +35,7 @@ typedef struct {
     ngx_str_t                    name;
     ngx_str_t                    pattern;    /* POSIX ERE, anchored */
     ngx_flag_t                   required;
+    unsigned                     explicit_pattern:1;  /* not the default */
 } ngx_http_oauth_conn_param_t;
 
 

@@ -62,6 +62,8 @@ static char *ngx_http_oauth_provider_url(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *name, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_http_oauth_conn_param_t *cp);
+static ngx_int_t ngx_http_oauth_host_suffix(u_char *name, u_char *close,
+    u_char *host_end);
 static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
     ngx_uint_t scope);
@@ -843,18 +845,79 @@ ngx_http_oauth_provider_url(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 #define NGX_HTTP_OAUTH_PH_CALLBACK  1
 #define NGX_HTTP_OAUTH_PH_STORED    2
 
+/*
+ * A placeholder in the host of an endpoint chooses where the client secret,
+ * the code and the PKCE verifier go.  It is allowed only as the leftmost
+ * label in front of a fixed suffix of at least two labels
+ * ("{shop}.myshopify.com"): whatever the value, the host stays under the
+ * suffix.  Anywhere else in the authority (the whole host, a port) only a
+ * connection_param whose pattern the operator wrote may fill it.
+ */
+
+static ngx_int_t
+ngx_http_oauth_host_suffix(u_char *name, u_char *close, u_char *host_end)
+{
+    u_char      *c;
+    ngx_uint_t   labels, len;
+
+    if (*(name - 2) != '/' || close + 1 >= host_end || close[1] != '.') {
+        return 0;
+    }
+
+    labels = 0;
+    len = 0;
+
+    for (c = close + 2; c < host_end; c++) {
+        if (*c == '.') {
+            if (len == 0) {
+                return 0;
+            }
+
+            labels++;
+            len = 0;
+            continue;
+        }
+
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
+              || (*c >= '0' && *c <= '9') || *c == '-'))
+        {
+            return 0;
+        }
+
+        len++;
+    }
+
+    if (len) {
+        labels++;
+    }
+
+    return labels >= 2 && len > 0;
+}
+
+
 static ngx_int_t
 ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     const char *what, ngx_str_t *url, ngx_uint_t scope)
 {
-    u_char                       *c, *end, *name;
+    u_char                       *c, *end, *name, *host, *host_end;
     size_t                        len;
     ngx_str_t                    *kcp;
-    ngx_uint_t                    i, found;
+    ngx_uint_t                    i, found, in_host, fixed;
     ngx_http_oauth_keep_field_t  *kf;
     ngx_http_oauth_conn_param_t  *cp;
 
     end = url->data + url->len;
+
+    /* the authority: from after "://" to the first "/", "?" or "#" */
+
+    host = ngx_strlcasestrn(url->data, end, (u_char *) "://", 3 - 1);
+    host = host ? host + 3 : end;
+
+    for (host_end = host; host_end < end; host_end++) {
+        if (*host_end == '/' || *host_end == '?' || *host_end == '#') {
+            break;
+        }
+    }
 
     for (c = url->data; c < end; c++) {
 
@@ -869,13 +932,38 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         len = c - name;
         found = 0;
 
+        in_host = (name > host && name < host_end);
+        fixed = in_host && ngx_http_oauth_host_suffix(name, c, host_end);
+
         if (p->connection_params) {
             cp = p->connection_params->elts;
 
             for (i = 0; !found && i < p->connection_params->nelts; i++) {
                 found = (cp[i].name.len == len
                          && ngx_strncmp(cp[i].name.data, name, len) == 0);
+
+                if (found && in_host && !fixed && !cp[i].explicit_pattern) {
+                    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                                  "oauth_provider \"%V\" in %s:%ui: \"%s\" "
+                                  "lets \"{%*s}\" choose the host: put it "
+                                  "in front of a fixed domain "
+                                  "(\"{%*s}.example.com\") or give the "
+                                  "connection_param a pattern= that allows "
+                                  "only your hosts", &p->name, p->file,
+                                  p->line, what, len, name, len, name);
+                    return NGX_ERROR;
+                }
             }
+        }
+
+        if (!found && in_host) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: \"%s\" uses "
+                          "\"{%*s}\" in the host: only a connection_param "
+                          "may choose a host, never a value the callback "
+                          "or the provider sends", &p->name, p->file,
+                          p->line, what, len, name);
+            return NGX_ERROR;
         }
 
         if (scope >= NGX_HTTP_OAUTH_PH_CALLBACK && p->keep_callback_params) {
@@ -1345,6 +1433,9 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         for (i = 0; i < p->connection_params->nelts; i++) {
             if (cp[i].pattern.len == 0) {
                 ngx_str_set(&cp[i].pattern, "^[A-Za-z0-9._-]{1,128}$");
+
+            } else {
+                cp[i].explicit_pattern = 1;
             }
 
             if (ngx_http_oauth_pattern_check(cf, p, &cp[i]) != NGX_OK) {
