@@ -902,7 +902,7 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     u_char                       *c, *end, *name, *host, *host_end;
     size_t                        len;
     ngx_str_t                    *kcp;
-    ngx_uint_t                    i, found, in_host, fixed;
+    ngx_uint_t                    i, found, conn, in_host, fixed;
     ngx_http_oauth_keep_field_t  *kf;
     ngx_http_oauth_conn_param_t  *cp;
 
@@ -956,15 +956,7 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
             }
         }
 
-        if (!found && in_host) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "oauth_provider \"%V\" in %s:%ui: \"%s\" uses "
-                          "\"{%*s}\" in the host: only a connection_param "
-                          "may choose a host, never a value the callback "
-                          "or the provider sends", &p->name, p->file,
-                          p->line, what, len, name);
-            return NGX_ERROR;
-        }
+        conn = found;
 
         if (scope >= NGX_HTTP_OAUTH_PH_CALLBACK && p->keep_callback_params) {
             kcp = p->keep_callback_params->elts;
@@ -982,6 +974,16 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
                 found = (kf[i].as.len == len
                          && ngx_strncmp(kf[i].as.data, name, len) == 0);
             }
+        }
+
+        if (found && !conn && in_host) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: \"%s\" uses "
+                          "\"{%*s}\" in the host: only a connection_param "
+                          "may choose a host, never a value the callback "
+                          "or the provider sends", &p->name, p->file,
+                          p->line, what, len, name);
+            return NGX_ERROR;
         }
 
         if (!found) {
