@@ -16,6 +16,7 @@
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
+#include "ngx_oauth_pattern.h"
 #include "ngx_oauth_json.h"
 #include "ngx_oauth_seal.h"
 
@@ -48,7 +49,7 @@ typedef struct {
     ngx_str_t                    owner;
     ngx_str_t                    return_to;
     unsigned                     mode;       /* NGX_OAUTH_MODE_* */
-    ngx_array_t                  params;     /* ngx_oauth_param_t */
+    ngx_array_t                  params;     /* ngx_oauth_pair_t */
     ngx_http_oauth_provider_t   *provider;
     ngx_int_t                    rc;         /* the answer when not NGX_OK */
 } ngx_http_oauth_start_t;
@@ -240,7 +241,7 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
         return NGX_DONE;
     }
 
-    if (ngx_array_init(&st->params, r->pool, 4, sizeof(ngx_oauth_param_t))
+    if (ngx_array_init(&st->params, r->pool, 4, sizeof(ngx_oauth_pair_t))
         != NGX_OK)
     {
         return NGX_DONE;
@@ -459,7 +460,7 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
     ngx_int_t                     rc;
     ngx_str_t                     value;
     ngx_uint_t                    i;
-    ngx_oauth_param_t            *kp;
+    ngx_oauth_pair_t             *kp;
     ngx_http_oauth_conn_param_t  *cp;
 
     if (p->connection_params == NULL) {
@@ -1675,14 +1676,14 @@ ngx_http_oauth_conn_params(ngx_http_request_t *r,
 {
     ngx_str_t                     value;
     ngx_uint_t                    i;
-    ngx_oauth_param_t            *kp;
+    ngx_oauth_pair_t             *kp;
     ngx_oauth_pair_t             *pp;
     ngx_http_oauth_provider_t    *p;
     ngx_http_oauth_keep_field_t  *kf;
 
     p = ctx->provider;
 
-    kp = ngx_pnalloc(r->pool, sizeof(ngx_oauth_param_t)
+    kp = ngx_pnalloc(r->pool, sizeof(ngx_oauth_pair_t)
                               * (ctx->kept.nelts
                                  + (p->keep_token_fields
                                     ? p->keep_token_fields->nelts : 0)));

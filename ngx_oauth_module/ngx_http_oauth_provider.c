@@ -11,6 +11,7 @@
 
 #include "ngx_http_oauth_provider.h"
 #include "ngx_oauth_url.h"
+#include "ngx_oauth_pattern.h"
 
 
 /*

@@ -43,7 +43,7 @@ typedef struct {
     ngx_str_t                    access_token;
     ngx_str_t                    authorization;
     ngx_str_t                    api_base_url;
-    ngx_oauth_param_t           *params;
+    ngx_oauth_pair_t            *params;
     ngx_uint_t                   nparams;
     ngx_uint_t                   kind;
     uint64_t                     version;
@@ -547,7 +547,7 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
 
     ctx->nparams = conn->nparams;
     ctx->params = ngx_pnalloc(r->pool,
-                              sizeof(ngx_oauth_param_t) * (conn->nparams + 1));
+                              sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
     vars = ngx_pnalloc(r->pool,
                        sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
 
@@ -556,7 +556,7 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     }
 
     for (i = 0; i < conn->nparams; i++) {
-        ngx_oauth_param_t  *kp = &ctx->params[i];
+        ngx_oauth_pair_t   *kp = &ctx->params[i];
 
         kp->name.len = conn->params[i].name.len;
         kp->value.len = conn->params[i].value.len;

@@ -36,7 +36,7 @@ typedef enum {
     NGX_OAUTH_FIELD_U32,         /* uint32_t, 4 bytes */
     NGX_OAUTH_FIELD_U64,         /* uint64_t, 8 bytes */
     NGX_OAUTH_FIELD_TIME,        /* time_t, 8 bytes, two's complement */
-    NGX_OAUTH_FIELD_PARAMS       /* one field per ngx_oauth_param_t */
+    NGX_OAUTH_FIELD_PARAMS       /* one field per ngx_oauth_pair_t */
 } ngx_oauth_field_type_e;
 
 
@@ -313,7 +313,7 @@ ngx_oauth_record_encode(const ngx_oauth_record_type_t *rt, const void *rec,
     unsigned char                   *buf, *p, *q, num[8];
     const unsigned char             *base;
     const ngx_oauth_str_t           *s;
-    const ngx_oauth_param_t         *params;
+    const ngx_oauth_pair_t          *params;
     const ngx_oauth_record_field_t  *f;
 
     *out = NULL;
@@ -372,7 +372,7 @@ ngx_oauth_record_encode(const ngx_oauth_record_type_t *rt, const void *rec,
 
         case NGX_OAUTH_FIELD_PARAMS:
             n = *(const size_t *) (base + f->count);
-            params = *(ngx_oauth_param_t * const *) (base + f->offset);
+            params = *(ngx_oauth_pair_t * const *) (base + f->offset);
 
             for (j = 0; j < n; j++) {
                 q = p;
@@ -418,7 +418,7 @@ ngx_oauth_record_size(const ngx_oauth_record_type_t *rt, const void *rec,
     uint64_t                         v;
     const unsigned char             *base;
     const ngx_oauth_str_t           *s;
-    const ngx_oauth_param_t         *params;
+    const ngx_oauth_pair_t          *params;
     const ngx_oauth_record_field_t  *f;
 
     if (rec == NULL) {
@@ -474,7 +474,7 @@ ngx_oauth_record_size(const ngx_oauth_record_type_t *rt, const void *rec,
 
         case NGX_OAUTH_FIELD_PARAMS:
             n = *(const size_t *) (base + f->count);
-            params = *(ngx_oauth_param_t * const *) (base + f->offset);
+            params = *(ngx_oauth_pair_t * const *) (base + f->offset);
 
             if (n > f->max) {
                 return NGX_OAUTH_TOO_LARGE;
@@ -547,7 +547,7 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
     uint64_t                         v;
     unsigned char                   *base, *mem, *p;
     ngx_oauth_str_t                 *s;
-    ngx_oauth_param_t               *params;
+    ngx_oauth_pair_t                *params;
     const unsigned char             *pos, *last, *value;
     const ngx_oauth_record_field_t  *f;
     uint64_t                         nums[NGX_OAUTH_RECORD_FIELDS_MAX];
@@ -640,7 +640,7 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
             nparams++;
 
             /* flen is 2 + name + value: room for both and their zeros */
-            size += sizeof(ngx_oauth_param_t) + flen;
+            size += sizeof(ngx_oauth_pair_t) + flen;
             continue;
         }
 
@@ -698,8 +698,8 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
         return NGX_OAUTH_NOMEM;
     }
 
-    params = (ngx_oauth_param_t *) mem;
-    p = mem + nparams * sizeof(ngx_oauth_param_t);
+    params = (ngx_oauth_pair_t *) mem;
+    p = mem + nparams * sizeof(ngx_oauth_pair_t);
 
     for (i = 0; i < nparams; i++) {
         params[i].name.data = p;
@@ -758,7 +758,7 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
 
         case NGX_OAUTH_FIELD_PARAMS:
             *(size_t *) (base + f->count) = nparams;
-            *(ngx_oauth_param_t **) (base + f->offset) = nparams ? params
+            *(ngx_oauth_pair_t **) (base + f->offset) = nparams ? params
                                                                  : NULL;
             break;
         }

@@ -49,12 +49,6 @@
 typedef struct ngx_oauth_store_s  ngx_oauth_store_t;
 
 
-typedef struct {
-    ngx_oauth_str_t     name;
-    ngx_oauth_str_t     value;
-} ngx_oauth_param_t;
-
-
 /* a started authorization flow, stored under sha256(state) */
 typedef struct {
     ngx_oauth_str_t     owner;
@@ -66,7 +60,7 @@ typedef struct {
     time_t              created;
     time_t              expires;
     size_t              nparams;
-    ngx_oauth_param_t  *params;         /* connection params given at start */
+    ngx_oauth_pair_t   *params;         /* connection params given at start */
     unsigned            verifier_aad;   /* NGX_OAUTH_FLOW_AAD_* */
     void               *mem;            /* owns every pointer above */
 
@@ -87,7 +81,7 @@ typedef struct {
     ngx_oauth_str_t     scopes;         /* space separated */
     ngx_oauth_str_t     token_type;
     size_t              nparams;
-    ngx_oauth_param_t  *params;         /* kept params and token fields */
+    ngx_oauth_pair_t   *params;         /* kept params and token fields */
     time_t              created_at;
     time_t              updated_at;
     time_t              expires_at;     /* 0: unknown or never */

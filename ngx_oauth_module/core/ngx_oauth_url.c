@@ -3,7 +3,6 @@
  */
 
 
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +50,6 @@ static int ngx_oauth_url_split(const unsigned char *url, size_t len,
     unsigned flags, ngx_oauth_url_parts_t *u, const char **reason);
 static int ngx_oauth_url_check_host(const ngx_oauth_str_t *host,
     unsigned flags, const char **reason);
-static int ngx_oauth_url_is_loopback(const ngx_oauth_str_t *host);
 static int ngx_oauth_url_scheme_is(const ngx_oauth_str_t *scheme,
     const char *name);
 static int ngx_oauth_url_make_origin(const ngx_oauth_url_parts_t *u,
@@ -391,83 +389,6 @@ ngx_oauth_url_append_params(ngx_oauth_buf_t *out, const unsigned char *url,
 
 
 int
-ngx_oauth_pattern_check(const char *pattern, char *err, size_t errlen)
-{
-    int      rc;
-    regex_t  re;
-
-    rc = regcomp(&re, pattern, REG_EXTENDED);
-    if (rc != 0) {
-        if (errlen) {
-            (void) regerror(rc, &re, err, errlen);
-        }
-
-        return NGX_OAUTH_INVALID;
-    }
-
-    regfree(&re);
-
-    return NGX_OAUTH_OK;
-}
-
-
-int
-ngx_oauth_pattern_match(const char *pattern, const unsigned char *value,
-    size_t len)
-{
-    int          rc;
-    char        *s;
-    regex_t      re;
-    regmatch_t   m;
-
-    if (len && memchr(value, '\0', len) != NULL) {
-        return NGX_OAUTH_INVALID;
-    }
-
-    /*
-     * Not REG_NOSUB: the match span is what proves the whole value
-     * matched.  Wrapping the pattern in "^(...)$" is not enough, since a
-     * stray ")" in it is an ordinary character on its own but would close
-     * the wrapper's group.  POSIX matching is leftmost-longest, so when the
-     * whole value can match, the span found is the whole value.
-     */
-
-    if (regcomp(&re, pattern, REG_EXTENDED) != 0) {
-        return NGX_OAUTH_ERROR;
-    }
-
-    s = malloc(len + 1);
-    if (s == NULL) {
-        rc = NGX_OAUTH_NOMEM;
-        goto exit;
-    }
-
-    if (len) {
-        memcpy(s, value, len);
-    }
-
-    s[len] = '\0';
-
-    if (regexec(&re, s, 1, &m, 0) == 0
-        && m.rm_so == 0 && (size_t) m.rm_eo == len)
-    {
-        rc = NGX_OAUTH_OK;
-
-    } else {
-        rc = NGX_OAUTH_INVALID;
-    }
-
-    free(s);
-
-exit:
-
-    regfree(&re);
-
-    return rc;
-}
-
-
-int
 ngx_oauth_url_check_endpoint(const unsigned char *url, size_t len,
     unsigned flags, const char **reason)
 {
@@ -548,21 +469,8 @@ ngx_oauth_url_check_endpoint(const unsigned char *url, size_t len,
         return rc;
     }
 
-    if (ngx_oauth_url_scheme_is(&u.scheme, "https")) {
-        return NGX_OAUTH_OK;
-    }
-
-    if (ngx_oauth_url_scheme_is(&u.scheme, "http")) {
-        if (ngx_oauth_url_is_loopback(&u.host)) {
-            return NGX_OAUTH_OK;
-        }
-
-        *reason = "http:// is only allowed with a loopback host";
-        return NGX_OAUTH_INVALID;
-    }
-
-    *reason = "scheme is not https";
-    return NGX_OAUTH_INVALID;
+    return ngx_oauth_url_check_transport(u.scheme.data, u.scheme.len,
+                                         u.host.data, u.host.len, reason);
 }
 
 
@@ -1043,28 +951,31 @@ ngx_oauth_url_check_host(const ngx_oauth_str_t *host, unsigned flags,
 }
 
 
-/* 127.0.0.0/8 only in plain dotted decimal: "127.1" or "0x7f.1" are not */
+/*
+ * 127.0.0.0/8 only in plain dotted decimal: "127.1" or "0x7f.1" are not
+ * (libcurl hands them on normalized to dotted quads anyway); IPv6 only as
+ * "[::1]", the one spelling libcurl normalizes to.
+ */
 
-static int
-ngx_oauth_url_is_loopback(const ngx_oauth_str_t *host)
+int
+ngx_oauth_url_is_loopback(const unsigned char *host, size_t len)
 {
     size_t                i, digits, dots;
     unsigned              octet;
     unsigned char         c;
     const unsigned char  *p;
 
-    p = host->data;
+    p = host;
 
-    if (host->len == 9 && strncasecmp((const char *) p, "localhost", 9) == 0)
-    {
+    if (len == 9 && strncasecmp((const char *) p, "localhost", 9) == 0) {
         return 1;
     }
 
-    if (host->len == 5 && memcmp(p, "[::1]", 5) == 0) {
+    if (len == 5 && memcmp(p, "[::1]", 5) == 0) {
         return 1;
     }
 
-    if (host->len < 7 || memcmp(p, "127.", 4) != 0) {
+    if (len < 7 || memcmp(p, "127.", 4) != 0) {
         return 0;
     }
 
@@ -1072,8 +983,8 @@ ngx_oauth_url_is_loopback(const ngx_oauth_str_t *host)
     digits = 0;
     octet = 0;
 
-    for (i = 0; i <= host->len; i++) {
-        c = (i < host->len) ? p[i] : '.';
+    for (i = 0; i <= len; i++) {
+        c = (i < len) ? p[i] : '.';
 
         if (c == '.') {
             if (digits == 0 || octet > 255) {
@@ -1097,6 +1008,33 @@ ngx_oauth_url_is_loopback(const ngx_oauth_str_t *host)
     }
 
     return dots == 4;
+}
+
+
+int
+ngx_oauth_url_check_transport(const unsigned char *scheme, size_t slen,
+    const unsigned char *host, size_t hlen, const char **reason)
+{
+    ngx_oauth_str_t  s;
+
+    s.len = slen;
+    s.data = (unsigned char *) scheme;
+
+    if (ngx_oauth_url_scheme_is(&s, "https")) {
+        return NGX_OAUTH_OK;
+    }
+
+    if (ngx_oauth_url_scheme_is(&s, "http")) {
+        if (ngx_oauth_url_is_loopback(host, hlen)) {
+            return NGX_OAUTH_OK;
+        }
+
+        *reason = "http:// is only allowed with a loopback host";
+        return NGX_OAUTH_INVALID;
+    }
+
+    *reason = "scheme is not https";
+    return NGX_OAUTH_INVALID;
 }
 
 

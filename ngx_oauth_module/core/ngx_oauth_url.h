@@ -24,12 +24,6 @@
 #define NGX_OAUTH_URL_TEMPLATE   0x02
 
 
-typedef struct {
-    ngx_oauth_str_t  name;
-    ngx_oauth_str_t  value;
-} ngx_oauth_pair_t;
-
-
 /* a query parameter, decoded; return non-OK to stop the walk with that rc */
 typedef int (*ngx_oauth_query_handler_pt)(void *data,
     const ngx_oauth_str_t *name, const ngx_oauth_str_t *value);
@@ -87,19 +81,6 @@ int ngx_oauth_url_append_params(ngx_oauth_buf_t *out,
     size_t n);
 
 /*
- * POSIX extended regular expressions, for connection_param pattern=.
- * ngx_oauth_pattern_check() is for config time: NGX_OAUTH_INVALID and the
- * regerror() text in err when the pattern does not compile.
- * ngx_oauth_pattern_match(): NGX_OAUTH_OK only when the whole value
- * matches (anchored whatever the pattern says), NGX_OAUTH_INVALID when it
- * does not or contains a NUL byte, NGX_OAUTH_ERROR when the pattern does
- * not compile or memory runs out.
- */
-int ngx_oauth_pattern_check(const char *pattern, char *err, size_t errlen);
-int ngx_oauth_pattern_match(const char *pattern, const unsigned char *value,
-    size_t len);
-
-/*
  * A URL the module will send requests (and maybe credentials) to:
  * "https://host[:port]/..." or "http://" with a loopback host (127.0.0.0/8
  * in dotted decimal, [::1], localhost).  Refused, with a static reason
@@ -110,6 +91,22 @@ int ngx_oauth_pattern_match(const char *pattern, const unsigned char *value,
  */
 int ngx_oauth_url_check_endpoint(const unsigned char *url, size_t len,
     unsigned flags, const char **reason);
+
+/*
+ * The one rule for where credentials may travel: scheme "https"
+ * (any case), or "http" with a loopback host (see below).  For a URL
+ * already split, as libcurl returns the parts after normalizing them;
+ * ngx_oauth_url_check_endpoint() applies it too.  NGX_OAUTH_OK, or
+ * NGX_OAUTH_INVALID with a static reason.
+ */
+int ngx_oauth_url_check_transport(const unsigned char *scheme, size_t slen,
+    const unsigned char *host, size_t hlen, const char **reason);
+
+/*
+ * 1 for a loopback host: "localhost" (any case), 127.0.0.0/8 in dotted
+ * decimal without leading zeros, or "[::1]" (no other spelling of it).
+ */
+int ngx_oauth_url_is_loopback(const unsigned char *host, size_t len);
 
 /*
  * The origin of an absolute http(s) URL, "scheme://host[:port]": scheme and

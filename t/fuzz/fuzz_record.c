@@ -35,8 +35,8 @@ fuzz_str_eq(const ngx_oauth_str_t *a, const ngx_oauth_str_t *b)
 
 
 static int
-fuzz_params_eq(const ngx_oauth_param_t *a, size_t na,
-    const ngx_oauth_param_t *b, size_t nb)
+fuzz_params_eq(const ngx_oauth_pair_t *a, size_t na,
+    const ngx_oauth_pair_t *b, size_t nb)
 {
     size_t  i;
 

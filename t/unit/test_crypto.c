@@ -245,6 +245,11 @@ test_strerror(void **state)
     }
 
     assert_string_equal(ngx_oauth_strerror(-100), "unknown error");
+
+    /* none of them can pass for nginx's NGX_ERROR ... NGX_ABORT (-1..-6) */
+    for (i = 1; i < 11; i++) {
+        assert_true(rcs[i] < -100);
+    }
     assert_string_equal(ngx_oauth_strerror(NGX_OAUTH_DENIED),
                         "authentication failed");
 }

@@ -85,8 +85,8 @@ test_str_eq(const ngx_oauth_str_t *a, const ngx_oauth_str_t *b)
 
 
 static int
-test_params_eq(const ngx_oauth_param_t *a, size_t na,
-    const ngx_oauth_param_t *b, size_t nb)
+test_params_eq(const ngx_oauth_pair_t *a, size_t na,
+    const ngx_oauth_pair_t *b, size_t nb)
 {
     size_t  i;
 
@@ -148,7 +148,7 @@ test_conn_eq(const ngx_oauth_conn_t *a, const ngx_oauth_conn_t *b)
 }
 
 
-static ngx_oauth_param_t  test_params[] = {
+static ngx_oauth_pair_t   test_params[] = {
     { S("tenant"), S("contoso") },
     { S("subdomain"), S("acme") },
     { S("empty"), { 0, NULL } }
@@ -823,7 +823,7 @@ test_encode_invalid(void **state)
     unsigned char      *buf, *big;
     ngx_oauth_flow_t    flow;
     ngx_oauth_conn_t    conn;
-    ngx_oauth_param_t   params[NGX_OAUTH_PARAMS_MAX + 1];
+    ngx_oauth_pair_t    params[NGX_OAUTH_PARAMS_MAX + 1];
 
     big = malloc(NGX_OAUTH_RECORD_MAX + 1);
     assert_non_null(big);

@@ -266,7 +266,7 @@ test_flow_single_use(void **state)
     test_ctx_t         *t;
     ngx_oauth_flow_t    in, out;
     ngx_oauth_store_t  *st;
-    ngx_oauth_param_t   params[] = { { S("tenant"), S("contoso") } };
+    ngx_oauth_pair_t    params[] = { { S("tenant"), S("contoso") } };
     ngx_oauth_str_t     owner = S("alice");
     ngx_oauth_str_t     provider = S("microsoft");
     ngx_oauth_str_t     verifier = S("sealed-verifier");

@@ -479,88 +479,64 @@ test_append_params(void **state)
 }
 
 
-/* connection_param pattern= (T17) */
+/* the one loopback rule, shared with the libcurl client's check */
 
 static void
-test_pattern(void **state)
+test_loopback(void **state)
 {
-    char         err[128];
-    char        *big;
-    const char  *shop = "^[a-zA-Z0-9][a-zA-Z0-9-]*\\.myshopify\\.com$";
-    const char  *realm = "^[0-9]{1,20}$";
+    const char  *why;
 
-    assert_int_equal(ngx_oauth_pattern_match(shop, S("shop1.myshopify.com")),
+    assert_true(ngx_oauth_url_is_loopback(S("localhost")));
+    assert_true(ngx_oauth_url_is_loopback(S("LocalHost")));
+    assert_true(ngx_oauth_url_is_loopback(S("127.0.0.1")));
+    assert_true(ngx_oauth_url_is_loopback(S("127.255.3.4")));
+    assert_true(ngx_oauth_url_is_loopback(S("[::1]")));
+
+    assert_false(ngx_oauth_url_is_loopback(S("127.1")));
+    assert_false(ngx_oauth_url_is_loopback(S("127.0.0.01")));
+    assert_false(ngx_oauth_url_is_loopback(S("0x7f.0.0.1")));
+    assert_false(ngx_oauth_url_is_loopback(S("127.0.0.1.evil.test")));
+    assert_false(ngx_oauth_url_is_loopback(S("127.0.0.256")));
+    assert_false(ngx_oauth_url_is_loopback(S("128.0.0.1")));
+    assert_false(ngx_oauth_url_is_loopback(S("localhost.evil.test")));
+    assert_false(ngx_oauth_url_is_loopback(S("[::2]")));
+    assert_false(ngx_oauth_url_is_loopback(S("[0:0:0:0:0:0:0:1]")));
+    assert_false(ngx_oauth_url_is_loopback(S("[::ffff:127.0.0.1]")));
+    assert_false(ngx_oauth_url_is_loopback(S("::1")));
+    assert_false(ngx_oauth_url_is_loopback(S("[]")));
+    assert_false(ngx_oauth_url_is_loopback(S("")));
+
+    assert_int_equal(ngx_oauth_url_check_transport(S("https"),
+                                                   S("api.example.com"),
+                                                   &why),
                      NGX_OAUTH_OK);
-    assert_int_equal(ngx_oauth_pattern_match(shop, S("evil.test")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop,
-                                             S("x.myshopify.com.evil.test")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop, S("a@b.myshopify.com")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop,
-                                             S("x.myshopify.com\nevil")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop,
-                                             S("evil\nx.myshopify.com")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop,
-                                             S("x.myshopify.com\0.evil")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(shop, S("")),
-                     NGX_OAUTH_INVALID);
-
-    assert_int_equal(ngx_oauth_pattern_match(realm, S("9130355")),
+    assert_int_equal(ngx_oauth_url_check_transport(S("HTTPS"),
+                                                   S("api.example.com"),
+                                                   &why),
                      NGX_OAUTH_OK);
-    assert_int_equal(ngx_oauth_pattern_match(realm, S("12/../x")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(realm, S("%2F")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match(realm, S("-1")),
-                     NGX_OAUTH_INVALID);
-
-    big = malloc(10241);
-    assert_non_null(big);
-    memset(big, '1', 10240);
-    big[10240] = '\0';
-    assert_int_equal(ngx_oauth_pattern_match(realm, CS(big)),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match("[0-9]+", CS(big)),
+    assert_int_equal(ngx_oauth_url_check_transport(S("http"),
+                                                   S("127.0.0.1"), &why),
                      NGX_OAUTH_OK);
-    free(big);
-
-    /* anchoring is enforced even when the pattern forgets it */
-
-    assert_int_equal(ngx_oauth_pattern_match("[a-z]+", S("abc")),
+    assert_int_equal(ngx_oauth_url_check_transport(S("http"), S("[::1]"),
+                                                   &why),
                      NGX_OAUTH_OK);
-    assert_int_equal(ngx_oauth_pattern_match("[a-z]+", S("abc1")),
+    assert_int_equal(ngx_oauth_url_check_transport(S("http"),
+                                                   S("api.example.com"),
+                                                   &why),
                      NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match("[a-z]+", S("1abc")),
+    assert_string_equal(why, "http:// is only allowed with a loopback host");
+    assert_int_equal(ngx_oauth_url_check_transport(S("ftp"), S("localhost"),
+                                                   &why),
                      NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match("b", S("abc")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match("a|ab", S("ab")), NGX_OAUTH_OK);
-    assert_int_equal(ngx_oauth_pattern_match("a|ab", S("abc")),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_match("^a$|^b$", S("b")),
-                     NGX_OAUTH_OK);
+    assert_string_equal(why, "scheme is not https");
 
-    /* a stray ")" cannot break the anchoring out of a wrapper */
-    assert_int_equal(ngx_oauth_pattern_match("a)|(b", S("a)xyz")),
-                     NGX_OAUTH_ERROR);
-    assert_int_equal(ngx_oauth_pattern_match("a)", S("a)")), NGX_OAUTH_OK);
-    assert_int_equal(ngx_oauth_pattern_match("a)", S("a)x")),
-                     NGX_OAUTH_INVALID);
-
-    /* bad patterns */
-    assert_int_equal(ngx_oauth_pattern_match("(", S("(")), NGX_OAUTH_ERROR);
-    assert_int_equal(ngx_oauth_pattern_check("(", err, sizeof(err)),
-                     NGX_OAUTH_INVALID);
-    assert_true(strlen(err) > 0);
-    assert_int_equal(ngx_oauth_pattern_check("[a-z", err, sizeof(err)),
-                     NGX_OAUTH_INVALID);
-    assert_int_equal(ngx_oauth_pattern_check(shop, err, sizeof(err)),
+    /* the endpoint check applies the same rule */
+    assert_int_equal(ngx_oauth_url_check_endpoint(
+                         S("http://[::1]:8080/token"), 0, &why),
                      NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_url_check_endpoint(
+                         S("http://127.1/token"), 0, &why),
+                     NGX_OAUTH_INVALID);
 }
 
 
@@ -1154,7 +1130,7 @@ main(void)
         cmocka_unit_test(test_query_foreach),
         cmocka_unit_test(test_expand),
         cmocka_unit_test(test_append_params),
-        cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_endpoint),
         cmocka_unit_test(test_expand_then_check),
         cmocka_unit_test(test_origin),
