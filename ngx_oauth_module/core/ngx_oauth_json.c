@@ -103,6 +103,75 @@ int
 ngx_oauth_token_parse(const unsigned char *body, size_t len,
     ngx_oauth_token_t *t)
 {
+    return ngx_oauth_token_parse_at(body, len, NULL, 0, t);
+}
+
+
+/*
+ * The object that holds the token fields: the document itself, the member
+ * at path (objects only), or, with no path, a document that wraps its one
+ * token in "data" (Meta's {"data":[{...}]}, TikTok for Business' "data").
+ */
+
+static json_t *
+ngx_oauth_token_fields(json_t *root, const unsigned char *path, size_t len)
+{
+    char                  key[NGX_OAUTH_JSON_KEY_MAX];
+    json_t               *v;
+    const unsigned char  *p, *end, *seg;
+
+    if (path == NULL || len == 0) {
+        if (json_object_get(root, "access_token") != NULL) {
+            return root;
+        }
+
+        v = json_object_get(root, "data");
+
+        if (json_is_array(v) && json_array_size(v) == 1) {
+            v = json_array_get(v, 0);
+        }
+
+        return (json_is_object(v) && json_object_get(v, "access_token"))
+               ? v : root;
+    }
+
+    v = root;
+    p = path;
+    end = path + len;
+
+    while (p < end) {
+        seg = p;
+
+        while (p < end && *p != '.') {
+            p++;
+        }
+
+        if (p - seg == 0 || (size_t) (p - seg) >= sizeof(key)) {
+            return NULL;
+        }
+
+        memcpy(key, seg, p - seg);
+        key[p - seg] = '\0';
+
+        v = json_object_get(v, key);
+
+        if (!json_is_object(v)) {
+            return NULL;
+        }
+
+        if (p < end) {
+            p++;
+        }
+    }
+
+    return v;
+}
+
+
+int
+ngx_oauth_token_parse_at(const unsigned char *body, size_t len,
+    const unsigned char *path, size_t path_len, ngx_oauth_token_t *t)
+{
     int      rc;
     void    *doc;
     json_t  *root, *v;
@@ -134,6 +203,15 @@ ngx_oauth_token_parse(const unsigned char *body, size_t len,
 
         return NGX_OAUTH_OK;
     }
+
+    t->fields = ngx_oauth_token_fields(root, path, path_len);
+
+    if (t->fields == NULL) {
+        rc = NGX_OAUTH_INVALID;
+        goto failed;
+    }
+
+    root = t->fields;
 
     rc = ngx_oauth_token_string(root, "access_token", NGX_OAUTH_TOKEN_MAX, 1,
                                 &t->access_token);
@@ -173,7 +251,7 @@ ngx_oauth_token_parse(const unsigned char *body, size_t len,
 
 failed:
 
-    t->root = root;
+    t->root = doc;
     ngx_oauth_token_free(t);
 
     return rc;

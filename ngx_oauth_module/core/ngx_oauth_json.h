@@ -36,6 +36,7 @@ typedef struct {
     ngx_oauth_str_t   error_description;
     long long         expires_in;         /* -1 when absent */
     void             *root;
+    void             *fields;             /* in root: the token's object */
 } ngx_oauth_token_t;
 
 
@@ -72,6 +73,16 @@ void ngx_oauth_json_free(void *root);
  */
 int ngx_oauth_token_parse(const unsigned char *body, size_t len,
     ngx_oauth_token_t *t);
+
+/*
+ * The same, with the token fields read from the object at a dotted path
+ * of objects (Slack's user token under "authed_user"); with path NULL, a
+ * response wrapped in "data" ({"data":[{...}]} or {"data":{...}}) is read
+ * inside the wrapper.  t->fields is that object (an error is read at the
+ * top level); dotted lookups may try it after root.
+ */
+int ngx_oauth_token_parse_at(const unsigned char *body, size_t len,
+    const unsigned char *path, size_t path_len, ngx_oauth_token_t *t);
 void ngx_oauth_token_free(ngx_oauth_token_t *t);
 
 /*

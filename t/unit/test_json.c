@@ -715,6 +715,60 @@ test_json_escape(void **state)
     assert_int_equal(ngx_oauth_utf8_valid(S("\xee\x80\x80")), 1);
 }
 
+/* provider quirks: Meta's "data" wrapper, Slack's user token */
+
+static void
+test_token_wrapped(void **state)
+{
+    ngx_oauth_str_t    v;
+    ngx_oauth_token_t  t;
+
+    const char *meta = "{\"data\":[{\"access_token\":\"IGQ1\","
+                       "\"user_id\":\"1784\",\"permissions\":\"a,b\"}]}";
+    const char *slack = "{\"ok\":true,\"team\":{\"id\":\"T1\"},"
+                        "\"authed_user\":{\"id\":\"U1\","
+                        "\"access_token\":\"xoxp-1\",\"scope\":\"a,b\","
+                        "\"token_type\":\"user\"}}";
+
+    assert_int_equal(ngx_oauth_token_parse((const unsigned char *) meta,
+                                           strlen(meta), &t),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) t.access_token.data, "IGQ1");
+    assert_int_equal(ngx_oauth_json_get(t.fields,
+                                        (const unsigned char *) "user_id", 7,
+                                        &v),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) v.data, "1784");
+    ngx_oauth_json_str_free(&v);
+    ngx_oauth_token_free(&t);
+
+    /* a bot-less Slack install has no top-level token */
+    assert_int_equal(ngx_oauth_token_parse((const unsigned char *) slack,
+                                           strlen(slack), &t),
+                     NGX_OAUTH_INVALID);
+
+    assert_int_equal(ngx_oauth_token_parse_at((const unsigned char *) slack,
+                                              strlen(slack),
+                                              (const unsigned char *)
+                                              "authed_user", 11, &t),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) t.access_token.data, "xoxp-1");
+    assert_string_equal((char *) t.scope.data, "a,b");
+    assert_int_equal(ngx_oauth_json_get(t.root,
+                                        (const unsigned char *) "team.id", 7,
+                                        &v),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) v.data, "T1");
+    ngx_oauth_json_str_free(&v);
+    ngx_oauth_token_free(&t);
+
+    assert_int_equal(ngx_oauth_token_parse_at((const unsigned char *) slack,
+                                              strlen(slack),
+                                              (const unsigned char *)
+                                              "team.nope", 9, &t),
+                     NGX_OAUTH_INVALID);
+}
+
 
 int
 main(void)
@@ -725,6 +779,7 @@ main(void)
         cmocka_unit_test(test_token_errors),
         cmocka_unit_test(test_token_malformed),
         cmocka_unit_test(test_token_expires_in),
+        cmocka_unit_test(test_token_wrapped),
         cmocka_unit_test(test_json_get),
         cmocka_unit_test(test_json_escape),
     };
