@@ -63,6 +63,8 @@ typedef struct {
     ngx_uint_t                   ntokens;
     ngx_uint_t                   next;
     ngx_uint_t                   revoked;
+    ngx_oauth_pair_t            *vars;         /* params, then 3 tokens */
+    size_t                       nvars;
     ngx_http_oauth_api_ctx_t    *ctx;          /* NULL: nobody waits */
     ngx_pool_cleanup_t          *cln;          /* in the request's pool */
 } ngx_http_oauth_revoke_t;
@@ -112,6 +114,10 @@ static ngx_http_oauth_revoke_t *ngx_http_oauth_api_revoke_create(
     ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
     ngx_oauth_conn_t *conn);
 static ngx_int_t ngx_http_oauth_api_revoke_start(ngx_http_oauth_revoke_t *rv);
+static ngx_int_t ngx_http_oauth_api_copy_param(ngx_pool_t *pool,
+    ngx_oauth_pair_t *from, ngx_oauth_pair_t *to);
+static ngx_int_t ngx_http_oauth_api_revoke_grant(
+    ngx_http_oauth_revoke_t *rv);
 static ngx_int_t ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv);
 static void ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_api_revoke_end(ngx_http_oauth_revoke_t *rv);
@@ -951,7 +957,8 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
      * that is the caller's mistake (400), not the provider's (502).
      */
 
-    refreshable = (conn.kind == NGX_OAUTH_KIND_OAUTH2 && conn.refresh.len
+    refreshable = (conn.kind == NGX_OAUTH_KIND_OAUTH2
+                   && (conn.refresh.len || ctx->provider->refresh_url.len)
                    && ctx->provider->refresh);
 
     if (!refreshable
@@ -1362,6 +1369,23 @@ ngx_http_oauth_api_revoke_create(ngx_http_request_t *r,
     ngx_memcpy(rv->account.data, ctx->account.data, ctx->account.len);
     ngx_memcpy(rv->addr.data, r->connection->addr_text.data, rv->addr.len);
 
+    /* the connection's params fill a revocation template (Stripe's id) */
+
+    rv->vars = ngx_palloc(pool, sizeof(ngx_oauth_pair_t)
+                                * (conn->nparams + 3));
+    if (rv->vars == NULL) {
+        goto failed;
+    }
+
+    for (rv->nvars = 0; rv->nvars < conn->nparams; rv->nvars++) {
+        if (ngx_http_oauth_api_copy_param(pool, &conn->params[rv->nvars],
+                                          &rv->vars[rv->nvars])
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
     /* a token that does not open is not revoked: that is a failure */
 
     if (conn->refresh.len) {
@@ -1403,6 +1427,72 @@ failed:
 
 
 static ngx_int_t
+ngx_http_oauth_api_copy_param(ngx_pool_t *pool, ngx_oauth_pair_t *from,
+    ngx_oauth_pair_t *to)
+{
+    to->name.len = from->name.len;
+    to->name.data = ngx_pnalloc(pool, from->name.len + 1);
+    to->value.len = from->value.len;
+    to->value.data = ngx_pnalloc(pool, from->value.len + 1);
+
+    if (to->name.data == NULL || to->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(to->name.data, from->name.data, from->name.len);
+    ngx_memcpy(to->value.data, from->value.data, from->value.len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A provider that revokes its own way gets one call for the grant, with
+ * the access token (else the refresh token) as {token}.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_revoke_grant(ngx_http_oauth_revoke_t *rv)
+{
+    size_t                   n;
+    ngx_uint_t               i;
+    ngx_oauth_pair_t        *v;
+    ngx_http_oauth_fetch_t  *f;
+
+    n = rv->nvars;
+    v = rv->vars;
+
+    for (i = 0; i < rv->ntokens; i++) {
+        v[n].name.data = (u_char *) rv->hints[i];
+        v[n].name.len = ngx_strlen(rv->hints[i]);
+        v[n].value.data = rv->tokens[i].data;
+        v[n].value.len = rv->tokens[i].len;
+        n++;
+    }
+
+    i = rv->ntokens - 1;
+
+    v[n].name.data = (u_char *) "token";
+    v[n].name.len = sizeof("token") - 1;
+    v[n].value.data = rv->tokens[i].data;
+    v[n].value.len = rv->tokens[i].len;
+    n++;
+
+    /* one call: the grant goes with it */
+
+    rv->next = rv->ntokens - 1;
+
+    f = ngx_http_oauth_endpoint_revoke_grant(rv->pool, ngx_cycle->log,
+                                             rv->provider, v, n);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_oauth_endpoint_start(f, ngx_http_oauth_api_revoked, rv);
+}
+
+
+static ngx_int_t
 ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
 {
     ngx_oauth_buf_t             body = ngx_oauth_buf_init;
@@ -1410,6 +1500,10 @@ ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
     ngx_http_oauth_provider_t  *p;
 
     p = rv->provider;
+
+    if (ngx_http_oauth_endpoint_revoke_custom(p)) {
+        return ngx_http_oauth_api_revoke_grant(rv);
+    }
 
     /*
      * the hint goes with the token, not with its position: a record may
@@ -1449,9 +1543,14 @@ ngx_http_oauth_api_revoked(ngx_http_oauth_fetch_t *f)
 
     rv = f->data;
 
-    /* RFC 7009: 200, also for a token the provider no longer knows */
+    /*
+     * RFC 7009: 200, also for a token the provider no longer knows; the
+     * providers' own ways answer 204 (GitHub) or another 2xx
+     */
 
-    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status != 200) {
+    if (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status < 200
+        || f->status > 299)
+    {
         rv->revoked = 0;
 
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,

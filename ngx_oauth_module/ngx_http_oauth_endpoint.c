@@ -8,6 +8,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_endpoint.h"
+#include "ngx_oauth_template.h"
+#include "ngx_oauth_crypto.h"
 
 
 /*
@@ -36,6 +38,12 @@ static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
     ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_endpoint_copy(ngx_pool_t *pool,
     ngx_oauth_buf_t *b, ngx_str_t *s);
+static ngx_oauth_pair_t *ngx_http_oauth_endpoint_vars(ngx_pool_t *pool,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars,
+    size_t nvars, size_t *n);
+static ngx_int_t ngx_http_oauth_endpoint_headers(ngx_pool_t *pool,
+    ngx_http_oauth_fetch_t *f, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars);
 
 
 ngx_http_oauth_fetch_t *
@@ -88,8 +96,9 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
     }
 
     if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
-        ngx_oauth_buf_add_form_pair(body, "client_id", 9, p->client_id.data,
-                                    p->client_id.len);
+        ngx_oauth_buf_add_form_pair(body, p->client_id_param.data,
+                                    p->client_id_param.len,
+                                    p->client_id.data, p->client_id.len);
 
         if (p->client_secret.len) {
             ngx_oauth_buf_add_form_pair(body, "client_secret", 13,
@@ -127,6 +136,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
 
     f->url = url;
     f->public_only = ngx_http_oauth_endpoint_host_templated(endpoint);
+    f->user_agent = p->user_agent;
 
     if (ngx_http_oauth_endpoint_copy(pool, body, &f->body) != NGX_OK) {
         f = NULL;
@@ -144,10 +154,337 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
 
     f->post = 1;
 
+    /* extra headers a provider wants on its token endpoint (Walmart) */
+
+    if (endpoint == &p->token_url
+        && ngx_http_oauth_endpoint_headers(pool, f, p, vars, nvars)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build "
+                      "token_header_param", &p->name);
+        f = NULL;
+    }
+
 done:
 
     ngx_oauth_buf_free(&user);
     ngx_oauth_buf_free(&pass);
+
+    return f;
+}
+
+
+/*
+ * The variables of the quirk templates: the caller's, then client_id and
+ * a fresh random "uuid" (a correlation id per request).
+ */
+
+static ngx_oauth_pair_t *
+ngx_http_oauth_endpoint_vars(ngx_pool_t *pool, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, size_t *n)
+{
+    u_char            *u, *q, rnd[16];
+    ngx_oauth_pair_t  *all;
+
+    all = ngx_palloc(pool, sizeof(ngx_oauth_pair_t) * (nvars + 2));
+    u = ngx_pnalloc(pool, 36);
+
+    if (all == NULL || u == NULL
+        || ngx_oauth_random(rnd, sizeof(rnd)) != NGX_OAUTH_OK)
+    {
+        return NULL;
+    }
+
+    if (nvars) {
+        ngx_memcpy(all, vars, sizeof(ngx_oauth_pair_t) * nvars);
+    }
+
+    rnd[6] = (rnd[6] & 0x0f) | 0x40;
+    rnd[8] = (rnd[8] & 0x3f) | 0x80;
+
+    /* an RFC 9562 version 4 UUID, 8-4-4-4-12 */
+
+    q = ngx_hex_dump(u, rnd, 4);
+    *q++ = '-';
+    q = ngx_hex_dump(q, rnd + 4, 2);
+    *q++ = '-';
+    q = ngx_hex_dump(q, rnd + 6, 2);
+    *q++ = '-';
+    q = ngx_hex_dump(q, rnd + 8, 2);
+    *q++ = '-';
+    (void) ngx_hex_dump(q, rnd + 10, 6);
+
+    all[nvars].name.data = (u_char *) "client_id";
+    all[nvars].name.len = sizeof("client_id") - 1;
+    all[nvars].value.data = p->client_id.data;
+    all[nvars].value.len = p->client_id.len;
+
+    all[nvars + 1].name.data = (u_char *) "uuid";
+    all[nvars + 1].name.len = sizeof("uuid") - 1;
+    all[nvars + 1].value.data = u;
+    all[nvars + 1].value.len = 36;
+
+    *n = nvars + 2;
+
+    return all;
+}
+
+
+/* token_header_param lines, expanded, added to the fetch's headers */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_headers(ngx_pool_t *pool, ngx_http_oauth_fetch_t *f,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars,
+    size_t nvars)
+{
+    size_t                  n;
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_table_elt_t        *h;
+    ngx_oauth_buf_t         b = ngx_oauth_buf_init;
+    ngx_oauth_pair_t       *all;
+    ngx_http_oauth_pair_t  *th;
+
+    if (p->token_headers == NULL || p->token_headers->nelts == 0) {
+        return NGX_OK;
+    }
+
+    all = ngx_http_oauth_endpoint_vars(pool, p, vars, nvars, &n);
+    if (all == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (f->headers == NULL) {
+        f->headers = ngx_array_create(pool, p->token_headers->nelts,
+                                      sizeof(ngx_table_elt_t));
+        if (f->headers == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    th = p->token_headers->elts;
+    rc = NGX_OK;
+
+    for (i = 0; rc == NGX_OK && i < p->token_headers->nelts; i++) {
+        ngx_oauth_buf_reset(&b);
+
+        h = ngx_array_push(f->headers);
+
+        if (h == NULL
+            || ngx_oauth_template_expand(&b, th[i].value.data,
+                                         th[i].value.len, all, n,
+                                         NGX_OAUTH_TPL_RAW, NULL)
+               != NGX_OAUTH_OK)
+        {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memzero(h, sizeof(ngx_table_elt_t));
+        h->key = th[i].name;
+        rc = ngx_http_oauth_endpoint_copy(pool, &b, &h->value);
+    }
+
+    ngx_oauth_buf_free(&b);
+
+    return rc;
+}
+
+
+ngx_uint_t
+ngx_http_oauth_endpoint_revoke_custom(ngx_http_oauth_provider_t *p)
+{
+    return p->revocation_method.len || p->revocation_body.len
+           || (p->revocation_auth.len
+               && ngx_strcmp(p->revocation_auth.data, "client") != 0);
+}
+
+
+/*
+ * A revocation the provider's way: GitHub's DELETE of the grant with the
+ * client's Basic and a JSON body, Dropbox's POST with the token as
+ * Bearer, Intuit's JSON body, Stripe's deauthorize with the secret key.
+ */
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars,
+    size_t nvars)
+{
+    size_t                   n, i;
+    ngx_str_t                token;
+    ngx_uint_t               json;
+    ngx_oauth_buf_t          b = ngx_oauth_buf_init;
+    ngx_oauth_pair_t        *all;
+    ngx_http_oauth_fetch_t  *f;
+
+    all = ngx_http_oauth_endpoint_vars(pool, p, vars, nvars, &n);
+
+    f = ngx_http_oauth_endpoint_create(pool, log);
+
+    if (all == NULL || f == NULL
+        || ngx_http_oauth_endpoint_url(pool, &p->revocation_url, all, n,
+                                       &f->url)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build revocation_url",
+                      &p->name);
+        return NULL;
+    }
+
+    f->public_only =
+                 ngx_http_oauth_endpoint_host_templated(&p->revocation_url);
+
+    json = (p->revocation_body.len
+            && (p->revocation_body.data[0] == '{'
+                || ngx_strcmp(p->revocation_body.data, "null") == 0));
+
+    if (p->revocation_body.len) {
+        if (ngx_oauth_template_expand(&b, p->revocation_body.data,
+                                      p->revocation_body.len, all, n,
+                                      json ? NGX_OAUTH_TPL_JSON
+                                           : NGX_OAUTH_TPL_FORM,
+                                      NULL)
+            != NGX_OAUTH_OK
+            || ngx_http_oauth_endpoint_copy(pool, &b, &f->body) != NGX_OK)
+        {
+            ngx_oauth_buf_free(&b);
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "oauth: provider \"%V\": cannot build "
+                          "revocation_body", &p->name);
+            return NULL;
+        }
+
+        ngx_oauth_buf_free(&b);
+
+        if (json) {
+            ngx_str_set(&f->body_type, "application/json");
+        }
+    }
+
+    if (p->revocation_method.len) {
+        f->method = p->revocation_method;
+    }
+
+    f->post = (f->method.len == 0);
+    f->user_agent = p->user_agent;
+
+    ngx_str_null(&token);
+
+    for (i = 0; i < n; i++) {
+        if (all[i].name.len == 5 && ngx_strncmp(all[i].name.data, "token", 5)
+                                    == 0)
+        {
+            token.data = all[i].value.data;
+            token.len = all[i].value.len;
+        }
+    }
+
+    if (p->revocation_auth.len == 0
+        || ngx_strcmp(p->revocation_auth.data, "none") == 0)
+    {
+        return f;
+    }
+
+    if (ngx_strcmp(p->revocation_auth.data, "basic") == 0
+        || ngx_strcmp(p->revocation_auth.data, "client") == 0)
+    {
+        ngx_oauth_buf_add_form_escaped(&b, p->client_id.data,
+                                       p->client_id.len);
+
+        if (ngx_http_oauth_endpoint_copy(pool, &b, &f->user) != NGX_OK) {
+            ngx_oauth_buf_free(&b);
+            return NULL;
+        }
+
+        ngx_oauth_buf_reset(&b);
+        ngx_oauth_buf_add_form_escaped(&b, p->client_secret.data,
+                                       p->client_secret.len);
+
+        if (ngx_http_oauth_endpoint_copy(pool, &b, &f->password) != NGX_OK)
+        {
+            ngx_oauth_buf_free(&b);
+            return NULL;
+        }
+
+        ngx_oauth_buf_free(&b);
+
+        return f;
+    }
+
+    /* bearer: the connection's own token; secret: the client secret */
+
+    if (ngx_strcmp(p->revocation_auth.data, "secret") == 0) {
+        token = p->client_secret;
+    }
+
+    ngx_oauth_buf_add(&b, "Bearer ", 7);
+    ngx_oauth_buf_add(&b, token.data, token.len);
+
+    if (token.len == 0
+        || ngx_http_oauth_endpoint_copy(pool, &b, &f->authorization)
+           != NGX_OK)
+    {
+        ngx_oauth_buf_free(&b);
+        return NULL;
+    }
+
+    ngx_oauth_buf_free(&b);
+
+    return f;
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_get_token(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars)
+{
+    size_t                   n;
+    ngx_oauth_pair_t        *all;
+    ngx_http_oauth_fetch_t  *f;
+
+    all = ngx_palloc(pool, sizeof(ngx_oauth_pair_t) * (nvars + 2));
+    if (all == NULL) {
+        return NULL;
+    }
+
+    n = nvars;
+
+    if (nvars) {
+        ngx_memcpy(all, vars, sizeof(ngx_oauth_pair_t) * nvars);
+    }
+
+    all[n].name.data = (u_char *) "client_id";
+    all[n].name.len = sizeof("client_id") - 1;
+    all[n].value.data = p->client_id.data;
+    all[n].value.len = p->client_id.len;
+    n++;
+
+    all[n].name.data = (u_char *) "client_secret";
+    all[n].name.len = sizeof("client_secret") - 1;
+    all[n].value.data = p->client_secret.data;
+    all[n].value.len = p->client_secret.len;
+    n++;
+
+    f = ngx_http_oauth_endpoint_create(pool, log);
+
+    if (f == NULL
+        || ngx_http_oauth_endpoint_url(pool, endpoint, all, n, &f->url)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build %s", &p->name,
+                      endpoint == &p->exchange_url ? "exchange_url"
+                                                   : "refresh_url");
+        return NULL;
+    }
+
+    f->user_agent = p->user_agent;
+    f->wipe_url = 1;
+    f->public_only = ngx_http_oauth_endpoint_host_templated(endpoint);
 
     return f;
 }
@@ -174,6 +511,7 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     }
 
     f->public_only = ngx_http_oauth_endpoint_host_templated(&p->userinfo_url);
+    f->user_agent = p->user_agent;
 
     /* the token goes the way the provider's API wants it */
 

@@ -40,6 +40,28 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool,
     ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body);
 
 /*
+ * Whether the provider revokes its own way (revocation_method,
+ * revocation_auth or revocation_body set): then one call revokes the
+ * grant, built by ngx_http_oauth_endpoint_revoke_grant() from vars (the
+ * connection's params, plus "token", "access_token", "refresh_token").
+ */
+ngx_uint_t ngx_http_oauth_endpoint_revoke_custom(
+    ngx_http_oauth_provider_t *p);
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_revoke_grant(
+    ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars);
+
+/*
+ * A GET of a templated URL that answers with a token (exchange_url,
+ * refresh_url): vars hold "access_token" and the connection's params;
+ * "client_id" and "client_secret" are added.  The URL then carries
+ * secrets: it is never logged beyond its path.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_get_token(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars);
+
+/*
  * A GET of userinfo_url with credential, the whole header value (prefix
  * and token, say), sent in the provider's token_header.  credential must
  * be pool memory that may be wiped: it is zeroed with the fetch.

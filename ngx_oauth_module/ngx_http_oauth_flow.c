@@ -19,6 +19,8 @@
 #include "ngx_oauth_pattern.h"
 #include "ngx_oauth_json.h"
 #include "ngx_oauth_seal.h"
+#include "ngx_oauth_template.h"
+#include "ngx_oauth_sign.h"
 
 
 /*
@@ -68,6 +70,7 @@ typedef struct {
     void                        *userinfo;     /* parsed JSON or NULL */
     ngx_http_oauth_fetch_t      *fetch;
     unsigned                     token_parsed:1;
+    unsigned                     exchanged:1;  /* exchange_url called */
     unsigned                     has_code:1;
     unsigned                     has_iss:1;
     unsigned                     has_error:1;
@@ -91,6 +94,8 @@ static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
     char *challenge, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
     char *state, char *value, time_t ttl);
+static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_cb_cleanup(void *data);
 static ngx_http_oauth_cb_ctx_t *ngx_http_oauth_cb_create(
     ngx_http_request_t *r, ngx_http_oauth_main_conf_t *omcf);
@@ -105,9 +110,13 @@ static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_exchange_long(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
+static ngx_int_t ngx_http_oauth_lookup_any(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *paths, ngx_str_t *value);
 static const char *ngx_http_oauth_conn_save(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
 static const char *ngx_http_oauth_conn_account(ngx_http_request_t *r,
@@ -124,6 +133,9 @@ static ngx_int_t ngx_http_oauth_result_popup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
 static void ngx_http_oauth_return_url(ngx_oauth_buf_t *out,
     ngx_oauth_str_t *return_to);
+static ngx_int_t ngx_http_oauth_param_value(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    ngx_oauth_pair_t *q);
 static ngx_int_t ngx_http_oauth_pool_str(ngx_http_request_t *r,
     ngx_oauth_buf_t *b, ngx_str_t *s);
 static void ngx_http_oauth_ostr(ngx_oauth_str_t *o, ngx_str_t *s);
@@ -487,6 +499,17 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
             continue;
         }
 
+        /* "acme.myshopify.com" is the shop "acme" too */
+
+        if (rc == NGX_OK && cp[i].strip.len && value.len > cp[i].strip.len
+            && ngx_strncasecmp(value.data + value.len - cp[i].strip.len,
+                               cp[i].strip.data, cp[i].strip.len)
+               == 0)
+        {
+            value.len -= cp[i].strip.len;
+            value.data[value.len] = '\0';
+        }
+
         if (rc != NGX_OK
             || ngx_oauth_pattern_match((char *) cp[i].pattern.data,
                                        value.data, value.len)
@@ -591,8 +614,8 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
     n = 0;
 
     ngx_http_oauth_pair_set(&q[n++], "response_type", "code", 4);
-    ngx_http_oauth_pair_set(&q[n++], "client_id", p->client_id.data,
-                            p->client_id.len);
+    ngx_http_oauth_pair_set(&q[n++], (char *) p->client_id_param.data,
+                            p->client_id.data, p->client_id.len);
     ngx_http_oauth_pair_set(&q[n++], "redirect_uri", p->redirect_uri.data,
                             p->redirect_uri.len);
 
@@ -632,6 +655,17 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
             q[n].name.len = ap[i].name.len;
             q[n].value.data = ap[i].value.data;
             q[n].value.len = ap[i].value.len;
+
+            /* a value may name the client (Walmart's camelCase copies) */
+
+            if (ngx_strlchr(ap[i].value.data,
+                            ap[i].value.data + ap[i].value.len, '{')
+                && ngx_http_oauth_param_value(r, p, params, state, &q[n])
+                   != NGX_OK)
+            {
+                goto done;
+            }
+
             n++;
         }
     }
@@ -653,6 +687,58 @@ done:
     ngx_oauth_buf_free(&base);
     ngx_oauth_buf_free(&out);
     ngx_oauth_buf_free(&scope);
+
+    return rc;
+}
+
+
+/*
+ * An authorization_param value with placeholders: {client_id},
+ * {redirect_uri}, {nonce} (the flow's state: single use, unguessable)
+ * and the connection params.
+ */
+
+static ngx_int_t
+ngx_http_oauth_param_value(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    ngx_oauth_pair_t *q)
+{
+    size_t             nv;
+    ngx_int_t          rc;
+    ngx_str_t          value;
+    ngx_oauth_buf_t    b = ngx_oauth_buf_init;
+    ngx_oauth_pair_t  *vars;
+
+    nv = params->nelts;
+
+    vars = ngx_palloc(r->pool, sizeof(ngx_oauth_pair_t) * (nv + 3));
+    if (vars == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (nv) {
+        ngx_memcpy(vars, params->elts, sizeof(ngx_oauth_pair_t) * nv);
+    }
+
+    ngx_http_oauth_pair_set(&vars[nv++], "client_id", p->client_id.data,
+                            p->client_id.len);
+    ngx_http_oauth_pair_set(&vars[nv++], "redirect_uri",
+                            p->redirect_uri.data, p->redirect_uri.len);
+    ngx_http_oauth_pair_set(&vars[nv++], "nonce", state,
+                            NGX_OAUTH_STATE_LEN);
+
+    rc = NGX_ERROR;
+
+    if (ngx_oauth_template_expand(&b, q->value.data, q->value.len, vars, nv,
+                                  NGX_OAUTH_TPL_RAW, NULL)
+        == NGX_OAUTH_OK
+        && ngx_http_oauth_pool_str(r, &b, &value) == NGX_OK)
+    {
+        ngx_http_oauth_ostr(&q->value, &value);
+        rc = NGX_OK;
+    }
+
+    ngx_oauth_buf_free(&b);
 
     return rc;
 }
@@ -978,6 +1064,21 @@ ngx_http_oauth_cb_verdict(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /* the code under the provider's own name (SP-API: spapi_oauth_code) */
+
+    if (!ctx->has_code && ctx->provider->code_param.len) {
+        rc = ngx_http_oauth_code_param(r, ctx);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            *error = "invalid_request";
+            return NGX_OK;
+        }
+    }
+
     if (!ctx->has_code || ctx->code.len == 0) {
         *error = "invalid_request";
         return NGX_OK;
@@ -1039,6 +1140,32 @@ ngx_http_oauth_cb_params(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
     }
 
     ctx->has_error = (rc == NGX_OK);
+
+    return NGX_OK;
+}
+
+
+/* the code read under code_param: at most once, like "code" */
+
+static ngx_int_t
+ngx_http_oauth_code_param(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
+{
+    u_char     *buf;
+    ngx_int_t   rc;
+
+    buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_CODE_MAX);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_oauth_arg(r, (char *) ctx->provider->code_param.data, buf,
+                            NGX_HTTP_OAUTH_CODE_MAX, &ctx->code);
+
+    if (rc == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    ctx->has_code = (rc == NGX_OK);
 
     return NGX_OK;
 }
@@ -1158,6 +1285,20 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                       "oauth: callback issuer missing or not \"%V\"",
                       &ctx->provider->issuer);
         *error = "issuer_mismatch";
+        return NGX_OK;
+    }
+
+    /* Shopify signs its redirects with the client secret */
+
+    if (ctx->provider->callback_hmac.len
+        && ngx_oauth_shopify_hmac_check(r->args.data, r->args.len,
+                                        ctx->provider->client_secret.data,
+                                        ctx->provider->client_secret.len)
+           != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback hmac missing or wrong");
+        *error = "invalid_signature";
         return NGX_OK;
     }
 
@@ -1328,8 +1469,18 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    rc = ngx_oauth_token_parse(f->response.data, f->response.len,
-                               &ctx->token);
+    if (ctx->token_parsed) {
+
+        /* the answer of exchange_url replaces the short-lived token */
+
+        ngx_oauth_token_free(&ctx->token);
+        ctx->token_parsed = 0;
+    }
+
+    rc = ngx_oauth_token_parse_at(f->response.data, f->response.len,
+                                  ctx->exchanged ? NULL : p->token_path.data,
+                                  ctx->exchanged ? 0 : p->token_path.len,
+                                  &ctx->token);
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1346,6 +1497,14 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
                       "oauth: provider \"%V\": token endpoint refused "
                       "(HTTP %ui)", &p->name, f->status);
         ngx_http_oauth_cb_finish(r, ctx, "token_error", NULL);
+        return;
+    }
+
+    if (p->exchange_url.len && !ctx->exchanged) {
+        if (ngx_http_oauth_exchange_long(r, ctx) != NGX_OK) {
+            ngx_http_oauth_cb_finish(r, ctx, "token_request_failed", NULL);
+        }
+
         return;
     }
 
@@ -1395,6 +1554,56 @@ failed:
 }
 
 
+/*
+ * The short-lived token traded for a long-lived one (Instagram's
+ * ig_exchange_token, Facebook's fb_exchange_token); its answer comes back
+ * to exchange_done, which goes on from there.
+ */
+
+static ngx_int_t
+ngx_http_oauth_exchange_long(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    size_t                   n;
+    ngx_oauth_pair_t        *vars;
+    ngx_http_oauth_fetch_t  *f;
+
+    n = ctx->kept.nelts;
+
+    vars = ngx_palloc(r->pool, sizeof(ngx_oauth_pair_t) * (n + 1));
+    if (vars == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (n) {
+        ngx_memcpy(vars, ctx->kept.elts, sizeof(ngx_oauth_pair_t) * n);
+    }
+
+    ngx_http_oauth_pair_set(&vars[n++], "access_token",
+                            ctx->token.access_token.data,
+                            ctx->token.access_token.len);
+
+    f = ngx_http_oauth_endpoint_get_token(r->pool, r->connection->log,
+                                          ctx->provider,
+                                          &ctx->provider->exchange_url,
+                                          vars, n);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_oauth_endpoint_start(f, ngx_http_oauth_exchange_done, ctx)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->exchanged = 1;
+    ctx->fetch = f;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
 {
@@ -1434,18 +1643,39 @@ ngx_http_oauth_lookup(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_str_t *path, ngx_str_t *value)
 {
     int                rc;
-    ngx_uint_t         i;
+    ngx_str_t          name;
+    ngx_uint_t         i, callback;
     ngx_oauth_str_t    v;
     ngx_oauth_pair_t  *kp;
 
     rc = NGX_OAUTH_NOT_FOUND;
+    name = *path;
 
-    if (ctx->userinfo) {
+    /* "callback:realmId": only the callback parameter names the account */
+
+    callback = (path->len > sizeof("callback:") - 1
+                && ngx_strncmp(path->data, "callback:",
+                               sizeof("callback:") - 1)
+                   == 0);
+
+    if (callback) {
+        name.data += sizeof("callback:") - 1;
+        name.len -= sizeof("callback:") - 1;
+    }
+
+    if (ctx->userinfo && !callback) {
         rc = ngx_oauth_json_get(ctx->userinfo, path->data, path->len, &v);
     }
 
-    if (rc == NGX_OAUTH_NOT_FOUND) {
+    if (rc == NGX_OAUTH_NOT_FOUND && !callback) {
         rc = ngx_oauth_json_get(ctx->token.root, path->data, path->len, &v);
+    }
+
+    if (rc == NGX_OAUTH_NOT_FOUND && !callback
+        && ctx->token.fields != ctx->token.root)
+    {
+        rc = ngx_oauth_json_get(ctx->token.fields, path->data, path->len,
+                                &v);
     }
 
     if (rc != NGX_OAUTH_OK) {
@@ -1455,8 +1685,8 @@ ngx_http_oauth_lookup(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         kp = ctx->kept.elts;
 
         for (i = 0; i < ctx->kept.nelts; i++) {
-            if (kp[i].name.len == path->len
-                && ngx_memcmp(kp[i].name.data, path->data, path->len) == 0)
+            if (kp[i].name.len == name.len
+                && ngx_memcmp(kp[i].name.data, name.data, name.len) == 0)
             {
                 value->len = kp[i].value.len;
                 value->data = kp[i].value.data;
@@ -1480,6 +1710,40 @@ ngx_http_oauth_lookup(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_oauth_json_str_free(&v);
 
     return NGX_OK;
+}
+
+
+/*
+ * The first of "a|b" that is there: GoHighLevel names a sub-account
+ * install by locationId, an agency install by companyId.
+ */
+
+static ngx_int_t
+ngx_http_oauth_lookup_any(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *paths, ngx_str_t *value)
+{
+    u_char     *c, *end;
+    ngx_int_t   rc;
+    ngx_str_t   path;
+
+    end = paths->data + paths->len;
+    path.data = paths->data;
+    rc = NGX_DECLINED;
+
+    while (path.data < end) {
+        c = ngx_strlchr(path.data, end, '|');
+        path.len = (c ? c : end) - path.data;
+
+        rc = ngx_http_oauth_lookup(r, ctx, &path, value);
+
+        if (rc != NGX_DECLINED && !(rc == NGX_OK && value->len == 0)) {
+            return rc;
+        }
+
+        path.data += path.len + 1;
+    }
+
+    return rc;
 }
 
 
@@ -1590,7 +1854,7 @@ ngx_http_oauth_conn_account(ngx_http_request_t *r,
 
     ngx_str_null(account);
 
-    if (ngx_http_oauth_lookup(r, ctx, &p->account_id, account) != NGX_OK
+    if (ngx_http_oauth_lookup_any(r, ctx, &p->account_id, account) != NGX_OK
         || account->len == 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -627,6 +627,10 @@ ngx_http_oauth_fetch_wipe(ngx_http_oauth_fetch_ctx_t *ctx)
         ngx_explicit_memzero(f->authorization.data, f->authorization.len);
     }
 
+    if (f->wipe_url && f->url.data != NULL && f->url.len) {
+        ngx_explicit_memzero(f->url.data, f->url.len);
+    }
+
     /* extra headers carry credentials too (X-Shopify-Access-Token, keys) */
 
     if (f->headers != NULL) {
@@ -989,7 +993,11 @@ ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
         goto failed;
     }
 
-    code = curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_oauth_module");
+    /* some providers want their own (Reddit: a unique one per client) */
+
+    code = curl_easy_setopt(easy, CURLOPT_USERAGENT,
+                            f->user_agent.len ? (char *) f->user_agent.data
+                                              : "ngx_oauth_module");
     if (code != CURLE_OK) {
         goto failed;
     }
@@ -1020,6 +1028,16 @@ ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
 
     } else {
         code = curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        if (code != CURLE_OK) {
+            goto failed;
+        }
+    }
+
+    /* a revocation that is not RFC 7009 (GitHub: DELETE of the grant) */
+
+    if (f->method.len) {
+        code = curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+                                (char *) f->method.data);
         if (code != CURLE_OK) {
             goto failed;
         }
@@ -1108,6 +1126,10 @@ ngx_http_oauth_fetch_set_headers(ngx_http_oauth_fetch_ctx_t *ctx)
     if (f->body.len || f->post) {
         ngx_str_set(&name, "Content-Type");
         ngx_str_set(&value, "application/x-www-form-urlencoded");
+
+        if (f->body_type.len) {
+            value = f->body_type;
+        }
 
         if (ngx_http_oauth_fetch_add_header(ctx, &name, &value) != NGX_OK) {
             return NGX_ERROR;

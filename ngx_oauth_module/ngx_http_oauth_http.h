@@ -40,9 +40,13 @@ struct ngx_http_oauth_fetch_s {
     ngx_str_t                         password;
     ngx_str_t                         authorization;  /* header value */
     ngx_array_t                      *headers;    /* values wiped too */
+    ngx_str_t                         method;     /* non-empty: this verb */
+    ngx_str_t                         body_type;  /* default: form */
+    ngx_str_t                         user_agent; /* default: the module's */
     unsigned                          post:1;     /* POST even when empty */
     /* refuse loopback, private and link-local addresses of the host */
     unsigned                          public_only:1;
+    unsigned                          wipe_url:1; /* the URL holds secrets */
 
     ngx_http_oauth_fetch_handler_pt   handler;
     void                             *data;

@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    name;
     ngx_str_t                    pattern;    /* POSIX ERE, anchored */
+    ngx_str_t                    strip;      /* suffix dropped first */
     ngx_flag_t                   required;
     unsigned                     explicit_pattern:1;  /* not the default */
 } ngx_http_oauth_conn_param_t;
@@ -80,6 +81,20 @@ typedef struct {
     ngx_str_t                    token_header;
     ngx_str_t                    token_prefix;
     ngx_flag_t                   token_prefix_set;
+
+    /* provider quirks, kept as data (README "Provider quirks") */
+    ngx_str_t                    code_param;       /* default "code" */
+    ngx_str_t                    client_id_param;  /* default "client_id" */
+    ngx_str_t                    user_agent;
+    ngx_str_t                    token_path;       /* token fields' object */
+    ngx_str_t                    exchange_url;     /* long-lived token, GET */
+    ngx_str_t                    refresh_url;      /* own refresh, GET */
+    ngx_str_t                    revocation_method;
+    ngx_str_t                    revocation_auth;
+    ngx_str_t                    revocation_body;  /* template */
+    ngx_str_t                    callback_hmac;    /* "shopify" */
+    ngx_array_t                 *token_headers;    /* pair, templated */
+    ngx_array_t                 *required_scopes;  /* ngx_str_t */
 
     ngx_uint_t                   index;      /* in the providers array */
 

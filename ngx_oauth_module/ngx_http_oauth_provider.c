@@ -55,6 +55,8 @@ static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, json_t *catalog);
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
+static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj,
     const char *key, ngx_str_t *s);
 static ngx_int_t ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str,
@@ -111,6 +113,36 @@ static ngx_http_oauth_field_t  ngx_http_oauth_fields[] = {
 
     { ngx_string("scope_separator"), NGX_HTTP_OAUTH_F_STR,
       offsetof(ngx_http_oauth_provider_t, scope_separator) },
+
+    { ngx_string("code_param"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, code_param) },
+
+    { ngx_string("client_id_param"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, client_id_param) },
+
+    { ngx_string("user_agent"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, user_agent) },
+
+    { ngx_string("token_path"), NGX_HTTP_OAUTH_F_PATH,
+      offsetof(ngx_http_oauth_provider_t, token_path) },
+
+    { ngx_string("exchange_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, exchange_url) },
+
+    { ngx_string("refresh_url"), NGX_HTTP_OAUTH_F_URL,
+      offsetof(ngx_http_oauth_provider_t, refresh_url) },
+
+    { ngx_string("revocation_method"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, revocation_method) },
+
+    { ngx_string("revocation_auth"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, revocation_auth) },
+
+    { ngx_string("revocation_body"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, revocation_body) },
+
+    { ngx_string("callback_hmac"), NGX_HTTP_OAUTH_F_STR,
+      offsetof(ngx_http_oauth_provider_t, callback_hmac) },
 
     { ngx_null_string, 0, 0 }
 };
@@ -454,14 +486,16 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     }
 
     if (ngx_strcmp(name->data, "authorization_param") == 0
-        || ngx_strcmp(name->data, "token_param") == 0)
+        || ngx_strcmp(name->data, "token_param") == 0
+        || ngx_strcmp(name->data, "token_header_param") == 0)
     {
         if (n != 3) {
             goto args;
         }
 
         list = (name->data[0] == 'a') ? &p->authorization_params
-                                      : &p->token_params;
+               : (name->len == sizeof("token_param") - 1) ? &p->token_params
+               : &p->token_headers;
 
         if (*list == NULL) {
             *list = ngx_array_create(cf->pool, 4,
@@ -931,7 +965,11 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         for (c = name; c < end && *c != '}'; c++) { /* void */ }
 
         len = c - name;
-        found = 0;
+
+        /* the client's own id: GitHub's DELETE /applications/{client_id} */
+
+        found = (len == sizeof("client_id") - 1
+                 && ngx_strncmp(name, "client_id", len) == 0);
 
         in_host = (name > host && name < host_end);
         fixed = in_host && ngx_http_oauth_host_suffix(name, c, host_end);
@@ -1135,25 +1173,47 @@ ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str, ngx_str_t *s)
 }
 
 
-/* a preset's {"NAME": "VALUE"} object, unless the block gave its own */
+/*
+ * A preset's {"NAME": "VALUE"} object merged into the block's list: the
+ * block's line of the same name replaces the preset's ("NAME off" removes
+ * it, see ngx_http_oauth_pairs_off()), the others are added.
+ */
 
 static ngx_int_t
 ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v, ngx_array_t **list)
 {
     json_t                 *x;
+    ngx_uint_t              i, own;
     const char             *key;
     ngx_http_oauth_pair_t  *pair;
 
-    if (*list != NULL || !json_is_object(v)) {
+    if (!json_is_object(v)) {
         return NGX_OK;
     }
 
-    *list = ngx_array_create(cf->pool, 4, sizeof(ngx_http_oauth_pair_t));
     if (*list == NULL) {
-        return NGX_ERROR;
+        *list = ngx_array_create(cf->pool, 4,
+                                 sizeof(ngx_http_oauth_pair_t));
+        if (*list == NULL) {
+            return NGX_ERROR;
+        }
     }
 
+    own = (*list)->nelts;
+
     json_object_foreach(v, key, x) {
+        pair = (*list)->elts;
+
+        for (i = 0; i < own; i++) {
+            if (ngx_strcmp(pair[i].name.data, key) == 0) {
+                break;
+            }
+        }
+
+        if (i < own) {
+            continue;
+        }
+
         pair = ngx_array_push(*list);
         if (pair == NULL) {
             return NGX_ERROR;
@@ -1174,6 +1234,189 @@ ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v, ngx_array_t **list)
 }
 
 
+/* whether a kept-param list has the name already */
+
+static ngx_uint_t
+ngx_http_oauth_kept_name(ngx_array_t *list, const char *name)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    s = list->elts;
+
+    for (i = 0; i < list->nelts; i++) {
+        if (s[i].len == ngx_strlen(name)
+            && ngx_strncmp(s[i].data, name, s[i].len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* whether one of the block's first n kept token fields is kept as kf's */
+
+static ngx_uint_t
+ngx_http_oauth_kept_field(ngx_array_t *list, ngx_uint_t n,
+    ngx_http_oauth_keep_field_t *kf)
+{
+    ngx_uint_t                    i;
+    ngx_http_oauth_keep_field_t  *f;
+
+    f = list->elts;
+
+    for (i = 0; i < n; i++) {
+        if (f[i].as.len == kf->as.len
+            && ngx_strncmp(f[i].as.data, kf->as.data, kf->as.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * What the operator must write in the block for the preset to work:
+ * "user_agent" (Reddit) or "authorization_param:NAME" (the SP-API's
+ * application_id); said at "nginx -t" rather than at the first connect.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_requires(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    json_t *v)
+{
+    size_t                  i;
+    json_t                 *x;
+    ngx_uint_t              k, found;
+    const char             *need, *name;
+    ngx_http_oauth_pair_t  *ap;
+
+    if (!json_is_array(v)) {
+        return NGX_OK;
+    }
+
+    json_array_foreach(v, i, x) {
+        need = json_string_value(x);
+        if (need == NULL) {
+            continue;
+        }
+
+        found = 0;
+
+        if (ngx_strcmp(need, "user_agent") == 0) {
+            found = (p->user_agent.data != NULL);
+
+        } else if (ngx_strncmp(need, "authorization_param:",
+                               sizeof("authorization_param:") - 1)
+                   == 0)
+        {
+            name = need + sizeof("authorization_param:") - 1;
+            ap = p->authorization_params ? p->authorization_params->elts
+                                         : NULL;
+
+            for (k = 0; ap && k < p->authorization_params->nelts; k++) {
+                found |= (ngx_strcmp(ap[k].name.data, name) == 0);
+            }
+
+        } else {
+            found = 1;
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: preset \"%V\" "
+                          "needs \"%s\" in the block", &p->name, p->file,
+                          p->line, &p->preset, need);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* "NAME off" lines have done their work: they are not sent */
+
+static void
+ngx_http_oauth_pairs_off(ngx_array_t *list)
+{
+    ngx_uint_t              i, n;
+    ngx_http_oauth_pair_t  *pair;
+
+    if (list == NULL) {
+        return;
+    }
+
+    pair = list->elts;
+    n = 0;
+
+    for (i = 0; i < list->nelts; i++) {
+        if (pair[i].value.len == 3
+            && ngx_strncmp(pair[i].value.data, "off", 3) == 0)
+        {
+            continue;
+        }
+
+        pair[n++] = pair[i];
+    }
+
+    list->nelts = n;
+}
+
+
+/*
+ * Scopes the module itself needs (for the account lookup) stay asked for
+ * when the block's "scope" replaces the preset's.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_scopes(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    json_t *v)
+{
+    size_t       i;
+    json_t      *x;
+    ngx_str_t   *s;
+    ngx_uint_t   k;
+    const char  *scope;
+
+    if (p->scopes == NULL || !json_is_array(v)) {
+        return NGX_OK;
+    }
+
+    json_array_foreach(v, i, x) {
+        scope = json_string_value(x);
+        if (scope == NULL) {
+            return NGX_ERROR;
+        }
+
+        s = p->scopes->elts;
+
+        for (k = 0; k < p->scopes->nelts; k++) {
+            if (s[k].len == ngx_strlen(scope)
+                && ngx_strncmp(s[k].data, scope, s[k].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k < p->scopes->nelts) {
+            continue;
+        }
+
+        s = ngx_array_push(p->scopes);
+        if (s == NULL || ngx_http_oauth_cstr(cf, scope, s) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t *catalog)
@@ -1182,6 +1425,7 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t                       *e, *v, *o, *x;
     size_t                        i;
     ngx_str_t                    *s;
+    ngx_uint_t                    own;
     const char                   *kind;
     ngx_http_oauth_field_t       *f;
     ngx_http_oauth_keep_field_t  *kf;
@@ -1222,6 +1466,13 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
                 : NGX_OAUTH_KIND_OAUTH2;
     }
 
+    if (ngx_http_oauth_preset_requires(cf, p, json_object_get(e,
+                                                              "requires"))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     v = json_object_get(e, "pkce");
     if (p->pkce == NGX_CONF_UNSET && json_is_boolean(v)) {
         p->pkce = json_is_true(v);
@@ -1237,6 +1488,13 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         p->token_auth = ngx_strcmp(json_string_value(v), "post") == 0
                         ? NGX_HTTP_OAUTH_TOKEN_AUTH_POST
                         : NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC;
+    }
+
+    if (ngx_http_oauth_preset_scopes(cf, p, json_object_get(e,
+                                                            "scope_required"))
+        != NGX_OK)
+    {
+        goto invalid;
     }
 
     v = json_object_get(e, "scope");
@@ -1276,7 +1534,7 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         p->token_prefix_set = 1;
     }
 
-    /* list-valued fields: the block's own list replaces the preset's */
+    /* name-value lists merge (SPEC section 11, "Preset lists merge") */
 
     if (ngx_http_oauth_preset_pairs(cf, json_object_get(e,
                                         "authorization_params"),
@@ -1285,6 +1543,10 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         || ngx_http_oauth_preset_pairs(cf, json_object_get(e,
                                                            "token_params"),
                                        &p->token_params)
+           != NGX_OK
+        || ngx_http_oauth_preset_pairs(cf, json_object_get(e,
+                                                           "token_headers"),
+                                       &p->token_headers)
            != NGX_OK)
     {
         goto invalid;
@@ -1311,6 +1573,8 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
                    != NGX_OK
                 || cp->name.len == 0
                 || ngx_http_oauth_json_str(cf, o, "pattern", &cp->pattern)
+                   != NGX_OK
+                || ngx_http_oauth_json_str(cf, o, "strip_suffix", &cp->strip)
                    != NGX_OK)
             {
                 goto invalid;
@@ -1320,18 +1584,32 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         }
     }
 
+    /* what to keep adds to the preset's, as name-value lists do */
+
     v = json_object_get(e, "keep_callback_params");
-    if (p->keep_callback_params == NULL && json_is_array(v)) {
-        p->keep_callback_params = ngx_array_create(cf->pool, 2,
-                                                   sizeof(ngx_str_t));
+    if (json_is_array(v)) {
         if (p->keep_callback_params == NULL) {
-            return NGX_ERROR;
+            p->keep_callback_params = ngx_array_create(cf->pool, 2,
+                                                       sizeof(ngx_str_t));
+            if (p->keep_callback_params == NULL) {
+                return NGX_ERROR;
+            }
         }
 
         json_array_foreach(v, i, x) {
-            s = ngx_array_push(p->keep_callback_params);
-            if (s == NULL || !json_is_string(x)) {
+            if (!json_is_string(x)) {
                 goto invalid;
+            }
+
+            if (ngx_http_oauth_kept_name(p->keep_callback_params,
+                                         json_string_value(x)))
+            {
+                continue;
+            }
+
+            s = ngx_array_push(p->keep_callback_params);
+            if (s == NULL) {
+                return NGX_ERROR;
             }
 
             if (ngx_http_oauth_cstr(cf, json_string_value(x), s) != NGX_OK) {
@@ -1341,11 +1619,18 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     }
 
     v = json_object_get(e, "keep_token_fields");
-    if (p->keep_token_fields == NULL && json_is_array(v)) {
-        p->keep_token_fields = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_keep_field_t));
+    if (json_is_array(v)) {
+        own = 0;
+
         if (p->keep_token_fields == NULL) {
-            return NGX_ERROR;
+            p->keep_token_fields = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_keep_field_t));
+            if (p->keep_token_fields == NULL) {
+                return NGX_ERROR;
+            }
+
+        } else {
+            own = p->keep_token_fields->nelts;
         }
 
         json_array_foreach(v, i, o) {
@@ -1368,6 +1653,12 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
             if (kf->as.len == 0) {
                 kf->as = kf->path;
             }
+
+            /* the block keeps a field under this name already */
+
+            if (ngx_http_oauth_kept_field(p->keep_token_fields, own, kf)) {
+                p->keep_token_fields->nelts--;
+            }
         }
     }
 
@@ -1381,6 +1672,132 @@ invalid:
                   p->file, p->line);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The quirk fields: names that go into requests are plain tokens, the
+ * revocation style is one the module knows, and an account taken from a
+ * callback parameter is a kept one.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    u_char                 *c;
+    ngx_str_t              *s, name;
+    ngx_uint_t              i, k;
+    const char             *bad;
+    ngx_http_oauth_pair_t  *h;
+
+    bad = NULL;
+
+    for (i = 0; bad == NULL && i < 3; i++) {
+        s = (i == 0) ? &p->code_param
+            : (i == 1) ? &p->client_id_param : &p->revocation_method;
+
+        for (k = 0; k < s->len; k++) {
+            if (!(ngx_http_oauth_isalnum(s->data[k]) || s->data[k] == '_'
+                  || s->data[k] == '-' || s->data[k] == '.'))
+            {
+                bad = (i == 0) ? "code_param"
+                      : (i == 1) ? "client_id_param" : "revocation_method";
+                break;
+            }
+        }
+    }
+
+    for (c = p->user_agent.data;
+         bad == NULL && c && c < p->user_agent.data + p->user_agent.len;
+         c++)
+    {
+        if (*c < 0x20 || *c == 0x7f) {
+            bad = "user_agent";
+        }
+    }
+
+    if (p->callback_hmac.len
+        && ngx_strcmp(p->callback_hmac.data, "shopify") != 0)
+    {
+        bad = "callback_hmac";
+    }
+
+    if (bad == NULL && p->revocation_auth.len
+        && ngx_strcmp(p->revocation_auth.data, "client") != 0
+        && ngx_strcmp(p->revocation_auth.data, "basic") != 0
+        && ngx_strcmp(p->revocation_auth.data, "bearer") != 0
+        && ngx_strcmp(p->revocation_auth.data, "secret") != 0
+        && ngx_strcmp(p->revocation_auth.data, "none") != 0)
+    {
+        bad = "revocation_auth";
+    }
+
+    if (p->token_headers) {
+        h = p->token_headers->elts;
+
+        for (i = 0; bad == NULL && i < p->token_headers->nelts; i++) {
+            for (k = 0; k < h[i].name.len; k++) {
+                if (!(ngx_http_oauth_isalnum(h[i].name.data[k])
+                      || h[i].name.data[k] == '-' || h[i].name.data[k] == '_'
+                      || h[i].name.data[k] == '.'))
+                {
+                    bad = "token_header_param";
+                    break;
+                }
+            }
+        }
+    }
+
+    if (bad) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: invalid \"%s\"",
+                      &p->name, p->file, p->line, bad);
+        return NGX_ERROR;
+    }
+
+    if (p->client_id_param.data == NULL) {
+        ngx_str_set(&p->client_id_param, "client_id");
+    }
+
+    /* "account_id callback:realmId": the parameter must be kept */
+
+    if (p->account_id.len > sizeof("callback:") - 1
+        && ngx_strncmp(p->account_id.data, "callback:",
+                       sizeof("callback:") - 1)
+           == 0)
+    {
+        name.data = p->account_id.data + sizeof("callback:") - 1;
+        name.len = p->account_id.len - (sizeof("callback:") - 1);
+
+        if (p->keep_callback_params == NULL) {
+            p->keep_callback_params = ngx_array_create(cf->pool, 1,
+                                                       sizeof(ngx_str_t));
+            if (p->keep_callback_params == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        s = p->keep_callback_params->elts;
+
+        for (i = 0; i < p->keep_callback_params->nelts; i++) {
+            if (s[i].len == name.len
+                && ngx_strncmp(s[i].data, name.data, name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == p->keep_callback_params->nelts) {
+            s = ngx_array_push(p->keep_callback_params);
+            if (s == NULL) {
+                return NGX_ERROR;
+            }
+
+            *s = name;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1430,6 +1847,14 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         }
     }
 
+    ngx_http_oauth_pairs_off(p->authorization_params);
+    ngx_http_oauth_pairs_off(p->token_params);
+    ngx_http_oauth_pairs_off(p->token_headers);
+
+    if (ngx_http_oauth_provider_quirks(cf, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (p->connection_params) {
         cp = p->connection_params->elts;
 
@@ -1472,13 +1897,15 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
      * are checked with their {NAME} placeholders in place.
      */
 
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < 8; i++) {
         u = (i == 0) ? &p->redirect_uri
             : (i == 1) ? &p->authorization_url
             : (i == 2) ? &p->token_url
             : (i == 3) ? &p->revocation_url
             : (i == 4) ? &p->userinfo_url
-            : &p->api_base_url;
+            : (i == 5) ? &p->api_base_url
+            : (i == 6) ? &p->exchange_url
+            : &p->refresh_url;
 
         if (u->data == NULL) {
             continue;
@@ -1496,7 +1923,9 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
                           : i == 1 ? "authorization_url"
                           : i == 2 ? "token_url"
                           : i == 3 ? "revocation_url"
-                          : i == 4 ? "userinfo_url" : "api_base_url",
+                          : i == 4 ? "userinfo_url"
+                          : i == 5 ? "api_base_url"
+                          : i == 6 ? "exchange_url" : "refresh_url",
                           u, why);
             return NGX_ERROR;
         }

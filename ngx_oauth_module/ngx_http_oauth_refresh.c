@@ -335,8 +335,8 @@ ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
         result = NGX_HTTP_OAUTH_REFRESH_OK;
         error = NULL;
 
-    } else if (conn->refresh.len == 0 || !p->refresh
-               || conn->kind != NGX_OAUTH_KIND_OAUTH2)
+    } else if ((conn->refresh.len == 0 && p->refresh_url.len == 0)
+               || !p->refresh || conn->kind != NGX_OAUTH_KIND_OAUTH2)
     {
         result = NGX_HTTP_OAUTH_REFRESH_REFUSED;
         error = "no_refresh_token";
@@ -452,6 +452,7 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 {
     ngx_str_t                       plain, name;
     ngx_uint_t                      i, probe;
+    ngx_oauth_str_t                *grant;
     ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
     ngx_oauth_pair_t               *vars;
     ngx_http_oauth_fetch_t         *f;
@@ -474,8 +475,15 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
-    priv->spent.len = conn->refresh.len;
-    priv->spent.data = ngx_pnalloc(rf->pool, conn->refresh.len);
+    /*
+     * A provider's own refresh (refresh_url: Instagram's ig_refresh_token)
+     * trades the access token itself; it is then the one spent.
+     */
+
+    grant = p->refresh_url.len ? &conn->access : &conn->refresh;
+
+    priv->spent.len = grant->len;
+    priv->spent.data = ngx_pnalloc(rf->pool, grant->len);
 
     if (priv->spent.data == NULL) {
         ngx_oauth_conn_free(conn);
@@ -484,10 +492,11 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
         return;
     }
 
-    ngx_memcpy(priv->spent.data, conn->refresh.data, conn->refresh.len);
+    ngx_memcpy(priv->spent.data, grant->data, grant->len);
 
     if (ngx_http_oauth_open_field(rf->pool, rf->log, rf->omcf->keyring, conn,
-                                  "refresh", &conn->refresh, &plain)
+                                  p->refresh_url.len ? "access" : "refresh",
+                                  grant, &plain)
         != NGX_OK)
     {
         ngx_oauth_conn_free(conn);
@@ -510,6 +519,18 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
         vars[i].value = conn->params[i].value;
     }
 
+    if (p->refresh_url.len) {
+        vars[conn->nparams].name.data = (u_char *) "access_token";
+        vars[conn->nparams].name.len = sizeof("access_token") - 1;
+        vars[conn->nparams].value.data = plain.data;
+        vars[conn->nparams].value.len = plain.len;
+
+        f = ngx_http_oauth_endpoint_get_token(rf->pool, rf->log, p,
+                                              &p->refresh_url, vars,
+                                              conn->nparams + 1);
+        goto call;
+    }
+
     ngx_oauth_buf_add_form_pair(&body, "grant_type", 10, "refresh_token",
                                 13);
     ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain.data,
@@ -517,6 +538,8 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 
     f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
                                       conn->nparams, &body);
+
+call:
 
     ngx_oauth_buf_free(&body);
     ngx_oauth_conn_free(conn);
@@ -595,6 +618,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
     int                             rc;
     ngx_str_t                       name;
     ngx_uint_t                      down;
+    ngx_oauth_str_t                *grant;
     ngx_oauth_conn_t                conn;
     ngx_http_oauth_refresh_t       *rf;
     ngx_http_oauth_refresh_priv_t  *priv;
@@ -651,10 +675,11 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
+    grant = rf->provider->refresh_url.len ? &conn.access : &conn.refresh;
+
     if (conn.version != rf->version
-        && (conn.refresh.len != priv->spent.len
-            || ngx_memcmp(conn.refresh.data, priv->spent.data,
-                          priv->spent.len)
+        && (grant->len != priv->spent.len
+            || ngx_memcmp(grant->data, priv->spent.data, priv->spent.len)
                != 0))
     {
         ngx_oauth_conn_free(&conn);
@@ -914,8 +939,11 @@ ngx_http_oauth_refresh_apply(ngx_http_oauth_refresh_t *rf,
             conn->token_type = token->token_type;
         }
 
+        /* a 401 on this fresh token would mean the grant itself is gone */
+
         conn->status = NGX_OAUTH_STATUS_CONNECTED;
-        conn->flags &= ~NGX_OAUTH_CONN_REFRESH_DUE;
+        conn->flags = (conn->flags & NGX_OAUTH_CONN_REFRESH_DUE)
+                      ? NGX_OAUTH_CONN_AFTER_401 : 0;
         conn->failures = 0;
         conn->retry_at = 0;
         conn->last_refresh_at = now;

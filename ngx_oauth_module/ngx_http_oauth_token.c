@@ -89,6 +89,8 @@ static ngx_int_t ngx_http_oauth_token_uninject(ngx_http_request_t *r);
 static void ngx_http_oauth_injected_cleanup(void *data);
 static void ngx_http_oauth_token_refreshed(ngx_http_oauth_refresh_t *rf);
 static void ngx_http_oauth_token_cleanup(void *data);
+static void ngx_http_oauth_upstream_401(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_oauth_conn_t *conn);
 static ngx_int_t ngx_http_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_oauth_param_variable(ngx_http_request_t *r,
@@ -948,23 +950,65 @@ ngx_http_oauth_token_header_filter(ngx_http_request_t *r)
         /* a flag already set costs no write (and no fsync) again */
 
         if (conn.version == ctx->version
-            && !(conn.flags & NGX_OAUTH_CONN_REFRESH_DUE))
+            && !(conn.flags & NGX_OAUTH_CONN_REFRESH_DUE)
+            && conn.status == NGX_OAUTH_STATUS_CONNECTED)
         {
-            conn.flags |= NGX_OAUTH_CONN_REFRESH_DUE;
+            ngx_http_oauth_upstream_401(r, ctx->provider, &conn);
+
             expect = conn.version;
 
             (void) ngx_oauth_store_conn_put(omcf->store, &conn, &expect);
-
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth: provider \"%V\" answered 401: token will "
-                          "be refreshed before its next use",
-                          &ctx->provider->name);
         }
 
         ngx_oauth_conn_free(&conn);
     }
 
     return ngx_http_oauth_token_next_header_filter(r);
+}
+
+
+/*
+ * What an upstream 401 says about the connection.  A token that cannot
+ * be refreshed was revoked at the provider; a token refreshed because of
+ * the last 401 that is refused again means the grant is gone: the user has
+ * to connect again.  Otherwise the next use refreshes first.
+ */
+
+static void
+ngx_http_oauth_upstream_401(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_oauth_conn_t *conn)
+{
+    static u_char  revoked[] = "revoked";
+    static u_char  reauth[] = "reauthorization_required";
+
+    if (!p->refresh || (conn->refresh.len == 0 && p->refresh_url.len == 0)) {
+        conn->status = NGX_OAUTH_STATUS_REVOKED;
+        conn->last_error.data = revoked;
+        conn->last_error.len = sizeof(revoked) - 1;
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth: provider \"%V\" answered 401 to a token that "
+                      "cannot be refreshed: connection revoked", &p->name);
+        return;
+    }
+
+    if (conn->flags & NGX_OAUTH_CONN_AFTER_401) {
+        conn->status = NGX_OAUTH_STATUS_ERROR;
+        conn->last_error.data = reauth;
+        conn->last_error.len = sizeof(reauth) - 1;
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth: provider \"%V\" answered 401 to a freshly "
+                      "refreshed token: reauthorization required",
+                      &p->name);
+        return;
+    }
+
+    conn->flags |= NGX_OAUTH_CONN_REFRESH_DUE;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: provider \"%V\" answered 401: token will be "
+                  "refreshed before its next use", &p->name);
 }
 
 

@@ -44,6 +44,7 @@
 
 /* conn flags */
 #define NGX_OAUTH_CONN_REFRESH_DUE 0x01   /* the API said 401: refresh */
+#define NGX_OAUTH_CONN_AFTER_401   0x02   /* token refreshed for a 401 */
 
 
 typedef struct ngx_oauth_store_s  ngx_oauth_store_t;

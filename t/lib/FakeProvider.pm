@@ -48,6 +48,8 @@ use JSON::PP;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
+use FakeQuirks;
+
 our @Started;
 
 my $JSON = JSON::PP->new->canonical->utf8;
@@ -431,6 +433,11 @@ sub _issue {
 sub _answer {
     my ($self, $st, $req) = @_;
     my $counts = $st->{counts};
+
+    # the named provider quirks (t/lib/FakeQuirks.pm) answer first
+    if (my @q = FakeQuirks::answer($st, $req)) {
+        return @q;
+    }
 
     if ($req->{path} eq '/token' && $req->{method} eq 'POST') {
         my $f = $req->{form} // {};
