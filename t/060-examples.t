@@ -1,73 +1,66 @@
-# Every file in conf-examples/ passes `nginx -t` with the module loaded:
-# operators copy them, so they must be valid.  Paths under /etc, /var and
-# the TLS files are pointed at a scratch directory; nothing else changes.
+# Every example in conf-examples/ passes `nginx -t` the way a Debian
+# operator installs it: this machine's /etc/nginx copied to a scratch
+# prefix, the module enabled in modules-enabled/, the example's conf.d/
+# snippet (http context, no http {} of its own) and its sites-available/
+# server block linked from sites-enabled/, next to Debian's default site.
 
 use strict;
 use warnings;
 use Test::More;
-use File::Temp qw(tempdir);
 use File::Basename qw(basename);
 use Cwd qw(abs_path);
-
 use FindBin;
+
+require "$FindBin::Bin/debian/layout.pl";
+
 my $top = abs_path("$FindBin::Bin/..");
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $module = $ENV{NGX_OAUTH_MODULE}
     || "$top/build/ngx_http_oauth_module.so";
+my $cli = $ENV{NGX_OAUTH_CLI} || "$top/build/ngx-oauth";
 
+plan skip_all => 'no /etc/nginx (Debian nginx) on this machine'
+    unless -f '/etc/nginx/nginx.conf';
 BAIL_OUT("module not built: $module (run make)") unless -f $module;
+BAIL_OUT("ngx-oauth not built: $cli (run make)") unless -x $cli;
 
-my @files = sort glob("$top/conf-examples/*.conf");
-ok(@files >= 3, 'there are example files') or BAIL_OUT('no examples');
+my @examples = grep { -d "$_/conf.d" } sort glob("$top/conf-examples/*");
+ok(@examples >= 3, 'there are examples') or BAIL_OUT('no examples');
 
-for my $file (@files) {
-    my $dir = tempdir(CLEANUP => 1);
-    mkdir "$dir/$_" for qw(logs tmp secrets tls lib);
+for my $ex (@examples) {
+    my $name = basename($ex);
 
-    # a keyring, client secrets and a certificate of the test's own
-    my $key = join '', map { chr(int(rand(256))) } 1 .. 32;
-    require MIME::Base64;
-    open my $k, '>', "$dir/oauth.keys" or die $!;
-    print $k 'k1:', MIME::Base64::encode_base64($key, ''), "\n";
-    close $k;
-    chmod 0600, "$dir/oauth.keys";
-
-    for my $p (qw(google slack github shopify hubspot quickbooks)) {
-        open my $s, '>', "$dir/secrets/$p" or die $!;
-        print $s "secret-$p\n";
-        close $s;
+    # what Debian's nginx.conf would choke on
+    for my $f (glob("$ex/conf.d/*"), glob("$ex/sites-available/*")) {
+        my $text = debian_read($f);
+        $text =~ s/#.*//g;
+        unlike($text, qr/^\s*(http|events)\s*\{|^\s*load_module\b/m,
+               "$name/" . basename($f) . ': no main-context block');
     }
+    my @sites = glob("$ex/sites-available/*");
+    ok(@sites, "$name: has a server block");
 
-    system('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-           '-subj', '/CN=app.example.com', '-days', '1',
-           '-keyout', "$dir/tls/app.key", '-out', "$dir/tls/app.pem")
-        == 0 or die 'openssl failed';
+    my $p = debian_layout(module => $module);
+    debian_install($p, $ex, cli => $cli);
+    debian_no_dns($p);
 
-    open my $in, '<', $file or die $!;
-    my $conf = do { local $/; <$in> };
-    close $in;
-
-    $conf =~ s{/etc/nginx/oauth\.keys}{$dir/oauth.keys}g;
-    $conf =~ s{/etc/nginx/secrets/}{$dir/secrets/}g;
-    $conf =~ s{/etc/nginx/tls/}{$dir/tls/}g;
-    $conf =~ s{/var/lib/nginx/}{$dir/lib/}g;
-    $conf =~ s{/var/log/nginx/}{$dir/logs/}g;
-    $conf =~ s{listen 443 ssl;}{listen 127.0.0.1:1 ssl;}g;
-
-    # no DNS here: literal upstream hosts are resolved at startup
-    $conf =~ s{proxy_pass (https?)://[a-z0-9.-]+\.(com|net)/}{proxy_pass $1://127.0.0.1/}g;
-
-    open my $out, '>', "$dir/nginx.conf" or die $!;
-    print $out "load_module $module;\n",
-               "pid $dir/nginx.pid;\n",
-               "error_log $dir/logs/error.log;\n",
-               "events { worker_connections 16; }\n",
-               $conf;
-    close $out;
-
-    my $res = `$nginx -t -p $dir -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
-    is($?, 0, basename($file) . ' passes nginx -t') or diag($res);
-    unlike($res, qr/secret-\w+/, basename($file) . ': no secret printed');
+    my ($rc, $out) = debian_nginx_t($p);
+    is($rc, 0, "$name passes nginx -t in the Debian layout") or diag($out);
+    like($out, qr/test is successful/, "$name: test is successful");
+    unlike($out, qr/secret-[\w.-]+-not-for-logs/, "$name: no secret printed");
 }
+
+# the one shared snippet is valid in a location
+my $p = debian_layout(module => $module);
+debian_install($p, "$top/conf-examples/quickstart", cli => $cli);
+debian_no_dns($p);
+ok(-f "$p/etc/nginx/snippets/oauth-upstream.conf",
+   'snippets/oauth-upstream.conf laid out');
+
+# an example wrapped in http {} is refused in conf.d, as the old ones were:
+# proves the layout really includes conf.d inside http {}
+debian_write("$p/etc/nginx/conf.d/wrapped.conf", "http { }\n");
+my ($rc, $out) = debian_nginx_t($p);
+isnt($rc, 0, 'an http {} block in conf.d fails nginx -t');
+like($out, qr/"http" directive is not allowed here/, '... as on Debian');
 
 done_testing();
