@@ -2,7 +2,9 @@
 #
 #   make            the module (build/ngx_http_oauth_module.so) and ngx-oauth
 #   make test       unit tests (plain and sanitized), then the Test::Nginx suites
-#   make run        the demo on http://127.0.0.1:8080/
+#   make run        the demo on http://127.0.0.1:8080/ (PORT=N for another)
+#   make deb        the Debian package libnginx-mod-http-oauth (build/deb/)
+#   make test-deb   make deb, then install, use and remove it (as root)
 #   make fuzz       libFuzzer targets, each run briefly
 #   make test-e2e   a real browser against a real authorization server
 #   make valgrind   the Test::Nginx suites under valgrind (slow)
@@ -43,7 +45,7 @@ export NGX_OAUTH_CLI ?= $(abspath $(CLI))
 export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
 .PHONY: faults bench all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
-        valgrind lint clean
+        valgrind lint clean deb test-deb
 
 all: module cli
 
@@ -70,8 +72,9 @@ cli: $(CLI)
 
 $(CLI): ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) -o $@ ngx_oauth_module/cli/ngx_oauth_cli.c \
-	    $(CORE_SRCS) $(CORE_LIBS)
+	$(CC) $(CFLAGS_CORE) $(CPPFLAGS) $(CFLAGS) -o $@ \
+	    ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(LDFLAGS) \
+	    $(CORE_LIBS)
 
 fixture: $(FIXTURE)
 
@@ -117,8 +120,39 @@ fuzz-run: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	        $(BUILD)/corpus/$$(basename $$f) t/fuzz/seeds/$$(basename $$f); \
 	done
 
+PORT ?= 8080
+
 run: deps all
-	sh conf-examples/demo/run.sh
+	PORT=$(PORT) sh conf-examples/demo/run.sh
+
+# The package is built by Debian's own tooling (dpkg-buildpackage, dh with
+# nginx-dev's nginx_mod build system) in a copy of the tree, so that the
+# tree stays clean and the .deb lands in build/deb/.  Never installs
+# build dependencies itself: it says what is missing.
+DEB_DIR := $(BUILD)/deb
+
+deb:
+	@command -v dpkg-buildpackage >/dev/null && \
+	    dpkg-checkbuilddeps >/dev/null 2>&1 || { \
+	    echo "deb: missing build dependencies:"; \
+	    dpkg-checkbuilddeps 2>&1 | sed 's/^/    /'; \
+	    echo "    install them: apt-get install dpkg-dev debhelper" \
+	         "nginx-dev libssl-dev libcurl4-openssl-dev liblmdb-dev" \
+	         "libjansson-dev (or, as root: sh .ci/deps.sh deb)"; \
+	    exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -cf - --exclude-vcs --exclude=./build --exclude=./$(BUILD) \
+	    --exclude='./t/servroot*' --exclude=node_modules --exclude=./.npm \
+	    --exclude='./obj-*' . | tar -C $(DEB_DIR)/src -xf -
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc \
+	    > $(ABUILD)/deb/build.log 2>&1 \
+	    || { tail -n 30 $(ABUILD)/deb/build.log; exit 1; }
+	rm -rf $(DEB_DIR)/src
+	@ls $(DEB_DIR)/*.deb
+
+test-deb: deb
+	NGX_OAUTH_DEB="$$(ls $(ABUILD)/deb/*.deb)" prove -I t/lib -v t/070-debian.t
 
 test-e2e: all
 	@sh .ci/deps.sh e2e

@@ -7,7 +7,7 @@ liblmdb-dev libjansson-dev lmdb-utils libcmocka-dev \
 libnginx-mod-http-echo libtest-base-perl libtest-longstring-perl \
 liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
 
-# extra groups for the slow targets: deps.sh fuzz | e2e | valgrind
+# extra groups for the slow targets: deps.sh fuzz | e2e | valgrind | deb
 for group in "$@"; do
     case "$group" in
     fuzz)     pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
@@ -17,6 +17,7 @@ for group in "$@"; do
               command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     valgrind) pkgs="$pkgs valgrind" ;;
     bench)    pkgs="$pkgs wrk" ;;
+    deb)      pkgs="$pkgs dpkg-dev debhelper nginx-dev" ;;
     esac
 done
 
