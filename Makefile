@@ -152,7 +152,8 @@ deb:
 	@ls $(DEB_DIR)/*.deb
 
 test-deb: deb
-	NGX_OAUTH_DEB="$$(ls $(ABUILD)/deb/*.deb)" prove -I t/lib -v t/070-debian.t
+	NGX_OAUTH_DEB="$$(ls $(ABUILD)/deb/libnginx-mod-http-oauth_*.deb)" \
+	    prove -I t/lib -v t/062-debian.t
 
 test-e2e: all
 	@sh .ci/deps.sh e2e

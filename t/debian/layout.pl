@@ -2,7 +2,7 @@
 # Debian's nginx packages lay it out, with every absolute path of it moved
 # into the prefix: conf.d/*.conf and sites-enabled/* are included inside
 # http {}, modules-enabled/*.conf in the main context.  Used by the
-# examples, Synopsis and package tests (t/060, t/061, t/070).
+# examples, Synopsis and package tests (t/060, t/061, t/062).
 #
 #   my $p = debian_layout(module => "/abs/ngx_http_oauth_module.so");
 #   debian_install($p, "conf-examples/quickstart");
