@@ -51,6 +51,7 @@ typedef struct {
     ngx_str_t                    owner;
     ngx_str_t                    return_to;
     unsigned                     mode;       /* NGX_OAUTH_MODE_* */
+    unsigned                     json:1;     /* answer 200 JSON, no 302 */
     ngx_array_t                  params;     /* ngx_oauth_pair_t */
     ngx_http_oauth_provider_t   *provider;
     ngx_int_t                    rc;         /* the answer when not NGX_OK */
@@ -85,6 +86,9 @@ static ngx_int_t ngx_http_oauth_start_flow(ngx_http_request_t *r,
     ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_start_redirect(ngx_http_request_t *r,
     ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url);
+static ngx_uint_t ngx_http_oauth_wants_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_start_json(ngx_http_request_t *r,
+    ngx_str_t *url, time_t expires);
 static ngx_int_t ngx_http_oauth_start_params(ngx_http_request_t *r,
     ngx_http_oauth_provider_t *p, ngx_array_t *params);
 static ngx_int_t ngx_http_oauth_arg(ngx_http_request_t *r, const char *name,
@@ -237,10 +241,23 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
 
     rc = ngx_http_oauth_arg(r, "mode", st->mbuf, sizeof(st->mbuf), &mode);
 
+    /*
+     * A single-page app starts with fetch() and opens the URL itself:
+     * mode=json, or a start that accepts only JSON; the callback then
+     * ends as a redirect to return_to
+     */
+
+    st->json = (rc == NGX_DECLINED && ngx_http_oauth_wants_json(r));
+
     if (rc == NGX_OK && mode.len == 5
         && ngx_strncmp(mode.data, "popup", 5) == 0)
     {
         st->mode = NGX_OAUTH_MODE_POPUP;
+
+    } else if (rc == NGX_OK && mode.len == 4
+               && ngx_strncmp(mode.data, "json", 4) == 0)
+    {
+        st->json = 1;
 
     } else if (rc != NGX_DECLINED
                && !(rc == NGX_OK && mode.len == 8
@@ -248,8 +265,8 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
     {
         st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                            "invalid_mode",
-                                           "mode must be redirect or "
-                                           "popup");
+                                           "mode must be redirect, popup "
+                                           "or json");
         return NGX_DONE;
     }
 
@@ -450,6 +467,10 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
 
     ngx_http_oauth_metrics_flow(st->provider, -1);
 
+    if (st->json) {
+        return ngx_http_oauth_start_json(r, url, flow->expires);
+    }
+
     if (ngx_http_oauth_set_location(r, url) != NGX_OK
         || ngx_http_oauth_add_header(r, "Cache-Control", "no-store")
            != NGX_OK
@@ -459,6 +480,93 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
     }
 
     return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/* Accept: application/json, and no HTML */
+
+static ngx_uint_t
+ngx_http_oauth_wants_json(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+#if (nginx_version >= 1023000)
+    h = r->headers_in.accept;
+#else
+    h = NULL;
+    {
+        ngx_uint_t        i;
+        ngx_list_part_t  *part;
+        ngx_table_elt_t  *e;
+
+        part = &r->headers_in.headers.part;
+        e = part->elts;
+
+        for (i = 0; h == NULL; i++) {
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                e = part->elts;
+                i = 0;
+            }
+
+            if (e[i].key.len == 6
+                && ngx_strncasecmp(e[i].key.data, (u_char *) "Accept", 6)
+                   == 0)
+            {
+                h = &e[i];
+            }
+        }
+    }
+#endif
+
+    return h != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "application/json", 16 - 1)
+              != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "text/html", 9 - 1)
+              == NULL;
+}
+
+
+/* 200 {"authorization_url","expires_at"}: the same flow, cookie included */
+
+static ngx_int_t
+ngx_http_oauth_start_json(ngx_http_request_t *r, ngx_str_t *url,
+    time_t expires)
+{
+    u_char           when[sizeof("1970-01-01T00:00:00Z")];
+    ngx_int_t        rc;
+    ngx_tm_t         tm;
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+
+    static ngx_str_t  type = ngx_string("application/json");
+
+    ngx_gmtime(expires, &tm);
+    ngx_sprintf(when, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    ngx_oauth_buf_add_cstr(&b, "{\"authorization_url\":");
+    ngx_oauth_json_add_string(&b, url->data, url->len);
+    ngx_oauth_buf_add_cstr(&b, ",\"expires_at\":\"");
+    ngx_oauth_buf_add_cstr(&b, (char *) when);
+    ngx_oauth_buf_add_cstr(&b, "\"}\n");
+
+    if (b.failed) {
+        ngx_oauth_buf_free(&b);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_oauth_send(r, NGX_HTTP_OK, &type, b.data, b.len);
+
+    ngx_oauth_buf_free(&b);
+
+    return rc;
 }
 
 

@@ -582,3 +582,38 @@ X-User: alice
 --- error_code: 401
 --- response_body_like eval
 qr/"error":"reauthorization_required"/
+
+
+
+=== TEST 14: mode=json (or Accept: application/json): 200 with the authorization URL and its expiry, the same cookie and flow; the callback then redirects to return_to
+--- init
+my $fake = T::fake();
+$fake->reset;
+for my $how ('mode', 'accept') {
+    my $r = $how eq 'mode'
+        ? OAuthTest::get('/connect/demo?mode=json&return_to=/done', owner => 'alice')
+        : OAuthTest::get('/connect/demo?return_to=/done', owner => 'alice',
+                         headers => { Accept => 'application/json' });
+    Test::More::is($r->{status}, 200, "$how: 200");
+    Test::More::like($r->{headers}{'content-type'}, qr{^application/json}, "$how: JSON");
+    my $d = JSON::PP->new->decode($r->{content});
+    Test::More::like($d->{authorization_url}, qr{^http://127\.0\.0\.1:\d+/authorize\?}, "$how: the URL");
+    my $exp = OAuthTest::epoch($d->{expires_at});
+    Test::More::ok($exp > time + 500 && $exp <= time + 601, "$how: expires with the flow");
+    my $sc = $r->{headers}{'set-cookie'} // '';
+    $sc = $sc->[0] if ref $sc;
+    my ($cookie) = $sc =~ /^([^;]+)/;
+    my $q = T::qparams($d->{authorization_url});
+    my $cb = T::callback('alice', { state => $q->{state}, cookie => $cookie },
+                         { code => "json-$how" });
+    Test::More::is($cb->{result}, 'connected', "$how: the callback completes");
+}
+my $r = OAuthTest::get('/connect/demo', owner => 'alice',
+                       headers => { Accept => 'text/html,application/json' });
+Test::More::is($r->{status}, 302, 'a browser still gets the redirect');
+--- request
+GET /connect/demo?mode=json
+--- more_headers
+X-User: alice
+--- response_body_like eval
+qr/^\{"authorization_url":"http:\/\/127\.0\.0\.1:\d+\/authorize\?response_type=code\\u0026client_id=test-client\\u0026/
