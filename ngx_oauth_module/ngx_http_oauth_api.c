@@ -110,6 +110,12 @@ static ngx_int_t ngx_http_oauth_api_test(ngx_http_request_t *r,
 static void ngx_http_oauth_api_tested(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_api_delete(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_patch(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static int ngx_http_oauth_api_collect(const ngx_oauth_conn_t *conn,
+    void *data);
 static ngx_http_oauth_revoke_t *ngx_http_oauth_api_revoke_create(
     ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
     ngx_oauth_conn_t *conn);
@@ -188,7 +194,7 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
                                          "no owner for this request");
     }
 
-    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE|NGX_HTTP_PATCH))
         && ngx_http_oauth_api_origin(r) != NGX_OK)
     {
         return ngx_http_oauth_send_error(r, NGX_HTTP_FORBIDDEN,
@@ -211,7 +217,7 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
                                          "available");
     }
 
-    if (!(r->method & NGX_HTTP_POST)) {
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH))) {
 
         /* a DELETE changes state too: no body, or a JSON one (ignored) */
 
@@ -378,7 +384,7 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if ((r->method & NGX_HTTP_POST)
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH))
         && ngx_http_oauth_api_read_body(r, ctx) != NGX_OK)
     {
         if (ctx->status == 0) {
@@ -412,8 +418,12 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
     }
 
     if (n == 1) {
+        if (r->method & NGX_HTTP_DELETE) {
+            return ngx_http_oauth_api_delete_all(r, ctx);
+        }
+
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            allow = "GET, HEAD";
+            allow = "GET, HEAD, DELETE";
             goto not_allowed;
         }
 
@@ -477,7 +487,11 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
             return ngx_http_oauth_api_delete(r, ctx);
         }
 
-        allow = "GET, HEAD, DELETE";
+        if (r->method & NGX_HTTP_PATCH) {
+            return ngx_http_oauth_api_patch(r, ctx);
+        }
+
+        allow = "GET, HEAD, PATCH, DELETE";
         goto not_allowed;
     }
 
@@ -1330,6 +1344,263 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
 
 /* the tokens to revoke, opened into the revocation's own pool */
 
+/*
+ * PATCH connections/P/ACCOUNT {"label":..,"metadata":{..}}: what the
+ * product keeps about a connection (a name the user chose, a project id,
+ * a region).  Plaintext, so never a secret; each key given replaces its
+ * value, null clears it.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
+{
+    int                rc;
+    char              *text;
+    json_t            *label, *meta;
+    uint64_t           expect;
+    ngx_uint_t         tries;
+    const char        *l;
+    ngx_oauth_str_t    owner, provider, account;
+    ngx_oauth_conn_t   conn;
+
+    if (ctx->body == NULL) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "a JSON body is required");
+    }
+
+    label = json_object_get(ctx->body, "label");
+    meta = json_object_get(ctx->body, "metadata");
+
+    if ((label && !json_is_null(label)
+         && (!json_is_string(label)
+             || json_string_length(label) > NGX_OAUTH_LABEL_MAX))
+        || (meta && !json_is_null(meta) && !json_is_object(meta))
+        || (label == NULL && meta == NULL)
+        || json_object_size(ctx->body)
+           != (size_t) ((label != NULL) + (meta != NULL)))
+    {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "give \"label\" (a string of up to "
+                                         "256 bytes) and/or \"metadata\" (an "
+                                         "object)");
+    }
+
+    text = NULL;
+
+    if (meta && json_is_object(meta) && json_object_size(meta)) {
+        text = json_dumps(meta, JSON_COMPACT|JSON_SORT_KEYS);
+
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_strlen(text) > NGX_OAUTH_METADATA_MAX) {
+            free(text);
+            return ngx_http_oauth_send_error(r,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "metadata_too_large",
+                                         "metadata is over 4 KiB as JSON");
+        }
+    }
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    /* a refresh may write the record meanwhile: read, change, retry */
+
+    for (tries = 0; tries < 5; tries++) {
+        rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                      &account, &conn);
+
+        if (rc != NGX_OAUTH_OK) {
+            break;
+        }
+
+        if (label) {
+            l = json_string_value(label);
+            conn.label.data = (u_char *) l;
+            conn.label.len = l ? ngx_strlen(l) : 0;
+        }
+
+        if (meta) {
+            conn.metadata.data = (u_char *) text;
+            conn.metadata.len = text ? ngx_strlen(text) : 0;
+        }
+
+        expect = conn.version;
+        rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, &expect);
+
+        ngx_oauth_conn_free(&conn);
+
+        if (rc != NGX_OAUTH_CONFLICT) {
+            break;
+        }
+    }
+
+    free(text);
+
+    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such connection");
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         rc == NGX_OAUTH_FULL ? "store_full"
+                                         : "store_error",
+                                         "the connection could not be "
+                                         "written");
+    }
+
+    return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
+}
+
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    ngx_array_t                 *keys;       /* ngx_str_t: provider, account */
+    ngx_uint_t                   error;
+} ngx_http_oauth_collect_t;
+
+
+static int
+ngx_http_oauth_api_collect(const ngx_oauth_conn_t *conn, void *data)
+{
+    ngx_http_oauth_collect_t *c = data;
+
+    ngx_str_t  *k;
+
+    k = ngx_array_push_n(c->keys, 2);
+    if (k == NULL) {
+        c->error = 1;
+        return 0;
+    }
+
+    k[0].len = conn->provider.len;
+    k[0].data = ngx_pstrdup(c->pool, (ngx_str_t *) &conn->provider);
+    k[1].len = conn->account.len;
+    k[1].data = ngx_pstrdup(c->pool, (ngx_str_t *) &conn->account);
+
+    if (k[0].data == NULL || k[1].data == NULL) {
+        c->error = 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * DELETE connections: every connection of the owner (a user deleted from
+ * the product) goes, each revoked at its provider the way a single
+ * DELETE does; the revocations finish after the answer.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    int                        rc;
+    json_t                    *o;
+    ngx_str_t                 *k;
+    ngx_uint_t                 i, deleted, revoking;
+    ngx_oauth_str_t            owner, provider, account;
+    ngx_oauth_conn_t           conn;
+    ngx_http_oauth_revoke_t   *rv;
+    ngx_http_oauth_collect_t   c;
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+
+    c.pool = r->pool;
+    c.error = 0;
+    c.keys = ngx_array_create(r->pool, 8, sizeof(ngx_str_t));
+    if (c.keys == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_oauth_store_conn_each(ctx->omcf->store, &owner, NULL,
+                                   ngx_http_oauth_api_collect, &c);
+
+    if ((rc != NGX_OAUTH_OK && rc != NGX_OAUTH_INVALID) || c.error) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "store_error",
+                                         "the store cannot be read");
+    }
+
+    k = c.keys->elts;
+    deleted = 0;
+    revoking = 0;
+
+    for (i = 0; i < c.keys->nelts; i += 2) {
+        provider.len = k[i].len;
+        provider.data = k[i].data;
+        account.len = k[i + 1].len;
+        account.data = k[i + 1].data;
+
+        rv = NULL;
+        ctx->provider = ngx_http_oauth_provider_find(ctx->omcf, &k[i]);
+        ctx->account = k[i + 1];
+
+        if (ctx->provider
+            && ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                        &account, &conn)
+               == NGX_OAUTH_OK)
+        {
+            if (conn.kind == NGX_OAUTH_KIND_OAUTH2
+                && ctx->provider->revocation_url.len)
+            {
+                rv = ngx_http_oauth_api_revoke_create(r, ctx, &conn);
+            }
+
+            ngx_oauth_conn_free(&conn);
+        }
+
+        rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
+                                         &account);
+
+        if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
+            if (rv) {
+                ngx_destroy_pool(rv->pool);
+            }
+
+            return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "store_error",
+                                             "a connection could not be "
+                                             "deleted");
+        }
+
+        deleted++;
+
+        ngx_http_oauth_audit(ctx->omcf, r->connection->log, "disconnected",
+                             &owner, &k[i], &account, "ok", NULL,
+                             &r->connection->addr_text);
+
+        /* nobody waits for these (rv->ctx NULL): each ends on its own */
+
+        if (rv) {
+            if (ngx_http_oauth_api_revoke_start(rv) == NGX_OK) {
+                revoking++;
+
+            } else {
+                ngx_http_oauth_api_revoke_end(rv);
+            }
+        }
+    }
+
+    o = json_pack("{s:i,s:i}", "deleted", (json_int_t) deleted,
+                  "revoking", (json_int_t) revoking);
+
+    return o ? ngx_http_oauth_api_send(r, NGX_HTTP_OK, o)
+             : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
 static ngx_http_oauth_revoke_t *
 ngx_http_oauth_api_revoke_create(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn)
@@ -1921,7 +2192,7 @@ static json_t *
 ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_conn_t *conn)
 {
-    json_t       *o, *scopes, *params;
+    json_t       *o, *scopes, *params, *meta;
     size_t        i;
     u_char       *p, *last, *start;
     unsigned      status;
@@ -2000,6 +2271,27 @@ ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
                   ? ngx_http_oauth_api_str(conn->last_error.data,
                                            conn->last_error.len)
                   : json_null());
+
+    /* what the product wrote: a label and a JSON object, never secrets */
+
+    meta = conn->metadata.len
+           ? json_loadb((char *) conn->metadata.data, conn->metadata.len, 0,
+                        NULL)
+           : NULL;
+
+    if (o == NULL
+        || json_object_set_new(o, "label",
+                               conn->label.len
+                               ? ngx_http_oauth_api_str(conn->label.data,
+                                                        conn->label.len)
+                               : json_null())
+           != 0
+        || json_object_set_new(o, "metadata", meta ? meta : json_object())
+           != 0)
+    {
+        json_decref(o);
+        return NULL;
+    }
 
     return o;
 

@@ -1864,6 +1864,7 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     int                          rc;
     ngx_str_t                    name;
     const char                  *err;
+    ngx_uint_t                   found;
     ngx_oauth_conn_t             conn, old;
     ngx_http_oauth_provider_t   *p;
 
@@ -1923,12 +1924,22 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     rc = ngx_oauth_store_conn_get(ctx->omcf->store, &conn.owner,
                                   &conn.provider, &conn.account, &old);
 
-    if (rc == NGX_OAUTH_OK) {
+    found = (rc == NGX_OAUTH_OK);
+
+    if (found) {
+
+        /* and what the product wrote about it (label, metadata) */
+
         conn.created_at = old.created_at;
-        ngx_oauth_conn_free(&old);
+        conn.label = old.label;
+        conn.metadata = old.metadata;
     }
 
     rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, NULL);
+
+    if (found) {
+        ngx_oauth_conn_free(&old);
+    }
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

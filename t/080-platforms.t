@@ -617,3 +617,57 @@ GET /connect/demo?mode=json
 X-User: alice
 --- response_body_like eval
 qr/^\{"authorization_url":"http:\/\/127\.0\.0\.1:\d+\/authorize\?response_type=code\\u0026client_id=test-client\\u0026/
+
+
+
+=== TEST 15: PATCH sets a connection's label and metadata (plaintext, at most 4 KiB), kept across a refresh and a reconnect; DELETE connections removes all of the caller's, each revoked
+--- http_config eval
+"    oauth_background_refresh off;\n" . T::block('qb', 'quickbooks',
+         "        userinfo_url   http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/q/userinfo;\n"
+         . "        revocation_url http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/q/revoke;\n")
+--- init
+my $fake = T::fake();
+$fake->reset;
+T::connect_ok('alice', 'qb', { code => 'u1', realmId => '111' });
+T::connect_ok('alice', 'qb', { code => 'u1', realmId => '222' });
+OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthTest::connect_ok(owner => 'bob', code => 'bob-1');
+my ($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
+                             json => { label => 'Main company',
+                                       metadata => { region => 'us',
+                                                     checks => [1, 2] } });
+Test::More::is($s, 200, 'PATCH: 200');
+Test::More::is($d->{label}, 'Main company', 'the label');
+Test::More::is_deeply($d->{metadata}, { region => 'us', checks => [1, 2] }, 'the metadata');
+($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
+                          json => { metadata => { big => 'x' x 5000 } });
+Test::More::is($s, 413, 'metadata over 4 KiB: 413');
+($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
+                          json => { token => 'x' });
+Test::More::is($s, 400, 'anything else: 400');
+($s) = OAuthTest::api('PATCH', 'connections/qb/111', 'bob',
+                      json => { label => 'x' });
+Test::More::is($s, 404, "another owner's connection: 404");
+($s) = OAuthTest::api('POST', 'connections/qb/111/refresh', 'alice');
+Test::More::is($s, 200, 'refreshed');
+T::connect_ok('alice', 'qb', { code => 'u1', realmId => '111' });
+$d = OAuthTest::connection('alice', 'qb', '111');
+Test::More::is($d->{label}, 'Main company', 'the label stays across a refresh and a reconnect');
+Test::More::is($d->{metadata}{region}, 'us', 'so does the metadata');
+($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
+                          json => { label => undef });
+Test::More::is($d->{label}, undef, 'null clears the label');
+Test::More::is($d->{metadata}{region}, 'us', 'and leaves the metadata');
+($s, $d) = OAuthTest::api('DELETE', 'connections', 'alice');
+Test::More::is($s, 200, 'DELETE connections: 200');
+Test::More::is($d->{deleted}, 3, 'three deleted');
+Test::More::is($d->{revoking}, 2, 'the two QuickBooks grants revoked');
+$fake->wait_for(sub { $fake->count('q_revoke') >= 2 });
+Test::More::is($fake->count('q_revoke'), 2, 'both revocations reached the provider');
+Test::More::is(scalar(() = T::conns('bob', 'demo')), 1, "bob's connection stays");
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-User: alice
+--- response_body
+[]

@@ -177,7 +177,14 @@ static const ngx_oauth_record_field_t  ngx_oauth_conn_fields[] = {
       NGX_OAUTH_RECORD_MAX },
 
     { 21, NGX_OAUTH_FIELD_STR, offsetof(ngx_oauth_conn_t, secret), 0,
-      NGX_OAUTH_RECORD_MAX }
+      NGX_OAUTH_RECORD_MAX },
+
+    /* absent in records of older versions: no label, no metadata */
+    { 22, NGX_OAUTH_FIELD_STR, offsetof(ngx_oauth_conn_t, label), 0,
+      NGX_OAUTH_LABEL_MAX },
+
+    { 23, NGX_OAUTH_FIELD_STR, offsetof(ngx_oauth_conn_t, metadata), 0,
+      NGX_OAUTH_METADATA_MAX }
 };
 
 

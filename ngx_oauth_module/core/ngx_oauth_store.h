@@ -94,8 +94,15 @@ typedef struct {
     ngx_oauth_str_t     access;         /* sealed, field "access" */
     ngx_oauth_str_t     refresh;        /* sealed, field "refresh" */
     ngx_oauth_str_t     secret;         /* sealed, field "credentials" */
+    ngx_oauth_str_t     label;          /* the product's, plaintext */
+    ngx_oauth_str_t     metadata;       /* a JSON object, plaintext */
     void               *mem;            /* owns every pointer above */
 } ngx_oauth_conn_t;
+
+
+/* connection metadata set through the API: never a secret, plaintext */
+#define NGX_OAUTH_LABEL_MAX      256
+#define NGX_OAUTH_METADATA_MAX   4096
 
 
 typedef struct {

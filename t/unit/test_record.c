@@ -558,7 +558,7 @@ test_unknown_tag(void **state)
     test_buf_field(&b, 200, "future", 6);
     test_buf_add(&b, buf + 3, len - 3 - 5);
     test_buf_field(&b, 255, NULL, 0);
-    test_buf_field(&b, 22, "\x01\x02\x03", 3);
+    test_buf_field(&b, 99, "\x01\x02\x03", 3);
     test_buf_end(&b);
 
     assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &out),
