@@ -23,7 +23,7 @@ no_shuffle();
 
 my %CONN_FIELDS = map { $_ => 1 } qw(provider account account_name status
     scopes params created_at updated_at expires_at last_refresh_at
-    last_error);
+    last_error label metadata);
 
 sub time_or_null {
     my ($v, $what) = @_;
@@ -205,11 +205,11 @@ sub t_errors {
     }
 
     # 405: a method that does not apply, with Allow
-    for my $req ([ PUT => 'connections/fake/a1', 'GET, HEAD, DELETE' ],
-                 [ POST => 'connections/fake/a1', 'GET, HEAD, DELETE' ],
+    for my $req ([ PUT => 'connections/fake/a1', 'GET, HEAD, PATCH, DELETE' ],
+                 [ POST => 'connections/fake/a1', 'GET, HEAD, PATCH, DELETE' ],
                  [ DELETE => 'providers', 'GET, HEAD' ],
                  [ POST => 'providers', 'GET, HEAD' ],
-                 [ DELETE => 'connections', 'GET, HEAD' ],
+                 [ PUT => 'connections', 'GET, HEAD, DELETE' ],
                  [ GET => 'connections/fake/a1/refresh', 'POST' ],
                  [ DELETE => 'connections/fake/a1/test', 'POST' ],
                  [ GET => 'connections/keys', 'POST' ],
@@ -802,7 +802,7 @@ main::t_connections();
 GET /oauth/api/connections/fake/a1
 --- more_headers
 X-Owner: alice
---- response_body_like: ^\{"provider":"fake","account":"a1","account_name":"User a1","status":"connected","scopes":\["read","write"\],"params":\{"region":"eu"\},"created_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","updated_at":"[^"]+Z","expires_at":"[^"]+Z","last_refresh_at":"[^"]+Z","last_error":null\}$
+--- response_body_like: ^\{"provider":"fake","account":"a1","account_name":"User a1","status":"connected","scopes":\["read","write"\],"params":\{"region":"eu"\},"created_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","updated_at":"[^"]+Z","expires_at":"[^"]+Z","last_refresh_at":"[^"]+Z","last_error":null,"label":null,"metadata":\{\}\}$
 --- no_error_log
 [alert]
 [emerg]
