@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 
 pkgs="make gcc perl nginx nginx-dev libssl-dev libcurl4-openssl-dev \
-liblmdb-dev libjansson-dev lmdb-utils libcmocka-dev \
+liblmdb-dev libjansson-dev libpq-dev postgresql lmdb-utils libcmocka-dev \
 libnginx-mod-http-echo libtest-base-perl libtest-longstring-perl \
 liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
 

@@ -17,6 +17,7 @@
 #include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_json.h"
 
@@ -1303,6 +1304,9 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
                                          "deleted");
     }
 
+    ngx_http_oauth_shared_conn_deleted(ctx->omcf, &owner, &provider,
+                                       &account);
+
     ngx_http_oauth_audit(ctx->omcf, r->connection->log, "disconnected",
                          &owner, &ctx->provider->name, &account, "ok", NULL,
                          &r->connection->addr_text);
@@ -2179,6 +2183,8 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
                                          "the credentials could not be "
                                          "stored");
     }
+
+    ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
 
     ngx_http_oauth_audit(ctx->omcf, r->connection->log, "credentials_set",
                          &conn.owner, &ctx->provider->name, &conn.account,

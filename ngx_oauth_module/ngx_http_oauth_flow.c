@@ -13,6 +13,7 @@
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
@@ -442,8 +443,25 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
-    rc = ngx_oauth_store_flow_put(omcf->store, st->state,
-                                  NGX_OAUTH_STATE_LEN, flow);
+    /* several nodes: the flow goes to PostgreSQL only */
+
+    rc = ngx_http_oauth_shared_flow_put(r, st->state, NGX_OAUTH_STATE_LEN,
+                                        flow);
+
+    if (rc == NGX_BUSY) {
+        return ngx_http_oauth_shared_unavailable(r);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_oauth_store_flow_put(omcf->store, st->state,
+                                      NGX_OAUTH_STATE_LEN, flow);
+    } else {
+        rc = NGX_OAUTH_OK;
+    }
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -479,7 +497,9 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return NGX_HTTP_MOVED_TEMPORARILY;
+    /* sent once the shared store has the flow, if there is one */
+
+    return ngx_http_oauth_shared_wait(r, NGX_HTTP_MOVED_TEMPORARILY);
 }
 
 
@@ -1049,6 +1069,22 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "store_unavailable",
                                          "the credential store is not "
                                          "available");
+    }
+
+    /* several nodes: the flow comes from PostgreSQL, used once there */
+
+    rc = ngx_http_oauth_shared_flow_take(r, state.data, state.len);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_http_oauth_shared_unavailable(r);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* single use: the flow is read and deleted in one transaction */
@@ -1948,6 +1984,8 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                       ngx_oauth_store_error(ctx->omcf->store));
         return rc == NGX_OAUTH_FULL ? "store_full" : "store_error";
     }
+
+    ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: provider \"%V\": account connected", &p->name);

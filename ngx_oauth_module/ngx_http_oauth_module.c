@@ -10,6 +10,7 @@
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_api.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_housekeeping.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
@@ -142,6 +143,13 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth_main_conf_t, http_timeout),
       &ngx_http_oauth_msec_nonzero_post },
+
+    { ngx_string("oauth_shared_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth_shared_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("oauth_trusted_certificate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -667,6 +675,10 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_oauth_shared_init_process(cycle, omcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_oauth_housekeeping_init(cycle, omcf);
 }
 
@@ -689,6 +701,7 @@ ngx_http_oauth_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_oauth_http_exit_process(cycle);
+    ngx_http_oauth_shared_exit_process(cycle, omcf);
 
     if (omcf->store) {
         ngx_oauth_store_close(omcf->store);

@@ -131,6 +131,8 @@ typedef struct {
     ngx_oauth_store_t           *store;      /* this worker's, or NULL */
     ngx_file_uniq_t              store_uniq; /* its inode when opened */
     ngx_flag_t                   store_gone; /* said once */
+
+    void                        *shared;     /* oauth_shared_store, NULL */
 } ngx_http_oauth_main_conf_t;
 
 

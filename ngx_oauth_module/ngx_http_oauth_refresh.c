@@ -13,6 +13,7 @@
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_oauth_json.h"
 
 
@@ -258,6 +259,20 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
                                           "store_busy");
             return;
         }
+    }
+
+    /* several nodes: PostgreSQL's lease too (ngx_http_oauth_shared.c) */
+
+    rc = ngx_http_oauth_shared_lease(rf, &conn);
+
+    if (rc == NGX_BUSY) {
+        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
+                                      "shared_store_unavailable");
+        return;
+    }
+
+    if (rc != NGX_DECLINED) {
+        return;
     }
 
     ngx_http_oauth_refresh_call(rf, &conn);
@@ -828,6 +843,10 @@ again:
 
     rc = ngx_oauth_store_conn_put(rf->omcf->store, conn, &expect);
 
+    if (rc == NGX_OAUTH_OK) {
+        ngx_http_oauth_shared_conn_saved(rf->omcf, conn);
+    }
+
     ngx_oauth_conn_free(conn);
 
     if (rc == NGX_OAUTH_CONFLICT && tries++ < 3) {
@@ -1000,6 +1019,7 @@ ngx_http_oauth_refresh_finish(ngx_http_oauth_refresh_t *rf,
                        &rf->provider->name);
     }
 
+    ngx_http_oauth_shared_lease_drop(rf);
     ngx_http_oauth_refresh_probe_done(rf);
 
     if (rf->fetch_done) {

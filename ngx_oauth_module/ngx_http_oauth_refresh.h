@@ -62,6 +62,8 @@ struct ngx_http_oauth_refresh_s {
     unsigned                     leased:1;
     unsigned                     probe:1;
     unsigned                     fetch_done:1;
+    unsigned                     shared_leased:1;  /* the fleet's too */
+    unsigned                     shared_down:1;
 };
 
 

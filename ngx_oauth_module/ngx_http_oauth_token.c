@@ -12,6 +12,7 @@
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_url.h"
 
@@ -434,7 +435,7 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
         }
 
         if (count.count == 0) {
-            goto not_connected;
+            goto miss;
         }
 
         if (count.count > 1) {
@@ -463,7 +464,7 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
                                   conn);
 
     if (rc == NGX_OAUTH_NOT_FOUND) {
-        goto not_connected;
+        goto miss;
     }
 
     if (rc != NGX_OAUTH_OK) {
@@ -474,6 +475,28 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+
+miss:
+
+    /* with a shared store, this node's LMDB is a cache: ask PostgreSQL */
+
+    rc = ngx_http_oauth_shared_miss(r, &owner, &provider,
+                                    ctx->account.len ? &account : NULL);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "shared_store_unavailable",
+                                         "the shared store (PostgreSQL) "
+                                         "is not available");
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
 not_connected:
 
@@ -957,7 +980,11 @@ ngx_http_oauth_token_header_filter(ngx_http_request_t *r)
 
             expect = conn.version;
 
-            (void) ngx_oauth_store_conn_put(omcf->store, &conn, &expect);
+            if (ngx_oauth_store_conn_put(omcf->store, &conn, &expect)
+                == NGX_OAUTH_OK)
+            {
+                ngx_http_oauth_shared_conn_saved(omcf, &conn);
+            }
         }
 
         ngx_oauth_conn_free(&conn);

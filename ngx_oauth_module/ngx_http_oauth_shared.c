@@ -1,0 +1,1670 @@
+/*
+ * Copyright (C) ngx_oauth_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_pg.h"
+#include "ngx_http_oauth_shared.h"
+#include "ngx_http_oauth_util.h"
+#include "ngx_oauth_crypto.h"
+
+
+/*
+ * oauth_shared_store: several nginx nodes share flows, connections and
+ * refresh leases through PostgreSQL.  Records go there sealed exactly as
+ * they are in LMDB (the database never sees a plaintext token); each
+ * node's LMDB store is its cache, kept true by LISTEN/NOTIFY.  Connection
+ * writes go to LMDB first and then to PostgreSQL in the order they were
+ * made (a worker keeps the ones the database could not take and writes
+ * them when it is back); flows and leases are PostgreSQL's alone.
+ */
+
+
+#define NGX_HTTP_OAUTH_SHARED_SCHEMA   1
+#define NGX_HTTP_OAUTH_SHARED_CHANNEL  "oauth_conn"
+#define NGX_HTTP_OAUTH_SHARED_NODE     16      /* hex chars of a node id */
+#define NGX_HTTP_OAUTH_SHARED_TIMEOUT  5000
+#define NGX_HTTP_OAUTH_SHARED_PENDING  10000   /* writes kept while down */
+
+
+typedef struct {
+    ngx_str_t                    conninfo;
+    ngx_msec_t                   timeout;
+    u_char                       node[NGX_HTTP_OAUTH_SHARED_NODE + 1];
+} ngx_http_oauth_shared_conf_t;
+
+
+/* a connection write PostgreSQL has not taken yet */
+
+typedef struct {
+    ngx_queue_t                  queue;
+    ngx_uint_t                   n;
+    const u_char                *values[5];
+    ssize_t                      lens[5];
+    unsigned                     deleted:1;
+} ngx_http_oauth_shared_write_t;
+
+
+/* a request that waits on PostgreSQL */
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_oauth_pg_query_t   *query;
+    ngx_int_t                    status;      /* the answer once stored */
+    u_char                       state[NGX_OAUTH_STATE_LEN];
+    size_t                       state_len;
+    unsigned                     waiting:1;   /* its answer waits too */
+    unsigned                     done:1;
+    unsigned                     failed:1;
+} ngx_http_oauth_shared_wait_t;
+
+
+/* a refresh that waits on the fleet's lease */
+
+typedef struct {
+    ngx_http_oauth_refresh_t    *rf;
+    ngx_http_oauth_pg_query_t   *query;
+    ngx_oauth_str_t              refresh;     /* sealed, as read locally */
+    u_char                       holder[64];
+    size_t                       holder_len;
+} ngx_http_oauth_shared_lease_t;
+
+
+static ngx_int_t ngx_http_oauth_shared_read_password(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_str_t *out);
+static void ngx_http_oauth_shared_quote(u_char **p, const char *key,
+    u_char *value, size_t len);
+static void ngx_http_oauth_shared_up(void *data);
+static void ngx_http_oauth_shared_schema_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_listen_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_notify(const char *channel,
+    const char *payload, void *data);
+static void ngx_http_oauth_shared_refetch_done(void *data, PGresult *res,
+    const char *err);
+static ngx_int_t ngx_http_oauth_shared_cache_put(PGresult *res, int row,
+    int col);
+static void ngx_http_oauth_shared_drop_all(void);
+static int ngx_http_oauth_shared_drop_one(const ngx_oauth_conn_t *conn,
+    void *data);
+static void ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w);
+static void ngx_http_oauth_shared_write_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_flush(void);
+static u_char *ngx_http_oauth_shared_payload(u_char *p, char op,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static ngx_http_oauth_shared_wait_t *ngx_http_oauth_shared_wait_create(
+    ngx_http_request_t *r);
+static void ngx_http_oauth_shared_wait_cleanup(void *data);
+static void ngx_http_oauth_shared_put_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_take_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_miss_cleanup(void *data);
+static void ngx_http_oauth_shared_miss_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_lease_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_lease_read_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_lease_cleanup(void *data);
+static void ngx_http_oauth_shared_step(ngx_http_oauth_refresh_t *rf,
+    ngx_msec_t ms);
+
+
+static ngx_http_oauth_main_conf_t  *ngx_http_oauth_shared_omcf;
+static ngx_queue_t                  ngx_http_oauth_shared_pending;
+static ngx_uint_t                   ngx_http_oauth_shared_npending;
+static ngx_uint_t                   ngx_http_oauth_shared_writing;
+
+
+/*
+ * The schema, created or migrated by the first worker that connects;
+ * the advisory lock makes workers and nodes that start at once wait for
+ * each other instead of racing on CREATE TABLE.
+ */
+
+static const char  ngx_http_oauth_shared_schema_sql[] =
+    "DO $oauth$ DECLARE v int; BEGIN "
+    "PERFORM pg_advisory_xact_lock(7303150001); "
+    "CREATE TABLE IF NOT EXISTS oauth_schema (version int NOT NULL); "
+    "SELECT max(version) INTO v FROM oauth_schema; "
+    "IF v IS NULL THEN "
+      "CREATE TABLE IF NOT EXISTS oauth_connections ("
+        "owner text NOT NULL, provider text NOT NULL, "
+        "account text NOT NULL, version bigint NOT NULL, "
+        "record bytea NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (owner, provider, account)); "
+      "CREATE TABLE IF NOT EXISTS oauth_flows ("
+        "state_hash bytea PRIMARY KEY, record bytea NOT NULL, "
+        "expires_at timestamptz NOT NULL); "
+      "CREATE INDEX IF NOT EXISTS oauth_flows_expires "
+        "ON oauth_flows (expires_at); "
+      "CREATE TABLE IF NOT EXISTS oauth_leases ("
+        "owner text NOT NULL, provider text NOT NULL, "
+        "account text NOT NULL, holder text NOT NULL, "
+        "lease_until timestamptz NOT NULL, "
+        "PRIMARY KEY (owner, provider, account)); "
+      "CREATE TABLE IF NOT EXISTS oauth_circuits ("
+        "provider text PRIMARY KEY, state bytea NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now()); "
+      "INSERT INTO oauth_schema VALUES (1); "
+    "ELSIF v > 1 THEN "
+      "RAISE EXCEPTION 'oauth schema version % is newer than this "
+        "module knows (1)', v; "
+    "END IF; "
+    "DELETE FROM oauth_flows WHERE expires_at < now(); "
+    "END $oauth$";
+
+
+static const char  ngx_http_oauth_shared_upsert_sql[] =
+    "WITH up AS (INSERT INTO oauth_connections "
+      "(owner, provider, account, version, record) "
+      "VALUES ($1::text, $2::text, $3::text, 1, $4::bytea) "
+      "ON CONFLICT (owner, provider, account) DO UPDATE "
+      "SET version = oauth_connections.version + 1, "
+      "record = EXCLUDED.record, updated_at = now() "
+      "RETURNING version) "
+    "SELECT pg_notify('" NGX_HTTP_OAUTH_SHARED_CHANNEL "', "
+      "$5::text || ' ' || version) FROM up";
+
+static const char  ngx_http_oauth_shared_delete_sql[] =
+    "WITH d AS (DELETE FROM oauth_connections "
+      "WHERE owner = $1::text AND provider = $2::text "
+      "AND account = $3::text RETURNING version) "
+    "SELECT pg_notify('" NGX_HTTP_OAUTH_SHARED_CHANNEL "', "
+      "$4::text || ' 0') FROM d";
+
+
+char *
+ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth_main_conf_t *omcf = conf;
+
+    u_char                        *p, *at, *colon, *slash, *end;
+    u_char                         rnd[NGX_HTTP_OAUTH_SHARED_NODE / 2];
+    size_t                         size;
+    ngx_str_t                     *value, url, user, host, port, db, pw;
+    ngx_str_t                      sslmode, file;
+    ngx_uint_t                     i;
+    ngx_http_oauth_shared_conf_t  *sc;
+
+    if (omcf->shared) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    ngx_str_null(&pw);
+    ngx_str_null(&sslmode);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            file.data = value[i].data + 14;
+            file.len = value[i].len - 14;
+
+            if (ngx_http_oauth_shared_read_password(cf, &file, &pw)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sslmode=", 8) == 0) {
+            sslmode.data = value[i].data + 8;
+            sslmode.len = value[i].len - 8;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* postgresql://USER@HOST[:PORT]/DB, never a password in it */
+
+    if (url.len > 13 && ngx_strncmp(url.data, "postgresql://", 13) == 0) {
+        p = url.data + 13;
+
+    } else if (url.len > 11 && ngx_strncmp(url.data, "postgres://", 11) == 0)
+    {
+        p = url.data + 11;
+
+    } else {
+        goto invalid;
+    }
+
+    end = url.data + url.len;
+
+    at = ngx_strlchr(p, end, '@');
+    slash = ngx_strlchr(p, end, '/');
+
+    if (at == NULL || slash == NULL || at > slash || at == p
+        || slash + 1 == end)
+    {
+        goto invalid;
+    }
+
+    user.data = p;
+    user.len = at - p;
+
+    if (ngx_strlchr(user.data, at, ':')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a password does not go in the URL: use "
+                           "password_file=");
+        return NGX_CONF_ERROR;
+    }
+
+    host.data = at + 1;
+    colon = ngx_strlchr(host.data, slash, ':');
+    host.len = (colon ? colon : slash) - host.data;
+
+    if (colon) {
+        port.data = colon + 1;
+        port.len = slash - port.data;
+
+        if (ngx_atoi(port.data, port.len) <= 0) {
+            goto invalid;
+        }
+
+    } else {
+        ngx_str_set(&port, "5432");
+    }
+
+    db.data = slash + 1;
+    db.len = end - db.data;
+
+    if (host.len == 0 || ngx_strlchr(db.data, end, '?')) {
+        goto invalid;
+    }
+
+    sc = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth_shared_conf_t));
+    if (sc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    size = 2 * (user.len + host.len + port.len + db.len + pw.len
+                + sslmode.len)
+           + sizeof("host='' port='' dbname='' user='' password='' "
+                    "sslmode='' application_name='ngx_oauth' "
+                    "connect_timeout='5'");
+
+    p = ngx_pnalloc(cf->pool, size);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    sc->conninfo.data = p;
+
+    ngx_http_oauth_shared_quote(&p, "host", host.data, host.len);
+    ngx_http_oauth_shared_quote(&p, " port", port.data, port.len);
+    ngx_http_oauth_shared_quote(&p, " dbname", db.data, db.len);
+    ngx_http_oauth_shared_quote(&p, " user", user.data, user.len);
+
+    if (pw.len) {
+        ngx_http_oauth_shared_quote(&p, " password", pw.data, pw.len);
+        ngx_explicit_memzero(pw.data, pw.len);
+    }
+
+    if (sslmode.len) {
+        ngx_http_oauth_shared_quote(&p, " sslmode", sslmode.data,
+                                    sslmode.len);
+    }
+
+    p = ngx_cpymem(p, " application_name='ngx_oauth' connect_timeout='5'",
+                   sizeof(" application_name='ngx_oauth' "
+                          "connect_timeout='5'") - 1);
+    *p = '\0';
+
+    sc->conninfo.len = p - sc->conninfo.data;
+    sc->timeout = NGX_HTTP_OAUTH_SHARED_TIMEOUT;
+
+    /* a node's own notifications are not news to it */
+
+    if (ngx_oauth_random(rnd, sizeof(rnd)) != NGX_OAUTH_OK) {
+        return "cannot make a node id";
+    }
+
+    ngx_hex_dump(sc->node, rnd, sizeof(rnd));
+    sc->node[NGX_HTTP_OAUTH_SHARED_NODE] = '\0';
+
+    omcf->shared = sc;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid shared store \"%V\": expected "
+                       "postgresql://USER@HOST[:PORT]/DB", &url);
+    return NGX_CONF_ERROR;
+}
+
+
+/* like client secrets: read once, at configuration time */
+
+static ngx_int_t
+ngx_http_oauth_shared_read_password(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out)
+{
+    u_char           buf[1024];
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_str_t        path;
+
+    path = *name;
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open password_file \"%V\"", &path);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+    (void) ngx_close_file(fd);
+
+    if (n < 0 || n == (ssize_t) sizeof(buf)) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot read password_file \"%V\", or it is "
+                           "too long", &path);
+        return NGX_ERROR;
+    }
+
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    out->data = ngx_pnalloc(cf->temp_pool, n + 1);
+    if (out->data == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf, n);
+    out->len = n;
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_shared_quote(u_char **pp, const char *key, u_char *value,
+    size_t len)
+{
+    u_char  *p;
+    size_t   i;
+
+    p = ngx_cpymem(*pp, key, ngx_strlen(key));
+    *p++ = '=';
+    *p++ = '\'';
+
+    for (i = 0; i < len; i++) {
+        if (value[i] == '\'' || value[i] == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = value[i];
+    }
+
+    *p++ = '\'';
+    *pp = p;
+}
+
+
+ngx_int_t
+ngx_http_oauth_shared_init_process(ngx_cycle_t *cycle,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    ngx_http_oauth_pg_conf_t       pc;
+    ngx_http_oauth_shared_conf_t  *sc;
+
+    sc = omcf->shared;
+
+    if (sc == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_oauth_shared_omcf = omcf;
+    ngx_queue_init(&ngx_http_oauth_shared_pending);
+
+    pc.conninfo = sc->conninfo;
+    pc.timeout = sc->timeout;
+    pc.up = ngx_http_oauth_shared_up;
+    pc.notify = ngx_http_oauth_shared_notify;
+    pc.data = sc;
+
+    return ngx_http_oauth_pg_init_process(cycle, &pc);
+}
+
+
+void
+ngx_http_oauth_shared_exit_process(ngx_cycle_t *cycle,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    if (omcf->shared == NULL) {
+        return;
+    }
+
+    if (ngx_http_oauth_shared_npending) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "oauth: %ui connection changes were not written to "
+                      "the shared store", ngx_http_oauth_shared_npending);
+    }
+
+    ngx_http_oauth_pg_exit_process(cycle);
+}
+
+
+ngx_int_t
+ngx_http_oauth_shared_unavailable(ngx_http_request_t *r)
+{
+    return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "shared_store_unavailable",
+                                     "the shared store (PostgreSQL) is "
+                                     "not available");
+}
+
+
+/* connected: the schema, LISTEN, the cache checked, then the queue */
+
+static void
+ngx_http_oauth_shared_up(void *data)
+{
+    const char  *err;
+
+    if (ngx_http_oauth_pg_query(ngx_http_oauth_shared_schema_sql, 0, NULL,
+                                NULL, NGX_HTTP_OAUTH_PG_SETUP,
+                                ngx_http_oauth_shared_schema_done, data,
+                                &err)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "oauth: shared store setup: %s", err);
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_schema_done(void *data, PGresult *res, const char *err)
+{
+    if (res == NULL) {
+        return;
+    }
+
+    if (ngx_http_oauth_pg_query("LISTEN " NGX_HTTP_OAUTH_SHARED_CHANNEL, 0,
+                                NULL, NULL, NGX_HTTP_OAUTH_PG_SETUP,
+                                ngx_http_oauth_shared_listen_done, data,
+                                &err)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "oauth: shared store setup: %s", err);
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_listen_done(void *data, PGresult *res, const char *err)
+{
+    if (res == NULL) {
+        return;
+    }
+
+    /*
+     * Notifications sent while this worker was not listening are lost:
+     * the cache is dropped and filled again from PostgreSQL on use.
+     * Writes this worker kept while the store was away go first.
+     */
+
+    ngx_http_oauth_shared_drop_all();
+    ngx_http_oauth_pg_ready();
+    ngx_http_oauth_shared_flush();
+}
+
+
+static void
+ngx_http_oauth_shared_drop_all(void)
+{
+    ngx_array_t                  keys;
+    ngx_uint_t                   i;
+    ngx_oauth_conn_t            *c;
+    ngx_pool_t                  *pool;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    if (omcf->store == NULL) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    if (ngx_array_init(&keys, pool, 16, sizeof(ngx_oauth_conn_t)) != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    (void) ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
+                                     ngx_http_oauth_shared_drop_one, &keys);
+
+    c = keys.elts;
+
+    for (i = 0; i < keys.nelts; i++) {
+        if (c[i].owner.data == NULL) {
+            continue;
+        }
+
+        (void) ngx_oauth_store_conn_delete(omcf->store, &c[i].owner,
+                                           &c[i].provider, &c[i].account);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "oauth shared: cache dropped, %ui entries", keys.nelts);
+
+    ngx_destroy_pool(pool);
+}
+
+
+/* the keys only, copied: the store must not be called inside its walk */
+
+static int
+ngx_http_oauth_shared_drop_one(const ngx_oauth_conn_t *conn, void *data)
+{
+    ngx_array_t *keys = data;
+
+    ngx_oauth_conn_t  *c;
+
+    c = ngx_array_push(keys);
+    if (c == NULL) {
+        return 1;
+    }
+
+    ngx_memzero(c, sizeof(ngx_oauth_conn_t));
+
+    c->owner.data = ngx_pnalloc(keys->pool, conn->owner.len);
+    c->provider.data = ngx_pnalloc(keys->pool, conn->provider.len);
+    c->account.data = ngx_pnalloc(keys->pool, conn->account.len + 1);
+
+    if (c->owner.data == NULL || c->provider.data == NULL
+        || c->account.data == NULL)
+    {
+        c->owner.data = NULL;
+        return 1;
+    }
+
+    c->owner.len = conn->owner.len;
+    c->provider.len = conn->provider.len;
+    c->account.len = conn->account.len;
+
+    ngx_memcpy(c->owner.data, conn->owner.data, conn->owner.len);
+    ngx_memcpy(c->provider.data, conn->provider.data, conn->provider.len);
+    ngx_memcpy(c->account.data, conn->account.data, conn->account.len);
+
+    return 0;
+}
+
+
+/* "NODE OP HEX(owner) HEX(provider) HEX(account) VERSION" */
+
+static void
+ngx_http_oauth_shared_notify(const char *channel, const char *payload,
+    void *data)
+{
+    ngx_http_oauth_shared_conf_t *sc = data;
+
+    u_char                      *p, *f[5], key[3][2 * NGX_OAUTH_OWNER_MAX];
+    size_t                       len[3];
+    ngx_uint_t                   i, k;
+    const char                  *err;
+    const u_char                *values[3];
+    ssize_t                      lens[3];
+    ngx_oauth_str_t              s[3];
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    p = (u_char *) payload;
+
+    for (i = 0; i < 5; i++) {
+        f[i] = p;
+        p = (u_char *) ngx_strchr(p, ' ');
+
+        if (p == NULL) {
+            return;
+        }
+
+        p++;
+    }
+
+    if (ngx_strncmp(f[0], sc->node, NGX_HTTP_OAUTH_SHARED_NODE) == 0
+        || omcf->store == NULL)
+    {
+        return;
+    }
+
+    for (k = 0; k < 3; k++) {
+        len[k] = 0;
+
+        for (p = f[k + 2]; *p && *p != ' '; p += 2) {
+            ngx_int_t  hi, lo;
+
+            hi = ngx_hextoi(p, 1);
+            lo = ngx_hextoi(p + 1, 1);
+
+            if (hi < 0 || lo < 0 || len[k] == sizeof(key[k])) {
+                return;
+            }
+
+            key[k][len[k]++] = (u_char) (hi * 16 + lo);
+        }
+
+        s[k].data = key[k];
+        s[k].len = len[k];
+        values[k] = key[k];
+        lens[k] = len[k];
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "oauth shared: notified: %c for provider \"%*s\"",
+                   (int) f[1][0], len[1], key[1]);
+
+    if (f[1][0] == 'd') {
+
+        /* a disconnect elsewhere stops injection here at once */
+
+        (void) ngx_oauth_store_conn_delete(omcf->store, &s[0], &s[1], &s[2]);
+        return;
+    }
+
+    /* changed elsewhere: cached entries are read again, others left */
+
+    {
+        ngx_oauth_conn_t  conn;
+
+        if (ngx_oauth_store_conn_get(omcf->store, &s[0], &s[1], &s[2], &conn)
+            != NGX_OAUTH_OK)
+        {
+            return;
+        }
+
+        ngx_oauth_conn_free(&conn);
+    }
+
+    if (ngx_http_oauth_pg_query("SELECT record, owner, provider, account "
+                                "FROM oauth_connections "
+                                "WHERE owner = $1::text "
+                                "AND provider = $2::text "
+                                "AND account = $3::text",
+                                3, values, lens, 0,
+                                ngx_http_oauth_shared_refetch_done, NULL,
+                                &err)
+        == NULL)
+    {
+        /* not sure of it any more: dropped, fetched again on use */
+        (void) ngx_oauth_store_conn_delete(omcf->store, &s[0], &s[1], &s[2]);
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_refetch_done(void *data, PGresult *res,
+    const char *err)
+{
+    if (res == NULL) {
+        return;
+    }
+
+    if (PQntuples(res) == 1) {
+        (void) ngx_http_oauth_shared_cache_put(res, 0, 0);
+    }
+}
+
+
+/* a record from PostgreSQL into the cache, as it is */
+
+static ngx_int_t
+ngx_http_oauth_shared_cache_put(PGresult *res, int row, int col)
+{
+    int                          rc;
+    ngx_oauth_conn_t             conn;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    if (omcf->store == NULL || PQgetisnull(res, row, col)) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_oauth_conn_decode((u_char *) PQgetvalue(res, row, col),
+                               PQgetlength(res, row, col), &conn);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "oauth: a shared store record does not decode: %s",
+                      ngx_oauth_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    rc = ngx_oauth_store_conn_put(omcf->store, &conn, NULL);
+
+    ngx_oauth_conn_free(&conn);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "oauth: cannot cache a shared record: %s",
+                      ngx_oauth_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_oauth_shared_payload(u_char *p, char op,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    ngx_http_oauth_shared_conf_t  *sc;
+
+    sc = ngx_http_oauth_shared_omcf->shared;
+
+    p = ngx_cpymem(p, sc->node, NGX_HTTP_OAUTH_SHARED_NODE);
+    *p++ = ' ';
+    *p++ = op;
+    *p++ = ' ';
+    p = ngx_hex_dump(p, owner->data, owner->len);
+    *p++ = ' ';
+    p = ngx_hex_dump(p, provider->data, provider->len);
+    *p++ = ' ';
+    p = ngx_hex_dump(p, account->data, account->len);
+
+    return p;
+}
+
+
+void
+ngx_http_oauth_shared_conn_saved(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn)
+{
+    u_char                         *rec, *p;
+    size_t                          rlen, plen;
+    ngx_http_oauth_shared_write_t  *w;
+
+    if (omcf->shared == NULL || ngx_http_oauth_shared_omcf == NULL) {
+        return;
+    }
+
+    /* the record exactly as LMDB has it: sealed, the same AAD */
+
+    if (ngx_oauth_conn_encode(conn, &rec, &rlen) != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "oauth: cannot encode a connection for the shared "
+                      "store");
+        return;
+    }
+
+    plen = NGX_HTTP_OAUTH_SHARED_NODE + 8
+           + 2 * (conn->owner.len + conn->provider.len + conn->account.len);
+
+    w = ngx_alloc(sizeof(ngx_http_oauth_shared_write_t) + conn->owner.len
+                  + conn->provider.len + conn->account.len + rlen + plen,
+                  ngx_cycle->log);
+    if (w == NULL) {
+        free(rec);
+        return;
+    }
+
+    p = (u_char *) (w + 1);
+
+    w->n = 5;
+    w->deleted = 0;
+
+    w->values[0] = p;
+    w->lens[0] = conn->owner.len;
+    p = ngx_cpymem(p, conn->owner.data, conn->owner.len);
+    w->values[1] = p;
+    w->lens[1] = conn->provider.len;
+    p = ngx_cpymem(p, conn->provider.data, conn->provider.len);
+    w->values[2] = p;
+    w->lens[2] = conn->account.len;
+    p = ngx_cpymem(p, conn->account.data, conn->account.len);
+    w->values[3] = p;
+    w->lens[3] = rlen;
+    p = ngx_cpymem(p, rec, rlen);
+    w->values[4] = p;
+    w->lens[4] = ngx_http_oauth_shared_payload(p, 'u', &conn->owner,
+                                               &conn->provider,
+                                               &conn->account)
+                 - p;
+
+    ngx_explicit_memzero(rec, rlen);
+    free(rec);
+
+    ngx_http_oauth_shared_write(w);
+}
+
+
+void
+ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    u_char                         *p;
+    size_t                          plen;
+    ngx_http_oauth_shared_write_t  *w;
+
+    if (omcf->shared == NULL || ngx_http_oauth_shared_omcf == NULL) {
+        return;
+    }
+
+    plen = NGX_HTTP_OAUTH_SHARED_NODE + 8
+           + 2 * (owner->len + provider->len + account->len);
+
+    w = ngx_alloc(sizeof(ngx_http_oauth_shared_write_t) + owner->len
+                  + provider->len + account->len + plen, ngx_cycle->log);
+    if (w == NULL) {
+        return;
+    }
+
+    p = (u_char *) (w + 1);
+
+    w->n = 4;
+    w->deleted = 1;
+
+    w->values[0] = p;
+    w->lens[0] = owner->len;
+    p = ngx_cpymem(p, owner->data, owner->len);
+    w->values[1] = p;
+    w->lens[1] = provider->len;
+    p = ngx_cpymem(p, provider->data, provider->len);
+    w->values[2] = p;
+    w->lens[2] = account->len;
+    p = ngx_cpymem(p, account->data, account->len);
+    w->values[3] = p;
+    w->lens[3] = ngx_http_oauth_shared_payload(p, 'd', owner, provider,
+                                               account)
+                 - p;
+
+    ngx_http_oauth_shared_write(w);
+}
+
+
+/* in the order made; kept in memory while the store is away */
+
+static void
+ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w)
+{
+    const char  *err;
+
+    if (!ngx_queue_empty(&ngx_http_oauth_shared_pending)
+        || ngx_http_oauth_pg_query(w->deleted
+                                   ? ngx_http_oauth_shared_delete_sql
+                                   : ngx_http_oauth_shared_upsert_sql,
+                                   w->n, w->values, w->lens, 0,
+                                   ngx_http_oauth_shared_write_done, w,
+                                   &err)
+           == NULL)
+    {
+        if (ngx_http_oauth_shared_npending >= NGX_HTTP_OAUTH_SHARED_PENDING)
+        {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "oauth: too many connection changes wait for "
+                          "the shared store: one is dropped");
+            ngx_free(w);
+            return;
+        }
+
+        ngx_queue_insert_tail(&ngx_http_oauth_shared_pending, &w->queue);
+        ngx_http_oauth_shared_npending++;
+        return;
+    }
+
+    ngx_http_oauth_shared_writing++;
+}
+
+
+static void
+ngx_http_oauth_shared_write_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_write_t *w = data;
+
+    ngx_http_oauth_shared_writing--;
+
+    if (res == NULL) {
+
+        /* again when the store is back: the change must not be lost */
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "oauth: connection change not yet in the shared "
+                      "store (%s): kept to write again", err);
+
+        ngx_queue_insert_head(&ngx_http_oauth_shared_pending, &w->queue);
+        ngx_http_oauth_shared_npending++;
+        return;
+    }
+
+    ngx_free(w);
+}
+
+
+static void
+ngx_http_oauth_shared_flush(void)
+{
+    ngx_queue_t                    *q;
+    const char                     *err;
+    ngx_http_oauth_shared_write_t  *w;
+
+    while (!ngx_queue_empty(&ngx_http_oauth_shared_pending)) {
+        q = ngx_queue_head(&ngx_http_oauth_shared_pending);
+        w = ngx_queue_data(q, ngx_http_oauth_shared_write_t, queue);
+
+        if (ngx_http_oauth_pg_query(w->deleted
+                                    ? ngx_http_oauth_shared_delete_sql
+                                    : ngx_http_oauth_shared_upsert_sql,
+                                    w->n, w->values, w->lens, 0,
+                                    ngx_http_oauth_shared_write_done, w,
+                                    &err)
+            == NULL)
+        {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        ngx_http_oauth_shared_npending--;
+        ngx_http_oauth_shared_writing++;
+    }
+}
+
+
+/* requests that wait */
+
+static ngx_http_oauth_shared_wait_t *
+ngx_http_oauth_shared_wait_create(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_oauth_shared_wait_t  *w;
+
+    w = ngx_http_oauth_cleanup_data(r, ngx_http_oauth_shared_wait_cleanup);
+    if (w) {
+        return w;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_oauth_shared_wait_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    w = cln->data;
+    ngx_memzero(w, sizeof(ngx_http_oauth_shared_wait_t));
+    w->request = r;
+
+    cln->handler = ngx_http_oauth_shared_wait_cleanup;
+
+    return w;
+}
+
+
+static void
+ngx_http_oauth_shared_wait_cleanup(void *data)
+{
+    ngx_http_oauth_shared_wait_t *w = data;
+
+    if (w->query) {
+        ngx_http_oauth_pg_cancel(w->query);
+        w->query = NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_http_oauth_shared_flow_put(ngx_http_request_t *r, const char *state,
+    size_t len, const ngx_oauth_flow_t *flow)
+{
+    u_char                        *rec, hash[NGX_OAUTH_SHA256_LEN];
+    u_char                         exp[NGX_TIME_T_LEN + 1];
+    size_t                         rlen;
+    ssize_t                        lens[3];
+    const char                    *err;
+    const u_char                  *values[3];
+    ngx_http_oauth_shared_wait_t  *w;
+    ngx_http_oauth_main_conf_t    *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (omcf->shared == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_oauth_pg_up()) {
+        return NGX_BUSY;
+    }
+
+    w = ngx_http_oauth_shared_wait_create(r);
+
+    if (w == NULL
+        || ngx_oauth_sha256((u_char *) state, len, hash) != NGX_OAUTH_OK
+        || ngx_oauth_flow_encode(flow, &rec, &rlen) != NGX_OAUTH_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    values[0] = hash;
+    lens[0] = sizeof(hash);
+    values[1] = rec;
+    lens[1] = rlen;
+    values[2] = exp;
+    lens[2] = ngx_sprintf(exp, "%T", flow->expires) - exp;
+
+    w->query = ngx_http_oauth_pg_query("INSERT INTO oauth_flows "
+                                       "(state_hash, record, expires_at) "
+                                       "VALUES ($1::bytea, $2::bytea, "
+                                       "to_timestamp($3::text::bigint))",
+                                       3, values, lens, 0,
+                                       ngx_http_oauth_shared_put_done, w,
+                                       &err);
+    free(rec);
+
+    return w->query ? NGX_AGAIN : NGX_BUSY;
+}
+
+
+ngx_int_t
+ngx_http_oauth_shared_wait(ngx_http_request_t *r, ngx_int_t status)
+{
+    ngx_http_oauth_shared_wait_t  *w;
+
+    w = ngx_http_oauth_cleanup_data(r, ngx_http_oauth_shared_wait_cleanup);
+
+    if (w == NULL || w->query == NULL) {
+        return status;
+    }
+
+    w->status = status;
+    w->waiting = 1;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth_shared_put_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_wait_t *w = data;
+
+    ngx_int_t            rc;
+    ngx_uint_t           i;
+    ngx_list_part_t     *part;
+    ngx_table_elt_t     *h;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = w->request;
+    c = r->connection;
+    w->query = NULL;
+
+    if (!w->waiting) {
+        return;
+    }
+
+    if (res) {
+        ngx_http_finalize_request(r, w->status);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    /* not stored: no redirect, no cookie for a flow that is not there */
+
+    if (r->headers_out.location) {
+        r->headers_out.location->hash = 0;
+        r->headers_out.location = NULL;
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Set-Cookie") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
+                               h[i].key.len) == 0)
+        {
+            h[i].hash = 0;
+        }
+    }
+
+    rc = ngx_http_oauth_shared_unavailable(r);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_http_oauth_shared_flow_take(ngx_http_request_t *r, const u_char *state,
+    size_t len)
+{
+    u_char                         hash[NGX_OAUTH_SHA256_LEN];
+    ssize_t                        lens[1];
+    const char                    *err;
+    const u_char                  *values[1];
+    ngx_http_oauth_shared_wait_t  *w;
+    ngx_http_oauth_main_conf_t    *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (omcf->shared == NULL) {
+        return NGX_DECLINED;
+    }
+
+    w = ngx_http_oauth_cleanup_data(r, ngx_http_oauth_shared_wait_cleanup);
+
+    if (w && w->done) {
+
+        /* the flow is in this node's LMDB now, if it was anywhere */
+
+        return w->failed ? NGX_BUSY : NGX_DECLINED;
+    }
+
+    if (len > sizeof(w->state) || !ngx_http_oauth_pg_up()) {
+        return NGX_BUSY;
+    }
+
+    w = ngx_http_oauth_shared_wait_create(r);
+
+    if (w == NULL || ngx_oauth_sha256(state, len, hash) != NGX_OAUTH_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(w->state, state, len);
+    w->state_len = len;
+
+    values[0] = hash;
+    lens[0] = sizeof(hash);
+
+    /* single use across the fleet: the DELETE decides */
+
+    w->query = ngx_http_oauth_pg_query("DELETE FROM oauth_flows "
+                                       "WHERE state_hash = $1::bytea "
+                                       "RETURNING record",
+                                       1, values, lens, 0,
+                                       ngx_http_oauth_shared_take_done, w,
+                                       &err);
+
+    if (w->query == NULL) {
+        return NGX_BUSY;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_oauth_shared_take_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_wait_t *w = data;
+
+    int                          rc;
+    ngx_int_t                    hrc;
+    ngx_oauth_flow_t             flow;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    r = w->request;
+    c = r->connection;
+    w->query = NULL;
+    w->done = 1;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (res == NULL) {
+        w->failed = 1;
+
+    } else if (PQntuples(res) == 1 && omcf->store) {
+        rc = ngx_oauth_flow_decode((u_char *) PQgetvalue(res, 0, 0),
+                                   PQgetlength(res, 0, 0), &flow);
+
+        if (rc == NGX_OAUTH_OK) {
+            rc = ngx_oauth_store_flow_put(omcf->store, (char *) w->state,
+                                          w->state_len, &flow);
+            ngx_oauth_flow_free(&flow);
+        }
+
+        if (rc != NGX_OAUTH_OK) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "oauth: cannot move a shared flow to the cache: "
+                          "%s", ngx_oauth_strerror(rc));
+        }
+    }
+
+    hrc = ngx_http_oauth_callback_handler(r);
+
+    ngx_http_finalize_request(r, hrc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* oauth_token's cache miss */
+
+ngx_int_t
+ngx_http_oauth_shared_miss(ngx_http_request_t *r,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    ssize_t                        lens[3];
+    ngx_uint_t                     n;
+    const char                    *err;
+    const u_char                  *values[3];
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_oauth_shared_wait_t  *w;
+    ngx_http_oauth_main_conf_t    *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (omcf->shared == NULL) {
+        return NGX_DECLINED;
+    }
+
+    w = ngx_http_oauth_cleanup_data(r, ngx_http_oauth_shared_miss_cleanup);
+
+    if (w) {
+        if (!w->done) {
+            return NGX_AGAIN;
+        }
+
+        return w->failed ? NGX_BUSY : NGX_DECLINED;
+    }
+
+    if (!ngx_http_oauth_pg_up()) {
+        return NGX_BUSY;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_oauth_shared_wait_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    w = cln->data;
+    ngx_memzero(w, sizeof(ngx_http_oauth_shared_wait_t));
+    w->request = r;
+
+    cln->handler = ngx_http_oauth_shared_miss_cleanup;
+
+    values[0] = owner->data;
+    lens[0] = owner->len;
+    values[1] = provider->data;
+    lens[1] = provider->len;
+    n = 2;
+
+    if (account) {
+        values[2] = account->data;
+        lens[2] = account->len;
+        n = 3;
+    }
+
+    w->query = ngx_http_oauth_pg_query(account
+                                       ? "SELECT record FROM "
+                                         "oauth_connections "
+                                         "WHERE owner = $1::text "
+                                         "AND provider = $2::text "
+                                         "AND account = $3::text"
+                                       : "SELECT record FROM "
+                                         "oauth_connections "
+                                         "WHERE owner = $1::text "
+                                         "AND provider = $2::text "
+                                         "LIMIT 2",
+                                       n, values, lens, 0,
+                                       ngx_http_oauth_shared_miss_done, w,
+                                       &err);
+
+    if (w->query == NULL) {
+        w->done = 1;
+        w->failed = 1;
+        return NGX_BUSY;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_oauth_shared_miss_cleanup(void *data)
+{
+    ngx_http_oauth_shared_wait_cleanup(data);
+}
+
+
+static void
+ngx_http_oauth_shared_miss_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_wait_t *w = data;
+
+    int                  i;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = w->request;
+    c = r->connection;
+    w->query = NULL;
+    w->done = 1;
+
+    if (res == NULL) {
+        w->failed = 1;
+
+    } else {
+        for (i = 0; i < PQntuples(res); i++) {
+            (void) ngx_http_oauth_shared_cache_put(res, i, 0);
+        }
+    }
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the fleet's refresh lease */
+
+ngx_int_t
+ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn)
+{
+    u_char                         *p, secs[NGX_INT_T_LEN];
+    ssize_t                         lens[5];
+    const char                     *err;
+    const u_char                   *values[5];
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_oauth_shared_conf_t   *sc;
+    ngx_http_oauth_shared_lease_t  *ls;
+
+    sc = rf->omcf->shared;
+
+    if (sc == NULL || rf->shared_leased) {
+        return NGX_DECLINED;
+    }
+
+    if (rf->shared_down || !ngx_http_oauth_pg_up()) {
+        ngx_oauth_conn_free(conn);
+        return NGX_BUSY;
+    }
+
+    cln = ngx_pool_cleanup_add(rf->pool, sizeof(ngx_http_oauth_shared_lease_t)
+                                         + conn->refresh.len);
+    if (cln == NULL) {
+        ngx_oauth_conn_free(conn);
+        return NGX_BUSY;
+    }
+
+    ls = cln->data;
+    ngx_memzero(ls, sizeof(ngx_http_oauth_shared_lease_t));
+    ls->rf = rf;
+
+    cln->handler = ngx_http_oauth_shared_lease_cleanup;
+
+    /* what the node has: another node's refresh shows as a new token */
+
+    ls->refresh.data = (u_char *) (ls + 1);
+    ls->refresh.len = conn->refresh.len;
+    ngx_memcpy(ls->refresh.data, conn->refresh.data, conn->refresh.len);
+
+    p = ngx_sprintf(ls->holder, "%s-%P-%uL", sc->node, ngx_pid, rf->holder);
+    ls->holder_len = p - ls->holder;
+
+    values[0] = rf->owner.data;
+    lens[0] = rf->owner.len;
+    values[1] = rf->provider->name.data;
+    lens[1] = rf->provider->name.len;
+    values[2] = rf->account.data;
+    lens[2] = rf->account.len;
+    values[3] = ls->holder;
+    lens[3] = ls->holder_len;
+    values[4] = secs;
+    lens[4] = ngx_sprintf(secs, "%M", rf->omcf->http_timeout / 1000 + 5)
+              - secs;
+
+    ngx_oauth_conn_free(conn);
+
+    /*
+     * Taken when free, expired or ours; the record is read by a second
+     * statement, whose snapshot sees whatever the last holder stored.
+     */
+
+    ls->query = ngx_http_oauth_pg_query(
+        "INSERT INTO oauth_leases "
+        "(owner, provider, account, holder, lease_until) "
+        "VALUES ($1::text, $2::text, $3::text, $4::text, "
+        "now() + $5::text::int * interval '1 second') "
+        "ON CONFLICT (owner, provider, account) DO UPDATE "
+        "SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until "
+        "WHERE oauth_leases.lease_until < now() "
+        "OR oauth_leases.holder = EXCLUDED.holder "
+        "RETURNING holder",
+        5, values, lens, 0, ngx_http_oauth_shared_lease_done, ls, &err);
+
+    if (ls->query == NULL) {
+        return NGX_BUSY;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_oauth_shared_lease_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_lease_t *ls = data;
+
+    ssize_t                    lens[3];
+    const u_char              *values[3];
+    ngx_http_oauth_refresh_t  *rf;
+
+    rf = ls->rf;
+    ls->query = NULL;
+
+    if (res == NULL) {
+
+        /* the refresh is given up for now, as for a provider outage */
+
+        rf->shared_down = 1;
+        ngx_http_oauth_shared_step(rf, 1);
+        return;
+    }
+
+    if (PQntuples(res) != 1) {
+
+        /* another node refreshes: its result comes by NOTIFY */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                       "oauth shared: provider \"%V\": fleet lease busy",
+                       &rf->provider->name);
+
+        ngx_http_oauth_shared_step(rf, 50);
+        return;
+    }
+
+    rf->shared_leased = 1;
+
+    values[0] = rf->owner.data;
+    lens[0] = rf->owner.len;
+    values[1] = rf->provider->name.data;
+    lens[1] = rf->provider->name.len;
+    values[2] = rf->account.data;
+    lens[2] = rf->account.len;
+
+    ls->query = ngx_http_oauth_pg_query("SELECT record FROM "
+                                        "oauth_connections "
+                                        "WHERE owner = $1::text "
+                                        "AND provider = $2::text "
+                                        "AND account = $3::text",
+                                        3, values, lens, 0,
+                                        ngx_http_oauth_shared_lease_read_done,
+                                        ls, &err);
+
+    if (ls->query == NULL) {
+        rf->shared_down = 1;
+        ngx_http_oauth_shared_step(rf, 1);
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_lease_read_done(void *data, PGresult *res,
+    const char *err)
+{
+    ngx_http_oauth_shared_lease_t *ls = data;
+
+    int                        rc;
+    ngx_oauth_conn_t           conn;
+    ngx_http_oauth_refresh_t  *rf;
+
+    rf = ls->rf;
+    ls->query = NULL;
+
+    if (res == NULL) {
+        rf->shared_down = 1;
+        ngx_http_oauth_shared_step(rf, 1);
+        return;
+    }
+
+    if (PQntuples(res) == 1) {
+        rc = ngx_oauth_conn_decode((u_char *) PQgetvalue(res, 0, 0),
+                                   PQgetlength(res, 0, 0), &conn);
+
+        if (rc == NGX_OAUTH_OK) {
+            if (conn.refresh.len != ls->refresh.len
+                || ngx_memcmp(conn.refresh.data, ls->refresh.data,
+                              conn.refresh.len)
+                   != 0)
+            {
+                /*
+                 * Another node refreshed since this one cached the
+                 * record: its result goes into the cache, and the step
+                 * decides again from it (the token is fresh now).
+                 */
+
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                               "oauth shared: provider \"%V\": refreshed "
+                               "elsewhere", &rf->provider->name);
+
+                (void) ngx_oauth_store_conn_put(rf->omcf->store, &conn,
+                                                NULL);
+            }
+
+            ngx_oauth_conn_free(&conn);
+        }
+
+    } else {
+
+        /* disconnected elsewhere */
+
+        (void) ngx_oauth_store_conn_delete(rf->omcf->store, &rf->owner,
+                                     (ngx_oauth_str_t *) &rf->provider->name,
+                                     &rf->account);
+    }
+
+    ngx_http_oauth_shared_step(rf, 1);
+}
+
+
+static void
+ngx_http_oauth_shared_step(ngx_http_oauth_refresh_t *rf, ngx_msec_t ms)
+{
+    /* as refresh.c's own timer: only a waiting requester holds a worker */
+
+    rf->wait.cancelable = (rf->data == NULL);
+    ngx_add_timer(&rf->wait, ms);
+}
+
+
+static void
+ngx_http_oauth_shared_lease_cleanup(void *data)
+{
+    ngx_http_oauth_shared_lease_t *ls = data;
+
+    if (ls->query) {
+        ngx_http_oauth_pg_cancel(ls->query);
+        ls->query = NULL;
+    }
+}
+
+
+void
+ngx_http_oauth_shared_lease_drop(ngx_http_oauth_refresh_t *rf)
+{
+    u_char                         holder[64], *p;
+    ssize_t                        lens[4];
+    const char                    *err;
+    const u_char                  *values[4];
+    ngx_http_oauth_shared_conf_t  *sc;
+
+    sc = rf->omcf->shared;
+
+    if (sc == NULL || !rf->shared_leased) {
+        return;
+    }
+
+    rf->shared_leased = 0;
+
+    p = ngx_sprintf(holder, "%s-%P-%uL", sc->node, ngx_pid, rf->holder);
+
+    values[0] = rf->owner.data;
+    lens[0] = rf->owner.len;
+    values[1] = rf->provider->name.data;
+    lens[1] = rf->provider->name.len;
+    values[2] = rf->account.data;
+    lens[2] = rf->account.len;
+    values[3] = holder;
+    lens[3] = p - holder;
+
+    /* after the result's write on the same connection: in order */
+
+    (void) ngx_http_oauth_pg_query("DELETE FROM oauth_leases "
+                                   "WHERE owner = $1::text "
+                                   "AND provider = $2::text "
+                                   "AND account = $3::text "
+                                   "AND holder = $4::text",
+                                   4, values, lens,
+                                   NGX_HTTP_OAUTH_PG_QUEUE_DOWN, NULL, NULL,
+                                   &err);
+}

@@ -1,0 +1,365 @@
+# Several nginx nodes sharing one PostgreSQL (oauth_shared_store): a
+# throw-away cluster in a temp dir and two nginx instances (two prefixes,
+# two ports, two workers each) are started here, beside the fake provider.
+# Missing PostgreSQL binaries fail the test: CI installs them
+# (.ci/deps.sh), and a silent skip would hide the whole feature.
+#
+# Plain Test::More (it starts its own servers), so it runs the same under
+# either Test::Nginx on the include path.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use MIME::Base64 qw(encode_base64);
+use Time::HiRes qw(sleep time);
+use POSIX ();
+
+use FakeProvider;
+
+my $NGINX = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
+my @MODULES = split ' ', ($ENV{TEST_NGINX_LOAD_MODULES}
+                          // "$FindBin::Bin/../build/ngx_http_oauth_module.so");
+
+my ($PGBIN) = sort { $b cmp $a } glob '/usr/lib/postgresql/*/bin';
+if (!$PGBIN || !-x "$PGBIN/initdb" || !-x "$PGBIN/pg_ctl") {
+    fail('PostgreSQL server binaries (initdb, pg_ctl) are required: '
+         . 'apt-get install postgresql (see .ci/deps.sh)');
+    done_testing();
+    exit 1;
+}
+
+my $Dir = tempdir('fleet-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $Dir;
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1) or die $!;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# PostgreSQL refuses root: run it as the postgres user then
+my @AS = ($> == 0) ? ('runuser', '-u', 'postgres', '--') : ();
+my $PGDATA = "$Dir/pg";
+my $PGPORT = free_port();
+
+sub pg_run { system(@AS, @_) == 0 }
+
+mkdir $PGDATA or die $!;
+if (@AS) {
+    my ($uid, $gid) = (getpwnam 'postgres')[2, 3];
+    chown $uid, $gid, $PGDATA;
+}
+
+ok(pg_run('sh', '-c', "'$PGBIN/initdb' -D '$PGDATA' -A trust -U oauth "
+                      . "--no-sync >/dev/null 2>&1"),
+   'initdb');
+
+sub pg_start {
+    return system(@AS, 'sh', '-c',
+        "'$PGBIN/pg_ctl' -D '$PGDATA' -o '-p $PGPORT -k $PGDATA "
+        . "-c listen_addresses=127.0.0.1 -c fsync=off' "
+        . "-l '$PGDATA/log' -w start >/dev/null 2>&1") == 0;
+}
+
+sub pg_stop {
+    return system(@AS, 'sh', '-c',
+        "'$PGBIN/pg_ctl' -D '$PGDATA' -m immediate -w stop "
+        . ">/dev/null 2>&1") == 0;
+}
+
+sub psql {
+    my $sql = shift;
+    my $out = `$PGBIN/psql -X -q -A -t -h 127.0.0.1 -p $PGPORT -U oauth -d fleet -c "$sql" 2>&1`;
+    chomp $out;
+    return $out;
+}
+
+ok(pg_start(), 'PostgreSQL started');
+ok(system("$PGBIN/createdb -h 127.0.0.1 -p $PGPORT -U oauth fleet") == 0,
+   'database created');
+
+END { pg_stop() if $PGDATA && -e "$PGDATA/postmaster.pid" }
+
+my $fake = FakeProvider->start;
+my $FP = $fake->port;
+
+# one keyring for the fleet: every node opens every record
+my $kf = "$Dir/keys";
+open my $kfh, '>', $kf or die $!;
+print $kfh 'k1:', encode_base64(join('', map { chr int rand 256 } 1 .. 32),
+                                ''), "\n";
+close $kfh;
+chmod 0600, $kf;
+
+my %Node;
+
+sub node_start {
+    my ($name) = @_;
+    my $port = $Node{$name}{port} //= free_port();
+    my $prefix = "$Dir/$name";
+    mkdir $prefix;
+    mkdir "$prefix/logs";
+    my $load = join '', map { "load_module $_;\n" } @MODULES;
+    open my $fh, '>', "$prefix/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+$load
+worker_processes 2;
+error_log $prefix/logs/error.log info;
+pid $prefix/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    oauth_store $prefix/store.mdb;
+    oauth_key_file $kf;
+    oauth_shared_store postgresql://oauth\@127.0.0.1:$PGPORT/fleet;
+    oauth_owner \$http_x_user;
+    oauth_provider demo {
+        client_id          test-client;
+        client_secret      test-secret;
+        authorization_url  http://127.0.0.1:$FP/authorize;
+        token_url          http://127.0.0.1:$FP/token;
+        revocation_url     http://127.0.0.1:$FP/revoke;
+        redirect_uri       http://localhost:$port/oauth/callback;
+        account_id         user.id;
+        account_name       user.name;
+        api_base_url       http://127.0.0.1:$FP/api;
+        scope              read;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        add_header X-Worker \$pid always;
+        location ~ ^/connect/([a-z0-9_]+)\$ { oauth_start \$1; }
+        location = /oauth/callback { oauth_callback; }
+        location /oauth/api/ { oauth_api; }
+        location /api/ {
+            oauth_token demo;
+            proxy_pass http://127.0.0.1:$FP;
+        }
+        location = /static { return 200 "static\\n"; }
+    }
+}
+_EOC_
+    close $fh;
+    system($NGINX, '-p', $prefix, '-c', "$prefix/nginx.conf") == 0
+        or die "nginx $name did not start\n";
+    $Node{$name}{prefix} = $prefix;
+}
+
+sub node_stop {
+    my $name = shift;
+    my $p = $Node{$name}{prefix} or return;
+    system($NGINX, '-p', $p, '-c', "$p/nginx.conf", '-s', 'stop');
+}
+
+END { node_stop($_) for keys %Node }
+
+my $Http = HTTP::Tiny->new(max_redirect => 0, timeout => 15);
+
+sub req {
+    my ($node, $method, $path, %o) = @_;
+    my %h = %{ $o{headers} // {} };
+    $h{'X-User'} = $o{owner} // 'alice';
+    return $Http->request($method,
+                          "http://127.0.0.1:$Node{$node}{port}$path",
+                          { headers => \%h });
+}
+
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $end = time + ($timeout // 10);
+    my $v;
+    until (($v = $cond->()) || time > $end) { sleep 0.05 }
+    return $v;
+}
+
+# start on one node, the callback on another
+sub connect_via {
+    my ($a, $b, $owner, $code) = @_;
+    my $r = req($a, 'GET', '/connect/demo', owner => $owner);
+    return { start => $r->{status}, body => $r->{content} }
+        unless $r->{status} == 302;
+    my ($state) = ($r->{headers}{location} // '') =~ /[?&]state=([^&]+)/;
+    my $sc = $r->{headers}{'set-cookie'} // '';
+    $sc = $sc->[0] if ref $sc;
+    my ($cookie) = $sc =~ /^([^;]+)/;
+    $r = req($b, 'GET', "/oauth/callback?code=$code&state=$state",
+             owner => $owner, headers => { Cookie => $cookie });
+    my ($res) = ($r->{headers}{location} // '') =~ /oauth_status=([^&]+)/;
+    return { start => 302, status => $r->{status}, result => $res // '',
+             location => $r->{headers}{location} // '' };
+}
+
+node_start('A');
+node_start('B');
+
+ok(wait_for(sub { psql('SELECT version FROM oauth_schema') eq '1' }),
+   'schema created by the nodes');
+
+# 1. start on A, callback on B
+my $c = connect_via('A', 'B', 'alice', 'alice-1');
+is($c->{result}, 'connected', 'start on A, callback on B: connected')
+    or diag explain $c;
+
+is(psql("SELECT count(*) FROM oauth_connections WHERE owner = 'alice'"),
+   '1', 'the connection is in PostgreSQL');
+unlike(psql("SELECT encode(record, 'escape') FROM oauth_connections"),
+       qr/at-\d|rt-\d|access_token/, 'sealed: no token in the clear');
+is(psql('SELECT count(*) FROM oauth_flows'), '0', 'the flow was spent');
+
+for my $n (qw(A B)) {
+    my $r = req($n, 'GET', '/api/x', owner => 'alice');
+    is($r->{status}, 200, "injects on $n");
+    like($r->{content}, qr/Authorization: Bearer /, "bearer on $n");
+}
+
+# a state replayed on the other node is refused
+{
+    my $r = req('A', 'GET', '/connect/demo', owner => 'bob');
+    my ($state) = $r->{headers}{location} =~ /[?&]state=([^&]+)/;
+    my ($cookie) = ($r->{headers}{'set-cookie'} // '') =~ /^([^;]+)/;
+    my $r1 = req('B', 'GET', "/oauth/callback?code=bob-1&state=$state",
+                 owner => 'bob', headers => { Cookie => $cookie });
+    my $r2 = req('A', 'GET', "/oauth/callback?code=bob-1&state=$state",
+                 owner => 'bob', headers => { Cookie => $cookie });
+    like($r1->{headers}{location} // '', qr/oauth_status=connected/,
+         'first callback connects');
+    is($r2->{status}, 400, 'the same state on the other node: 400');
+}
+
+# 2. a rotating refresh at expiry, 200 requests across both nodes
+{
+    $fake->set(expires_in => 2, rotate => 1);
+    my $c2 = connect_via('B', 'A', 'carol', 'carol-1');
+    is($c2->{result}, 'connected', 'carol connected');
+    # both nodes cache it
+    is(req($_, 'GET', '/api/x', owner => 'carol')->{status}, 200,
+       "carol injects on $_") for qw(A B);
+    # the refreshed token lives long: one expiry in this block
+    $fake->set(expires_in => 3600);
+    my $before = $fake->count('refresh');
+    sleep 2.2;
+    my @pids;
+    my $out = "$Dir/storm";
+    for my $i (1 .. 20) {
+        my $pid = fork;
+        if (!$pid) {
+            my $h = HTTP::Tiny->new(timeout => 20);
+            my @st;
+            for my $j (1 .. 10) {
+                my $n = ($i + $j) % 2 ? 'A' : 'B';
+                my $r = $h->get("http://127.0.0.1:$Node{$n}{port}/api/x",
+                                { headers => { 'X-User' => 'carol' } });
+                push @st, $r->{status};
+            }
+            open my $fh, '>', "$out.$i"; print $fh "@st\n"; close $fh;
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid $_, 0 for @pids;
+    my %st;
+    for my $i (1 .. 20) {
+        open my $fh, '<', "$out.$i" or next;
+        $st{$_}++ for split ' ', <$fh>;
+    }
+    is_deeply(\%st, { 200 => 200 }, '200 requests at expiry: all 200')
+        or diag explain \%st;
+    is($fake->count('refresh') - $before, 1,
+       'exactly one refresh call across the fleet');
+    is($fake->count('reuse'), 0, 'no refresh token spent twice');
+}
+
+# 3. disconnect on A: B stops within a second
+{
+    my $revokes = $fake->count('revoke');
+    my $r = req('A', 'DELETE', '/oauth/api/connections/demo/alice-1',
+                owner => 'alice');
+    is($r->{status}, 200, 'disconnect on A');
+    my $t0 = time;
+    my $st = wait_for(sub {
+        req('B', 'GET', '/api/x', owner => 'alice')->{status} == 401
+    }, 1);
+    ok($st, 'B answers 401 within 1 s') or diag time - $t0;
+    sleep 0.5;
+    my @hints = sort map { $_->{form}{token_type_hint} // '' }
+                $fake->requests(path => '/revoke');
+    is($fake->count('revoke') - $revokes, 2,
+       'revoked once (its refresh and access tokens), by A alone')
+        or diag "@hints";
+}
+
+# 4. a query stalled 3 s does not delay unrelated requests
+{
+    # bob's record in both caches first: a miss would wait its turn
+    req($_, 'GET', '/api/x', owner => 'bob') for qw(A B A B);
+    my $pid = fork;
+    if (!$pid) {
+        open STDOUT, '>', '/dev/null';
+        exec("$PGBIN/psql", '-X', '-q', '-h', '127.0.0.1', '-p', $PGPORT,
+             '-U', 'oauth', '-d', 'fleet', '-c',
+             'BEGIN; LOCK TABLE oauth_flows IN ACCESS EXCLUSIVE MODE; '
+             . 'SELECT pg_sleep(3); COMMIT;');
+    }
+    sleep 0.5;
+    my @starts;
+    for my $i (1 .. 4) {
+        my $p = fork;
+        if (!$p) {
+            req('A', 'GET', '/connect/demo', owner => "stall$i");
+            POSIX::_exit(0);
+        }
+        push @starts, $p;
+    }
+    sleep 0.3;
+    my $slow = 0;
+    for my $i (1 .. 20) {
+        my $t = time;
+        my $r = req('A', 'GET', '/api/x', owner => 'bob');
+        my $s = req('A', 'GET', '/static');
+        if (time - $t > 0.5 || $r->{status} != 200 || $s->{status} != 200) {
+            $slow++;
+            diag sprintf "%.2fs %s %s", time - $t, $r->{status},
+                         $s->{status};
+        }
+    }
+    is($slow, 0, 'cached injections and other requests go on during a '
+                 . 'stalled query');
+    waitpid $_, 0 for @starts, $pid;
+}
+
+# 5. PostgreSQL down: cached injections go on, connects answer 503
+{
+    ok(pg_stop(), 'PostgreSQL killed');
+    sleep 0.5;
+    my %st;
+    for my $i (1 .. 10) {
+        $st{ req($i % 2 ? 'A' : 'B', 'GET', '/api/x',
+                 owner => 'bob')->{status} }++;
+    }
+    is_deeply(\%st, { 200 => 10 }, 'cached injections: 200')
+        or diag explain \%st;
+    my $r = req('A', 'GET', '/connect/demo', owner => 'dave');
+    is($r->{status}, 503, 'connect while down: 503');
+    like($r->{content} // '', qr/shared_store_unavailable/, 'clear error');
+
+    ok(pg_start(), 'PostgreSQL back');
+    my $ok = wait_for(sub {
+        my $c = connect_via('A', 'B', 'dave', 'dave-1');
+        ($c->{result} // '') eq 'connected';
+    }, 15);
+    ok($ok, 'connects work again without a reload');
+    is(req('B', 'GET', '/api/x', owner => 'dave')->{status}, 200,
+       'the new connection injects on the other node');
+    is(psql("SELECT count(*) FROM oauth_connections"), '3',
+       'no record lost (bob, carol, dave)');
+}
+
+done_testing();
