@@ -18,7 +18,7 @@
 #include "ngx_oauth_store.h"
 
 
-#define NGX_OAUTH_STORE_DBS          4
+#define NGX_OAUTH_STORE_DBS          5
 #define NGX_OAUTH_STORE_READERS      126
 #define NGX_OAUTH_STORE_OPEN_TRIES   5
 #define NGX_OAUTH_STORE_ERR_LEN      256
@@ -39,6 +39,7 @@ struct ngx_oauth_store_s {
     MDB_dbi             flows;
     MDB_dbi             conns;
     MDB_dbi             leases;
+    MDB_dbi             events;         /* the webhook outbox */
     pid_t               pid;
     char                err[NGX_OAUTH_STORE_ERR_LEN];
 };
@@ -70,11 +71,15 @@ static int ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn,
 static time_t ngx_oauth_store_time(uint64_t v);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
+static int ngx_oauth_store_outbox_add(ngx_oauth_store_t *st, MDB_txn *txn,
+    ngx_oauth_event_add_t *add);
+static int ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
+    const ngx_oauth_outbox_rec_t *list, size_t n);
 
 
 /* in the order of the MDB_dbi members of ngx_oauth_store_t */
 static const char  *ngx_oauth_store_dbs[NGX_OAUTH_STORE_DBS] = {
-    "meta", "flows", "conns", "leases"
+    "meta", "flows", "conns", "leases", "events"
 };
 
 
@@ -504,6 +509,14 @@ int
 ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     const uint64_t *expect)
 {
+    return ngx_oauth_store_conn_put_event(st, conn, expect, NULL);
+}
+
+
+int
+ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
+    const uint64_t *expect, ngx_oauth_event_add_t *add)
+{
     int               rc, ret, exists;
     size_t            n;
     MDB_val           k, v;
@@ -588,6 +601,13 @@ ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
         goto done;
     }
 
+    if (add != NULL) {
+        ret = ngx_oauth_store_outbox_add(st, txn, add);
+        if (ret != NGX_OAUTH_OK) {
+            goto done;
+        }
+    }
+
     rc = mdb_txn_commit(txn);
     txn = NULL;
 
@@ -615,6 +635,16 @@ int
 ngx_oauth_store_conn_delete(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account)
+{
+    return ngx_oauth_store_conn_delete_event(st, owner, provider, account,
+                                             NULL);
+}
+
+
+int
+ngx_oauth_store_conn_delete_event(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, ngx_oauth_event_add_t *add)
 {
     int             rc, ret;
     MDB_val         k;
@@ -647,6 +677,13 @@ ngx_oauth_store_conn_delete(ngx_oauth_store_t *st,
     if (rc != 0 && rc != MDB_NOTFOUND) {
         ret = ngx_oauth_store_fail(st, rc, "mdb_del");
         goto done;
+    }
+
+    if (add != NULL) {
+        ret = ngx_oauth_store_outbox_add(st, txn, add);
+        if (ret != NGX_OAUTH_OK) {
+            goto done;
+        }
     }
 
     rc = mdb_txn_commit(txn);
@@ -1356,6 +1393,397 @@ failed:
 }
 
 
+/*
+ * The webhook outbox: events under an 8-byte big-endian sequence number,
+ * so that key order is the order they were written in.  An event is
+ * added in the write transaction of the connection change it reports.
+ */
+
+#define NGX_OAUTH_OUTBOX_SCAN      1024
+#define NGX_OAUTH_OUTBOX_BLOCKED   64
+
+
+static int
+ngx_oauth_store_outbox_add(ngx_oauth_store_t *st, MDB_txn *txn,
+    ngx_oauth_event_add_t *add)
+{
+    int             rc, ret;
+    size_t          n;
+    MDB_val         k, v;
+    MDB_stat        ms;
+    uint64_t        seq;
+    MDB_cursor     *cur;
+    unsigned char  *buf, key[8];
+
+    add->dropped = 0;
+    add->seq = 0;
+
+    ret = ngx_oauth_outbox_encode(add->event, &buf, &n);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "event not encoded");
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->events, &cur);
+    if (rc != 0) {
+        free(buf);
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+    }
+
+    seq = 1;
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+
+    if (rc == 0 && k.mv_size == 8) {
+        seq = ngx_oauth_store_get64(k.mv_data) + 1;
+
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto done;
+    }
+
+    ngx_oauth_store_put64(key, seq);
+
+    k.mv_size = 8;
+    k.mv_data = key;
+    v.mv_size = n;
+    v.mv_data = buf;
+
+    rc = mdb_put(txn, st->events, &k, &v, MDB_APPEND);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+        goto done;
+    }
+
+    add->seq = seq;
+
+    /* a receiver that is down for good must not fill the store */
+
+    rc = mdb_stat(txn, st->events, &ms);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_stat");
+        goto done;
+    }
+
+    while (add->max && ms.ms_entries > add->max) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0) {
+            rc = mdb_cursor_del(cur, 0);
+        }
+
+        if (rc != 0) {
+            ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_del");
+            goto done;
+        }
+
+        ms.ms_entries--;
+        add->dropped++;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    mdb_cursor_close(cur);
+    free(buf);
+
+    return ret;
+}
+
+
+/* whether rec's connection is one of the n in list */
+
+static int
+ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
+    const ngx_oauth_outbox_rec_t *list, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (rec->owner.len == list[i].owner.len
+            && rec->provider.len == list[i].provider.len
+            && rec->account.len == list[i].account.len
+            && memcmp(rec->owner.data, list[i].owner.data, rec->owner.len)
+               == 0
+            && memcmp(rec->provider.data, list[i].provider.data,
+                      rec->provider.len)
+               == 0
+            && memcmp(rec->account.data, list[i].account.data,
+                      rec->account.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ngx_oauth_store_outbox_next(ngx_oauth_store_t *st, time_t now,
+    ngx_oauth_outbox_rec_t *out)
+{
+    int                      rc, ret;
+    size_t                   nblocked, scanned;
+    MDB_val                  k, v;
+    MDB_txn                 *txn;
+    MDB_cursor              *cur;
+    ngx_oauth_outbox_rec_t   rec;
+    ngx_oauth_outbox_rec_t   blocked[NGX_OAUTH_OUTBOX_BLOCKED];
+
+    memset(out, 0, sizeof(ngx_oauth_outbox_rec_t));
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->events, &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+    }
+
+    /*
+     * The first due event whose connection has no earlier event waiting:
+     * the events of one connection go out in the order they were written.
+     */
+
+    ret = NGX_OAUTH_NOT_FOUND;
+    nblocked = 0;
+    scanned = 0;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0 && scanned < NGX_OAUTH_OUTBOX_SCAN;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), scanned++)
+    {
+        if (k.mv_size != 8
+            || ngx_oauth_outbox_decode(v.mv_data, v.mv_size, &rec, 0)
+               != NGX_OAUTH_OK
+            || ngx_oauth_store_outbox_blocked(&rec, blocked, nblocked))
+        {
+            continue;
+        }
+
+        if (rec.next_at <= now) {
+            ret = ngx_oauth_outbox_decode(v.mv_data, v.mv_size, out, 1);
+            if (ret == NGX_OAUTH_OK) {
+                out->seq = ngx_oauth_store_get64(k.mv_data);
+            }
+
+            break;
+        }
+
+        if (nblocked == NGX_OAUTH_OUTBOX_BLOCKED) {
+            break;
+        }
+
+        blocked[nblocked++] = rec;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+    }
+
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
+/*
+ * Settles an event: retry 0 deletes it (delivered or dropped), else it
+ * gets next_at and attempts.  The id must match: NGX_OAUTH_NOT_FOUND when
+ * the event is gone (dropped by the cap meanwhile).
+ */
+
+int
+ngx_oauth_store_outbox_settle(ngx_oauth_store_t *st, uint64_t seq,
+    const ngx_oauth_str_t *id, int retry, time_t next_at, uint32_t attempts)
+{
+    int                     rc, ret;
+    MDB_val                 k, v;
+    MDB_txn                *txn;
+    unsigned char          *buf, key[8];
+    ngx_oauth_outbox_rec_t  rec;
+
+    buf = NULL;
+
+    ngx_oauth_store_put64(key, seq);
+    k.mv_size = 8;
+    k.mv_data = key;
+
+    ret = ngx_oauth_store_begin(st, 0, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_get(txn, st->events, &k, &v);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+        goto done;
+    }
+
+    if (ngx_oauth_outbox_decode(v.mv_data, v.mv_size, &rec, 0)
+        != NGX_OAUTH_OK
+        || rec.id.len != id->len
+        || memcmp(rec.id.data, id->data, id->len) != 0)
+    {
+        snprintf(st->err, sizeof(st->err), "event %llu was replaced",
+                 (unsigned long long) seq);
+        ret = NGX_OAUTH_NOT_FOUND;
+        goto done;
+    }
+
+    if (!retry) {
+        rc = mdb_del(txn, st->events, &k, NULL);
+        if (rc != 0) {
+            ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+            goto done;
+        }
+
+    } else {
+        buf = malloc(v.mv_size);
+        if (buf == NULL) {
+            ret = NGX_OAUTH_NOMEM;
+            goto done;
+        }
+
+        memcpy(buf, v.mv_data, v.mv_size);
+        (void) ngx_oauth_outbox_reschedule(buf, v.mv_size, next_at,
+                                           attempts);
+        v.mv_data = buf;
+
+        rc = mdb_put(txn, st->events, &k, &v, 0);
+        if (rc != 0) {
+            ret = ngx_oauth_store_fail(st, rc, "mdb_put");
+            goto done;
+        }
+    }
+
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    ret = rc ? ngx_oauth_store_fail(st, rc, "mdb_txn_commit") : NGX_OAUTH_OK;
+
+done:
+
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+
+    free(buf);
+
+    return ret;
+}
+
+
+typedef struct {
+    ngx_oauth_outbox_iter_pt   iter;
+    void                      *data;
+} ngx_oauth_store_outbox_walk_t;
+
+
+static int
+ngx_oauth_store_outbox_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_outbox_walk_t  *w = data;
+
+    ngx_oauth_outbox_rec_t  rec;
+
+    if (k->mv_size != 8
+        || ngx_oauth_outbox_decode(v->mv_data, v->mv_size, &rec, 0)
+           != NGX_OAUTH_OK)
+    {
+        return NGX_OAUTH_STORE_BAD;
+    }
+
+    rec.seq = ngx_oauth_store_get64(k->mv_data);
+
+    return w->iter(&rec, w->data) ? NGX_OAUTH_STORE_STOP
+                                  : NGX_OAUTH_STORE_NEXT;
+}
+
+
+int
+ngx_oauth_store_outbox_each(ngx_oauth_store_t *st,
+    ngx_oauth_outbox_iter_pt iter, void *data)
+{
+    int                            ret;
+    size_t                         bad;
+    ngx_oauth_store_outbox_walk_t  w;
+
+    w.iter = iter;
+    w.data = data;
+
+    ret = ngx_oauth_store_walk(st, st->events, MDB_RDONLY, NULL, 0,
+                               ngx_oauth_store_outbox_visit, &w, &bad);
+
+    if (ret == NGX_OAUTH_OK && bad) {
+        snprintf(st->err, sizeof(st->err), "%zu events do not decode", bad);
+        return NGX_OAUTH_INVALID;
+    }
+
+    return ret;
+}
+
+
+int
+ngx_oauth_store_outbox_stat(ngx_oauth_store_t *st, size_t *count,
+    time_t *oldest)
+{
+    int                     rc, ret;
+    MDB_val                 k, v;
+    MDB_txn                *txn;
+    MDB_stat                ms;
+    MDB_cursor             *cur;
+    ngx_oauth_outbox_rec_t  rec;
+
+    *count = 0;
+    *oldest = 0;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_stat(txn, st->events, &ms);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_stat");
+        goto done;
+    }
+
+    *count = ms.ms_entries;
+
+    rc = mdb_cursor_open(txn, st->events, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto done;
+    }
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    if (rc == 0
+        && ngx_oauth_outbox_decode(v.mv_data, v.mv_size, &rec, 0)
+           == NGX_OAUTH_OK)
+    {
+        *oldest = rec.created;
+    }
+
+    mdb_cursor_close(cur);
+    ret = NGX_OAUTH_OK;
+
+done:
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
 static int
 ngx_oauth_store_env_open(ngx_oauth_store_t *st,
     const ngx_oauth_store_conf_t *conf, char *err, size_t errlen)
@@ -1583,6 +2011,7 @@ ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
     dbi[1] = &st->flows;
     dbi[2] = &st->conns;
     dbi[3] = &st->leases;
+    dbi[4] = &st->events;
 
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {

@@ -8,6 +8,7 @@
 
 
 #include "ngx_oauth_core.h"
+#include "ngx_oauth_event.h"
 
 
 /* the format of the file; a file with another tag is refused, not wiped */
@@ -227,6 +228,38 @@ typedef int (*ngx_oauth_meta_update_pt)(unsigned char *buf, size_t *len,
     size_t size, void *data);
 int ngx_oauth_store_meta_update(ngx_oauth_store_t *st, const char *key,
     ngx_oauth_meta_update_pt fn, void *data);
+
+/*
+ * The same put and delete with an event for the webhook outbox written in
+ * the same transaction (add NULL: none): no change without its event, no
+ * event without its change.  A delete of nothing writes no event.
+ */
+int ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st,
+    ngx_oauth_conn_t *conn, const uint64_t *expect,
+    ngx_oauth_event_add_t *add);
+int ngx_oauth_store_conn_delete_event(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, ngx_oauth_event_add_t *add);
+
+/*
+ * The outbox.  next: the first event due at now whose connection has no
+ * earlier event waiting (NGX_OAUTH_NOT_FOUND: none); free it with
+ * ngx_oauth_outbox_free().  settle: retry 0 deletes the event, otherwise
+ * sets its next_at and attempts; NGX_OAUTH_NOT_FOUND when the event with
+ * that seq and id is gone.  each: in outbox order, read-only, strings
+ * valid during the call.  stat: how many and when the oldest was written.
+ */
+typedef int (*ngx_oauth_outbox_iter_pt)(const ngx_oauth_outbox_rec_t *rec,
+    void *data);
+
+int ngx_oauth_store_outbox_next(ngx_oauth_store_t *st, time_t now,
+    ngx_oauth_outbox_rec_t *rec);
+int ngx_oauth_store_outbox_settle(ngx_oauth_store_t *st, uint64_t seq,
+    const ngx_oauth_str_t *id, int retry, time_t next_at, uint32_t attempts);
+int ngx_oauth_store_outbox_each(ngx_oauth_store_t *st,
+    ngx_oauth_outbox_iter_pt iter, void *data);
+int ngx_oauth_store_outbox_stat(ngx_oauth_store_t *st, size_t *count,
+    time_t *oldest);
 
 /* consistent compacted copy for backups: dest must not exist, mode 0600 */
 int ngx_oauth_store_copy(ngx_oauth_store_t *st, const char *dest);
