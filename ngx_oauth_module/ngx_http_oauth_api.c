@@ -19,6 +19,7 @@
 #include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_json.h"
 
 
@@ -1290,8 +1291,8 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
 
     ngx_oauth_conn_free(&conn);
 
-    rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
-                                     &account);
+    rc = ngx_http_oauth_webhook_conn_delete(ctx->omcf, r->connection->log,
+                                            &owner, &provider, &account);
 
     if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
         if (rv) {
@@ -2170,7 +2171,9 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
         ngx_oauth_conn_free(&old);
     }
 
-    rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, NULL);
+    rc = ngx_http_oauth_webhook_conn_put(ctx->omcf, r->connection->log,
+                                         &conn, NULL,
+                                         NGX_OAUTH_EVENT_CREDENTIALS_SET);
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

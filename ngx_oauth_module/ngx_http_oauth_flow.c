@@ -15,6 +15,7 @@
 #include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_buf.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_pattern.h"
@@ -1971,7 +1972,11 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         conn.metadata = old.metadata;
     }
 
-    rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, NULL);
+    rc = ngx_http_oauth_webhook_conn_put(ctx->omcf, r->connection->log,
+                                         &conn, NULL,
+                                         rc == NGX_OAUTH_OK
+                                         ? NGX_OAUTH_EVENT_UPDATED
+                                         : NGX_OAUTH_EVENT_CREATED);
 
     if (found) {
         ngx_oauth_conn_free(&old);

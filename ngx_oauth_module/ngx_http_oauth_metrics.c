@@ -12,6 +12,7 @@
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_http_oauth_webhook.h"
 
 
 /*
@@ -342,7 +343,8 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
     /* every line is short; a provider name is at most 64 bytes */
 
     size = 4096 + (n + 1) * 24 * (NGX_OAUTH_PROVIDER_MAX + 128)
-           + NGX_HTTP_OAUTH_BUCKETS * 128;
+           + NGX_HTTP_OAUTH_BUCKETS * 128
+           + NGX_HTTP_OAUTH_WEBHOOK_METRICS_LEN;
 
     body = ngx_pnalloc(r->pool, size);
     if (body == NULL) {
@@ -442,6 +444,8 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                         : j == NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN ? "0.5"
                         : "0");
     }
+
+    p = ngx_http_oauth_webhook_metrics(omcf, p);
 
     return ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body, p - body);
 }

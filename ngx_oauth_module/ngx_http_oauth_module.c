@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_api.h"
+#include "ngx_http_oauth_webhook.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_housekeeping.h"
@@ -210,6 +211,13 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
     { ngx_string("oauth_circuit_breaker"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_oauth_circuit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth_webhook"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth_webhook,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -679,6 +687,10 @@ ngx_http_oauth_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_oauth_webhook_init_process(cycle, omcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_oauth_housekeeping_init(cycle, omcf);
 }
 
@@ -700,6 +712,7 @@ ngx_http_oauth_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_oauth_webhook_exit_process(cycle, omcf);
     ngx_http_oauth_http_exit_process(cycle);
     ngx_http_oauth_shared_exit_process(cycle, omcf);
 

@@ -133,6 +133,7 @@ typedef struct {
     ngx_flag_t                   store_gone; /* said once */
 
     void                        *shared;     /* oauth_shared_store, NULL */
+    struct ngx_http_oauth_webhook_s  *webhook;  /* oauth_webhook, or NULL */
 } ngx_http_oauth_main_conf_t;
 
 

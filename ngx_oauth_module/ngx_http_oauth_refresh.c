@@ -14,6 +14,7 @@
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
+#include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_json.h"
 
 
@@ -841,7 +842,12 @@ again:
         goto failed;
     }
 
-    rc = ngx_oauth_store_conn_put(rf->omcf->store, conn, &expect);
+    rc = ngx_http_oauth_webhook_conn_put(rf->omcf, rf->log, conn, &expect,
+                            result == NGX_HTTP_OAUTH_REFRESH_OK
+                            ? NGX_HTTP_OAUTH_EVENT_NONE
+                            : result == NGX_HTTP_OAUTH_REFRESH_REFUSED
+                            ? NGX_OAUTH_EVENT_REAUTH
+                            : NGX_OAUTH_EVENT_REFRESH_FAILED);
 
     if (rc == NGX_OAUTH_OK) {
         ngx_http_oauth_shared_conn_saved(rf->omcf, conn);

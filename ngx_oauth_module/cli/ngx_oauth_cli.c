@@ -148,6 +148,9 @@ static int ngx_oauth_cli_reseal(ngx_oauth_cli_t *cli,
     ngx_oauth_str_t *out);
 static int ngx_oauth_cli_purge(ngx_oauth_cli_t *cli);
 static int ngx_oauth_cli_backup(ngx_oauth_cli_t *cli);
+static int ngx_oauth_cli_events(ngx_oauth_cli_t *cli);
+static int ngx_oauth_cli_events_row(const ngx_oauth_outbox_rec_t *rec,
+    void *data);
 static int ngx_oauth_cli_each(ngx_oauth_cli_t *cli,
     ngx_oauth_conn_iter_pt iter);
 static int ngx_oauth_cli_open_value(ngx_oauth_cli_t *cli,
@@ -185,6 +188,9 @@ static const ngx_oauth_cli_command_t  ngx_oauth_cli_commands[] = {
     { "purge", ngx_oauth_cli_purge, NGX_OAUTH_CLI_STORE, 0, 0 },
 
     { "backup", ngx_oauth_cli_backup, NGX_OAUTH_CLI_STORE, 1, 1 },
+
+    { "events", ngx_oauth_cli_events,
+      NGX_OAUTH_CLI_STORE|NGX_OAUTH_CLI_FILTERS, 0, 0 },
 
     { NULL, NULL, 0, 0, 0 }
 };
@@ -1333,6 +1339,97 @@ ngx_oauth_cli_backup(ngx_oauth_cli_t *cli)
 }
 
 
+/* the outbox: what each event says and when it is tried next */
+
+static int
+ngx_oauth_cli_events(ngx_oauth_cli_t *cli)
+{
+    int  rc;
+
+    (void) ngx_oauth_buf_add_cstr(&cli->out, cli->json
+        ? "["
+        : "seq\tid\ttype\towner\tprovider\taccount\tcreated\tattempts"
+          "\tnext_at\n");
+
+    rc = ngx_oauth_store_outbox_each(cli->store, ngx_oauth_cli_events_row,
+                                     cli);
+
+    if (cli->json) {
+        (void) ngx_oauth_buf_add_cstr(&cli->out, cli->conns ? "\n]\n"
+                                                            : "]\n");
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_oauth_cli_error("events: %s", ngx_oauth_store_error(cli->store));
+        return NGX_OAUTH_CLI_ERROR;
+    }
+
+    if (cli->out.failed) {
+        ngx_oauth_cli_error("events: out of memory");
+        return NGX_OAUTH_CLI_ERROR;
+    }
+
+    return NGX_OAUTH_CLI_OK;
+}
+
+
+static int
+ngx_oauth_cli_events_row(const ngx_oauth_outbox_rec_t *rec, void *data)
+{
+    ngx_oauth_cli_t  *cli = data;
+
+    ngx_oauth_buf_t  *b;
+
+    if ((cli->owner != NULL
+         && (rec->owner.len != strlen(cli->owner)
+             || memcmp(rec->owner.data, cli->owner, rec->owner.len)))
+        || (cli->provider != NULL
+            && (rec->provider.len != strlen(cli->provider)
+                || memcmp(rec->provider.data, cli->provider,
+                          rec->provider.len))))
+    {
+        return 0;
+    }
+
+    b = &cli->out;
+
+    if (cli->json) {
+        /* the body is the event as sent: JSON already */
+
+        (void) ngx_oauth_buf_add_fmt(b, "%s\n{\"seq\":%llu,\"attempts\":%u,"
+                                     "\"next_at\":", cli->conns ? "," : "",
+                                     (unsigned long long) rec->seq,
+                                     (unsigned) rec->attempts);
+        ngx_oauth_cli_add_time(b, rec->next_at, 1);
+        (void) ngx_oauth_buf_add_cstr(b, ",\"event\":");
+        (void) ngx_oauth_buf_add(b, rec->body.data, rec->body.len);
+        (void) ngx_oauth_buf_add_byte(b, '}');
+
+    } else {
+        (void) ngx_oauth_buf_add_fmt(b, "%llu\t",
+                                     (unsigned long long) rec->seq);
+        ngx_oauth_cli_add_text(b, rec->id.data, rec->id.len);
+        (void) ngx_oauth_buf_add_byte(b, '\t');
+        ngx_oauth_cli_add_text(b, rec->type.data, rec->type.len);
+        (void) ngx_oauth_buf_add_byte(b, '\t');
+        ngx_oauth_cli_add_text(b, rec->owner.data, rec->owner.len);
+        (void) ngx_oauth_buf_add_byte(b, '\t');
+        ngx_oauth_cli_add_text(b, rec->provider.data, rec->provider.len);
+        (void) ngx_oauth_buf_add_byte(b, '\t');
+        ngx_oauth_cli_add_text(b, rec->account.data, rec->account.len);
+        (void) ngx_oauth_buf_add_byte(b, '\t');
+        ngx_oauth_cli_add_time(b, rec->created, 0);
+        (void) ngx_oauth_buf_add_fmt(b, "\t%u\t", (unsigned) rec->attempts);
+        ngx_oauth_cli_add_time(b, rec->next_at, 0);
+        (void) ngx_oauth_buf_add_byte(b, '\n');
+    }
+
+    cli->conns++;
+
+    return b->failed;
+}
+
+
 static int
 ngx_oauth_cli_each(ngx_oauth_cli_t *cli, ngx_oauth_conn_iter_pt iter)
 {
@@ -1572,6 +1669,8 @@ ngx_oauth_cli_usage(FILE *f)
 "  rotate             re-seal every value under the active (first) key\n"
 "  purge              delete expired flows\n"
 "  backup DEST        consistent compacted copy of the store to DEST\n"
+"  events [--owner O] [--provider P] [--json]\n"
+"                     webhook events waiting in the outbox, oldest first\n"
 "\n"
 "options (before or after the command):\n"
 "  --store PATH       the LMDB file of oauth_store\n"
