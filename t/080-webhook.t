@@ -280,6 +280,7 @@ sub t_down {
     my $victim = delivering_pid();
     ok(kill('KILL', $victim), "kill -9 of the delivering worker $victim");
 
+    sleep 1.2;
     my $m = metrics_parse(metrics_text());
     is(metric($m, 'oauth_webhook_outbox_depth'), 5, 'five events wait');
     ok(metric($m, 'oauth_webhook_outbox_oldest_age_seconds') >= 1,
