@@ -36,7 +36,6 @@ struct ngx_http_oauth_fetch_s {
     /* set by the caller before start */
     ngx_str_t                         url;
     ngx_str_t                         body;       /* non-empty: POST form */
-    ngx_str_t                         body_type;  /* else the form's */
     ngx_str_t                         user;       /* non-empty: Basic auth */
     ngx_str_t                         password;
     ngx_str_t                         authorization;  /* header value */
