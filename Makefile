@@ -1,7 +1,13 @@
 # ngx_oauth_module: build, test, run.
 #
 #   make            the module (build/ngx_http_oauth_module.so) and ngx-oauth
-#   make test       unit tests (plain and sanitized), then the Test::Nginx suites
+#   make deps       install the Debian packages (as root; DEPS="e2e valgrind"
+#                   adds those of the slow targets); nothing else installs
+#   make test       unit tests (plain and sanitized), then the Test::Nginx
+#                   suites under the project's runner and, when
+#                   $(TESTNGINX_LIB) exists, under the real Test::Nginx
+#   make test-nginx       the suites under t/lib's own runner
+#   make test-nginx-real  the suites under openresty's Test::Nginx
 #   make run        the demo on http://127.0.0.1:8080/ (PORT=N for another)
 #   make deb        the Debian package libnginx-mod-http-oauth (build/deb/)
 #   make test-deb   make deb, then install, use and remove it (as root)
@@ -18,6 +24,9 @@ BUILD      ?= build
 ABUILD     := $(abspath $(BUILD))
 CC         ?= cc
 PROVE_JOBS ?= 2
+DEPS       ?=
+# openresty's Test::Nginx (not in Debian): CI finds it next to the clone
+TESTNGINX_LIB ?= ../shared/vendor/test-nginx/lib
 
 CORE_DIR   := ngx_oauth_module/core
 CORE_SRCS  := $(sort $(wildcard $(CORE_DIR)/*.c))
@@ -44,13 +53,18 @@ export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
 export NGX_OAUTH_CLI ?= $(abspath $(CLI))
 export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
-.PHONY: faults bench all module cli fixture deps unit test test-nginx fuzz fuzz-run run test-e2e \
-        valgrind lint clean deb test-deb
+.PHONY: faults bench all module cli fixture deps check-deps unit test \
+        test-nginx test-nginx-real fuzz fuzz-run run test-e2e valgrind lint \
+        clean deb test-deb
 
 all: module cli
 
 deps:
-	@sh .ci/deps.sh
+	@sh .ci/deps.sh $(DEPS)
+
+# says what is missing and how to install it; never installs
+check-deps:
+	@sh .ci/deps.sh --check $(DEPS)
 
 module: $(MODULE)
 
@@ -96,10 +110,24 @@ unit: $(UNIT_BINS) $(ASAN_BINS)
 	@set -e; for t in $(UNIT_BINS) $(ASAN_BINS); do \
 	    echo "== $$t"; $$t; done
 
-test: deps all unit test-nginx
+test: check-deps
+	@$(MAKE) --no-print-directory all unit test-nginx
+	@if [ -f $(TESTNGINX_LIB)/Test/Nginx/Socket.pm ]; then \
+	    $(MAKE) --no-print-directory test-nginx-real; \
+	else \
+	    echo "no real Test::Nginx in $(TESTNGINX_LIB):" \
+	         "suites ran under t/lib's runner only"; \
+	fi
 
 test-nginx: all $(FIXTURE)
-	prove -I t/lib -j$(PROVE_JOBS) t/*.t
+	TEST_NGINX_COMPAT=1 prove -I t/lib -j$(PROVE_JOBS) t/*.t
+
+test-nginx-real: all $(FIXTURE)
+	@test -f $(TESTNGINX_LIB)/Test/Nginx/Socket.pm || { \
+	    echo "no Test/Nginx/Socket.pm in $(TESTNGINX_LIB):" \
+	         "make test-nginx-real TESTNGINX_LIB=dir"; exit 1; }
+	TEST_NGINX_REAL=1 prove -I t/lib -I $(abspath $(TESTNGINX_LIB)) \
+	    -j$(PROVE_JOBS) t/*.t
 
 $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)/fuzz
@@ -110,7 +138,7 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS ?= $(patsubst t/fuzz/%.c,%,$(FUZZ_SRCS))
 fuzz:
-	@sh .ci/deps.sh fuzz
+	@sh .ci/deps.sh --check fuzz
 	@$(MAKE) --no-print-directory fuzz-run
 
 fuzz-run: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
@@ -156,12 +184,14 @@ test-deb: deb
 	    prove -I t/lib -v t/062-debian.t
 
 test-e2e: all
-	@sh .ci/deps.sh e2e
+	@sh .ci/deps.sh --check e2e
 	sh t/e2e/run.sh
 
-valgrind: all
-	@sh .ci/deps.sh valgrind
-	TEST_NGINX_USE_VALGRIND=1 prove -I t/lib -j1 t/*.t
+VALGRIND_T ?= t/*.t
+valgrind: all $(FIXTURE)
+	@sh .ci/deps.sh --check valgrind
+	TEST_NGINX_COMPAT=1 TEST_NGINX_USE_VALGRIND=1 prove -I t/lib -j1 \
+	    $(VALGRIND_T)
 
 bench: all
 	@sh .ci/deps.sh bench

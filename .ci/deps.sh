@@ -1,13 +1,26 @@
 #!/bin/sh
-# Installs the Debian packages the build, the tests and the demo need.
-# As root it runs apt-get; otherwise it prints the command to run.
+# The Debian packages the build, the tests and the demo need.
+#
+#   sh .ci/deps.sh [GROUP...]           install what is missing (as root)
+#   sh .ci/deps.sh --check [GROUP...]   only say what is missing; exit 1 if
+#                                       anything is (make test does this)
+#
+# GROUPs add the packages of the slow targets: fuzz, e2e, valgrind, bench,
+# deb.
+# Installing is only ever done by "make deps" and .ci/run, never as a side
+# effect of a test target.
+
+check=
+if [ "${1:-}" = --check ]; then
+    check=1
+    shift
+fi
 
 pkgs="make gcc perl nginx nginx-dev libssl-dev libcurl4-openssl-dev \
 liblmdb-dev libjansson-dev libpq-dev postgresql lmdb-utils libcmocka-dev \
 libnginx-mod-http-echo libtest-base-perl libtest-longstring-perl \
 liblist-moreutils-perl libhttp-message-perl libwww-perl curl"
 
-# extra groups for the slow targets: deps.sh fuzz | e2e | valgrind | deb
 for group in "$@"; do
     case "$group" in
     fuzz)     pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
@@ -18,6 +31,7 @@ for group in "$@"; do
     valgrind) pkgs="$pkgs valgrind" ;;
     bench)    pkgs="$pkgs wrk" ;;
     deb)      pkgs="$pkgs dpkg-dev debhelper nginx-dev" ;;
+    *)        echo "deps.sh: unknown group \"$group\"" >&2; exit 2 ;;
     esac
 done
 
@@ -29,9 +43,16 @@ done
 
 [ -z "$missing" ] && exit 0
 
+if [ -n "$check" ]; then
+    echo "missing Debian packages:$missing"
+    echo "install them with:  make deps${*:+ DEPS=\"$*\"}"
+    echo "(or as root:  apt-get update && apt-get install -y$missing)"
+    exit 1
+fi
+
 if [ "$(id -u)" != 0 ]; then
-    echo "missing packages; run as root:"
-    echo "    apt-get update && apt-get install -y$missing"
+    echo "missing Debian packages:$missing"
+    echo "run as root:  apt-get update && apt-get install -y$missing"
     exit 1
 fi
 

@@ -1059,12 +1059,12 @@ _EOC_
 package main;
 my ($r) = connect_flow();
 is($r->{status}, 'connected', 'a flow with the secret from the file');
-is(as_requests()->[0]{auth}, 'Basic ' . encode_base64("demo-client:$Secret", ''),
+is(as_requests()->[0]{auth}, 'Basic ' . encode_base64("demo-client:$::Secret", ''),
    'the file\'s secret, without its newline, authenticates the client');
 my ($rc, $out) = nginx_dump();
 is($rc, 0, 'nginx -T accepts the configuration') or diag $out;
 like($out, qr/client_secret_file\s+\S+\/secret;/, 'the dump shows the file name');
-unlike($out, qr/\Q$Secret\E/, 'but not the secret');
+unlike($out, qr/\Q$::Secret\E/, 'but not the secret');
 --- request
 GET /api/connections
 --- more_headers

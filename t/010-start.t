@@ -341,7 +341,7 @@ $::Locations . <<'_EOC_'
 _EOC_
 --- init
 package main;
-for my $p (@OpenRedirects) {
+for my $p (@::OpenRedirects) {
     my $shown = $p;
     $shown =~ s/([^\x21-\x7e])/sprintf '\\x{%x}', ord $1/ge;
     $shown = substr($shown, 0, 40) . '...' if length $shown > 40;
@@ -383,7 +383,7 @@ $::Locations . <<'_EOC_'
 _EOC_
 --- init
 package main;
-for my $p (@SafeReturns) {
+for my $p (@::SafeReturns) {
     my $f = start_flow(uri => '/connect/demo?return_to=' . url_escape($p), owner => 'alice');
     is($f->{status}, 302, "return_to '$p' accepted");
     like($f->{location}, qr{^https://auth\.example/authorize\?}, "return_to '$p': redirect to the provider");

@@ -629,7 +629,7 @@ my %cases = (
 $cfg .= "    server {\n        listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_1;\n"
       . "        access_log \$TEST_NGINX_OAUTH_DIR/as.log as;\n"
       . "        default_type application/json;\n"
-      . "        root \$TEST_NGINX_HTML_DIR;\n";
+      . "        root html;\n";
 $cfg .= "        location = /token/$_ { $cases{$_} }\n" for sort keys %cases;
 $cfg .= "    }\n";
 for (sort keys %cases) {
@@ -751,7 +751,7 @@ $::Store . $::LogFormat . <<'_EOC_'
     server {
         listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
         default_type application/json;
-        root $TEST_NGINX_HTML_DIR;
+        root html;
 
         # a POST to a static file is 405: serve it through error_page
         location = /big.json {

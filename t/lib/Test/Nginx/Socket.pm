@@ -12,6 +12,9 @@ package Test::Nginx::Socket;
 #     same .t files run unchanged under the reference implementation;
 #   * otherwise, or when TEST_NGINX_COMPAT=1, use Test::Nginx::Compat.
 #
+# TEST_NGINX_REAL=1 (make test-nginx-real) makes a missing real framework an
+# error instead of a silent fallback, so that run proves what it claims.
+#
 # Never add a t/lib/Test/Nginx/Util.pm: the real Socket.pm loads that name and
 # must find its own.
 
@@ -60,6 +63,10 @@ if (my $real = _find_real_framework()) {
     our $Implementation = 'real';
 }
 else {
+    die "Test::Nginx::Socket: TEST_NGINX_REAL is set but no other "
+        . "Test/Nginx/Socket.pm is in \@INC (@INC)\n"
+        if $ENV{TEST_NGINX_REAL} && !$ENV{TEST_NGINX_COMPAT};
+
     require Test::Nginx::Compat;
 
     # Inherit import() (Test::Base's: handles 'no_plan' / tests => N and the
