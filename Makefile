@@ -126,7 +126,7 @@ test-nginx-real: all $(FIXTURE)
 	@test -f $(TESTNGINX_LIB)/Test/Nginx/Socket.pm || { \
 	    echo "no Test/Nginx/Socket.pm in $(TESTNGINX_LIB):" \
 	         "make test-nginx-real TESTNGINX_LIB=dir"; exit 1; }
-	TEST_NGINX_REAL=1 prove -I t/lib -I $(abspath $(TESTNGINX_LIB)) \
+	TEST_NGINX_REAL=1 TEST_NGINX_RANDOMIZE=1 prove -I t/lib -I $(abspath $(TESTNGINX_LIB)) \
 	    -j$(PROVE_JOBS) t/*.t
 
 $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)

@@ -1062,9 +1062,9 @@ print $cb "GET /callback?code=slow&state=$flow->{state} HTTP/1.0\r\nHost: localh
         . "Cookie: $flow->{cookie}\r\nX-Owner: alice\r\n\r\n";
 
 # the token endpoint (this process) sees the module's request arrive ...
-my $sel = IO::Select->new($SlowAs);
+my $sel = IO::Select->new($::SlowAs);
 ok($sel->can_read(10), 'the module calls the token endpoint');
-my $as = $SlowAs->accept;
+my $as = $::SlowAs->accept;
 my $req = '';
 while ($req !~ /\r\n\r\n/ || length($req) < 20) {
     IO::Select->new($as)->can_read(5) or last;
@@ -1134,22 +1134,22 @@ _EOC_
 --- config eval: $::Locations
 --- init
 package main;
-my ($r) = connect_flow(code => $Canaries{code});
+my ($r) = connect_flow(code => $::Canaries{code});
 is($r->{status}, 'connected', 'connected');
 my $verifier = as_requests()->[0]{form}{code_verifier};
 ok($verifier, 'a verifier was sent');
 is(http_get('/use', 'X-Owner' => 'alice')->{status}, 200, 'token used once');
 # failures log too: a replay, a bad state, a provider error
-callback({ state => 'x' x 43, cookie => 'a=b', owner => 'alice' }, code => $Canaries{code});
+callback({ state => 'x' x 43, cookie => 'a=b', owner => 'alice' }, code => $::Canaries{code});
 my $flow = start_flow(owner => 'alice');
-callback($flow, code => $Canaries{code}, query => 'error=access_denied');
+callback($flow, code => $::Canaries{code}, query => 'error=access_denied');
 
 my $access = server_root() . '/logs/access.log';
 wait_for(sub { FlowTest::slurp($access) =~ m{GET /use } }, 3);
 my $log = FlowTest::slurp($access);
 like($log, qr{"GET /callback\?\.\.\. HTTP/1\.1" 302 }, 'the callback is logged with its query redacted');
-for my $k (sort keys %Canaries) {
-    unlike($log, qr/\Q$Canaries{$k}\E/, "no $k in the access log");
+for my $k (sort keys %::Canaries) {
+    unlike($log, qr/\Q$::Canaries{$k}\E/, "no $k in the access log");
 }
 my $errors = FlowTest::slurp(server_root() . '/logs/error.log');
 unlike($errors, qr/\Q$verifier\E/, 'no verifier in the error log');
@@ -1196,7 +1196,7 @@ _EOC_
 --- config eval: $::Locations
 --- init
 package main;
-my ($r) = connect_flow(code => $Canaries{code});
+my ($r) = connect_flow(code => $::Canaries{code});
 is($r->{status}, 'connected', 'connected');
 my $verifier = as_requests()->[0]{form}{code_verifier};
 ok($verifier, 'a verifier was sent');
@@ -1235,8 +1235,8 @@ my $cb = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NG
                                Proto => 'tcp') or die "connect: $!";
 print $cb "GET /callback?code=gone&state=$flow->{state} HTTP/1.0\r\nHost: localhost\r\n"
         . "Cookie: $flow->{cookie}\r\nX-Owner: alice\r\n\r\n";
-ok(IO::Select->new($SlowAs)->can_read(10), 'the module calls the token endpoint');
-my $as = $SlowAs->accept;
+ok(IO::Select->new($::SlowAs)->can_read(10), 'the module calls the token endpoint');
+my $as = $::SlowAs->accept;
 my $req = '';
 while ($req !~ /\r\n\r\n/) {
     IO::Select->new($as)->can_read(5) or last;
