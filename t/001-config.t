@@ -11,7 +11,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
-use FlowTest;
+use OAuthKit api_prefix => '/api/';
 
 use MIME::Base64 qw(encode_base64);
 
@@ -39,7 +39,7 @@ _EOC_
 # "... in /path/conf/nginx.conf:LINE": where nginx says the mistake is
 our $At = qr{ in \S+/nginx\.conf:\d+};
 
-# Key files as operators get them wrong (T48); keys (valid) is FlowTest's.
+# Key files as operators get them wrong (T48); keys (valid) is OAuthKit's.
 sub raw_key { encode_base64(join('', map { chr int rand 256 } 1 .. shift), '') }
 write_key_file('keys-two',   'new:' . random_key() . "\nold:" . random_key() . "\n");
 write_key_file('keys-group', 'k1:' . random_key() . "\n", 0640);

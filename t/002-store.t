@@ -11,7 +11,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
-use FlowTest;
+use OAuthKit api_prefix => '/api/';
 
 master_on();
 workers(4);
@@ -94,7 +94,7 @@ our $Locations = <<'_EOC_';
 _EOC_
 
 sub master_pid {
-    my $pid = FlowTest::slurp(server_root() . '/logs/nginx.pid');
+    my $pid = OAuthKit::slurp(server_root() . '/logs/nginx.pid');
     $pid =~ s/\s+//g;
     return $pid;
 }
@@ -103,7 +103,7 @@ sub workers_of {
     my $ppid = shift;
     my @kids;
     for my $stat (glob '/proc/[0-9]*/stat') {
-        my $line = FlowTest::slurp($stat);
+        my $line = OAuthKit::slurp($stat);
         push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) /s && $2 == $ppid;
     }
     return sort { $a <=> $b } @kids;
@@ -179,7 +179,7 @@ X-Owner: bob
 --- http_config eval: $::Store . $::Provider
 --- config eval: $::Locations
 --- user_files eval
-[[ FlowTest::oauth_dir() . '/store.mdb' => '' ]]
+[[ OAuthKit::oauth_dir() . '/store.mdb' => '' ]]
 --- init
 package main;
 my $store = oauth_dir() . '/store.mdb';
@@ -306,7 +306,7 @@ is($list->[0]{status}, 'connected', 'and connected');
 
 # a bigger map, then a reload: writes resume, everything is still there
 my $conf = server_root() . '/conf/nginx.conf';
-my $text = FlowTest::slurp($conf);
+my $text = OAuthKit::slurp($conf);
 $text =~ s/max_size=64k/max_size=4m/ or die 'no max_size in the config';
 open my $fh, '>', $conf or die "$conf: $!";
 print $fh $text;
@@ -340,7 +340,7 @@ oauth: cannot store flow
         return 204;
     }
 --- user_files eval
-[[ FlowTest::oauth_dir() . '/store.mdb' => ('not an lmdb file ' x 1000) ]]
+[[ OAuthKit::oauth_dir() . '/store.mdb' => ('not an lmdb file ' x 1000) ]]
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*oauth: cannot open store "\S+store\.mdb": .*MDB_INVALID/
@@ -355,7 +355,7 @@ package main;
 my $redirect = start_flow(owner => 'alice', uri => '/connect/demo?return_to=%2Fback');
 my $popup = start_flow(owner => 'alice', uri => '/connect/demo?mode=popup');
 my $conf = server_root() . '/conf/nginx.conf';
-my $text = FlowTest::slurp($conf);
+my $text = OAuthKit::slurp($conf);
 $text =~ s/oauth_provider demo \{/oauth_provider renamed {/ or die 'no provider in the config';
 open my $fh, '>', $conf or die "$conf: $!";
 print $fh $text;
@@ -420,7 +420,7 @@ ok(-f $store, 'the store is there');
 # each of them has the file mapped, so that none opens a new one
 ok(wait_for(sub {
     my @w = workers_of(master_pid());
-    return @w == 4 && !grep { FlowTest::slurp("/proc/$_/maps") !~ /\Q$store\E/ } @w;
+    return @w == 4 && !grep { OAuthKit::slurp("/proc/$_/maps") !~ /\Q$store\E/ } @w;
 }, 10), 'every worker has the store open');
 unlink $store or die "unlink $store: $!";
 my $err = server_root() . '/logs/error.log';

@@ -9,7 +9,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
-use FlowTest;
+use OAuthKit api_prefix => '/api/';
 
 our $Store = <<'_EOC_';
     oauth_store     $TEST_NGINX_OAUTH_DIR/store.mdb;

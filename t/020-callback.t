@@ -11,7 +11,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
-use FlowTest;
+use OAuthKit api_prefix => '/api/';
 
 use Digest::SHA qw(sha256);
 use IO::Select;
@@ -23,7 +23,7 @@ our $Store = <<'_EOC_';
     oauth_key_file  $TEST_NGINX_OAUTH_DIR/keys;
 _EOC_
 
-# The fake provider: logs every request it gets (FlowTest::as_requests)
+# The fake provider: logs every request it gets (OAuthKit::as_requests)
 # and answers the token request with a fixed JSON document.
 our $LogFormat = <<'_EOC_';
     log_format as '$request_method $uri auth=[$http_authorization] body=[$request_body]';
@@ -589,9 +589,9 @@ $r = flow_result(callback($flow, code => ''));
 is($r->{error}, 'invalid_request', 'empty code: invalid_request');
 is(http_get("/callback?code=POSTED-CODE&state=$flow->{state}", -method => 'POST')->{status}, 405, 'POST: 405');
 my $access = server_root() . '/logs/access.log';
-ok(wait_for(sub { FlowTest::slurp($access) =~ m{"POST /callback\?\.\.\. HTTP/1\.1" 405 } }),
+ok(wait_for(sub { OAuthKit::slurp($access) =~ m{"POST /callback\?\.\.\. HTTP/1\.1" 405 } }),
    'the refused POST is logged with its query redacted');
-unlike(FlowTest::slurp($access), qr/POSTED-CODE/, 'its code is not logged');
+unlike(OAuthKit::slurp($access), qr/POSTED-CODE/, 'its code is not logged');
 --- request
 GET /api/connections
 --- more_headers
@@ -858,8 +858,8 @@ my ($b64) = $t->{auth} =~ /^Basic (\S+)\z/;
 ok($b64, 'Basic credentials sent');
 my $got = MIME::Base64::decode_base64($b64 // '');
 my ($id, $secret) = split /:/, $got, 2;
-is(FlowTest::query_params("?x=$id")->{x}, "id:with%odd+chars \xc3\xa9", 'the id decodes back');
-is(FlowTest::query_params("?x=$secret")->{x}, 'a:b+c%d=e/f g', 'the secret decodes back');
+is(OAuthKit::query_params("?x=$id")->{x}, "id:with%odd+chars \xc3\xa9", 'the id decodes back');
+is(OAuthKit::query_params("?x=$secret")->{x}, 'a:b+c%d=e/f g', 'the secret decodes back');
 is(($got =~ tr/://), 1, 'one raw ":", the separator') or diag $got;
 unlike($got, qr{[/=]|%(?![0-9A-F]{2})}, 'reserved characters escaped') or diag $got;
 ok(!exists $t->{form}{client_secret}, 'no secret in the body');
@@ -1145,13 +1145,13 @@ my $flow = start_flow(owner => 'alice');
 callback($flow, code => $::Canaries{code}, query => 'error=access_denied');
 
 my $access = server_root() . '/logs/access.log';
-wait_for(sub { FlowTest::slurp($access) =~ m{GET /use } }, 3);
-my $log = FlowTest::slurp($access);
+wait_for(sub { OAuthKit::slurp($access) =~ m{GET /use } }, 3);
+my $log = OAuthKit::slurp($access);
 like($log, qr{"GET /callback\?\.\.\. HTTP/1\.1" 302 }, 'the callback is logged with its query redacted');
 for my $k (sort keys %::Canaries) {
     unlike($log, qr/\Q$::Canaries{$k}\E/, "no $k in the access log");
 }
-my $errors = FlowTest::slurp(server_root() . '/logs/error.log');
+my $errors = OAuthKit::slurp(server_root() . '/logs/error.log');
 unlike($errors, qr/\Q$verifier\E/, 'no verifier in the error log');
 --- request
 GET /api/connections
@@ -1201,7 +1201,7 @@ is($r->{status}, 'connected', 'connected');
 my $verifier = as_requests()->[0]{form}{code_verifier};
 ok($verifier, 'a verifier was sent');
 is(http_get('/use', 'X-Owner' => 'alice')->{status}, 200, 'token used once');
-my @oauth = grep { /oauth/ } split /\n/, FlowTest::slurp(server_root() . '/logs/error.log');
+my @oauth = grep { /oauth/ } split /\n/, OAuthKit::slurp(server_root() . '/logs/error.log');
 ok(@oauth > 5, 'the module wrote debug lines (' . scalar(@oauth) . ')');
 is(scalar(grep { /\Q$verifier\E/ } @oauth), 0, 'none holds the PKCE verifier');
 --- request

@@ -3,7 +3,7 @@
 # reach the provider; bad provider data cannot inject headers; one owner
 # never uses another's connection (security-tests.md T33, T34, T36, T38).
 #
-# Connections are made by a real connect flow (OAuthTest::connect) against
+# Connections are made by a real connect flow (OAuthKit::connect) against
 # the scripted fake provider (t/lib/FakeProvider.pm), whose API endpoint
 # answers with the raw request head it received: what the provider sees.
 
@@ -12,13 +12,13 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Test::Nginx::Socket 'no_plan';
 
 master_on();
 workers(4);
 worker_connections(256);
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 run_tests();
 
@@ -31,12 +31,12 @@ __DATA__
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/items?page=2
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_headers
 X-Token-Valid: yes
 --- response_body_like eval
@@ -56,12 +56,12 @@ qr{\AGET\ /api/items\?page=2\ HTTP/1\.[01]\r\n
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 Authorization: Bearer attacker-token
 Proxy-Authorization: Basic YXR0YWNrZXI6eA==
 Cookie: session=our-session-secret
@@ -88,12 +88,12 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 authorization: Bearer attacker-token
 cookie: session=our-session-secret
 --- response_body_like eval
@@ -111,12 +111,12 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 AUTHORIZATION: Bearer attacker-token
 PROXY-AUTHORIZATION: Bearer attacker-proxy
 COOKIE: session=our-session-secret
@@ -146,13 +146,13 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', start => '/connect/keyed',
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', uri => '/connect/keyed',
                       code => 'alice-1');
 --- request
 GET /api/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 X_Api_Key: attacker-underscore
 x-api-key: attacker-lower
 X-API-KEY: attacker-upper
@@ -193,13 +193,13 @@ qr{\A(?=.*^X-Api-Key:\ at-1-alice-1\r$)
         echo "authorization=[$oauth_authorization] token=[$oauth_access_token]";
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', start => '/connect/shop',
-                      params => { shop => 'acme' }, code => 'acme-store');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', uri => '/connect/shop',
+                      start_args => 'shop=acme', code => 'acme-store');
 --- request eval
 ["GET /shopify/anything", "GET /vars"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 Authorization: Bearer attacker-token
 --- response_body_like eval
 [qr{\AGET\ /api/shops/acme/admin/products\.json\ HTTP/1\.[01]\r\n
@@ -226,12 +226,12 @@ Authorization: Bearer attacker-token
         echo "[$oauth_authorization] [$oauth_access_token] [$oauth_param_shop]";
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /api/x", "GET /vars"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_headers_like eval
 ["X-Acct: alice-1\nX-Prov: demo\nX-Base: http://127\\.0\\.0\\.1:\\d+/api", ""]
 --- response_body_like eval
@@ -247,8 +247,8 @@ X-User: alice
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /api/x", "GET /_counts"]
 --- more_headers
@@ -267,12 +267,12 @@ Authorization: Bearer attacker-token
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /api/x", "GET /_counts"]
 --- more_headers
-X-User: bob
+X-Owner: bob
 --- error_code eval
 [401, 200]
 --- response_headers eval
@@ -289,15 +289,15 @@ X-User: bob
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-2');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-2');
 --- request eval
 ["GET /api/x", "GET /api/x?account=alice-2", "GET /api/x?account=alice-1",
  "GET /api/x?account=alice%2D1", "GET /api/x?account=nobody",
  "GET /_counts"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code eval
 [409, 200, 200, 200, 401, 200]
 --- response_body_like eval
@@ -317,42 +317,42 @@ X-User: alice
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-my $fake = OAuthTest::fake();
+my $fake = OAuthKit::fake();
 $fake->reset;
 # both connect the same account at the provider: two grants, two tokens
-OAuthTest::connect_ok(owner => 'alice', code => 'shared-1');
-OAuthTest::connect_ok(owner => 'bob', code => 'shared-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'shared-1');
+OAuthKit::connect_ok(owner => 'bob', code => 'shared-1');
 
-my $r = OAuthTest::get('/api/me', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/me', owner => 'alice');
 Test::More::like($r->{content}, qr/^Authorization: Bearer at-1-shared-1\r$/m,
                  'alice gets her token');
-$r = OAuthTest::get('/api/me', owner => 'bob');
+$r = OAuthKit::request('GET', '/api/me', owner => 'bob');
 Test::More::like($r->{content}, qr/^Authorization: Bearer at-2-shared-1\r$/m,
                  'bob gets his own token');
 
 # bob disconnects his: alice's stays, bob has none
-my ($st) = OAuthTest::api('DELETE', 'connections/demo/shared-1', 'bob');
+my $st = OAuthKit::api('DELETE', 'connections/demo/shared-1', owner => 'bob')->{status};
 Test::More::is($st, 200, 'bob disconnects his own connection');
-$r = OAuthTest::get('/api/me', owner => 'bob');
+$r = OAuthKit::request('GET', '/api/me', owner => 'bob');
 Test::More::is($r->{status}, 401, 'bob: not connected any more');
 Test::More::like($r->{content}, qr/"not_connected"/, 'bob: not_connected');
-$r = OAuthTest::get('/api/me?account=shared-1', owner => 'bob');
+$r = OAuthKit::request('GET', '/api/me?account=shared-1', owner => 'bob');
 Test::More::is($r->{status}, 401, "bob naming alice's account: 401");
-$r = OAuthTest::get('/api/me', owner => 'alice');
+$r = OAuthKit::request('GET', '/api/me', owner => 'alice');
 Test::More::like($r->{content}, qr/^Authorization: Bearer at-1-shared-1\r$/m,
                  "alice's connection is untouched");
 
 # carol has nothing: neither the list nor the proxy shows alice's
-my (undef, $list) = OAuthTest::api('GET', 'connections', 'carol');
+my $list = OAuthKit::api('GET', 'connections', owner => 'carol')->{json};
 Test::More::is_deeply($list, [], 'carol lists no connections');
 my $api = $fake->count('api');
-$r = OAuthTest::get('/api/me?account=shared-1', owner => 'carol');
+$r = OAuthKit::request('GET', '/api/me?account=shared-1', owner => 'carol');
 Test::More::is($r->{status}, 401, "carol naming alice's account: 401");
 Test::More::is($fake->count('api'), $api, 'the API was not called for carol');
 --- request
 GET /api/me?account=shared-1
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr{\A(?=.*^Authorization:\ Bearer\ at-1-shared-1\r$)(?!.*at-2-shared-1)}ms
 
@@ -365,13 +365,13 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-shared-1\r$)(?!.*at-2-shared-1)}ms
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-my $fake = OAuthTest::fake();
+my $fake = OAuthKit::fake();
 $fake->reset(code_body => '{"access_token":"evil\r\nX-Injected: 1",'
     . '"token_type":"Bearer","expires_in":3600,"refresh_token":"rt-x",'
     . '"user":{"id":"crlf-1"}}');
-my $r = OAuthTest::connect(owner => 'alice', code => 'crlf-1');
+my $r = OAuthKit::connect_flow(owner => 'alice', code => 'crlf-1');
 Test::More::is($fake->count('code'), 1, 'the code was exchanged');
-my (undef, $list) = OAuthTest::api('GET', 'connections', 'alice');
+my $list = OAuthKit::api('GET', 'connections', owner => 'alice')->{json};
 if ($r->{ok}) {
     # stored: then it must be refused at use (the request below)
     Test::More::is(scalar @$list, 1, 'stored, to be refused at use');
@@ -381,7 +381,7 @@ if ($r->{ok}) {
 --- request eval
 ["GET /api/x", "GET /_counts"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code_like eval
 [qr/^(?:401|502)$/, qr/^200$/]
 --- response_headers eval
@@ -399,18 +399,18 @@ X-User: alice
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-my $fake = OAuthTest::fake();
+my $fake = OAuthKit::fake();
 $fake->reset(code_body => '{"access_token":"at-ok","token_type":"Bearer",'
     . '"expires_in":3600,"refresh_token":"rt-x",'
     . '"user":{"id":"acct\r\nX-Injected: 1"}}');
-my $r = OAuthTest::connect(owner => 'alice', code => 'x');
+my $r = OAuthKit::connect_flow(owner => 'alice', code => 'x');
 Test::More::ok(!$r->{ok}, 'the connect fails');
-my (undef, $list) = OAuthTest::api('GET', 'connections', 'alice');
+my $list = OAuthKit::api('GET', 'connections', owner => 'alice')->{json};
 Test::More::is_deeply($list, [], 'nothing stored');
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 401
 --- response_headers
 !X-Injected
@@ -429,12 +429,12 @@ X-User: alice
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 Authorization: Bearer attacker-token
 --- response_body_like eval
 qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)(?!.*attacker)}ms
@@ -450,14 +450,14 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)(?!.*attacker)}ms
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-my $fake = OAuthTest::fake();
+my $fake = OAuthKit::fake();
 $fake->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my $r = OAuthTest::get('/api/x', owner => 'bob',
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'bob',
                        headers => { Authorization => 'Bearer attacker' });
 Test::More::is($r->{status}, 401, 'satisfy any: bob is still not connected');
 Test::More::like($r->{content}, qr/"not_connected"/, 'not_connected');
-$r = OAuthTest::get('/api/x', owner => 'alice');
+$r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::like($r->{content}, qr/^Authorization: Bearer at-1-alice-1\r$/m,
                  'satisfy any: alice gets her token');
 --- request eval
@@ -483,12 +483,12 @@ Authorization: Bearer attacker-token
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /missing/x", "GET /_counts"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 Authorization: Bearer attacker-token
 Cookie: session=our-session-secret
 --- response_body_like eval
@@ -512,12 +512,12 @@ Cookie: session=our-session-secret
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /accel/x", "GET /_counts"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 [qr{\AGET\ /echo/accel\ HTTP/1\.[01]\r\n
     (?!(?i).*^authorization:)
@@ -536,16 +536,16 @@ X-User: alice
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my $r = OAuthTest::get('/api/x', owner => 'alice',
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice',
                        headers => { Authorization => 'Bearer attacker-token',
                                     Cookie => 'session=our-session-secret',
                                     'Proxy-Authorization' => 'Basic eA==' });
 Test::More::like($r->{content}, qr/^Authorization: Bearer at-1-alice-1\r$/m,
                  'the token was injected');
 my $file = "$ENV{TEST_NGINX_SERVER_ROOT}/logs/creds.log";
-my $log = OAuthTest::wait_for(sub {
+my $log = OAuthKit::wait_for(sub {
     open my $fh, '<', $file or return '';
     local $/;
     my $s = <$fh> // '';
@@ -556,7 +556,7 @@ Test::More::is($log, "creds:-|-|-|-|-|alice-1\n",
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-1-alice-1\r$/m
 
@@ -591,13 +591,13 @@ qr/^Authorization: Bearer at-1-alice-1\r$/m
         proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /authed/x", "GET /denied/x"]
 --- more_headers
 X-Login: alice
-X-User: alice
+X-Owner: alice
 --- error_code eval
 [200, 403]
 --- response_headers_like eval

@@ -12,13 +12,13 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Test::Nginx::Socket 'no_plan';
 
 master_on();
 workers(4);
 worker_connections(512);
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 # Shared by the blocks' init code (which runs in another package under the
 # real framework, hence the full names).
@@ -26,11 +26,11 @@ package T;
 
 use Time::HiRes qw(sleep time);
 
-sub fake { OAuthTest::fake() }
+sub fake { OAuthKit::fake() }
 
 sub conn {
     my ($owner, $account) = @_;
-    return OAuthTest::connection($owner // 'alice', 'demo',
+    return OAuthKit::connection($owner // 'alice', 'demo',
                                  $account // "${\($owner // 'alice')}-1");
 }
 
@@ -39,7 +39,7 @@ sub conn {
 sub wait_expired {
     my ($owner, $account) = @_;
     my $c = conn($owner, $account);
-    my $exp = $c ? OAuthTest::epoch($c->{expires_at}) : undef;
+    my $exp = $c ? OAuthKit::epoch($c->{expires_at}) : undef;
     Test::More::ok($exp && $exp - time < 10,
                    "the token of $owner expires soon");
     return unless $exp;
@@ -100,13 +100,13 @@ __DATA__
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 # the refreshed token lives long; the answer is held so that the storm
 # really waits on it
 $fake->set(expires_in => 3600, delay => 0.5);
-my @r = OAuthTest::storm(60, '/api/storm');
+my @r = OAuthKit::storm(60, '/api/storm');
 
 Test::More::is(T::summary(@r), '200 at-2-alice-1 x60',
                'all 60 requests succeed with the new token');
@@ -117,12 +117,12 @@ Test::More::is($fake->count('refresh'), 1, 'exactly one refresh call');
 T::no_reuse();
 my $c = T::conn('alice');
 Test::More::is($c->{status}, 'connected', 'connected');
-Test::More::cmp_ok(OAuthTest::epoch($c->{expires_at}) - time, '>', 3000,
+Test::More::cmp_ok(OAuthKit::epoch($c->{expires_at}) - time, '>', 3000,
                    'expires_at is the new one');
 --- request
 GET /api/after
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-2-alice-1\r$/m
 
@@ -139,13 +139,13 @@ qr/^Authorization: Bearer at-2-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 
 my $rounds = 4;
 for my $round (1 .. $rounds) {
     T::wait_expired('alice');
     $fake->set(delay => 0.2);
-    my @r = OAuthTest::storm(20, '/api/round');
+    my @r = OAuthKit::storm(20, '/api/round');
     Test::More::is(T::summary(@r), '200 at-' . ($round + 1) . '-alice-1 x20',
                    "round $round: all succeed with the token of this round");
     Test::More::is($fake->count('refresh'), $round,
@@ -163,7 +163,7 @@ Test::More::is_deeply([$fake->live_refresh_tokens],
 --- request
 GET /api/after
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_headers
 X-Token-Valid: yes
 
@@ -180,11 +180,11 @@ X-Token-Valid: yes
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1, rotate => 0);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 
 for my $round (1 .. 2) {
     T::wait_expired('alice');
-    my $r = OAuthTest::get('/api/x', owner => 'alice');
+    my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     Test::More::is(T::bearer($r->{content}), 'at-' . ($round + 1) . '-alice-1',
                    "round $round: refreshed without a new refresh token");
 }
@@ -193,7 +193,7 @@ for my $round (1 .. 2) {
 $fake->set(rotate => 1);
 for my $round (3 .. 4) {
     T::wait_expired('alice');
-    my $r = OAuthTest::get('/api/x', owner => 'alice');
+    my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     Test::More::is(T::bearer($r->{content}), 'at-' . ($round + 1) . '-alice-1',
                    "round $round: refreshed");
 }
@@ -205,7 +205,7 @@ T::no_reuse();
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-5-alice-1\r$/m
 
@@ -222,14 +222,14 @@ qr/^Authorization: Bearer at-5-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 3600);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 
 # the provider's API says the token no longer works: due for a refresh
 $fake->set(api_401 => 1, refresh_mode => 'error', refresh_status => 503);
-my $r = OAuthTest::get('/api/x', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is($r->{status}, 401, "the API's 401 reaches the client");
 
-$r = OAuthTest::get('/api/x', owner => 'alice');
+$r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is($r->{status}, 200, 'refresh failed: the request still works');
 Test::More::is(T::bearer($r->{content}), 'at-1-alice-1',
                'with the still-valid token');
@@ -240,23 +240,23 @@ Test::More::is($c->{last_error}, 'provider_unavailable', 'last_error');
 
 # the next attempt waits for the backoff; then a second failure doubles it
 my $n = 0;
-OAuthTest::wait_for(sub {
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::wait_for(sub {
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     $n++ if T::bearer($r->{content}) eq 'at-1-alice-1';
     return $fake->count('refresh') >= 2;
 }, 5);
 Test::More::is($fake->count('refresh'), 2, 'retried after the backoff');
 Test::More::cmp_ok($n, '>', 1, 'requests meanwhile used the old token');
 for (1 .. 5) {
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 }
 Test::More::is($r->{status}, 200, 'still served during the backoff');
 Test::More::is($fake->count('refresh'), 2,
                'no call to the provider during the (longer) backoff');
 
 $fake->set(refresh_mode => 'ok');
-OAuthTest::wait_for(sub {
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::wait_for(sub {
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     return T::bearer($r->{content}) eq 'at-2-alice-1';
 }, 8);
 Test::More::is(T::bearer($r->{content}), 'at-2-alice-1',
@@ -270,7 +270,7 @@ Test::More::is($c->{last_error}, undef, 'last_error cleared');
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-2-alice-1\r$/m
 
@@ -287,12 +287,12 @@ qr/^Authorization: Bearer at-2-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 $fake->set(expires_in => 3600, refresh_mode => 'error', refresh_status => 502,
            delay => 0.5);
-my @r = OAuthTest::storm(20, '/api/down');
+my @r = OAuthKit::storm(20, '/api/down');
 Test::More::is(T::summary(@r), '503 provider_unavailable x20',
                'all 20 get 503 provider_unavailable');
 Test::More::is($fake->count('refresh'), 1, 'one refresh call for all');
@@ -304,15 +304,15 @@ Test::More::is($c->{last_error}, 'provider_unavailable', 'last_error');
 # a connection that is dropped without an answer counts the same
 $fake->set(refresh_mode => 'drop', delay => 0);
 my $r;
-OAuthTest::wait_for(sub {
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::wait_for(sub {
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     return $fake->count('refresh') >= 2;
 }, 5);
 Test::More::is($r->{status}, 503, 'network error: 503');
 
 $fake->set(refresh_mode => 'ok');
-OAuthTest::wait_for(sub {
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::wait_for(sub {
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     return $r->{status} == 200;
 }, 8);
 Test::More::is(T::bearer($r->{content}), 'at-2-alice-1',
@@ -324,7 +324,7 @@ T::no_reuse();
 --- request
 GET /oauth/api/connections/demo/alice-1
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"status":"connected"/
 
@@ -341,11 +341,11 @@ qr/"status":"connected"/
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 $fake->set(refresh_mode => 'invalid_grant', delay => 0.3);
-my @r = OAuthTest::storm(12, '/api/x');
+my @r = OAuthKit::storm(12, '/api/x');
 Test::More::is(T::summary(@r), '401 reauthorization_required x12',
                'all 12 get 401 reauthorization_required');
 Test::More::is($fake->count('refresh'), 1, 'one refresh call');
@@ -354,18 +354,18 @@ my $c = T::conn('alice');
 Test::More::is($c->{status}, 'error', 'status error');
 Test::More::is($c->{last_error}, 'invalid_grant', 'last_error invalid_grant');
 
-my $r = OAuthTest::get('/api/x', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is($r->{status}, 401, 'still 401 later');
 Test::More::is($fake->count('refresh'), 1, 'without calling the provider');
 Test::More::is($fake->count('api'), 0, 'nothing reached the API');
 
 # the user connects again: the same account works again
 $fake->set(refresh_mode => 'ok', delay => 0, expires_in => 3600);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request eval
 ["GET /api/x", "GET /oauth/api/connections"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 [qr/^Authorization: Bearer at-2-alice-1\r$/m,
  qr/\A\[\{(?=.*"account":"alice-1")(?=.*"status":"connected")(?=.*"last_error":null)/]
@@ -386,12 +386,12 @@ my $fake = T::fake();
 $fake->reset(expires_in => 1);
 my @users = qw(alice bob carol dave erin frank);
 for my $o (@users) {
-    OAuthTest::connect_ok(owner => $o, code => "$o-1");
+    OAuthKit::connect_ok(owner => $o, code => "$o-1");
 }
 T::wait_expired('frank');
 
 sub circuit {
-    my $p = OAuthTest::api('GET', 'providers', 'alice') // [];
+    my $p = OAuthKit::api('GET', 'providers', owner => 'alice')->{json} // [];
     my ($demo) = grep { $_->{name} eq 'demo' } @$p;
     return $demo ? $demo->{circuit} : 'none';
 }
@@ -400,14 +400,14 @@ Test::More::is(circuit(), 'closed', 'closed at first');
 
 $fake->set(expires_in => 3600, refresh_mode => 'error');
 for my $o (qw(alice bob)) {
-    my $r = OAuthTest::get('/api/x', owner => $o);
+    my $r = OAuthKit::request('GET', '/api/x', owner => $o);
     Test::More::is($r->{status}, 503, "$o: 503 while the provider fails");
 }
 Test::More::is($fake->count('refresh'), 2, 'two failed calls');
 Test::More::is(circuit(), 'open', 'the circuit is open');
 
 for my $o (qw(carol alice bob)) {
-    my $r = OAuthTest::get('/api/x', owner => $o);
+    my $r = OAuthKit::request('GET', '/api/x', owner => $o);
     Test::More::is($r->{status}, 503, "$o: 503 while the circuit is open");
     Test::More::like($r->{content}, qr/"provider_unavailable"/, 'provider_unavailable');
 }
@@ -417,10 +417,10 @@ Test::More::is($fake->count('refresh'), 2,
 # healthy again; after the reset one probe goes through (held 1 s), even
 # when four connections of four owners want a refresh at the same moment
 $fake->set(refresh_mode => 'ok', delay => 1);
-Test::More::ok(OAuthTest::wait_for(sub { circuit() eq 'half_open' }, 5),
+Test::More::ok(OAuthKit::wait_for(sub { circuit() eq 'half_open' }, 5),
                'half-open after the reset time');
 
-my @r = OAuthTest::storm(12, '/api/x', owners => [qw(carol dave erin frank)]);
+my @r = OAuthKit::storm(12, '/api/x', owners => [qw(carol dave erin frank)]);
 Test::More::is($fake->count('refresh'), 3, 'only one probe was let through');
 Test::More::like(T::summary(@r),
                  qr/^200 at-7-(carol|dave|erin|frank)-1 x3, 503 provider_unavailable x9$/,
@@ -429,7 +429,7 @@ Test::More::is(circuit(), 'closed', 'the circuit is closed again');
 
 $fake->set(delay => 0);
 for my $o (@users) {
-    my $r = OAuthTest::get('/api/x', owner => $o);
+    my $r = OAuthKit::request('GET', '/api/x', owner => $o);
     Test::More::is($r->{status}, 200, "$o: refreshed after the circuit closed");
 }
 Test::More::is($fake->count('refresh_ok'), 6, 'each refreshed once');
@@ -437,7 +437,7 @@ T::no_reuse();
 --- request
 GET /oauth/api/providers
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"circuit":"closed"/
 
@@ -455,13 +455,13 @@ qr/"circuit":"closed"/
 my $fake = T::fake();
 # lifetime 3 s: due 1.5 s before expiry (the window is capped at half)
 $fake->reset(expires_in => 3);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 $fake->set(expires_in => 3600);
 
 my $c;
-Test::More::ok(OAuthTest::wait_for(sub {
+Test::More::ok(OAuthKit::wait_for(sub {
                    $c = T::conn('alice');
-                   return OAuthTest::epoch($c->{expires_at}) - time > 3000;
+                   return OAuthKit::epoch($c->{expires_at}) - time > 3000;
                }, 8),
                'refreshed without any request: the new expires_at is stored');
 Test::More::is($fake->count('refresh_ok'), 1, 'by one refresh call');
@@ -474,7 +474,7 @@ T::no_reuse();
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-2-alice-1\r$/m
 
@@ -491,15 +491,15 @@ qr/^Authorization: Bearer at-2-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 3600);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 $fake->set(api_401 => 1);
-my $r = OAuthTest::get('/api/x', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is($r->{status}, 401, 'the API answered 401');
 Test::More::is($fake->count('refresh'), 0, 'no refresh yet');
 --- request eval
 ["GET /api/x", "GET /api/x", "GET /_counts"]
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 [qr/^Authorization: Bearer at-2-alice-1\r$/m,
  qr/^Authorization: Bearer at-2-alice-1\r$/m,
@@ -518,17 +518,17 @@ X-User: alice
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 $fake->set(expires_in => 3600, delay => 2);
-my $old = OAuthTest::storm_start(20, '/api/old');
-Test::More::ok(OAuthTest::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
+my $old = OAuthKit::storm_start(20, '/api/old');
+Test::More::ok(OAuthKit::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
                'the refresh is in flight');
-Test::More::ok(OAuthTest::reload(workers => 4), 'reloaded: new workers run');
+Test::More::ok(OAuthKit::reload(workers => 4), 'reloaded: new workers run');
 # requests to the new workers wait for the old worker's refresh too
-my $new = OAuthTest::storm_start(10, '/api/new');
-my @r = (OAuthTest::storm_wait($old), OAuthTest::storm_wait($new));
+my $new = OAuthKit::storm_start(10, '/api/new');
+my @r = (OAuthKit::storm_wait($old), OAuthKit::storm_wait($new));
 
 Test::More::is(T::summary(@r), '200 at-2-alice-1 x30',
                'all 30 requests succeed with the refreshed token');
@@ -536,8 +536,8 @@ Test::More::is($fake->count('refresh'), 1, 'one refresh call');
 
 # the rotated refresh token was stored: the next refresh presents it
 $fake->set(delay => 0, api_401 => 1);
-OAuthTest::get('/api/x', owner => 'alice');
-my $r = OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::request('GET', '/api/x', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is(T::bearer($r->{content}), 'at-3-alice-1', 'refreshed again');
 Test::More::is_deeply([T::refresh_tokens_sent()],
                       [qw(rt-1-alice-1 rt-2-alice-1)],
@@ -546,7 +546,7 @@ T::no_reuse();
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-3-alice-1\r$/m
 --- no_error_log
@@ -565,16 +565,16 @@ qr/^Authorization: Bearer at-3-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 $fake->set(expires_in => 3600, delay => 1.5);
-my $h = OAuthTest::storm_start(8, '/api/x');
-Test::More::ok(OAuthTest::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
+my $h = OAuthKit::storm_start(8, '/api/x');
+Test::More::ok(OAuthKit::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
                'the refresh is in flight');
-my ($st) = OAuthTest::api('DELETE', 'connections/demo/alice-1', 'alice');
+my $st = OAuthKit::api('DELETE', 'connections/demo/alice-1', owner => 'alice')->{status};
 Test::More::is($st, 200, 'disconnected');
-my @r = OAuthTest::storm_wait($h);
+my @r = OAuthKit::storm_wait($h);
 Test::More::is(T::summary(@r), '401 not_connected x8',
                'the waiting requests get 401 not_connected');
 Test::More::is($fake->count('api'), 0, 'no token reached the API');
@@ -583,7 +583,7 @@ Test::More::is(T::conn('alice'), undef, 'the connection stays deleted');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -600,16 +600,16 @@ X-User: alice
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::wait_expired('alice');
 
 $fake->set(expires_in => 3600, delay => 1.5);
-my $h = OAuthTest::storm_start(1, '/api/x');
-Test::More::ok(OAuthTest::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
+my $h = OAuthKit::storm_start(1, '/api/x');
+Test::More::ok(OAuthKit::wait_for(sub { $fake->count('refresh') >= 1 }, 5),
                'the refresh is in flight');
 # the code exchange is not delayed by the fake
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my ($r) = OAuthTest::storm_wait($h);
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my ($r) = OAuthKit::storm_wait($h);
 Test::More::is($r->{status}, 200, 'the waiting request succeeds');
 Test::More::is(T::bearer($r->{body}), 'at-3-alice-1',
                'with the token of the new connect');
@@ -617,7 +617,7 @@ Test::More::is($fake->count('refresh'), 1, 'one refresh call');
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-3-alice-1\r$/m
 
@@ -634,32 +634,32 @@ qr/^Authorization: Bearer at-3-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 3600);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 
 # due: the API said 401; and the token endpoint fails for a while
 $fake->set(api_401 => 1);
-OAuthTest::get('/api/x', owner => 'alice');
+OAuthKit::request('GET', '/api/x', owner => 'alice');
 $fake->set(refresh_mode => 'error', api_401 => 1, api_delay => 1.5);
 
 # one: its refresh fails, so it goes on with the still-valid token, and
 # the API answers it 401 1.5 s later
-my $one = OAuthTest::storm_start(1, '/api/one');
-OAuthTest::wait_for(sub { $fake->count('refresh') >= 1 }, 5);
+my $one = OAuthKit::storm_start(1, '/api/one');
+OAuthKit::wait_for(sub { $fake->count('refresh') >= 1 }, 5);
 
 # two: after the 1 s backoff; its refresh is held 3 s, and the 401 of
 # "one" comes back meanwhile
 T::pause(1.1);
 $fake->set(refresh_mode => 'ok', delay => 3, api_delay => 0);
-my $two = OAuthTest::storm_start(1, '/api/two');
+my $two = OAuthKit::storm_start(1, '/api/two');
 
-my ($r1) = OAuthTest::storm_wait($one);
-my ($r2) = OAuthTest::storm_wait($two);
+my ($r1) = OAuthKit::storm_wait($one);
+my ($r2) = OAuthKit::storm_wait($two);
 Test::More::is($r1->{status}, 401, "one: the API's 401");
 Test::More::is($r2->{status}, 200, 'two: succeeds');
 Test::More::is(T::bearer($r2->{body}), 'at-2-alice-1',
                'two: with the refreshed token');
 $fake->set(delay => 0);
-my $r = OAuthTest::get('/api/x', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 Test::More::is(T::bearer($r->{content}), 'at-2-alice-1',
                'the refreshed token was stored');
 Test::More::is_deeply([T::refresh_tokens_sent()],
@@ -669,7 +669,7 @@ T::no_reuse();
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_headers
 X-Token-Valid: yes
 
@@ -686,25 +686,25 @@ X-Token-Valid: yes
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 2);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my $exp = OAuthTest::epoch(T::conn('alice')->{expires_at});
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my $exp = OAuthKit::epoch(T::conn('alice')->{expires_at});
 $fake->set(refresh_mode => 'error', expires_in => 3600);
 
 # the background refresher fails, also once the token has expired
-Test::More::ok(OAuthTest::wait_for(sub {
+Test::More::ok(OAuthKit::wait_for(sub {
     grep { $_->{time} >= $exp + 0.05 }
          $fake->requests(path => '/token', grant_type => 'refresh_token');
 }, 8), 'a refresh failed after the token expired');
-Test::More::ok(OAuthTest::wait_for(sub {
+Test::More::ok(OAuthKit::wait_for(sub {
     (T::conn('alice') // {})->{status} eq 'expired';
 }, 3), 'the connection shows expired');
 
 $fake->set(refresh_mode => 'ok');
 my $c;
-Test::More::ok(OAuthTest::wait_for(sub {
+Test::More::ok(OAuthKit::wait_for(sub {
     $c = T::conn('alice');
     return $c->{status} eq 'connected'
-           && OAuthTest::epoch($c->{expires_at}) - time > 3000;
+           && OAuthKit::epoch($c->{expires_at}) - time > 3000;
 }, 12), 'refreshed by the background refresher once the provider is back');
 Test::More::is($fake->count('refresh_ok'), 1, 'one successful refresh');
 Test::More::is($fake->count('api'), 0, 'there was no traffic');
@@ -712,7 +712,7 @@ T::no_reuse();
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-2-alice-1\r$/m
 
@@ -732,26 +732,26 @@ for my $case ([ 'html', 403, 'invalid_response' ],
               [ 'unknown_error', 400, 'provider_error' ]) {
     my ($mode, $status, $code) = @$case;
     $fake->reset(expires_in => 3600);
-    OAuthTest::connect_ok(owner => 'alice', code => "alice-$mode");
+    OAuthKit::connect_ok(owner => 'alice', code => "alice-$mode");
 
     # the provider's API says the token no longer works: due for a refresh
     $fake->set(api_401 => 1, refresh_mode => $mode,
                refresh_status => $status);
-    my $r = OAuthTest::get('/api/x', owner => 'alice');
+    my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     Test::More::is($r->{status}, 401, "$mode: the API's 401 reaches the client");
 
-    $r = OAuthTest::get('/api/x', owner => 'alice');
+    $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     Test::More::is($r->{status}, 200, "$mode: the request still works");
     Test::More::is($fake->count('refresh_error'), 1, "$mode: one failed refresh");
     my $c = T::conn('alice', "alice-$mode");
     Test::More::is($c->{status}, 'connected', "$mode: still connected");
     Test::More::is($c->{last_error}, $code, "$mode: last_error $code");
-    my ($st) = OAuthTest::api('DELETE', "connections/demo/alice-$mode", 'alice');
+    my $st = OAuthKit::api('DELETE', "connections/demo/alice-$mode", owner => 'alice')->{status};
     Test::More::is($st, 200, "$mode: cleaned up");
 }
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 401
 --- response_body_like: "not_connected"

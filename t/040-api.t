@@ -3,7 +3,7 @@
 # Content-Type edge cases (T72), revocation on disconnect (T31) and the
 # non-OAuth kinds end to end through oauth_token.
 #
-# Connections are made by real connect flows (t/lib/ApiTest.pm) against a
+# Connections are made by real connect flows (t/lib/OAuthKit.pm) against a
 # fake provider served by the same nginx; each block's --- init runs the
 # steps and their checks, then the block's own request checks the end
 # state.
@@ -15,9 +15,9 @@ use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
 use Test::More;
-use ApiTest;
+use OAuthKit;
 
-add_block_preprocessor(\&ApiTest::fresh_block);
+add_block_preprocessor(\&OAuthKit::api_defaults);
 no_shuffle();
 
 
@@ -53,7 +53,7 @@ sub check_conn {
 sub check_error {
     my ($r, $status, $code, $what) = @_;
     is($r->{status}, $status, "$what: HTTP $status");
-    like($r->{headers}{'content-type'}[0] // '', qr{^application/json},
+    like(OAuthKit::header($r, 'content-type') // '', qr{^application/json},
          "$what: JSON");
     is(ref $r->{json}, 'HASH', "$what: an object") or return;
     is_deeply([ sort keys %{ $r->{json} } ], [ 'error', 'message' ],
@@ -64,7 +64,8 @@ sub check_error {
 
 sub connected_ok {
     my ($owner, $provider, $code, @rest) = @_;
-    my $c = connect_oauth($owner, $provider, $code, @rest);
+    my $c = connect_flow(owner => $owner, provider => $provider, code => $code,
+        start_args => join(q{&}, q{return_to=/done}, +{@rest}->{start_args} // ()));
     is($c->{status}, 'connected', "$owner connects $provider/$code")
         or diag(explain({ start => $c->{start}{raw},
                           callback => $c->{callback}{raw} }));
@@ -139,7 +140,7 @@ sub t_connections {
     is_deeply($c->{scopes}, [ 'read', 'write' ], 'scopes as granted');
     is_deeply($c->{params}, { region => 'eu' }, 'kept connection params');
     is($c->{last_error}, undef, 'no last_error');
-    my $exp = ApiTest::epoch($c->{expires_at});
+    my $exp = OAuthKit::epoch($c->{expires_at});
     ok($exp && abs($exp - ($before + 3600)) < 30,
        'expires_at is about now + expires_in');
 
@@ -218,7 +219,7 @@ sub t_errors {
         my ($m, $p, $allow) = @$req;
         my $r = api($m, $p, owner => 'alice');
         check_error($r, 405, 'method_not_allowed', "$m $p");
-        is($r->{headers}{allow}[0], $allow, "$m $p: Allow") if $allow;
+        is(OAuthKit::header($r, 'allow'), $allow, "$m $p: Allow") if $allow;
         ok($r->{headers}{allow}, "$m $p: an Allow header") unless $allow;
     }
 
@@ -485,8 +486,8 @@ sub t_refresh {
     my $r = api('POST', 'connections/fake/a1/refresh', owner => 'alice');
     is($r->{status}, 200, 'refresh: 200');
     check_conn($r->{json}, 'refreshed connection');
-    my $old = ApiTest::epoch($before->{expires_at});
-    my $new = ApiTest::epoch($r->{json}{expires_at});
+    my $old = OAuthKit::epoch($before->{expires_at});
+    my $new = OAuthKit::epoch($r->{json}{expires_at});
     ok($new && $old && $new - $old > 3000,
        'expires_at moved by the new expires_in')
         or diag("before $before->{expires_at} after $r->{json}{expires_at}");
@@ -497,7 +498,7 @@ sub t_refresh {
 
     my @rec = rec_lines(want => $nrec + 1);
     is(scalar @rec, $nrec + 1, 'one call to the token endpoint');
-    like($rec[-1] // '', qr{^/t/refresh\|Basic .*\|grant_type=refresh_token&refresh_token=RT-a1},
+    like($rec[-1] // '', qr{^/static/token\|Basic .*\|grant_type=refresh_token&refresh_token=RT-a1},
          'a refresh_token grant with client authentication');
 
     # the new token is the one injected
@@ -534,15 +535,15 @@ sub t_test_endpoint {
                             status => 200 }, 'test: ok');
 
     my @rec = rec_lines(want => 3);
-    is($rec[-1], '/userinfo|Bearer AT-a1|', 'userinfo called with the token');
+    is($rec[-1], '/static/userinfo|Bearer AT-a1|', 'userinfo called with the token');
 
-    set_flag('userinfo_down');
+    OAuthKit::fake()->set(userinfo_down => 1);
     $r = api('POST', 'connections/fake/a1/test', owner => 'alice');
     is($r->{status}, 200, 'failing test: still 200');
     is($r->{json}{ok}, JSON::PP::false, 'failing test: ok false');
     is($r->{json}{status}, 401, "failing test: the provider's status");
     ok(exists $r->{json}{account}, 'failing test: account present');
-    clear_flag('userinfo_down');
+    OAuthKit::fake()->set(userinfo_down => 0);
 
     is(api('GET', 'connections/fake/a1', owner => 'alice')->{json}{status},
        'connected', 'a failing test changes nothing');
@@ -554,11 +555,11 @@ sub t_test_endpoint {
     $r = api('POST', 'connections/vkeys/v1/test', owner => 'alice');
     is_deeply($r->{json}, { ok => JSON::PP::true, account => 'checked',
                             status => 200 }, 'api key test: ok');
-    set_flag('keycheck_down');
+    OAuthKit::fake()->set(keycheck_down => 1);
     $r = api('POST', 'connections/vkeys/v1/test', owner => 'alice');
     is($r->{json}{ok}, JSON::PP::false, 'api key test: ok false');
     is($r->{json}{status}, 401, 'api key test: status 401');
-    clear_flag('keycheck_down');
+    OAuthKit::fake()->set(keycheck_down => 0);
 
     # nothing to test against
     api('POST', 'connections/keys', owner => 'alice',
@@ -578,11 +579,11 @@ sub t_delete {
     my @rec = rec_lines(want => $nrec + 2);
     my @rev = @rec[$nrec .. $#rec];
     is(scalar @rev, 2, 'two revocation calls');
-    like($rev[0] // '', qr{^/revoke\|Basic \S+\|token=RT-a1&token_type_hint=refresh_token\z},
+    like($rev[0] // '', qr{^/static/revoke\|Basic \S+\|token=RT-a1&token_type_hint=refresh_token\z},
          'the refresh token first, hinted, with client authentication');
-    like($rev[1] // '', qr{^/revoke\|Basic \S+\|token=AT-a1&token_type_hint=access_token\z},
+    like($rev[1] // '', qr{^/static/revoke\|Basic \S+\|token=AT-a1&token_type_hint=access_token\z},
          'then the access token, hinted');
-    is(ApiTest::b64('fake-client:fake-secret'),
+    is(OAuthKit::b64('fake-client:fake-secret'),
        ($rev[0] =~ /\|Basic (\S+)\|/)[0], 'client auth as at the token endpoint');
 
     check_error(api('GET', 'connections/fake/a1', owner => 'alice'), 404,
@@ -599,7 +600,7 @@ sub t_delete {
     @rec = rec_lines(want => $nrec + 2);
     @rev = @rec[$nrec .. $#rec];
     is(scalar @rev, 2, 'both tokens tried, once each (no retry loop)');
-    like($rev[0] // '', qr{^/revoke500\|\|token=RT-r1&token_type_hint=refresh_token&client_id=refuser-client&client_secret=refuser-secret\z},
+    like($rev[0] // '', qr{^/refuse/revoke\|\|token=RT-r1&token_type_hint=refresh_token&client_id=refuser-client&client_secret=refuser-secret\z},
          'token_auth post: credentials in the body');
     check_error(api('GET', 'connections/refuser/r1', owner => 'alice'), 404,
                 'not_found', 'deleted although the revoke failed');
@@ -670,7 +671,7 @@ sub t_kinds {
                                         password => "p\x{e4}ss w:rd" } });
     is($r->{status}, 201, 'basic: 201');
     $r = request('GET', '/proxy/basicp/x', owner => 'alice');
-    my $want = ApiTest::b64("user1:p\xc3\xa4ss w:rd");
+    my $want = OAuthKit::b64("user1:p\xc3\xa4ss w:rd");
     like($r->{body}, qr/^authorization=\[Basic \Q$want\E\]$/m,
          'basic: Authorization Basic base64(user:password)');
 
@@ -999,8 +1000,8 @@ X-Owner: alice
     oauth_provider short {
         client_id short-client;
         redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
-        authorization_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/authorize;
-        token_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/short/token;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/short/token;
         account_id user_id;
     }
 --- config
@@ -1020,7 +1021,7 @@ X-Owner: alice
 
     location /proxy/short/ {
         oauth_token short;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/echo/;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/static/echo/;
     }
 --- init
 main::t_expired();

@@ -9,11 +9,11 @@ use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
 use Test::More;
-use ApiTest;
+use OAuthKit;
 
 master_on();
 workers(2);
-add_block_preprocessor(\&ApiTest::fresh_block);
+add_block_preprocessor(\&OAuthKit::api_defaults);
 no_shuffle();
 
 
@@ -110,7 +110,8 @@ sub delta {
 
 sub connected_ok {
     my ($owner, $provider, $code, @rest) = @_;
-    my $c = connect_oauth($owner, $provider, $code, @rest);
+    my $c = connect_flow(owner => $owner, provider => $provider, code => $code,
+        start_args => join(q{&}, q{return_to=/done}, +{@rest}->{start_args} // ()));
     is($c->{status}, 'connected', "$owner connects $provider/$code");
     return $c;
 }
@@ -141,11 +142,11 @@ sub t_counters {
     request('GET', '/connect/fake', owner => 'alice');
 
     my $s = request('GET', '/connect/fake', owner => 'alice');
-    my ($state) = ($s->{headers}{location}[0] // '') =~ /[?&]state=([^&]+)/;
-    my ($cookie) = ($s->{headers}{'set-cookie'}[0] // '') =~ /^([^;]+)/;
+    my ($state) = (OAuthKit::header($s, 'location') // '') =~ /[?&]state=([^&]+)/;
+    my ($cookie) = (OAuthKit::header($s, 'set-cookie') // '') =~ /^([^;]+)/;
     my $cb = request('GET', "/callback?error=access_denied&state=$state",
                      owner => 'alice', headers => [ Cookie => $cookie ]);
-    like($cb->{headers}{location}[0] // '', qr/oauth_status=error/,
+    like(OAuthKit::header($cb, 'location') // '', qr/oauth_status=error/,
          'a refused authorization');
 
     my $m1 = scrape('after the flows');
@@ -281,7 +282,7 @@ sub t_workers {
         my $r = request('GET', '/connect/fake', owner => 'alice',
                         port => $port);
         $n++ if $r->{status} == 302;
-        $pids{ $r->{headers}{'x-worker'}[0] // '?' }++;
+        $pids{ OAuthKit::header($r, 'x-worker') // '?' }++;
     }
     is($n, 24, 'every start redirected');
     ok(keys %pids >= 2, 'the starts were served by both workers')
@@ -290,7 +291,7 @@ sub t_workers {
     my %seen;
     for (1 .. 8) {
         my $r = request('GET', '/metrics', port => $port);
-        $seen{ $r->{headers}{'x-worker'}[0] // '?' }++;
+        $seen{ OAuthKit::header($r, 'x-worker') // '?' }++;
         my $m = metrics_parse($r->{body});
         is(metric($m, 'oauth_flows_started_total', provider => 'fake'), 24,
            'every scrape counts the starts of both workers');
@@ -410,8 +411,8 @@ oauth_token_injections_total\{result="ok"\} 2
     oauth_provider short {
         client_id short-client;
         redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
-        authorization_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/authorize;
-        token_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/short/token;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/short/token;
         account_id user_id;
     }
 --- init

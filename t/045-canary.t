@@ -13,10 +13,10 @@ use lib "$FindBin::Bin/lib";
 
 use Test::Nginx::Socket 'no_plan';
 use Test::More;
-use ApiTest;
+use OAuthKit;
 
 log_level('info');
-add_block_preprocessor(\&ApiTest::fresh_block);
+add_block_preprocessor(\&OAuthKit::api_defaults);
 no_shuffle();
 
 our %C;
@@ -35,9 +35,9 @@ our %C;
         HDR    => 'CANARY-HDR-' . $r->(),
     );
     $ENV{"TEST_NGINX_CANARY_$_"} = $C{$_} for keys %C;
-    $ENV{TEST_NGINX_CANARY_BASIC} = ApiTest::b64("canary-client:$C{SECRET}");
+    $ENV{TEST_NGINX_CANARY_BASIC} = OAuthKit::b64("canary-client:$C{SECRET}");
 
-    my $file = ApiTest::oauth_dir() . '/canary.secret';
+    my $file = OAuthKit::oauth_dir() . '/canary.secret';
     open my $out, '>', $file or die "$file: $!";
     print $out "$C{SECRET}\n";
     close $out;
@@ -45,7 +45,7 @@ our %C;
     $ENV{TEST_NGINX_CANARY_SECRET_FILE} = $file;
 
     # the keyring's key, in base64 as in the file
-    $C{KEYRING} = $ApiTest::KeyB64;
+    $C{KEYRING} = (OAuthKit::slurp($ENV{TEST_NGINX_OAUTH_KEY_FILE}) =~ /^k1:(\S+)/)[0];
 }
 
 # every string a canary could leak through
@@ -70,14 +70,16 @@ sub scan {
 
 sub t_scenario {
     # connect: start, then the callback with the canary code
-    my $c = connect_oauth('alice', 'canary', $C{CODE});
+    my $c = connect_flow(owner => 'alice', provider => 'canary', code => $C{CODE},
+                         start_args => 'return_to=/done');
     keep('start', $c->{start});
     keep('callback', $c->{callback}) if $c->{callback};
     is($c->{status}, 'connected', 'connected with the canary secret')
         or diag($c->{callback}{raw});
 
     # a failed callback: a code the provider refuses
-    my $bad = connect_oauth('alice', 'canary', 'CANARY-CODE-wrong');
+    my $bad = connect_flow(owner => 'alice', provider => 'canary', code => 'CANARY-CODE-wrong',
+                         start_args => 'return_to=/done');
     keep('refused start', $bad->{start});
     keep('refused callback', $bad->{callback}) if $bad->{callback};
     is($bad->{status}, 'error', 'a refused code');
@@ -155,7 +157,7 @@ sub t_scenario {
     keep('bob list', api('GET', 'connections', owner => 'bob'));
     keep('bob refresh', api('POST', 'connections/canary/canary-user/refresh',
                             owner => 'bob'));
-    set_flag('canary_refuse');
+    OAuthKit::fake()->set(canary_refuse => 1);
     $r = keep('refused refresh',
               api('POST', 'connections/canary/canary-user/refresh',
                   owner => 'alice'));
@@ -183,7 +185,7 @@ sub t_scenario {
     scan('audit log', $audit);
 
     # the store file holds sealed values only
-    open my $in, '<:raw', ApiTest::store_path() or die $!;
+    open my $in, '<:raw', $ENV{TEST_NGINX_OAUTH_STORE} or die $!;
     my $store = do { local $/; <$in> };
     close $in;
     ok(length $store, 'the store file');
@@ -210,6 +212,72 @@ sub t_scenario {
     ok(index($dump, $C{KEYRING}) < 0, 'nginx -T: no key');
 }
 
+# The provider that knows the canaries: a scenario of the fake provider
+# (t/README.md).  It answers only the planted values, so a connect that
+# works proves the module sent them.
+{
+    my $reply = \&FakeProvider::reply;
+    my $hdr = sub { FakeProvider::header($_[0], $_[1]) // '' };
+
+    FakeProvider::scenario(canary =>
+        token => sub {
+            my ($st, $req) = @_;
+            return $reply->(401, json => { error => 'invalid_client' })
+                unless $hdr->($req, 'authorization')
+                       eq "Basic $ENV{TEST_NGINX_CANARY_BASIC}";
+            my $f = $req->{form} // {};
+            if (($f->{grant_type} // '') eq 'refresh_token') {
+                return $reply->(400, json => {
+                    error => 'invalid_grant',
+                    error_description => "$C{RT2} is revoked" })
+                    if $st->{canary_refuse};
+                return $reply->(200, json => {
+                    access_token => $C{AT2}, refresh_token => $C{RT2},
+                    token_type => 'Bearer', expires_in => 3600 });
+            }
+            return $reply->(400, json => { error => 'invalid_grant' })
+                unless ($f->{code} // '') eq $C{CODE};
+            return $reply->(200, json => {
+                access_token => $C{AT}, refresh_token => $C{RT},
+                token_type => 'Bearer', expires_in => 3600 });
+        },
+        userinfo => sub {
+            my ($st, $req) = @_;
+            my $auth = $hdr->($req, 'authorization');
+            return $reply->(401, json => { error => 'invalid_token' })
+                unless grep { $auth eq "Bearer $_" } @C{qw(AT AT2)};
+            return $reply->(200, json => { sub => 'canary-user',
+                                           name => 'Canary User' });
+        },
+        keycheck => sub {
+            my ($st, $req) = @_;
+            my $key = $hdr->($req, 'x-api-key');
+            return $reply->(401, json => { error => 'invalid_key',
+                                           key => $key })
+                unless $key eq $C{KEY};
+            return $reply->(200, json => { id => 'k' });
+        },
+        api => sub {
+            my ($st, $req) = @_;
+            my $auth = $hdr->($req, 'authorization');
+            my %ok = (
+                '/api/canary' => $auth eq "Bearer $C{AT2}" ? "token2 ok\n"
+                               : $auth eq "Bearer $C{AT}" ? "token ok\n"
+                               : undef,
+                '/api/ckeys'  => $hdr->($req, 'x-api-key') eq $C{KEY}
+                               ? "key ok\n" : undef,
+                '/api/cbasic' => $auth =~ /^Basic ./ ? "basic ok\n" : undef,
+                '/api/chdr'   => $hdr->($req, 'x-vendor-token') eq $C{HDR}
+                               ? "header ok\n" : undef,
+            );
+            my ($what) = $req->{rel} =~ m{^/api/(\w+)};
+            my $body = $ok{ $req->{rel} };
+            return $reply->(200, body => $body) if defined $body;
+            return $reply->(401, body => "no " . ($what // 'thing') . "\n");
+        },
+    );
+}
+
 run_tests();
 
 __DATA__
@@ -220,10 +288,10 @@ __DATA__
         client_id canary-client;
         client_secret_file $TEST_NGINX_CANARY_SECRET_FILE;
         redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
-        authorization_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/authorize;
-        token_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/token;
-        revocation_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/revoke;
-        userinfo_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/userinfo;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/canary/authorize;
+        token_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/canary/token;
+        revocation_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/revoke;
+        userinfo_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/canary/userinfo;
         account_id sub;
         account_name name;
     }
@@ -231,7 +299,7 @@ __DATA__
     oauth_provider ckeys {
         kind api_key;
         token_header X-Api-Key "";
-        userinfo_url http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/keycheck;
+        userinfo_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/canary/keycheck;
     }
 
     oauth_provider cbasic {
@@ -241,96 +309,6 @@ __DATA__
     oauth_provider chdr {
         kind header;
         token_header X-Vendor-Token;
-    }
-
-    server {
-        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
-        default_type application/json;
-
-        location = /token {
-            if ($http_authorization != "Basic $TEST_NGINX_CANARY_BASIC") {
-                return 401 '{"error":"invalid_client"}';
-            }
-
-            echo_read_request_body;
-            echo_exec /c/$fake_grant;
-        }
-
-        location = /c/code {
-            if ($request_body !~ "code=$TEST_NGINX_CANARY_CODE(&|$)") {
-                return 400 '{"error":"invalid_grant"}';
-            }
-
-            return 200 '{"access_token":"$TEST_NGINX_CANARY_AT","refresh_token":"$TEST_NGINX_CANARY_RT","token_type":"Bearer","expires_in":3600}';
-        }
-
-        location = /c/refresh {
-            if (-f $TEST_NGINX_OAUTH_DIR/flag_canary_refuse) {
-                return 400 '{"error":"invalid_grant","error_description":"$TEST_NGINX_CANARY_RT2 is revoked"}';
-            }
-
-            return 200 '{"access_token":"$TEST_NGINX_CANARY_AT2","refresh_token":"$TEST_NGINX_CANARY_RT2","token_type":"Bearer","expires_in":3600}';
-        }
-
-        location = /userinfo {
-            if ($http_authorization !~ "^Bearer ($TEST_NGINX_CANARY_AT|$TEST_NGINX_CANARY_AT2)$") {
-                return 401 '{"error":"invalid_token"}';
-            }
-
-            return 200 '{"sub":"canary-user","name":"Canary User"}';
-        }
-
-        location = /keycheck {
-            if ($http_x_api_key != "$TEST_NGINX_CANARY_KEY") {
-                return 401 '{"error":"invalid_key","key":"$http_x_api_key"}';
-            }
-
-            return 200 '{"id":"k"}';
-        }
-
-        location = /api/canary {
-            default_type text/plain;
-
-            if ($http_authorization = "Bearer $TEST_NGINX_CANARY_AT2") {
-                return 200 "token2 ok\n";
-            }
-
-            if ($http_authorization = "Bearer $TEST_NGINX_CANARY_AT") {
-                return 200 "token ok\n";
-            }
-
-            return 401 "no token\n";
-        }
-
-        location = /api/ckeys {
-            default_type text/plain;
-
-            if ($http_x_api_key = "$TEST_NGINX_CANARY_KEY") {
-                return 200 "key ok\n";
-            }
-
-            return 401 "no key\n";
-        }
-
-        location = /api/cbasic {
-            default_type text/plain;
-
-            if ($http_authorization ~ "^Basic .") {
-                return 200 "basic ok\n";
-            }
-
-            return 401 "no basic\n";
-        }
-
-        location = /api/chdr {
-            default_type text/plain;
-
-            if ($http_x_vendor_token = "$TEST_NGINX_CANARY_HDR") {
-                return 200 "header ok\n";
-            }
-
-            return 401 "no header\n";
-        }
     }
 --- config
     oauth_owner $http_x_owner;
@@ -353,7 +331,7 @@ __DATA__
 
     location ~ ^/proxy/(?<proxy_p>canary|ckeys|cbasic|chdr)/ {
         oauth_token $proxy_p;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/api/$proxy_p;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/canary/api/$proxy_p;
     }
 --- init
 main::t_scenario();

@@ -1,36 +1,74 @@
 package FakeProvider;
 
-# A scripted OAuth 2.0 provider for the Test::Nginx suites: a token endpoint
-# and an API endpoint on 127.0.0.1, in a process of its own.
+# The one scripted OAuth 2.0 provider of the Test::Nginx suites: a token
+# endpoint, an API, userinfo, revocation and an echoing upstream on
+# 127.0.0.1, in a process of its own.  Use it through t/lib/OAuthKit.pm
+# (OAuthKit::fake()); t/README.md says how to add a scenario.
 #
 #   my $fake = FakeProvider->start;          # port: $fake->port
 #   $fake->set(expires_in => 1);             # script the next answers
 #   $fake->count('refresh');                 # how often it was called
 #   $fake->requests(path => '/token');       # what it received
+#   $fake->route('/token/bad', 400, '{"error":"invalid_grant"}');
 #   $fake->stop;                             # also done in an END block
 #
-# Token endpoint, POST /token (form):
-#   grant_type=authorization_code: the code names the account ("alice-1");
-#     answers access and refresh tokens, expires_in from the script, and the
-#     account as user.id / user.name (or the raw body in `code_body`).
-#   grant_type=refresh_token: each refresh token works once.  Presenting a
-#     spent one is a "reuse": counted, and the whole grant is revoked, the
-#     way GitHub Apps and RFC 9700 section 4.14.2 strict providers behave.
-#     Knobs: refresh_mode ok|error|invalid_grant|drop|html|unknown_error,
-#     refresh_status,
-#     rotate (0: answer without refresh_token), delay (seconds, after the
-#     new tokens are issued and before the answer is sent).
-#   code_delay: seconds before the code exchange's answer (the code is
-#     spent already); pkce_codes => { CODE => S256 challenge }: that code
-#     only works with the matching code_verifier (RFC 7636 4.6).
-# API endpoint, any method on /api/...: answers 200 text/plain with the raw
-#   request head it received (byte for byte), X-Token-Valid: yes|no; it
-#   answers 401 while api_401 > 0 (counted down), after api_delay seconds.
+# The socket is bound by start(); the server process is forked by run()
+# (OAuthKit does it before the first block), so scenarios a suite defines
+# at file level, after "use OAuthKit", exist in the server.
 #
-# /echo/... answers the raw request head too (an upstream that is not the
-# provider); /missing/... answers 404; /accel/... answers with an
-# X-Accel-Redirect to /echo/accel.
-# GET /_counts answers the counters as "name=N" lines (not counted itself).
+# Scenarios.  A path "/NAME/ENDPOINT..." whose first segment names a
+# scenario is answered by that scenario's handler for ENDPOINT (the next
+# segment: token, api, userinfo, revoke, echo, ...), falling back to its
+# base scenario's, finally to "default"'s.  Other paths use the scenario of
+# the knob "scenario" (default "default").  A handler is
+#   sub { my ($st, $req) = @_; ...; return FakeProvider::reply(...) }
+# with $st the scripted state (knobs, counts, grants; changes are kept) and
+# $req { method, path, rel (path without the scenario), query, headers,
+# head, body, form, scenario }.  Define one with
+#   FakeProvider::scenario(NAME, base => 'default', ENDPOINT => HANDLER...)
+#
+# Built-in scenarios:
+#   default  token: grant_type=authorization_code: the code names the
+#            account ("alice-1"); answers access and refresh tokens,
+#            expires_in from the script, the account as user.id / user.name
+#            (or the raw body in knob code_body).  grant_type=refresh_token:
+#            each refresh token works once; presenting a spent one is a
+#            "reuse": counted, and the whole grant is revoked (GitHub Apps,
+#            RFC 9700 4.14.2).  Knobs: refresh_mode ok|error|invalid_grant|
+#            drop|html|unknown_error, refresh_status, rotate (0: answer
+#            without refresh_token), delay (seconds, after the new tokens
+#            are issued and before the answer is sent), code_delay
+#            (seconds before the code exchange's answer; the code is spent
+#            already), pkce_codes => { CODE => S256 challenge } (that code
+#            only works with the matching code_verifier, RFC 7636 4.6).
+#            api/...: 200 text/plain with the raw request head it received,
+#            X-Token-Valid: yes|no; 401 while api_401 > 0 (counted down),
+#            after api_delay seconds.
+#            userinfo: {"sub","id","name"} of the bearer token's account;
+#            401 for an unknown token or while knob userinfo_down is set.
+#            keycheck: 200 {"id":"checked"} for an X-Api-Key "good-...",
+#            else (or while knob keycheck_down is set) 401.
+#            revoke: 200, counted.  echo/...: the raw request head (an
+#            upstream that is not the provider); missing/...: 404;
+#            accel/...: X-Accel-Redirect to /echo/accel; _counts: the
+#            counters as "name=N" lines (not counted itself).
+#   static   tokens named after the code: access "AT-<code>", refresh
+#            "RT-<code>", expires_in 3600; a refresh with "RT-<x>" answers
+#            "AT2-<x>" and "RT-<x>" again, expires_in 7200 (no rotation);
+#            userinfo {"sub":x,"name":"User x"} for "Bearer AT-x"/"AT2-x";
+#            echo/...: "uri=..", "x-api-key=[..]", "authorization=[..]",
+#            "x-auth-token=[..]", "x-custom-auth=[..]" lines.
+#   refuse   static, but a refresh is refused (400 invalid_grant) and
+#            revocation answers 500.
+#   down     static, but a refresh gets 503 temporarily_unavailable.
+#   short    token: access "AT-short" for account "user_id" s1, expiring in
+#            1 s, no refresh token.
+#   slowrev  static, revocation answers after 3 s.
+#   lazyrev  static, revocation answers after 0.3 s.
+#
+# Routes: $fake->route(PATH, STATUS, BODY, type => .., delay => ..,
+# headers => [..]) answers PATH (exact, without the query) with a fixed
+# response, before any scenario.  reset() forgets them.
 #
 # Every request is logged (method, path, headers, raw head, body) as a JSON
 # line.  The state is one JSON file under an flock: the server forks per
@@ -63,9 +101,14 @@ my %Defaults = (
     code_body      => undef,
     api_401        => 0,
     api_delay      => 0,
+    userinfo_down  => 0,
+    keycheck_down  => 0,
     code_delay     => 0,
     pkce_codes     => {},
+    scenario       => 'default',
 );
+
+our %Scenarios;
 
 sub start {
     my ($class, %opt) = @_;
@@ -89,7 +132,17 @@ sub start {
     ) or die "FakeProvider: cannot listen: $!\n";
 
     $self->{port} = $listen->sockport;
+    $self->{listen} = $listen;
+    push @Started, $self;
     $self->reset;
+
+    return $self;
+}
+
+# Forks the server unless it runs.
+sub run {
+    my $self = shift;
+    my $listen = delete $self->{listen} or return $self;
 
     my $pid = fork;
     die "FakeProvider: fork: $!\n" unless defined $pid;
@@ -104,8 +157,6 @@ sub start {
 
     close $listen;
     $self->{pid} = $pid;
-    push @Started, $self;
-
     return $self;
 }
 
@@ -114,7 +165,9 @@ sub url  { 'http://127.0.0.1:' . $_[0]->{port} . ($_[1] // '') }
 
 sub stop {
     my $self = shift;
-    return unless $self->{pid} && $$ == $self->{owner};
+    return unless $$ == $self->{owner};
+    close delete $self->{listen} if $self->{listen};
+    return unless $self->{pid};
     my $pid = delete $self->{pid};
     kill 'TERM', -$pid;
     kill 'TERM', $pid;
@@ -141,6 +194,7 @@ sub reset {
     $self->_locked(sub {
         my $st = { %Defaults, %knobs };
         $st->{seq} = 0;
+        $st->{routes} = {};
         $st->{counts} = {};
         $st->{refresh_tokens} = {};
         $st->{access_tokens} = {};
@@ -155,6 +209,19 @@ sub set {
     $self->_locked(sub {
         my $st = shift;
         @$st{keys %knobs} = values %knobs;
+        return $st;
+    });
+}
+
+# A fixed answer for one path (see the top of the file).
+sub route {
+    my ($self, $path, $status, $body, %o) = @_;
+    $self->_locked(sub {
+        my $st = shift;
+        $st->{routes}{$path} = { status => $status, body => $body // '',
+                                 type => $o{type} // 'application/json',
+                                 delay => $o{delay} // 0,
+                                 headers => $o{headers} // [] };
         return $st;
     });
 }
@@ -339,11 +406,6 @@ sub _form {
     return \%f;
 }
 
-sub _header {
-    my ($req, $name) = @_;
-    my @v = map { $_->[1] } grep { lc $_->[0] eq lc $name } @{ $req->{headers} };
-    return wantarray ? @v : $v[0];
-}
 
 sub _handle {
     my ($self, $c) = @_;
@@ -354,11 +416,12 @@ sub _handle {
         if (_header($req, 'content-type') // '') =~ m{x-www-form-urlencoded};
     $req->{time} = time;
 
-    my ($status, $type, $body, $delay, $extra);
+    my $rep;
 
     $self->_locked(sub {
         my $st = shift;
-        ($status, $type, $body, $delay, $extra) = $self->_answer($st, $req);
+        $rep = _dispatch($st, $req);
+        my $status = $rep->{status};
 
         # the log is written under the state lock: one line, whole
         open my $log, '>>', $self->{log} or die;
@@ -370,15 +433,21 @@ sub _handle {
         return $st;
     });
 
-    sleep $delay if $delay;
+    sleep $rep->{delay} if $rep->{delay};
 
+    my $status = $rep->{status};
     return if $status == 0;     # "drop": close without an answer
 
-    $extra //= '';
+    my $body = $rep->{body};
+    my @h = @{ $rep->{headers} };
+    my $extra = '';
+    while (my ($k, $v) = splice @h, 0, 2) {
+        $extra .= "$k: $v\r\n";
+    }
     my $msg = $status == 200 ? 'OK' : $status == 401 ? 'Unauthorized'
             : $status == 400 ? 'Bad Request' : 'Error';
     my $out = "HTTP/1.1 $status $msg\r\n"
-            . "Content-Type: $type\r\n"
+            . "Content-Type: $rep->{type}\r\n"
             . "Content-Length: " . length($body) . "\r\n"
             . "Connection: close\r\n"
             . $extra
@@ -397,6 +466,89 @@ sub _handle {
     close $c;
 }
 
+
+#--------------------------------------------------------------------------
+# Answers: scenarios
+#--------------------------------------------------------------------------
+
+# reply(STATUS, json => DATA | body => TEXT, type => .., delay => seconds,
+# headers => [ Name => value, ... ]): what a handler returns.  STATUS 0
+# closes the connection without an answer.
+sub reply {
+    my ($status, %o) = @_;
+    my $body = exists $o{json} ? $JSON->encode($o{json}) : $o{body} // '';
+    my $type = $o{type} // (exists $o{json} ? 'application/json'
+                                            : 'text/plain');
+    return { status => $status, body => $body, type => $type,
+             delay => $o{delay} // 0, headers => $o{headers} // [] };
+}
+
+# scenario(NAME, base => PARENT, ENDPOINT => HANDLER, ...): defines NAME,
+# or adds endpoints to it.  Define scenarios before the server runs (at
+# file level of a suite, before run_tests()).
+sub scenario {
+    my ($name, %def) = @_;
+    my $s = $Scenarios{$name} //= {};
+    @$s{keys %def} = values %def;
+    return $s;
+}
+
+sub header {
+    my ($req, $name) = @_;
+    my @v = map { $_->[1] } grep { lc $_->[0] eq lc $name }
+                                 @{ $req->{headers} };
+    return wantarray ? @v : $v[0];
+}
+*_header = \&header;
+
+sub _handler {
+    my ($name, $endpoint) = @_;
+    my %seen;
+    while (defined $name && !$seen{$name}++) {
+        my $s = $Scenarios{$name} or last;
+        return $s->{$endpoint} if $s->{$endpoint};
+        $name = $s->{base} // ($name eq 'default' ? undef : 'default');
+    }
+    return;
+}
+
+sub _dispatch {
+    my ($st, $req) = @_;
+
+    if (my $r = ($st->{routes} // {})->{ $req->{path} }) {
+        $st->{counts}{route}++;
+        return reply($r->{status}, body => $r->{body}, type => $r->{type},
+                     delay => $r->{delay}, headers => $r->{headers});
+    }
+
+    # the named provider quirks (t/lib/FakeQuirks.pm) answer first, in
+    # the list form (status, type, body, delay, extra header lines)
+    if (my @q = FakeQuirks::answer($st, $req)) {
+        my ($status, $type, $body, $delay, $extra) = @q;
+        my @h = map { /^([^:]+):\s*(.*)$/ ? ($1, $2) : () }
+                split /\r\n/, $extra // '';
+        return reply($status, body => $body, type => $type,
+                     delay => $delay, headers => \@h);
+    }
+
+    my ($first, $rest) = $req->{path} =~ m{^/([^/]*)(.*)\z}s;
+    my $name = $st->{scenario} // 'default';
+    $req->{rel} = $req->{path};
+    if (defined $first && $Scenarios{$first} && $first ne 'default') {
+        $name = $first;
+        $req->{rel} = length $rest ? $rest : '/';
+    }
+    $req->{scenario} = $name;
+
+    my ($endpoint) = $req->{rel} =~ m{^/([^/]*)};
+    my $code = _handler($name, $endpoint // '');
+    if (!$code) {
+        $st->{counts}{not_found}++;
+        return reply(404, json => { error => 'not_found' });
+    }
+    return $code->($st, $req);
+}
+
 sub _s256 {
     require Digest::SHA;
     my $b = Digest::SHA::sha256_base64(shift);
@@ -404,9 +556,9 @@ sub _s256 {
     return $b;
 }
 
-sub _json { return (shift, 'application/json', $JSON->encode(shift), @_) }
-
-sub _issue {
+# Tokens of the default scenario: access "at-N-ACCOUNT", refresh
+# "rt-N-ACCOUNT", remembered with their grant.
+sub issue {
     my ($st, $account, $grant, $with_refresh) = @_;
     my $n = ++$st->{seq};
     my $at = "at-$n-$account";
@@ -430,150 +582,267 @@ sub _issue {
     return \%tok;
 }
 
-sub _answer {
-    my ($self, $st, $req) = @_;
-    my $counts = $st->{counts};
+# the list form of an answer, for FakeQuirks.pm
+sub _json { return (shift, 'application/json', $JSON->encode(shift), @_) }
+*_issue = \&issue;
 
-    # the named provider quirks (t/lib/FakeQuirks.pm) answer first
-    if (my @q = FakeQuirks::answer($st, $req)) {
-        return @q;
+# The scripted refresh failures (knob refresh_mode), or undef for "ok".
+sub refresh_failure {
+    my $st = shift;
+    my $mode = $st->{refresh_mode} // 'ok';
+    my $d = $st->{delay};
+    my $c = $st->{counts};
+
+    if ($mode eq 'error') {
+        $c->{refresh_error}++;
+        return reply($st->{refresh_status},
+                     json => { error => 'temporarily_unavailable' },
+                     delay => $d);
     }
-
-    if ($req->{path} eq '/token' && $req->{method} eq 'POST') {
-        my $f = $req->{form} // {};
-        my $gt = $f->{grant_type} // '';
-
-        if ($gt eq 'authorization_code') {
-            $counts->{code}++;
-            return (200, 'application/json', $st->{code_body},
-                    $st->{code_delay})
-                if defined $st->{code_body};
-            my $account = $f->{code} // 'none';
-            my $challenge = $st->{pkce_codes}{$account};
-            if (defined $challenge
-                && $challenge ne _s256($f->{code_verifier} // ''))
-            {
-                # RFC 7636 4.6: the code was issued for another verifier
-                $counts->{pkce_mismatch}++;
-                return _json(400, { error => 'invalid_grant',
-                                    error_description => 'PKCE' });
-            }
-            my $grant = "g" . ($st->{seq} + 1);
-            my $tok = _issue($st, $account, $grant, 1);
-            $tok->{user} = { id => $account, name => "User $account" };
-            return _json(200, $tok, $st->{code_delay});
-        }
-
-        if ($gt eq 'refresh_token') {
-            $counts->{refresh}++;
-            my $mode = $st->{refresh_mode};
-
-            if ($mode eq 'error') {
-                $counts->{refresh_error}++;
-                return _json($st->{refresh_status},
-                             { error => 'temporarily_unavailable' },
-                             $st->{delay});
-            }
-            if ($mode eq 'html') {
-                # a firewall's or a wrong URL's page, not an OAuth answer
-                $counts->{refresh_error}++;
-                return ($st->{refresh_status}, 'text/html',
-                        '<html><body>Forbidden</body></html>', $st->{delay});
-            }
-            if ($mode eq 'unknown_error') {
-                $counts->{refresh_error}++;
-                return _json($st->{refresh_status},
-                             { error => 'rate_limited_by_vendor' },
-                             $st->{delay});
-            }
-            if ($mode eq 'drop') {
-                $counts->{refresh_error}++;
-                return (0, '', '', $st->{delay});
-            }
-            if ($mode eq 'invalid_grant') {
-                $counts->{refresh_invalid_grant}++;
-                return _json(400, { error => 'invalid_grant',
+    if ($mode eq 'html') {
+        # a firewall's or a wrong URL's page, not an OAuth answer
+        $c->{refresh_error}++;
+        return reply($st->{refresh_status}, type => 'text/html',
+                     body => '<html><body>Forbidden</body></html>',
+                     delay => $d);
+    }
+    if ($mode eq 'unknown_error') {
+        $c->{refresh_error}++;
+        return reply($st->{refresh_status},
+                     json => { error => 'rate_limited_by_vendor' },
+                     delay => $d);
+    }
+    if ($mode eq 'drop') {
+        $c->{refresh_error}++;
+        return reply(0, delay => $d);
+    }
+    if ($mode eq 'invalid_grant') {
+        $c->{refresh_invalid_grant}++;
+        return reply(400, json => { error => 'invalid_grant',
                                     error_description => 'revoked' },
-                             $st->{delay});
-            }
-
-            my $rt = $f->{refresh_token} // '';
-            my $rec = $st->{refresh_tokens}{$rt};
-
-            if (!$rec) {
-                $counts->{unknown_refresh_token}++;
-                return _json(400, { error => 'invalid_grant' });
-            }
-            if ($rec->{used} || $st->{revoked}{ $rec->{grant} }) {
-                # a spent token again: the grant is compromised
-                $counts->{reuse}++ if $rec->{used};
-                $st->{revoked}{ $rec->{grant} } = 1;
-                return _json(400, { error => 'invalid_grant',
-                                    error_description => 'token reused' });
-            }
-
-            # a provider that does not rotate keeps the token valid
-            $rec->{used} = 1 if $st->{rotate};
-            $counts->{refresh_ok}++;
-            my $tok = _issue($st, $rec->{account}, $rec->{grant},
-                             $st->{rotate});
-            return _json(200, $tok, $st->{delay});
-        }
-
-        $counts->{token_other}++;
-        return _json(400, { error => 'unsupported_grant_type' });
+                     delay => $d);
     }
-
-    if ($req->{path} =~ m{^/(echo|missing|accel)(?:/|$)}) {
-        # not the provider's API: an echo of what reached it, a 404, or
-        # an X-Accel-Redirect to /echo/accel
-        my $what = $1;
-        $counts->{$what}++;
-        return (200, 'text/plain', $req->{head}) if $what eq 'echo';
-        return (404, 'text/plain', "not here\n") if $what eq 'missing';
-        return (200, 'text/plain', "redirected\n", 0,
-                "X-Accel-Redirect: /echo/accel\r\n");
-    }
-
-    if ($req->{path} =~ m{^/api(?:/|$)}) {
-        $counts->{api}++;
-        my ($auth) = _header($req, 'authorization');
-        my ($xkey) = _header($req, 'x-api-key');
-        my $tok = defined $auth && $auth =~ /^Bearer (\S+)$/ ? $1 : $xkey;
-        my $at = defined $tok ? $st->{access_tokens}{$tok} : undef;
-        my $valid = $at && !$st->{revoked}{ $at->{grant} };
-        $counts->{ $valid ? 'api_valid' : 'api_invalid' }++;
-
-        if ($st->{api_401} > 0) {
-            $st->{api_401}--;
-            $counts->{api_401}++;
-            return (401, 'application/json', '{"error":"invalid_token"}',
-                    $st->{api_delay},
-                    "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
-        }
-
-        return (200, 'text/plain', $req->{head}, $st->{api_delay},
-                "X-Token-Valid: " . ($valid ? 'yes' : 'no') . "\r\n");
-    }
-
-    if ($req->{path} eq '/_counts') {
-        my $c = $st->{counts};
-        my @k = qw(code refresh refresh_ok refresh_error refresh_invalid_grant
-                   reuse unknown_refresh_token api api_valid api_invalid
-                   api_401);
-        my %seen = map { $_ => 1 } @k;
-        push @k, sort grep { !$seen{$_} } keys %$c;
-        return (200, 'text/plain',
-                join '', map { "$_=" . ($c->{$_} // 0) . "\n" } @k);
-    }
-
-    if ($req->{path} eq '/revoke') {
-        $counts->{revoke}++;
-        return (200, 'application/json', '{}');
-    }
-
-    $counts->{not_found}++;
-    return _json(404, { error => 'not_found' });
+    return;
 }
+
+sub _default_token {
+    my ($st, $req) = @_;
+    my $counts = $st->{counts};
+    return reply(405, json => { error => 'invalid_request' })
+        unless $req->{method} eq 'POST';
+
+    my $f = $req->{form} // {};
+    my $gt = $f->{grant_type} // '';
+
+    if ($gt eq 'authorization_code') {
+        $counts->{code}++;
+        return reply(200, type => 'application/json',
+                     body => $st->{code_body}, delay => $st->{code_delay})
+            if defined $st->{code_body};
+        my $account = $f->{code} // 'none';
+        my $challenge = ($st->{pkce_codes} // {})->{$account};
+        if (defined $challenge
+            && $challenge ne _s256($f->{code_verifier} // ''))
+        {
+            # RFC 7636 4.6: the code was issued for another verifier
+            $counts->{pkce_mismatch}++;
+            return reply(400, json => { error => 'invalid_grant',
+                                        error_description => 'PKCE' });
+        }
+        my $grant = "g" . ($st->{seq} + 1);
+        my $tok = issue($st, $account, $grant, 1);
+        $tok->{user} = { id => $account, name => "User $account" };
+        return reply(200, json => $tok, delay => $st->{code_delay});
+    }
+
+    if ($gt eq 'refresh_token') {
+        $counts->{refresh}++;
+        if (my $fail = refresh_failure($st)) {
+            return $fail;
+        }
+
+        my $rt = $f->{refresh_token} // '';
+        my $rec = $st->{refresh_tokens}{$rt};
+
+        if (!$rec) {
+            $counts->{unknown_refresh_token}++;
+            return reply(400, json => { error => 'invalid_grant' });
+        }
+        if ($rec->{used} || $st->{revoked}{ $rec->{grant} }) {
+            # a spent token again: the grant is compromised
+            $counts->{reuse}++ if $rec->{used};
+            $st->{revoked}{ $rec->{grant} } = 1;
+            return reply(400, json => { error => 'invalid_grant',
+                                        error_description => 'token reused' });
+        }
+
+        # a provider that does not rotate keeps the token valid
+        $rec->{used} = 1 if $st->{rotate};
+        $counts->{refresh_ok}++;
+        my $tok = issue($st, $rec->{account}, $rec->{grant}, $st->{rotate});
+        return reply(200, json => $tok, delay => $st->{delay});
+    }
+
+    $counts->{token_other}++;
+    return reply(400, json => { error => 'unsupported_grant_type' });
+}
+
+# The account of a bearer token (or X-Api-Key) the default scenario issued,
+# undef when unknown or revoked.
+sub _bearer {
+    my ($st, $req) = @_;
+    my $auth = header($req, 'authorization');
+    my $xkey = header($req, 'x-api-key');
+    my $tok = defined $auth && $auth =~ /^Bearer (\S+)$/ ? $1 : $xkey;
+    my $at = defined $tok ? $st->{access_tokens}{$tok} : undef;
+    return $at && !$st->{revoked}{ $at->{grant} } ? $at : undef;
+}
+
+sub _default_api {
+    my ($st, $req) = @_;
+    my $counts = $st->{counts};
+    $counts->{api}++;
+    my $valid = _bearer($st, $req);
+    $counts->{ $valid ? 'api_valid' : 'api_invalid' }++;
+
+    if ($st->{api_401} > 0) {
+        $st->{api_401}--;
+        $counts->{api_401}++;
+        return reply(401, json => { error => 'invalid_token' },
+                     delay => $st->{api_delay},
+                     headers => [ 'WWW-Authenticate'
+                                  => 'Bearer error="invalid_token"' ]);
+    }
+
+    return reply(200, body => $req->{head}, delay => $st->{api_delay},
+                 headers => [ 'X-Token-Valid' => $valid ? 'yes' : 'no' ]);
+}
+
+sub _default_userinfo {
+    my ($st, $req) = @_;
+    $st->{counts}{userinfo}++;
+    my $at = $st->{userinfo_down} ? undef : _bearer($st, $req);
+    return reply(401, json => { error => 'invalid_token' }) unless $at;
+    return reply(200, json => { sub => $at->{account}, id => $at->{account},
+                                name => "User $at->{account}" });
+}
+
+sub _counts {
+    my ($st) = @_;
+    my $c = $st->{counts};
+    my @k = qw(code refresh refresh_ok refresh_error refresh_invalid_grant
+               reuse unknown_refresh_token api api_valid api_invalid
+               api_401);
+    my %seen = map { $_ => 1 } @k;
+    push @k, sort grep { !$seen{$_} } keys %$c;
+    return reply(200, body => join '', map { "$_=" . ($c->{$_} // 0) . "\n" }
+                                           @k);
+}
+
+scenario(default =>
+    token    => \&_default_token,
+    api      => \&_default_api,
+    userinfo => \&_default_userinfo,
+    keycheck => sub {
+        my ($st, $req) = @_;
+        $st->{counts}{keycheck}++;
+        return reply(401, json => { error => 'invalid_key' })
+            if $st->{keycheck_down}
+               || (header($req, 'x-api-key') // '') !~ /^good-/;
+        return reply(200, json => { id => 'checked' });
+    },
+    revoke   => sub { $_[0]{counts}{revoke}++; reply(200, json => {}) },
+    echo     => sub { $_[0]{counts}{echo}++; reply(200, body => $_[1]{head}) },
+    missing  => sub { $_[0]{counts}{missing}++;
+                      reply(404, body => "not here\n") },
+    accel    => sub { $_[0]{counts}{accel}++;
+                      reply(200, body => "redirected\n",
+                            headers => [ 'X-Accel-Redirect'
+                                         => '/echo/accel' ]) },
+    _counts  => \&_counts,
+);
+
+# static: tokens named after the code, no rotation (see the top).
+sub _static_token {
+    my ($st, $req, %o) = @_;
+    my $f = $req->{form} // {};
+    my $gt = $f->{grant_type} // '';
+    if ($gt eq 'refresh_token') {
+        $st->{counts}{refresh}++;
+        return $o{refresh}->() if $o{refresh};
+        my ($x) = ($f->{refresh_token} // '') =~ /^RT-(.*)\z/s;
+        return reply(400, json => { error => 'invalid_grant' })
+            unless defined $x;
+        return reply(200, json => { access_token => "AT2-$x",
+                                    refresh_token => "RT-$x",
+                                    token_type => 'Bearer',
+                                    expires_in => 7200 });
+    }
+    $st->{counts}{code}++;
+    my $c = $f->{code} // 'none';
+    return reply(200, json => { access_token => "AT-$c",
+                                refresh_token => "RT-$c",
+                                token_type => 'Bearer', expires_in => 3600,
+                                scope => 'read write' });
+}
+
+scenario(static =>
+    token    => \&_static_token,
+    userinfo => sub {
+        my ($st, $req) = @_;
+        $st->{counts}{userinfo}++;
+        my ($x) = (header($req, 'authorization') // '')
+                  =~ /^Bearer AT2?-([A-Za-z0-9_.~%-]+)$/;
+        return reply(401, json => { error => 'invalid_token' })
+            if $st->{userinfo_down} || !defined $x;
+        return reply(200, json => { sub => $x, name => "User $x" });
+    },
+    revoke   => sub { $_[0]{counts}{revoke}++; reply(200, body => "ok\n") },
+    echo     => sub {
+        my ($st, $req) = @_;
+        $st->{counts}{echo}++;
+        my $out = "uri=$req->{rel}\n";
+        $out .= "$_=[" . (header($req, $_) // '') . "]\n"
+            for qw(x-api-key authorization x-auth-token x-custom-auth);
+        return reply(200, body => $out);
+    },
+);
+
+scenario(refuse => base => 'static',
+    token  => sub {
+        my ($st, $req) = @_;
+        _static_token($st, $req, refresh => sub {
+            reply(400, json => { error => 'invalid_grant',
+                                 error_description => 'grant revoked' }) });
+    },
+    revoke => sub { $_[0]{counts}{revoke}++; reply(500, body => "failed\n") },
+);
+
+scenario(down => base => 'static',
+    token => sub {
+        my ($st, $req) = @_;
+        _static_token($st, $req, refresh => sub {
+            reply(503, json => { error => 'temporarily_unavailable' }) });
+    },
+);
+
+scenario(short =>
+    token => sub {
+        $_[0]{counts}{code}++;
+        reply(200, json => { access_token => 'AT-short',
+                             token_type => 'Bearer', expires_in => 1,
+                             user_id => 's1' });
+    },
+);
+
+scenario(slowrev => base => 'static',
+    revoke => sub { $_[0]{counts}{revoke}++;
+                    reply(200, body => "late\n", delay => 3) },
+);
+
+scenario(lazyrev => base => 'static',
+    revoke => sub { $_[0]{counts}{revoke}++;
+                    reply(200, body => "ok\n", delay => 0.3) },
+);
 
 1;
