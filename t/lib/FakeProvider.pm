@@ -625,7 +625,9 @@ sub refresh_failure {
     return;
 }
 
-sub _default_token {
+# The default scenario's token endpoint; a scenario may call it and adjust
+# the reply.
+sub default_token {
     my ($st, $req) = @_;
     my $counts = $st->{counts};
     return reply(405, json => { error => 'invalid_request' })
@@ -740,7 +742,7 @@ sub _counts {
 }
 
 scenario(default =>
-    token    => \&_default_token,
+    token    => \&default_token,
     api      => \&_default_api,
     userinfo => \&_default_userinfo,
     keycheck => sub {
@@ -762,8 +764,9 @@ scenario(default =>
     _counts  => \&_counts,
 );
 
-# static: tokens named after the code, no rotation (see the top).
-sub _static_token {
+# static: tokens named after the code, no rotation (see the top); refresh
+# => sub { reply } replaces the answer to a refresh grant.
+sub static_token {
     my ($st, $req, %o) = @_;
     my $f = $req->{form} // {};
     my $gt = $f->{grant_type} // '';
@@ -787,7 +790,7 @@ sub _static_token {
 }
 
 scenario(static =>
-    token    => \&_static_token,
+    token    => \&static_token,
     userinfo => sub {
         my ($st, $req) = @_;
         $st->{counts}{userinfo}++;
@@ -811,7 +814,7 @@ scenario(static =>
 scenario(refuse => base => 'static',
     token  => sub {
         my ($st, $req) = @_;
-        _static_token($st, $req, refresh => sub {
+        static_token($st, $req, refresh => sub {
             reply(400, json => { error => 'invalid_grant',
                                  error_description => 'grant revoked' }) });
     },
@@ -821,7 +824,7 @@ scenario(refuse => base => 'static',
 scenario(down => base => 'static',
     token => sub {
         my ($st, $req) = @_;
-        _static_token($st, $req, refresh => sub {
+        static_token($st, $req, refresh => sub {
             reply(503, json => { error => 'temporarily_unavailable' }) });
     },
 );
