@@ -8,12 +8,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Test::Nginx::Socket 'no_plan';
 
 master_on();
 workers(2);
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 run_tests();
 
@@ -29,12 +29,12 @@ __DATA__
         }
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/inner/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr{\AGET\ /api/inner/items\ HTTP/1\.[01]\r\n
    (?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)}msx
@@ -53,12 +53,12 @@ qr{\AGET\ /api/inner/items\ HTTP/1\.[01]\r\n
         }
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/items?x=1
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)}msx
 
@@ -75,12 +75,12 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)}msx
         }
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 --- request
 GET /api/open/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr{\AGET\ /api/open/items\ HTTP/1\.[01]\r\n(?!(?i).*^authorization:)}ms
 
@@ -96,13 +96,13 @@ qr{\AGET\ /api/open/items\ HTTP/1\.[01]\r\n(?!(?i).*^authorization:)}ms
         }
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-2');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-2');
 --- request
 GET /api/inner/items?account=alice-2
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr{\A(?=.*^Authorization:\ Bearer\ at-\d+-alice-2\r$)}msx
 
@@ -118,13 +118,13 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-\d+-alice-2\r$)}msx
         }
     }
 --- init
-OAuthTest::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-2');
+OAuthKit::fake()->reset;
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-2');
 --- request
 GET /api/inner/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 409
 --- response_body_like: "error":"account_required"
 
