@@ -9,14 +9,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Recorder;
 use Test::Nginx::Socket 'no_plan';
 
 master_on();
 workers(2);
 worker_connections(256);
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 our $Evil = Recorder->start;
 $ENV{TEST_NGINX_EVIL_PORT} = $Evil->port;
@@ -29,10 +29,11 @@ END { system('umount', '-l', $_) for @Mounts }
 # real framework, hence the full names).
 package T;
 
+use HTTP::Tiny;
 use MIME::Base64 qw(decode_base64);
 use Time::HiRes qw(sleep time);
 
-sub fake { OAuthTest::fake() }
+sub fake { OAuthKit::fake() }
 sub evil { $main::Evil }
 
 sub pause {
@@ -64,7 +65,7 @@ sub cli {
 # The start of a flow: { state, cookie, challenge } (undef on failure).
 sub start {
     my (%o) = @_;
-    my $r = OAuthTest::get($o{path} // '/connect/demo',
+    my $r = OAuthKit::request('GET', $o{path} // '/connect/demo',
                            owner => $o{owner} // 'alice',
                            headers => $o{headers} // {});
     return undef unless $r->{status} == 302;
@@ -80,7 +81,7 @@ sub start {
 # The callback for a started flow: { status, result, error, location }.
 sub callback {
     my ($flow, %o) = @_;
-    my $r = OAuthTest::get(($o{path} // '/oauth/callback')
+    my $r = OAuthKit::request('GET', ($o{path} // '/callback')
                            . "?code=$o{code}&state=$flow->{state}",
                            owner => $o{owner} // 'alice',
                            headers => { Cookie => $flow->{cookie},
@@ -94,7 +95,8 @@ sub callback {
 
 sub connections {
     my $owner = shift;
-    my ($status, $data) = OAuthTest::api('GET', 'connections', $owner);
+    my $res = OAuthKit::api('GET', 'connections', owner => $owner);
+    my ($status, $data) = ($res->{status}, $res->{json});
     return $status == 200 && ref $data eq 'ARRAY' ? scalar @$data : -1;
 }
 
@@ -109,7 +111,7 @@ sub fds {
 sub token_caller {
     my $port = fake()->port;
     my $out = `ss -tnpH state established dst 127.0.0.1:$port 2>/dev/null`;
-    my %w = map { $_ => 1 } OAuthTest::worker_pids();
+    my %w = map { $_ => 1 } OAuthKit::worker_pids();
     for my $pid ($out =~ /pid=(\d+)/g) {
         return $pid if $w{$pid};
     }
@@ -140,9 +142,9 @@ sub own_nginx {
     close $l;
     my $mods = join '', map { "load_module $_;\n" }
                         split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '';
-    my $http = $OAuthTest::DemoProvider . "\n    server {\n"
+    my $http = $OAuthKit::DemoProvider . "\n    server {\n"
              . "        listen 127.0.0.1:$port;\n"
-             . $OAuthTest::BaseLocations . $locations . "    }\n";
+             . $OAuthKit::DemoLocations . $locations . "    }\n";
     $http =~ s/\$TEST_NGINX_SERVER_PORT/$port/g;
     $http =~ s/\$TEST_NGINX_FAKE_PORT/$ENV{TEST_NGINX_FAKE_PORT}/g;
     my $user = $> == 0 ? 'user root;' : '';
@@ -160,7 +162,7 @@ http {
     access_log off;
     oauth_store $dir/store.mdb;
     oauth_key_file $ENV{TEST_NGINX_OAUTH_KEY_FILE};
-    oauth_owner \$http_x_user;
+    oauth_owner \$http_x_owner;
     oauth_background_refresh off;
 $http
 }
@@ -169,8 +171,8 @@ _EOC_
     my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     system("$bin -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log") == 0
         or die "own nginx: cannot start\n" . slurp("$dir/logs/error.log");
-    my $master = OAuthTest::wait_for(sub { my $p = slurp("$dir/nginx.pid"); chomp $p; $p }, 5);
-    OAuthTest::wait_for(sub { children($master) >= 2 }, 5);
+    my $master = OAuthKit::wait_for(sub { my $p = slurp("$dir/nginx.pid"); chomp $p; $p }, 5);
+    OAuthKit::wait_for(sub { children($master) >= 2 }, 5);
     return { dir => $dir, port => $port, master => $master,
              pidfile => "$dir/nginx.pid" };
 }
@@ -183,7 +185,7 @@ sub stop_nginx {
         kill 'QUIT', $p if $p;
     }
     kill 'QUIT', $ng->{master};
-    OAuthTest::wait_for(sub { !kill 0, $ng->{master} }, 10);
+    OAuthKit::wait_for(sub { !kill 0, $ng->{master} }, 10);
 }
 
 sub key_bytes {
@@ -208,7 +210,7 @@ my $fake = T::fake();
 $fake->reset(code_delay => 0.3);
 my $flow = T::start(owner => 'alice');
 Test::More::ok($flow && $flow->{state}, 'a flow started');
-my @r = OAuthTest::storm(20, "/oauth/callback?code=alice-1&state=$flow->{state}",
+my @r = OAuthKit::storm(20, "/callback?code=alice-1&state=$flow->{state}",
                          owner => 'alice',
                          headers => { Cookie => $flow->{cookie} });
 my $won = grep { $_->{head} =~ /oauth_status=connected/ } @r;
@@ -219,7 +221,7 @@ Test::More::is(T::connections('alice'), 1, 'one connection');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like: "account":"alice-1"
 --- no_error_log
 [alert]
@@ -246,7 +248,7 @@ Test::More::is($fake->count('code'), 1, 'and makes no exchange');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -278,7 +280,7 @@ Test::More::is($r->{result}, 'connected', 'the victim connects with the code');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: victim
+X-Owner: victim
 --- response_body_like: "account":"victim-1"
 
 
@@ -294,21 +296,21 @@ X-User: victim
 --- init
 my $fake = T::fake();
 $fake->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 my $evil = T::evil();
 $evil->reset;
 my $ep = $evil->port;
 for my $path ("/api/\@127.0.0.1:$ep/x", "/api/%40127.0.0.1:$ep", "/api//127.0.0.1:$ep/",
               "/api/..%2f..%2fadmin", "/api/%5c127.0.0.1:$ep", "/api/:$ep\@127.0.0.1/x",
               "/api/x%23\@127.0.0.1:$ep", "/api/x?u=http://127.0.0.1:$ep/") {
-    OAuthTest::get($path, owner => 'alice');
+    OAuthKit::request('GET', $path, owner => 'alice');
 }
-OAuthTest::get('/api/host', owner => 'alice',
+OAuthKit::request('GET', '/api/host', owner => 'alice',
                headers => { Host => "127.0.0.1:$ep" });
 # absolute-form: the request line names the evil host
 my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                              PeerPort => OAuthTest::port()) or die $!;
-print $s "GET http://127.0.0.1:$ep/api/abs HTTP/1.0\r\nX-User: alice\r\n\r\n";
+                              PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or die $!;
+print $s "GET http://127.0.0.1:$ep/api/abs HTTP/1.0\r\nX-Owner: alice\r\n\r\n";
 my $ans = join '', <$s>;
 close $s;
 Test::More::like($ans, qr/^HTTP\/1\.[01] 200/, 'absolute-form: answered');
@@ -321,7 +323,7 @@ Test::More::is(scalar(grep { ($_->{head} // '') !~ /^Host: 127\.0\.0\.1:$ENV{TES
 --- request
 GET /api/last
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-1-alice-1\r$/m
 
@@ -355,15 +357,15 @@ _EOC_
     }
 --- init
 T::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my $r = OAuthTest::get('/api/first', owner => 'alice');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my $r = OAuthKit::request('GET', '/api/first', owner => 'alice');
 Test::More::is($r->{status}, 502, 'the untrusted API host: 502');
 my $log = "$ENV{TEST_NGINX_OAUTH_DIR}/api-tls.log";
 Test::More::ok(!-s $log, 'the API host received no request');
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 502
 --- response_body_unlike: at-1-alice-1
 --- error_log
@@ -405,12 +407,12 @@ my $r = T::callback($flow, code => 'alice-1', owner => 'ignored',
                     headers => { 'X-Session' => 's-alice' });
 Test::More::is($r->{result}, 'connected', 'alice connected through her session');
 for my $h ({ 'X-Owner' => 'alice' }, { 'X_Owner' => 'alice' },
-           { 'X-Auth-Owner' => 'alice', 'X-User' => 'alice' }) {
-    my $res = OAuthTest::request('GET', '/oauth/api/connections',
+           { 'X-Auth-Owner' => 'alice', 'X-Owner' => 'alice' }) {
+    my $res = OAuthKit::request('GET', '/oauth/api/connections',
                                  headers => { 'X-Session' => 's-mallory', %$h });
     Test::More::like($res->{content}, qr/^\[\]\s*$/,
                    'mallory sees no connection with ' . join(',', keys %$h));
-    $res = OAuthTest::request('GET', '/oauth/api/connections', headers => $h);
+    $res = OAuthKit::request('GET', '/oauth/api/connections', headers => $h);
     Test::More::is($res->{status}, 401, 'no session: 401 with ' . join(',', keys %$h));
 }
 --- request
@@ -428,8 +430,8 @@ X-Owner: mallory
 --- config
 --- init
 T::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my ($w) = OAuthTest::worker_pids();
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my ($w) = OAuthKit::worker_pids();
 my $core = "$ENV{TEST_NGINX_OAUTH_DIR}/core-t47";
 system("gcore -o $core $w >/dev/null 2>&1");
 my ($file) = glob "$core*";
@@ -446,7 +448,7 @@ SKIP: {
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like: "account":"alice-1"
 
 
@@ -462,7 +464,7 @@ X-User: alice
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 # what a restored backup looks like to the provider: the refresh token the
 # store holds was spent after the backup was taken
 my $http = HTTP::Tiny->new;
@@ -471,18 +473,18 @@ my $res = $http->post_form($fake->url('/token'),
                              refresh_token => 'rt-1-alice-1' });
 Test::More::is($res->{status}, 200, 'the token rotated behind the store\'s back');
 T::pause(1.2);
-my @r = map { OAuthTest::get('/api/x', owner => 'alice') } 1 .. 5;
+my @r = map { OAuthKit::request('GET', '/api/x', owner => 'alice') } 1 .. 5;
 Test::More::is(join(',', map { $_->{status} } @r), '401,401,401,401,401',
                'every request: 401');
 Test::More::like($r[0]{content}, qr/reauthorization_required/, 'reauthorization_required');
 Test::More::is($fake->count('refresh'), 2, 'one refresh attempt by the module, no storm');
-my $c = OAuthTest::connection('alice', 'demo', 'alice-1');
+my $c = OAuthKit::connection('alice', 'demo', 'alice-1');
 Test::More::is($c->{status}, 'error', 'the connection is in error');
 Test::More::is($c->{last_error}, 'invalid_grant', 'with invalid_grant');
 --- request
 GET /api/y
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 401
 --- no_error_log
 [alert]
@@ -502,7 +504,7 @@ my $killer = fork;
 if (!$killer) {
     for (1 .. 12) {
         T::pause(0.15);
-        my @w = OAuthTest::worker_pids();
+        my @w = OAuthKit::worker_pids();
         kill 'KILL', $w[ $_ % @w ] if @w;
     }
     POSIX::_exit(0);
@@ -512,23 +514,23 @@ my $end = time + 2.5;
 my $i = 0;
 while (time < $end) {
     $i++;
-    my $r = OAuthTest::connect(owner => "u$i", code => "u$i-1");
+    my $r = OAuthKit::connect_flow(owner => "u$i", code => "u$i-1");
     push @ok, $i if $r->{ok};
 }
 waitpid $killer, 0;
 Test::More::cmp_ok(scalar @ok, '>', 0, scalar(@ok) . " of $i connects committed");
-OAuthTest::wait_for(sub { OAuthTest::worker_pids() == 2 }, 5);
+OAuthKit::wait_for(sub { OAuthKit::worker_pids() == 2 }, 5);
 my @missing = grep { T::connections("u$_") != 1 } @ok;
 Test::More::is("@missing", '', 'every committed connection is there');
 my ($rc, $out) = T::cli(T::store('t56.mdb'), 'check');
 Test::More::is($rc, 0, 'ngx-oauth check: clean') or Test::More::diag($out);
 my $t = time;
-OAuthTest::connect_ok(owner => 'after', code => 'after-1');
+OAuthKit::connect_ok(owner => 'after', code => 'after-1');
 Test::More::cmp_ok(time - $t, '<', 3, 'a new write commits at once');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: after
+X-Owner: after
 --- response_body_like: "account":"after-1"
 
 
@@ -539,8 +541,8 @@ X-User: after
 --- config
 --- init
 T::fake()->reset;
-OAuthTest::wait_for(sub { OAuthTest::worker_pids() == 2 }, 5);
-my @w = OAuthTest::worker_pids();
+OAuthKit::wait_for(sub { OAuthKit::worker_pids() == 2 }, 5);
+my @w = OAuthKit::worker_pids();
 my $log = "$ENV{TEST_NGINX_OAUTH_DIR}/strace-t57";
 my @pids;
 for my $w (@w) {
@@ -552,7 +554,7 @@ for my $w (@w) {
     push @pids, $pid;
 }
 T::pause(1);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::pause(0.5);
 kill 'INT', @pids;
 waitpid $_, 0 for @pids;
@@ -564,7 +566,7 @@ SKIP: {
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like: "account":"alice-1"
 
 
@@ -589,27 +591,27 @@ _EOC_
 SKIP: {
     Test::More::skip('needs root to mount a small file system', 4) unless @main::Mounts;
     T::fake()->reset;
-    OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+    OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
     # fill the file system around the store
     system("dd if=/dev/zero of=$ENV{TEST_NGINX_OAUTH_DIR}/t60/fill bs=4k count=1000 2>/dev/null");
     my ($failed, $n) = (0, 0);
     for my $i (1 .. 40) {
         $n++;
-        my $r = OAuthTest::get('/connect/demo?return_to=/' . ('x' x 1500), owner => "f$i");
+        my $r = OAuthKit::request('GET', '/connect/demo?return_to=/' . ('x' x 1500), owner => "f$i");
         if ($r->{status} == 503) { $failed = 1; last }
     }
     Test::More::ok($failed, "a flow start got 503 after $n tries");
-    my $r = OAuthTest::get('/api/x', owner => 'alice');
+    my $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
     Test::More::is(T::bearer($r->{content}), 'at-1-alice-1', 'injection goes on');
     Test::More::is(T::connections('alice'), 1, 'reads go on');
     unlink "$ENV{TEST_NGINX_OAUTH_DIR}/t60/fill";
-    Test::More::is(OAuthTest::get('/connect/demo', owner => 'bob')->{status}, 302,
+    Test::More::is(OAuthKit::request('GET', '/connect/demo', owner => 'bob')->{status}, 302,
                    'with space again, writes work');
 }
 --- request
 GET /api/y
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 200
 --- no_error_log
 [emerg]
@@ -627,28 +629,28 @@ X-User: alice
     }
 --- init
 T::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my $master = OAuthTest::master_pid();
-OAuthTest::reload(workers => 2);
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my $master = OAuthKit::master_pid();
+OAuthKit::reload(workers => 2);
 # old workers hold a channel each until they exit: count without them
-OAuthTest::wait_for(sub { OAuthTest::worker_pids() == 2 }, 10);
+OAuthKit::wait_for(sub { OAuthKit::worker_pids() == 2 }, 10);
 my $before = () = T::fds($master);
 my @bad;
 for my $i (1 .. 20) {
-    my $storm = OAuthTest::storm_start(10, '/api/x');
-    Test::More::ok(OAuthTest::reload(workers => 2), "reload $i") or last;
-    push @bad, grep { $_->{status} != 200 } OAuthTest::storm_wait($storm);
+    my $storm = OAuthKit::storm_start(10, '/api/x');
+    Test::More::ok(OAuthKit::reload(workers => 2), "reload $i") or last;
+    push @bad, grep { $_->{status} != 200 } OAuthKit::storm_wait($storm);
 }
 Test::More::is(scalar @bad, 0, 'every request during the reloads: 200')
     or Test::More::diag(join ',', map { $_->{status} } @bad);
-OAuthTest::wait_for(sub { OAuthTest::worker_pids() == 2 }, 15);
+OAuthKit::wait_for(sub { OAuthKit::worker_pids() == 2 }, 15);
 my @fds = T::fds($master);
 Test::More::cmp_ok(scalar @fds, '<=', $before, 'the master has no more descriptors than before');
 Test::More::is(scalar(grep { /\.mdb/ } @fds), 0, 'and none of the store');
 --- request
 GET /api/z
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-1-alice-1\r$/m
 --- no_error_log
@@ -664,13 +666,13 @@ qr/^Authorization: Bearer at-1-alice-1\r$/m
 --- config
 --- init
 T::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 for (1 .. 8) {
-    my $storm = OAuthTest::storm_start(16, '/oauth/api/connections');
-    OAuthTest::reload(workers => 2);
-    OAuthTest::storm_wait($storm);
+    my $storm = OAuthKit::storm_start(16, '/oauth/api/connections');
+    OAuthKit::reload(workers => 2);
+    OAuthKit::storm_wait($storm);
 }
-my @r = OAuthTest::storm(32, '/oauth/api/connections');
+my @r = OAuthKit::storm(32, '/oauth/api/connections');
 Test::More::is(scalar(grep { $_->{status} != 200 } @r), 0, 'all answered 200');
 my $readers = `mdb_stat -n -r $ENV{TEST_NGINX_OAUTH_DIR}/t64.mdb 2>&1`;
 my $n = () = $readers =~ /^\s*\d+\s+[0-9a-f]+\s+\S+/mg;
@@ -678,7 +680,7 @@ Test::More::cmp_ok($n, '<=', 4, "reader slots in use: $n");
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like: "account":"alice-1"
 --- no_error_log
 MDB_READERS_FULL
@@ -702,39 +704,39 @@ my $ng = T::own_nginx(<<'_EOC_');
 _EOC_
 {
     local $ENV{TEST_NGINX_SERVER_PORT} = $ng->{port};
-    OAuthTest::connect_ok(owner => 'alice', code => 'alice-1')->{ok}
+    OAuthKit::connect_ok(owner => 'alice', code => 'alice-1')->{ok}
         or Test::More::diag(T::slurp("$ng->{dir}/logs/error.log"));
     my $old = $ng->{master};
     kill 'USR2', $old;
-    my $new = OAuthTest::wait_for(sub {
+    my $new = OAuthKit::wait_for(sub {
         return undef unless -f "$ng->{pidfile}.oldbin";
         my $p = T::slurp($ng->{pidfile});
         chomp $p;
         return $p && $p != $old ? $p : undef;
     }, 10);
     Test::More::ok($new, 'a new master runs');
-    Test::More::ok(OAuthTest::wait_for(sub { T::children($new) >= 2 }, 10),
+    Test::More::ok(OAuthKit::wait_for(sub { T::children($new) >= 2 }, 10),
                    'with its workers');
     T::pause(2.2);
     $fake->set(expires_in => 3600, delay => 0.5);
-    my @r = OAuthTest::storm(30, '/api/x');
+    my @r = OAuthKit::storm(30, '/api/x');
     Test::More::is(scalar(grep { T::bearer($_->{body}) ne 'at-2-alice-1' } @r), 0,
                    'both generations inject the refreshed token');
     Test::More::is($fake->count('refresh'), 1, 'one refresh across the generations');
     Test::More::is($fake->count('reuse'), 0, 'no refresh token used twice');
     # back out of the upgrade: the new master goes, the old one stays
     kill 'QUIT', $new if $new;
-    Test::More::ok(OAuthTest::wait_for(sub { !kill 0, $new }, 10), 'the new master left');
-    Test::More::ok(OAuthTest::wait_for(sub { T::children($old) >= 2 }, 10),
+    Test::More::ok(OAuthKit::wait_for(sub { !kill 0, $new }, 10), 'the new master left');
+    Test::More::ok(OAuthKit::wait_for(sub { T::children($old) >= 2 }, 10),
                    'the old generation serves');
-    my $r = OAuthTest::get('/api/y', owner => 'alice');
+    my $r = OAuthKit::request('GET', '/api/y', owner => 'alice');
     Test::More::is(T::bearer($r->{content}), 'at-2-alice-1', 'with the refreshed token');
 }
 T::stop_nginx($ng);
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -750,11 +752,11 @@ X-User: alice
 my $fake = T::fake();
 $fake->reset(code_delay => 4);
 my $flow = T::start(owner => 'alice');
-my $s = OAuthTest::storm_start(1, "/oauth/callback?code=alice-1&state=$flow->{state}",
+my $s = OAuthKit::storm_start(1, "/callback?code=alice-1&state=$flow->{state}",
                                owner => 'alice', headers => { Cookie => $flow->{cookie} });
-OAuthTest::wait_for(sub { $fake->count('code') >= 1 }, 5);
-Test::More::ok(OAuthTest::reload(workers => 2), 'reloaded');
-my ($r) = OAuthTest::storm_wait($s, 10);
+OAuthKit::wait_for(sub { $fake->count('code') >= 1 }, 5);
+Test::More::ok(OAuthKit::reload(workers => 2), 'reloaded');
+my ($r) = OAuthKit::storm_wait($s, 10);
 Test::More::unlike($r->{head}, qr/oauth_status=connected/, 'the cut flow did not connect');
 T::pause(4);
 Test::More::is(T::connections('alice'), 0, 'no connection stored, even after the provider answered');
@@ -764,7 +766,7 @@ Test::More::is($fake->count('code'), 1, 'one exchange only');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -781,13 +783,13 @@ X-User: alice
     }
 --- init
 T::fake()->reset;
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-my @before = OAuthTest::worker_pids();
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+my @before = OAuthKit::worker_pids();
 # SIGKILL: the runner counts a SIGSEGV as a module crash; the containment
 # that matters (respawn, store intact) is the same
 kill 'KILL', @before;
-Test::More::ok(OAuthTest::wait_for(sub {
-    my @w = OAuthTest::worker_pids();
+Test::More::ok(OAuthKit::wait_for(sub {
+    my @w = OAuthKit::worker_pids();
     return @w == 2 && !grep { my $p = $_; grep { $_ == $p } @before } @w;
 }, 10), 'two new workers');
 my ($rc, $out) = T::cli(T::store('t69.mdb'), 'check');
@@ -795,7 +797,7 @@ Test::More::is($rc, 0, 'the store checks clean') or Test::More::diag($out);
 --- request
 GET /api/x
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-1-alice-1\r$/m
 
@@ -813,14 +815,14 @@ qr/^Authorization: Bearer at-1-alice-1\r$/m
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 1, rotate => 0);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 T::pause(1.2);
 $fake->set(expires_in => 3600, delay => 0.8);
-my $storm = OAuthTest::storm_start(10, '/api/x');
-my $holder = OAuthTest::wait_for(sub { T::token_caller() }, 5);
+my $storm = OAuthKit::storm_start(10, '/api/x');
+my $holder = OAuthKit::wait_for(sub { T::token_caller() }, 5);
 Test::More::ok($holder, 'the lease holder is calling the provider');
 kill 'KILL', $holder if $holder;
-my @r = OAuthTest::storm_wait($storm, 20);
+my @r = OAuthKit::storm_wait($storm, 20);
 my @ok = grep { $_->{status} == 200 } @r;
 Test::More::cmp_ok(scalar @ok, '>=', 1, 'the requests on the survivor are answered');
 Test::More::is(scalar(grep { T::bearer($_->{body}) ne 'at-3-alice-1' } @ok), 0,
@@ -829,6 +831,6 @@ Test::More::is($fake->count('refresh'), 2, 'two refresh calls: the dead one and 
 --- request
 GET /api/after
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^Authorization: Bearer at-3-alice-1\r$/m

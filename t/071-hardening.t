@@ -8,12 +8,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Recorder;
 use IO::Socket::INET;
 use Test::Nginx::Socket 'no_plan';
 
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 our $Evil = Recorder->start;
 $ENV{TEST_NGINX_EVIL_PORT} = $Evil->port;
@@ -39,7 +39,7 @@ __DATA__
 --- http_config
     oauth_provider shopx {
         client_id          c;
-        redirect_uri       http://localhost/oauth/callback;
+        redirect_uri       http://localhost/callback;
         authorization_url  https://auth.example/authorize;
         token_url          "https://{shop}:$TEST_NGINX_EVIL_PORT/token";
         account_id         user.id;
@@ -56,7 +56,7 @@ qr/\[emerg\] .*oauth_provider "shopx" in \S+: "token_url" lets "\{shop\}" choose
 --- http_config
     oauth_provider pcb {
         client_id          c;
-        redirect_uri       http://localhost/oauth/callback;
+        redirect_uri       http://localhost/callback;
         authorization_url  https://auth.example/authorize;
         token_url          "https://{shop}.shops.example/token";
         account_id         user.id;
@@ -73,7 +73,7 @@ qr/\[emerg\] .*oauth_provider "pcb" in \S+: "token_url" uses "\{shop\}" in the h
 --- http_config
     oauth_provider pkf {
         client_id          c;
-        redirect_uri       http://localhost/oauth/callback;
+        redirect_uri       http://localhost/callback;
         authorization_url  https://auth.example/authorize;
         token_url          https://auth.example/token;
         revocation_url     "https://{inst}/revoke";
@@ -91,7 +91,7 @@ qr/\[emerg\] .*"revocation_url" uses "\{inst\}" in the host/
 --- http_config
     oauth_provider fixed {
         client_id          c;
-        redirect_uri       http://localhost/oauth/callback;
+        redirect_uri       http://localhost/callback;
         authorization_url  "https://{shop}.shops.example/authorize";
         token_url          "https://{shop}.shops.example/token";
         account_id         user.id;
@@ -99,7 +99,7 @@ qr/\[emerg\] .*"revocation_url" uses "\{inst\}" in the host/
     }
     oauth_provider own {
         client_id          c;
-        redirect_uri       http://localhost/oauth/callback;
+        redirect_uri       http://localhost/callback;
         authorization_url  https://auth.example/authorize;
         token_url          "https://{host}/token";
         account_id         user.id;
@@ -109,7 +109,7 @@ qr/\[emerg\] .*"revocation_url" uses "\{inst\}" in the host/
 --- request
 GET /connect/own?host=evil.example
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 400
 
 
@@ -120,7 +120,7 @@ X-User: alice
     oauth_provider loose {
         client_id          c;
         client_secret      CANARY-SECRET-T5;
-        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/callback;
         authorization_url  https://auth.example/authorize;
         token_url          "https://{ip}:$TEST_NGINX_EVIL_PORT/token";
         account_id         user.id;
@@ -130,18 +130,18 @@ X-User: alice
 --- init
 my $evil = T::evil();
 $evil->reset;
-my $r = OAuthTest::connect(start => '/connect/loose', owner => 'alice',
-                           params => { ip => '127.0.0.1' }, code => 'x-1');
+my $r = OAuthKit::connect_flow(uri => '/connect/loose', owner => 'alice',
+                           start_args => 'ip=127.0.0.1', code => 'x-1');
 Test::More::is($r->{error}, 'token_request_failed', 'the flow fails');
 T::pause(0.3);
 Test::More::is($evil->connections, 0, 'the listener on 127.0.0.1 got no connection');
-$r = OAuthTest::connect(start => '/connect/loose', owner => 'alice',
-                        params => { ip => '169.254.169.254' }, code => 'x-2');
+$r = OAuthKit::connect_flow(uri => '/connect/loose', owner => 'alice',
+                        start_args => 'ip=169.254.169.254', code => 'x-2');
 Test::More::is($r->{error}, 'token_request_failed', 'a link-local host: refused too');
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 --- error_log
@@ -165,7 +165,7 @@ close $l;
     oauth_background_refresh off;
     oauth_provider tls {
         client_id          c;
-        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/callback;
         authorization_url  https://auth.example/authorize;
         token_url          https://127.0.0.1:$TEST_NGINX_T11_PORT/token;
         account_id         user.id;
@@ -180,7 +180,7 @@ _EOC_
 --- config
 --- init
 for my $i (1 .. 3) {
-    my $r = OAuthTest::connect(start => '/connect/tls', owner => 'alice',
+    my $r = OAuthKit::connect_flow(uri => '/connect/tls', owner => 'alice',
                                code => "t-$i");
     Test::More::is($r->{error}, 'token_request_failed', "untrusted certificate $i: the flow fails");
     my $out = `curl -sk https://127.0.0.1:$ENV{TEST_NGINX_T11_PORT}/ 2>&1`;
@@ -189,7 +189,7 @@ for my $i (1 .. 3) {
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 --- no_error_log

@@ -151,6 +151,13 @@ sub run {
         # its own process group: stop() ends the server and its children
         setpgrp(0, 0);
         @Started = ();
+        # nothing the test process holds by now (the runner's reserved
+        # ports, client sockets) may stay open in the server: a listening
+        # socket kept here would take connections meant for nginx
+        my $keep = fileno $listen;
+        for my $fd (map { m{/(\d+)\z} ? $1 : () } glob '/proc/self/fd/*') {
+            POSIX::close($fd) if $fd > 2 && $fd != $keep;
+        }
         $self->_serve($listen);
         POSIX::_exit(0);
     }
