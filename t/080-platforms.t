@@ -10,10 +10,10 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use OAuthTest;
+use OAuthKit;
 use Test::Nginx::Socket 'no_plan';
 
-add_block_preprocessor(\&OAuthTest::preprocess);
+add_block_preprocessor(\&OAuthKit::demo_defaults);
 
 package T;
 
@@ -21,7 +21,7 @@ use Digest::SHA qw(hmac_sha256_hex);
 use JSON::PP;
 use MIME::Base64 qw(decode_base64);
 
-sub fake { OAuthTest::fake() }
+sub fake { OAuthKit::fake() }
 
 sub esc {
     my $s = shift;
@@ -48,7 +48,7 @@ sub qparams {
 sub start {
     my ($owner, $provider, %params) = @_;
     my $q = join '&', map { "$_=" . esc($params{$_}) } sort keys %params;
-    my $r = OAuthTest::get("/connect/$provider" . ($q ? "?$q" : ''),
+    my $r = OAuthKit::request('GET', "/connect/$provider" . ($q ? "?$q" : ''),
                            owner => $owner);
     my $loc = $r->{headers}{location} // '';
     my $sc = $r->{headers}{'set-cookie'} // '';
@@ -67,7 +67,7 @@ sub callback {
     my $q = join '&', map { "$_=" . esc($query->{$_}) } sort keys %$query;
     $q .= '&state=' . esc($st->{state});
     $q = $o{sign}->($q) if $o{sign};
-    my $r = OAuthTest::get("/oauth/callback?$q", owner => $owner,
+    my $r = OAuthKit::request('GET', "/callback?$q", owner => $owner,
                            headers => { Cookie => $st->{cookie} });
     my $p = qparams($r->{headers}{location});
     return { status => $r->{status}, result => $p->{oauth_status} // '',
@@ -93,7 +93,7 @@ sub connect_ok {
 
 sub conns {
     my ($owner, $provider) = @_;
-    my $l = OAuthTest::api('GET', "connections?provider=$provider", $owner);
+    my $l = OAuthKit::api('GET', "connections?provider=$provider", owner => $owner)->{json};
     return ref $l eq 'ARRAY' ? @$l : ();
 }
 
@@ -125,7 +125,7 @@ sub block {
         preset            $preset;
         client_id         cid-$name;
         client_secret     csecret-$name;
-        redirect_uri      http://localhost:\$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri      http://localhost:\$TEST_NGINX_SERVER_PORT/callback;
         authorization_url $f/authorize;
         token_url         $f/token;
 $extra    }
@@ -149,7 +149,7 @@ sub all_presets_config {
         if (($e->{kind} // 'oauth2') eq 'oauth2') {
             $conf .= "        client_id id-$n;\n"
                    . "        client_secret secret-$n;\n"
-                   . "        redirect_uri https://app.example/oauth/callback;\n";
+                   . "        redirect_uri https://app.example/callback;\n";
         }
         for my $need (@{ $e->{requires} // [] }) {
             $conf .= "        user_agent \"web:app.example:v1 (by /u/ops)\";\n"
@@ -174,7 +174,7 @@ __DATA__
 --- http_config eval
 T::all_presets_config()
 --- init
-my $p = OAuthTest::api('GET', 'providers', 'alice');
+my $p = OAuthKit::api('GET', 'providers', owner => 'alice')->{json};
 Test::More::is(scalar @$p, $ENV{TEST_NGINX_PRESETS} + 1,
                'every preset is a provider (and demo)');
 my %k = map { $_->{name} => $_ } @$p;
@@ -185,7 +185,7 @@ Test::More::ok($k{$_}, "$_ is there")
 --- request
 GET /oauth/api/providers
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"name":"p_amazon_sp_api_vendor_fe"/
 
@@ -197,7 +197,7 @@ qr/"name":"p_amazon_sp_api_vendor_fe"/
         preset               google-drive;
         client_id            cid;
         client_secret        cs;
-        redirect_uri         http://localhost:$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri         http://localhost:$TEST_NGINX_SERVER_PORT/callback;
         authorization_param  include_granted_scopes true;
         authorization_param  prompt off;
         scope                https://www.googleapis.com/auth/drive.readonly;
@@ -215,7 +215,7 @@ Test::More::is(join(' ', sort split / /, $q->{scope}),
 --- request
 GET /oauth/api/providers
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"name":"gd"/
 
@@ -245,7 +245,7 @@ Test::More::is($r->{error}, 'invalid_request', 'no code at all: invalid_request'
 --- request
 GET /oauth/api/connections/spapi/A1SELLER
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"params":\{"selling_partner_id":"A1SELLER"\}/
 
@@ -264,7 +264,7 @@ T::fake()->reset(expires_in => 900);
 my $st = T::start('alice', 'walmart');
 my $q = $st->{query};
 Test::More::is($q->{clientId}, 'cid-walmart', 'clientId');
-Test::More::like($q->{redirectUri}, qr{/oauth/callback$}, 'redirectUri');
+Test::More::like($q->{redirectUri}, qr{/callback$}, 'redirectUri');
 Test::More::is($q->{responseType}, 'code', 'responseType');
 Test::More::is($q->{clientType}, 'seller', 'clientType');
 Test::More::is($q->{nonce}, $q->{state}, 'a single-use nonce');
@@ -278,7 +278,7 @@ Test::More::like(T::header($tok, 'WM_QOS.CORRELATION_ID') // '',
                  qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
                  'a fresh correlation id');
 Test::More::is(T::basic_user($tok), 'cid-walmart:csecret-walmart', 'Basic client auth');
-my ($s) = OAuthTest::api('POST', 'connections/walmart/10001/refresh', 'alice');
+my $s = OAuthKit::api('POST', 'connections/walmart/10001/refresh', owner => 'alice')->{status};
 Test::More::is($s, 200, 'refreshed');
 my $ref = T::last_request(path => '/token', grant_type => 'refresh_token');
 Test::More::is(T::header($ref, 'WM_PARTNER.ID'), '10001', 'WM_PARTNER.ID on refresh too');
@@ -287,7 +287,7 @@ Test::More::isnt(T::header($ref, 'WM_QOS.CORRELATION_ID'),
 --- request
 GET /api/items
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/WM_SEC.ACCESS_TOKEN: at-2-w-1/
 
@@ -306,7 +306,7 @@ T::connect_ok('alice', 'qb', { code => 'intuit-user', realmId => '222' });
 my @c = T::conns('alice', 'qb');
 Test::More::is(join(',', sort map { $_->{account} } @c), '111,222',
                'both companies are connected');
-my ($s, $d) = OAuthTest::api('DELETE', 'connections/qb/111', 'alice');
+my ($s, $d) = @{ OAuthKit::api('DELETE', 'connections/qb/111', owner => 'alice') }{qw(status json)};
 Test::More::is($s, 200, 'disconnected');
 Test::More::ok($d->{revoked}, 'revoked at the provider');
 my $rv = T::last_request(path => '/q/revoke');
@@ -317,7 +317,7 @@ Test::More::is(T::fake()->count('q_revoke'), 1, 'one call');
 --- request
 GET /oauth/api/connections?provider=qb
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^\[\{"provider":"qb","account":"222"/
 
@@ -338,14 +338,14 @@ Test::More::is($r->{account}, 'tt-1', 'connected as the open_id');
 my $tok = T::last_request(path => '/token');
 Test::More::is($tok->{form}{client_key}, 'cid-tiktok', 'client_key at the token endpoint');
 Test::More::is($tok->{form}{client_secret}, 'csecret-tiktok', 'client_secret in the body');
-my ($s, $d) = OAuthTest::api('DELETE', 'connections/tiktok/tt-1', 'alice');
+my ($s, $d) = @{ OAuthKit::api('DELETE', 'connections/tiktok/tt-1', owner => 'alice') }{qw(status json)};
 Test::More::ok($d->{revoked}, 'revoked');
 my $rv = T::last_request(path => '/q/revoke');
 Test::More::is($rv->{form}{client_key}, 'cid-tiktok', 'client_key at the revocation');
 --- request
 GET /oauth/api/connections?provider=tiktok
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -366,13 +366,13 @@ for my $path ('/token', '/q/userinfo') {
     Test::More::is(T::header(T::last_request(path => $path), 'user-agent'),
                    'web:app.example:v1.2 (by /u/ops)', "User-Agent at $path");
 }
-OAuthTest::api('DELETE', 'connections/reddit/r-1', 'alice');
+OAuthKit::api('DELETE', 'connections/reddit/r-1', owner => 'alice');
 Test::More::is(T::header(T::last_request(path => '/q/revoke'), 'user-agent'),
                'web:app.example:v1.2 (by /u/ops)', 'User-Agent at the revocation');
 --- request
 GET /oauth/api/providers
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"name":"reddit"/
 
@@ -395,17 +395,17 @@ $fake->reset(expires_in => 3600, code_shape => 'meta_wrapped');
 T::connect_ok('alice', 'ig', { code => '1784-a' });
 T::connect_ok('alice', 'ig', { code => '1784-b' });
 Test::More::is($fake->count('ig_exchange'), 2, 'each short-lived token was exchanged');
-my $c = OAuthTest::connection('alice', 'ig', '1784-a');
-Test::More::cmp_ok(OAuthTest::epoch($c->{expires_at}) - time, '>', 5000000,
+my $c = OAuthKit::connection('alice', 'ig', '1784-a');
+Test::More::cmp_ok(OAuthKit::epoch($c->{expires_at}) - time, '>', 5000000,
                    'the stored token lives 60 days');
-my ($s) = OAuthTest::api('POST', 'connections/ig/1784-a/refresh', 'alice');
+my $s = OAuthKit::api('POST', 'connections/ig/1784-a/refresh', owner => 'alice')->{status};
 Test::More::is($s, 200, 'refreshed');
 Test::More::is($fake->count('ig_refresh'), 1, 'with ig_refresh_token');
 Test::More::is($fake->count('refresh'), 0, 'never with a refresh_token grant');
 --- request
 GET /api/media?account=1784-a
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/Authorization: Bearer at-5-1784-a/
 
@@ -426,7 +426,7 @@ my $fake = T::fake();
 $fake->reset(code_shape => 'no_refresh', q_revoke_status => 204);
 T::connect_ok('alice', 'gh', { code => 'octo-1' });
 T::connect_ok('alice', 'gh', { code => 'octo-2' });
-my ($s, $d) = OAuthTest::api('DELETE', 'connections/gh/octo-1', 'alice');
+my ($s, $d) = @{ OAuthKit::api('DELETE', 'connections/gh/octo-1', owner => 'alice') }{qw(status json)};
 Test::More::ok($d->{revoked}, 'revoked (204)');
 my $rv = T::last_request(path => qr{^/q/revoke});
 Test::More::is("$rv->{method} $rv->{path}",
@@ -435,12 +435,12 @@ Test::More::like($rv->{body}, qr/^\{"access_token":"at-1-octo-1"\}$/, 'JSON body
 Test::More::is(T::basic_user($rv), 'cid-gh:csecret-gh', 'Basic client auth');
 # the user revokes octo-2 at GitHub: the API answers 401 and nothing can refresh
 $fake->set(api_401 => 1);
-my $r = OAuthTest::get('/api/user?account=octo-2', owner => 'alice');
+my $r = OAuthKit::request('GET', '/api/user?account=octo-2', owner => 'alice');
 Test::More::is($r->{status}, 401, "GitHub's 401");
 --- request
 GET /oauth/api/connections/gh/octo-2
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"status":"revoked".*"last_error":"revoked"/
 
@@ -458,14 +458,14 @@ qr/"status":"revoked".*"last_error":"revoked"/
 my $fake = T::fake();
 $fake->reset;
 T::connect_ok('alice', 'dbx', { code => 'dbid-1' });
-my ($s, $d) = OAuthTest::api('DELETE', 'connections/dbx/dbid-1', 'alice');
+my ($s, $d) = @{ OAuthKit::api('DELETE', 'connections/dbx/dbid-1', owner => 'alice') }{qw(status json)};
 Test::More::ok($d->{revoked}, 'dropbox: revoked');
 my $rv = T::last_request(path => '/q/revoke/dropbox');
 Test::More::is(T::header($rv, 'authorization'), 'Bearer at-1-dbid-1', 'the token as Bearer');
 Test::More::is($rv->{body}, 'null', 'no arguments');
 $fake->set(code_shape => 'no_refresh');
 T::connect_ok('alice', 'stripe', { code => 'st-1' });
-($s, $d) = OAuthTest::api('DELETE', 'connections/stripe/st-1', 'alice');
+($s, $d) = @{ OAuthKit::api('DELETE', 'connections/stripe/st-1', owner => 'alice') }{qw(status json)};
 Test::More::ok($d->{revoked}, 'stripe: deauthorized');
 $rv = T::last_request(path => '/q/revoke/stripe');
 Test::More::is($rv->{form}{stripe_user_id}, 'acct_st-1', 'stripe_user_id');
@@ -475,7 +475,7 @@ Test::More::is(T::header($rv, 'authorization'), 'Bearer csecret-stripe',
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
 
@@ -519,7 +519,7 @@ Test::More::is($st->{status}, 400, 'another domain is refused');
 --- request
 GET /oauth/api/connections/shopify/acme.myshopify.com
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"params":\{"shop":"acme"\}/
 
@@ -545,7 +545,7 @@ Test::More::is($r->{account}, 'blog-wpuser', 'the blog is the account');
 --- request
 GET /oauth/api/connections/slacku/U1
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/"params":\{"team_id":"T-U1","user_id":"U1"\}/
 
@@ -561,24 +561,24 @@ qr/"params":\{"team_id":"T-U1","user_id":"U1"\}/
 --- init
 my $fake = T::fake();
 $fake->reset(expires_in => 3600);
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
 $fake->set(api_401 => 1);
-Test::More::is(OAuthTest::get('/api/a', owner => 'alice')->{status}, 401, 'a 401');
-Test::More::is(OAuthTest::connection('alice', 'demo', 'alice-1')->{status},
+Test::More::is(OAuthKit::request('GET', '/api/a', owner => 'alice')->{status}, 401, 'a 401');
+Test::More::is(OAuthKit::connection('alice', 'demo', 'alice-1')->{status},
                'connected', 'still connected: a refresh may fix it');
 $fake->set(api_401 => 1);
-Test::More::is(OAuthTest::get('/api/b', owner => 'alice')->{status}, 401,
+Test::More::is(OAuthKit::request('GET', '/api/b', owner => 'alice')->{status}, 401,
                'a 401 again, on the refreshed token');
 Test::More::is($fake->count('refresh'), 1, 'one refresh');
-my $c = OAuthTest::connection('alice', 'demo', 'alice-1');
+my $c = OAuthKit::connection('alice', 'demo', 'alice-1');
 Test::More::is($c->{status}, 'error', 'status error');
 Test::More::is($c->{last_error}, 'reauthorization_required', 'last_error');
-my $m = OAuthTest::get('/metrics')->{content};
+my $m = OAuthKit::request('GET', '/metrics')->{content};
 Test::More::like($m, qr/status="error"[^\n]*\} 1$/m, 'the metrics count it');
 --- request
 GET /api/c
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- error_code: 401
 --- response_body_like eval
 qr/"error":"reauthorization_required"/
