@@ -591,14 +591,14 @@ my $fake = T::fake();
 $fake->reset;
 for my $how ('mode', 'accept') {
     my $r = $how eq 'mode'
-        ? OAuthTest::get('/connect/demo?mode=json&return_to=/done', owner => 'alice')
-        : OAuthTest::get('/connect/demo?return_to=/done', owner => 'alice',
+        ? OAuthKit::request('GET', '/connect/demo?mode=json&return_to=/done', owner => 'alice')
+        : OAuthKit::request('GET', '/connect/demo?return_to=/done', owner => 'alice',
                          headers => { Accept => 'application/json' });
     Test::More::is($r->{status}, 200, "$how: 200");
     Test::More::like($r->{headers}{'content-type'}, qr{^application/json}, "$how: JSON");
     my $d = JSON::PP->new->decode($r->{content});
     Test::More::like($d->{authorization_url}, qr{^http://127\.0\.0\.1:\d+/authorize\?}, "$how: the URL");
-    my $exp = OAuthTest::epoch($d->{expires_at});
+    my $exp = OAuthKit::epoch($d->{expires_at});
     Test::More::ok($exp > time + 500 && $exp <= time + 601, "$how: expires with the flow");
     my $sc = $r->{headers}{'set-cookie'} // '';
     $sc = $sc->[0] if ref $sc;
@@ -608,13 +608,13 @@ for my $how ('mode', 'accept') {
                          { code => "json-$how" });
     Test::More::is($cb->{result}, 'connected', "$how: the callback completes");
 }
-my $r = OAuthTest::get('/connect/demo', owner => 'alice',
+my $r = OAuthKit::request('GET', '/connect/demo', owner => 'alice',
                        headers => { Accept => 'text/html,application/json' });
 Test::More::is($r->{status}, 302, 'a browser still gets the redirect');
 --- request
 GET /connect/demo?mode=json
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body_like eval
 qr/^\{"authorization_url":"http:\/\/127\.0\.0\.1:\d+\/authorize\?response_type=code\\u0026client_id=test-client\\u0026/
 
@@ -630,35 +630,35 @@ my $fake = T::fake();
 $fake->reset;
 T::connect_ok('alice', 'qb', { code => 'u1', realmId => '111' });
 T::connect_ok('alice', 'qb', { code => 'u1', realmId => '222' });
-OAuthTest::connect_ok(owner => 'alice', code => 'alice-1');
-OAuthTest::connect_ok(owner => 'bob', code => 'bob-1');
-my ($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+OAuthKit::connect_ok(owner => 'bob', code => 'bob-1');
+my ($s, $d) = @{ OAuthKit::api('PATCH', 'connections/qb/111', owner => 'alice',
                              json => { label => 'Main company',
                                        metadata => { region => 'us',
-                                                     checks => [1, 2] } });
+                                                     checks => [1, 2] } }) }{qw(status json)};
 Test::More::is($s, 200, 'PATCH: 200');
 Test::More::is($d->{label}, 'Main company', 'the label');
 Test::More::is_deeply($d->{metadata}, { region => 'us', checks => [1, 2] }, 'the metadata');
-($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
-                          json => { metadata => { big => 'x' x 5000 } });
+($s, $d) = @{ OAuthKit::api('PATCH', 'connections/qb/111', owner => 'alice',
+                          json => { metadata => { big => 'x' x 5000 } }) }{qw(status json)};
 Test::More::is($s, 413, 'metadata over 4 KiB: 413');
-($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
-                          json => { token => 'x' });
+($s, $d) = @{ OAuthKit::api('PATCH', 'connections/qb/111', owner => 'alice',
+                          json => { token => 'x' }) }{qw(status json)};
 Test::More::is($s, 400, 'anything else: 400');
-($s) = OAuthTest::api('PATCH', 'connections/qb/111', 'bob',
-                      json => { label => 'x' });
+$s = OAuthKit::api('PATCH', 'connections/qb/111', owner => 'bob',
+                      json => { label => 'x' })->{status};
 Test::More::is($s, 404, "another owner's connection: 404");
-($s) = OAuthTest::api('POST', 'connections/qb/111/refresh', 'alice');
+$s = OAuthKit::api('POST', 'connections/qb/111/refresh', owner => 'alice')->{status};
 Test::More::is($s, 200, 'refreshed');
 T::connect_ok('alice', 'qb', { code => 'u1', realmId => '111' });
-$d = OAuthTest::connection('alice', 'qb', '111');
+$d = OAuthKit::connection('alice', 'qb', '111');
 Test::More::is($d->{label}, 'Main company', 'the label stays across a refresh and a reconnect');
 Test::More::is($d->{metadata}{region}, 'us', 'so does the metadata');
-($s, $d) = OAuthTest::api('PATCH', 'connections/qb/111', 'alice',
-                          json => { label => undef });
+($s, $d) = @{ OAuthKit::api('PATCH', 'connections/qb/111', owner => 'alice',
+                          json => { label => undef }) }{qw(status json)};
 Test::More::is($d->{label}, undef, 'null clears the label');
 Test::More::is($d->{metadata}{region}, 'us', 'and leaves the metadata');
-($s, $d) = OAuthTest::api('DELETE', 'connections', 'alice');
+($s, $d) = @{ OAuthKit::api('DELETE', 'connections', owner => 'alice') }{qw(status json)};
 Test::More::is($s, 200, 'DELETE connections: 200');
 Test::More::is($d->{deleted}, 3, 'three deleted');
 Test::More::is($d->{revoking}, 2, 'the two QuickBooks grants revoked');
@@ -668,6 +668,6 @@ Test::More::is(scalar(() = T::conns('bob', 'demo')), 1, "bob's connection stays"
 --- request
 GET /oauth/api/connections
 --- more_headers
-X-User: alice
+X-Owner: alice
 --- response_body
 []
