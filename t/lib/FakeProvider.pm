@@ -12,9 +12,10 @@ package FakeProvider;
 #   $fake->route('/token/bad', 400, '{"error":"invalid_grant"}');
 #   $fake->stop;                             # also done in an END block
 #
-# The socket is bound by start(); the server process is forked by run()
-# (OAuthKit does it before the first block), so scenarios a suite defines
-# at file level, after "use OAuthKit", exist in the server.
+# The socket is bound by start(); the server process is forked at once, or
+# with start(lazy => 1) by run() (OAuthKit does that before the first
+# block, so that scenarios a suite defines at file level, after "use
+# OAuthKit", exist in the server).
 #
 # Scenarios.  A path "/NAME/ENDPOINT..." whose first segment names a
 # scenario is answered by that scenario's handler for ENDPOINT (the next
@@ -135,6 +136,7 @@ sub start {
     $self->{listen} = $listen;
     push @Started, $self;
     $self->reset;
+    $self->run unless $opt{lazy};
 
     return $self;
 }

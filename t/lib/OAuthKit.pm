@@ -103,7 +103,7 @@ sub write_key_file {
 $ENV{TEST_NGINX_OAUTH_KEY_FILE} =
     write_key_file('keys', 'k1:' . random_key() . "\n");
 
-my $Fake = FakeProvider->start;
+my $Fake = FakeProvider->start(lazy => 1);
 $ENV{TEST_NGINX_FAKE_PORT} = $Fake->port;
 
 sub fake () { $Fake }
