@@ -13,12 +13,12 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx::Socket 'no_plan';
 use Test::More;
 use Time::HiRes qw(time sleep);
-use ApiTest;
+use OAuthKit;
 use WebhookReceiver;
 
 master_on();
 workers(2);
-add_block_preprocessor(\&ApiTest::fresh_block);
+add_block_preprocessor(\&OAuthKit::api_defaults);
 no_shuffle();
 
 our $Rx = WebhookReceiver->start;
@@ -26,14 +26,14 @@ $ENV{TEST_NGINX_HOOK_PORT} = $Rx->port;
 
 our $Secret = 'whsec_' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 24;
 {
-    my $f = ApiTest::oauth_dir() . '/hook-secret';
+    my $f = OAuthKit::oauth_dir() . '/hook-secret';
     open my $o, '>', $f or die "$f: $!";
     print $o "$Secret\n";
     close $o;
     chmod 0600, $f;
     $ENV{TEST_NGINX_HOOK_SECRET} = $f;
 
-    my $g = ApiTest::oauth_dir() . '/hook-secret-open';
+    my $g = OAuthKit::oauth_dir() . '/hook-secret-open';
     open $o, '>', $g or die "$g: $!";
     print $o "$Secret\n";
     close $o;
@@ -45,7 +45,8 @@ my @FIELDS = sort qw(id type time owner provider account status error);
 
 sub connected_ok {
     my ($owner, $provider, $code) = @_;
-    my $c = connect_oauth($owner, $provider, $code);
+    my $c = connect_flow(owner => $owner, provider => $provider, code => $code,
+                         start_args => 'return_to=/done');
     is($c->{status}, 'connected', "$owner connects $provider/$code");
 }
 
@@ -65,7 +66,7 @@ sub delivery_ok {
     is($r->{headers}{'x-oauth-event-id'}, $j->{id},
        "$what: X-OAuth-Event-Id is the id");
     like($j->{time}, $TIME_RE, "$what: RFC 3339 UTC time");
-    ok(abs(ApiTest::epoch($j->{time}) - time) < 120, "$what: time is now");
+    ok(abs(OAuthKit::epoch($j->{time}) - time) < 120, "$what: time is now");
     ok(WebhookReceiver::verify($Secret, $r), "$what: signature verifies");
     my ($t) = ($r->{headers}{'x-oauth-signature'} // '') =~ /^t=(\d+),/;
     ok(defined $t && abs($t - time) < 120, "$what: signed now");
@@ -297,7 +298,7 @@ sub t_down {
              'seq, id, type, owner, provider, account, created, attempts');
         unlike(join("\n", @rows), qr/v1|v2|\Q$Secret\E/, 'no secret listed');
         my $json = `$cli events --json --owner alice --store $ENV{TEST_NGINX_OAUTH_STORE} 2>&1`;
-        my $list = eval { ApiTest::json_body($json) } || [];
+        my $list = eval { OAuthKit::json_decode($json) } || [];
         is(scalar @$list, 1, 'ngx-oauth events --json --owner alice');
         is($list->[0]{event}{type}, 'connection.created', 'the event as sent');
     }
