@@ -246,7 +246,7 @@ OAuthKit::wait_for(sub {
     return $fake->count('refresh') >= 2;
 }, 5);
 Test::More::is($fake->count('refresh'), 2, 'retried after the backoff');
-Test::More::cmp_ok($n, '>', 1, 'requests meanwhile used the old token');
+Test::More::cmp_ok($n, '>=', 1, 'requests meanwhile used the old token');
 for (1 .. 5) {
     $r = OAuthKit::request('GET', '/api/x', owner => 'alice');
 }

@@ -822,7 +822,10 @@ my $storm = OAuthKit::storm_start(10, '/api/x');
 my $holder = OAuthKit::wait_for(sub { T::token_caller() }, 5);
 Test::More::ok($holder, 'the lease holder is calling the provider');
 kill 'KILL', $holder if $holder;
-my @r = OAuthKit::storm_wait($storm, 20);
+# requests sent after the kill reach a live worker whichever worker the
+# kernel handed the first storm to
+my $after = OAuthKit::storm_start(5, '/api/x');
+my @r = (OAuthKit::storm_wait($storm, 20), OAuthKit::storm_wait($after, 20));
 my @ok = grep { $_->{status} == 200 } @r;
 Test::More::cmp_ok(scalar @ok, '>=', 1, 'the requests on the survivor are answered');
 Test::More::is(scalar(grep { T::bearer($_->{body}) ne 'at-3-alice-1' } @ok), 0,
