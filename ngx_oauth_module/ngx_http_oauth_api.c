@@ -33,6 +33,9 @@
 #define NGX_HTTP_OAUTH_SECRET_MAX     4096
 #define NGX_HTTP_OAUTH_SEGMENTS       5
 
+#define NGX_HTTP_OAUTH_ACT_REFRESH    1
+#define NGX_HTTP_OAUTH_ACT_TEST       2
+
 
 typedef struct {
     ngx_http_request_t          *request;
@@ -72,10 +75,6 @@ typedef struct {
 } ngx_http_oauth_revoke_t;
 
 
-#define NGX_HTTP_OAUTH_ACT_REFRESH    1
-#define NGX_HTTP_OAUTH_ACT_TEST       2
-
-
 typedef struct {
     ngx_http_oauth_main_conf_t  *omcf;
     json_t                      *list;
@@ -84,12 +83,46 @@ typedef struct {
 } ngx_http_oauth_list_t;
 
 
+typedef ngx_int_t (*ngx_http_oauth_api_route_pt)(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+
+
+/*
+ * A resource and one of its methods.  A path segment is a literal, or
+ * ":provider" (a configured provider) or ":account" (1 to 128 bytes);
+ * a path no route matches is a 404, a method no route of a matching path
+ * takes is a 405.
+ */
+
+typedef struct {
+    const char                  *name;         /* for the debug log */
+    ngx_uint_t                   nsegs;
+    const char                  *segs[NGX_HTTP_OAUTH_SEGMENTS];
+    ngx_uint_t                   methods;
+    ngx_http_oauth_api_route_pt  handler;
+} ngx_http_oauth_api_route_t;
+
+
+/* a credential field of the non-OAuth kinds at POST connections/P */
+
+typedef struct {
+    ngx_uint_t                   kind;
+    const char                  *name;
+    const char                  *missing;      /* the 400's message */
+    ngx_uint_t                   no_colon;     /* basic's user name */
+} ngx_http_oauth_api_cred_t;
+
+
 static void ngx_http_oauth_api_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_dispatch(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_api_route(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *seg, ngx_uint_t n);
+static ngx_uint_t ngx_http_oauth_api_match(ngx_http_oauth_api_ctx_t *ctx,
+    ngx_http_oauth_api_route_t *rt, ngx_str_t *seg, ngx_uint_t n);
 static ngx_http_oauth_api_ctx_t *ngx_http_oauth_api_ctx(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_not_allowed(ngx_http_request_t *r,
-    const char *allow);
+    ngx_uint_t methods);
 static ngx_int_t ngx_http_oauth_api_origin(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_api_read_body(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
@@ -99,11 +132,19 @@ static ngx_int_t ngx_http_oauth_api_split(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_api_providers(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_api_list(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *provider);
+    ngx_http_oauth_api_ctx_t *ctx);
 static int ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn,
     void *data);
+static ngx_int_t ngx_http_oauth_api_conn_get(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_int_t *rc);
 static ngx_int_t ngx_http_oauth_api_get(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_conn_send(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t status);
+static ngx_int_t ngx_http_oauth_api_refresh_now(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_test_now(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t action);
 static void ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf);
@@ -132,11 +173,18 @@ static void ngx_http_oauth_api_revoke_end(ngx_http_oauth_revoke_t *rv);
 static void ngx_http_oauth_api_revoke_detach(void *data);
 static ngx_int_t ngx_http_oauth_api_create(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_create_account(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_api_refuse(ngx_http_oauth_api_ctx_t *ctx,
+    ngx_uint_t status, const char *code, const char *message);
 static ngx_int_t ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
 static void ngx_http_oauth_api_verified(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *value,
+    ngx_oauth_pair_t *params, ngx_uint_t nparams,
     ngx_http_oauth_fetch_handler_pt handler);
 static json_t *ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_conn_t *conn);
@@ -146,6 +194,57 @@ static ngx_int_t ngx_http_oauth_api_send(ngx_http_request_t *r,
     ngx_uint_t status, json_t *j);
 static void ngx_http_oauth_api_done(ngx_http_request_t *r, ngx_int_t rc);
 static void ngx_http_oauth_api_cleanup(void *data);
+
+
+static ngx_http_oauth_api_route_t  ngx_http_oauth_api_routes[] = {
+
+    { "providers", 1, { "providers" },
+      NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_http_oauth_api_providers },
+
+    { "list", 1, { "connections" },
+      NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_http_oauth_api_list },
+
+    { "delete_all", 1, { "connections" },
+      NGX_HTTP_DELETE, ngx_http_oauth_api_delete_all },
+
+    { "create", 2, { "connections", ":provider" },
+      NGX_HTTP_POST, ngx_http_oauth_api_create },
+
+    { "get", 3, { "connections", ":provider", ":account" },
+      NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_http_oauth_api_get },
+
+    { "patch", 3, { "connections", ":provider", ":account" },
+      NGX_HTTP_PATCH, ngx_http_oauth_api_patch },
+
+    { "delete", 3, { "connections", ":provider", ":account" },
+      NGX_HTTP_DELETE, ngx_http_oauth_api_delete },
+
+    { "refresh", 4, { "connections", ":provider", ":account", "refresh" },
+      NGX_HTTP_POST, ngx_http_oauth_api_refresh_now },
+
+    { "test", 4, { "connections", ":provider", ":account", "test" },
+      NGX_HTTP_POST, ngx_http_oauth_api_test_now },
+
+    { NULL, 0, { NULL }, 0, NULL }
+};
+
+
+static ngx_http_oauth_api_cred_t  ngx_http_oauth_api_creds[] = {
+
+    { NGX_OAUTH_KIND_BASIC, "username",
+      "credentials.username is required", 1 },
+
+    { NGX_OAUTH_KIND_BASIC, "password",
+      "credentials.password is required", 0 },
+
+    { NGX_OAUTH_KIND_API_KEY, "api_key",
+      "credentials.api_key is required", 0 },
+
+    { NGX_OAUTH_KIND_HEADER, "value",
+      "credentials.value is required", 0 },
+
+    { 0, NULL, NULL, 0 }
+};
 
 
 ngx_int_t
@@ -375,10 +474,8 @@ ngx_http_oauth_api_ctx(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_str_t                  seg[NGX_HTTP_OAUTH_SEGMENTS], provider;
+    ngx_str_t                  seg[NGX_HTTP_OAUTH_SEGMENTS];
     ngx_uint_t                 n;
-    const char                *allow;
     ngx_http_oauth_api_ctx_t  *ctx;
 
     ctx = ngx_http_oauth_api_ctx(r);
@@ -397,147 +494,153 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
                                          ctx->message);
     }
 
-    rc = ngx_http_oauth_api_split(r, seg, &n);
-    if (rc != NGX_OK) {
-        goto not_found;
+    switch (ngx_http_oauth_api_split(r, seg, &n)) {
+
+    case NGX_OK:
+        return ngx_http_oauth_api_route(r, ctx, seg, n);
+
+    case NGX_DECLINED:
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth api: path does not split");
+        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND,
+                                         "not_found", "no such resource");
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/* the route of the path and method, or the 404 or 405 */
+
+static ngx_int_t
+ngx_http_oauth_api_route(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
+    ngx_str_t *seg, ngx_uint_t n)
+{
+    ngx_uint_t                   allowed;
+    ngx_http_oauth_api_route_t  *rt;
+
+    allowed = 0;
+
+    for (rt = ngx_http_oauth_api_routes; rt->name; rt++) {
+
+        if (!ngx_http_oauth_api_match(ctx, rt, seg, n)) {
+            continue;
+        }
+
+        if (r->method & rt->methods) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "oauth api: %V: route \"%s\"",
+                           &r->method_name, rt->name);
+
+            return rt->handler(r, ctx);
+        }
+
+        allowed |= rt->methods;
     }
 
-    if (n == 1 && seg[0].len == 9
-        && ngx_strncmp(seg[0].data, "providers", 9) == 0)
-    {
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            allow = "GET, HEAD";
-            goto not_allowed;
-        }
+    if (allowed) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth api: %V: method not allowed", &r->method_name);
 
-        return ngx_http_oauth_api_providers(r, ctx);
+        return ngx_http_oauth_api_not_allowed(r, allowed);
     }
 
-    if (n == 0 || seg[0].len != 11
-        || ngx_strncmp(seg[0].data, "connections", 11) != 0)
-    {
-        goto not_found;
-    }
-
-    if (n == 1) {
-        if (r->method & NGX_HTTP_DELETE) {
-            return ngx_http_oauth_api_delete_all(r, ctx);
-        }
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            allow = "GET, HEAD, DELETE";
-            goto not_allowed;
-        }
-
-        ngx_str_null(&provider);
-
-        if (r->args.len) {
-            u_char           buf[NGX_OAUTH_PROVIDER_MAX + 1];
-            size_t           count;
-            ngx_oauth_str_t  v;
-
-            rc = ngx_oauth_query_get(r->args.data, r->args.len,
-                                     (u_char *) "provider", 8, buf,
-                                     sizeof(buf), &v, &count);
-
-            if (rc == NGX_OAUTH_OK && count == 1) {
-                provider.len = v.len;
-                provider.data = ngx_pnalloc(r->pool, v.len);
-                if (provider.data == NULL) {
-                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-                }
-
-                ngx_memcpy(provider.data, v.data, v.len);
-
-            } else if (rc != NGX_OAUTH_NOT_FOUND) {
-                return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                                 "invalid_request",
-                                                 "bad provider parameter");
-            }
-        }
-
-        return ngx_http_oauth_api_list(r, ctx, &provider);
-    }
-
-    ctx->provider = ngx_http_oauth_provider_find(ctx->omcf, &seg[1]);
-
-    if (ctx->provider == NULL) {
-        goto not_found;
-    }
-
-    if (n == 2) {
-        if (!(r->method & NGX_HTTP_POST)) {
-            allow = "POST";
-            goto not_allowed;
-        }
-
-        return ngx_http_oauth_api_create(r, ctx);
-    }
-
-    ctx->account = seg[2];
-
-    if (ctx->account.len == 0 || ctx->account.len > NGX_OAUTH_ACCOUNT_MAX) {
-        goto not_found;
-    }
-
-    if (n == 3) {
-        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-            return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
-        }
-
-        if (r->method & NGX_HTTP_DELETE) {
-            return ngx_http_oauth_api_delete(r, ctx);
-        }
-
-        if (r->method & NGX_HTTP_PATCH) {
-            return ngx_http_oauth_api_patch(r, ctx);
-        }
-
-        allow = "GET, HEAD, PATCH, DELETE";
-        goto not_allowed;
-    }
-
-    /* only known actions exist: anything else is a 404, not a 405 */
-
-    if (n == 4) {
-        if (seg[3].len == 7 && ngx_strncmp(seg[3].data, "refresh", 7) == 0) {
-            if (!(r->method & NGX_HTTP_POST)) {
-                allow = "POST";
-                goto not_allowed;
-            }
-
-            return ngx_http_oauth_api_refresh(r, ctx,
-                                              NGX_HTTP_OAUTH_ACT_REFRESH);
-        }
-
-        if (seg[3].len == 4 && ngx_strncmp(seg[3].data, "test", 4) == 0) {
-            if (!(r->method & NGX_HTTP_POST)) {
-                allow = "POST";
-                goto not_allowed;
-            }
-
-            return ngx_http_oauth_api_refresh(r, ctx,
-                                              NGX_HTTP_OAUTH_ACT_TEST);
-        }
-    }
-
-not_found:
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: %ui segments: no route", n);
 
     return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                      "no such resource");
+}
 
-not_allowed:
 
-    return ngx_http_oauth_api_not_allowed(r, allow);
+/* whether the path is rt's; its provider and account go into ctx */
+
+static ngx_uint_t
+ngx_http_oauth_api_match(ngx_http_oauth_api_ctx_t *ctx,
+    ngx_http_oauth_api_route_t *rt, ngx_str_t *seg, ngx_uint_t n)
+{
+    ngx_uint_t   i;
+    const char  *p;
+
+    if (rt->nsegs != n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        p = rt->segs[i];
+
+        if (ngx_strcmp(p, ":provider") == 0) {
+            ctx->provider = ngx_http_oauth_provider_find(ctx->omcf, &seg[i]);
+
+            if (ctx->provider == NULL) {
+                return 0;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(p, ":account") == 0) {
+            if (seg[i].len == 0 || seg[i].len > NGX_OAUTH_ACCOUNT_MAX) {
+                return 0;
+            }
+
+            ctx->account = seg[i];
+            continue;
+        }
+
+        if (seg[i].len != ngx_strlen(p)
+            || ngx_strncmp(seg[i].data, p, seg[i].len) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
 /* RFC 9110: a 405 names the methods the resource has, in Allow */
 
 static ngx_int_t
-ngx_http_oauth_api_not_allowed(ngx_http_request_t *r, const char *allow)
+ngx_http_oauth_api_not_allowed(ngx_http_request_t *r, ngx_uint_t methods)
 {
-    if (ngx_http_oauth_add_header(r, "Allow", allow) != NGX_OK) {
+    u_char      *p;
+    ngx_str_t    allow;
+    ngx_uint_t   i;
+
+    static struct {
+        ngx_uint_t   method;
+        const char  *name;
+    }  names[] = {
+        { NGX_HTTP_GET, "GET" },
+        { NGX_HTTP_HEAD, "HEAD" },
+        { NGX_HTTP_POST, "POST" },
+        { NGX_HTTP_PATCH, "PATCH" },
+        { NGX_HTTP_DELETE, "DELETE" }
+    };
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PATCH, DELETE") - 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    allow.data = p;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (methods & names[i].method) {
+            if (p != allow.data) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, names[i].name, ngx_strlen(names[i].name));
+        }
+    }
+
+    allow.len = p - allow.data;
+
+    if (ngx_http_oauth_push_header(r, "Allow", &allow) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -830,17 +933,35 @@ ngx_http_oauth_api_providers(ngx_http_request_t *r,
 }
 
 
+/* GET connections[?provider=P] */
+
 static ngx_int_t
-ngx_http_oauth_api_list(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
-    ngx_str_t *provider)
+ngx_http_oauth_api_list(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
 {
+    u_char                 buf[NGX_OAUTH_PROVIDER_MAX + 1];
+    size_t                 count;
+    ngx_int_t              rc;
     ngx_oauth_str_t        owner, name;
     ngx_http_oauth_list_t  l;
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
-    name.len = provider->len;
-    name.data = provider->data;
+    name.len = 0;
+
+    if (r->args.len) {
+        rc = ngx_oauth_query_get(r->args.data, r->args.len,
+                                 (u_char *) "provider", 8, buf, sizeof(buf),
+                                 &name, &count);
+
+        if (rc == NGX_OAUTH_NOT_FOUND) {
+            name.len = 0;
+
+        } else if (rc != NGX_OAUTH_OK || count != 1) {
+            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request",
+                                             "bad provider parameter");
+        }
+    }
 
     l.omcf = ctx->omcf;
     l.count = 0;
@@ -852,7 +973,7 @@ ngx_http_oauth_api_list(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
     }
 
     if (ngx_oauth_store_conn_each(ctx->omcf->store, &owner,
-                                  provider->len ? &name : NULL,
+                                  name.len ? &name : NULL,
                                   ngx_http_oauth_api_list_one, &l)
         != NGX_OAUTH_OK
         || l.error)
@@ -891,14 +1012,18 @@ ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn, void *data)
 }
 
 
+/*
+ * The owner's connection at ctx's provider and account, into conn, to be
+ * freed by the caller: NGX_OK; else NGX_DECLINED and *rc is the answer
+ * already sent (404: none; 503: the store cannot be read).
+ */
+
 static ngx_int_t
-ngx_http_oauth_api_get(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
-    ngx_uint_t status)
+ngx_http_oauth_api_conn_get(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_int_t *rc)
 {
-    int               rc;
-    json_t           *o;
-    ngx_oauth_str_t   owner, provider, account;
-    ngx_oauth_conn_t  conn;
+    int              n;
+    ngx_oauth_str_t  owner, provider, account;
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
@@ -907,18 +1032,46 @@ ngx_http_oauth_api_get(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
     account.len = ctx->account.len;
     account.data = ctx->account.data;
 
-    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                  &account, &conn);
+    n = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
+                                 &account, conn);
 
-    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                         "no such connection");
+    if (n == NGX_OAUTH_OK) {
+        return NGX_OK;
     }
 
-    if (rc != NGX_OAUTH_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_error",
-                                         "the store cannot be read");
+    if (n == NGX_OAUTH_NOT_FOUND || n == NGX_OAUTH_INVALID) {
+        *rc = ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                        "no such connection");
+
+    } else {
+        *rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "store_error",
+                                        "the store cannot be read");
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_get(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
+{
+    return ngx_http_oauth_api_conn_send(r, ctx, NGX_HTTP_OK);
+}
+
+
+/* the connection as JSON, with status */
+
+static ngx_int_t
+ngx_http_oauth_api_conn_send(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t status)
+{
+    json_t            *o;
+    ngx_int_t          rc;
+    ngx_oauth_conn_t   conn;
+
+    if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
+        return rc;
     }
 
     o = ngx_http_oauth_api_conn_json(ctx->omcf, &conn);
@@ -933,37 +1086,36 @@ ngx_http_oauth_api_get(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx,
 }
 
 
+static ngx_int_t
+ngx_http_oauth_api_refresh_now(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    return ngx_http_oauth_api_refresh(r, ctx, NGX_HTTP_OAUTH_ACT_REFRESH);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_api_test_now(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    return ngx_http_oauth_api_refresh(r, ctx, NGX_HTTP_OAUTH_ACT_TEST);
+}
+
+
 /* refresh now, or (for test) refresh when due and then call userinfo */
 
 static ngx_int_t
 ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t action)
 {
-    int                        rc;
+    ngx_int_t                  rc;
     ngx_uint_t                 refreshable;
-    ngx_oauth_str_t            owner, provider, account;
+    ngx_oauth_str_t            owner, account;
     ngx_oauth_conn_t           conn;
     ngx_http_oauth_refresh_t  *rf;
 
-    owner.len = ctx->owner.len;
-    owner.data = ctx->owner.data;
-    provider.len = ctx->provider->name.len;
-    provider.data = ctx->provider->name.data;
-    account.len = ctx->account.len;
-    account.data = ctx->account.data;
-
-    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                  &account, &conn);
-
-    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                         "no such connection");
-    }
-
-    if (rc != NGX_OAUTH_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_error",
-                                         "the store cannot be read");
+    if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
+        return rc;
     }
 
     ctx->action = action;
@@ -996,6 +1148,11 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
 
     ngx_oauth_conn_free(&conn);
 
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
     rf = ngx_http_oauth_refresh_create(ctx->omcf, ctx->provider, &owner,
                                        &account, r->connection->log,
                                        &r->connection->addr_text);
@@ -1008,6 +1165,11 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     rf->data = ctx;
 
     ctx->refresh = rf;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: %s: refresh started for provider \"%V\"",
+                   action == NGX_HTTP_OAUTH_ACT_TEST ? "test" : "refresh",
+                   &ctx->provider->name);
 
     (void) ngx_http_oauth_refresh_start(rf);
 
@@ -1030,6 +1192,10 @@ ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf)
 
     ctx->refresh = NULL;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: refresh ended: %ui (%s)", rf->result,
+                   rf->error ? rf->error : "-");
+
     if (ctx->action == NGX_HTTP_OAUTH_ACT_TEST
         && rf->result == NGX_HTTP_OAUTH_REFRESH_OK)
     {
@@ -1048,7 +1214,7 @@ ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf)
     switch (rf->result) {
 
     case NGX_HTTP_OAUTH_REFRESH_OK:
-        rc = ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
+        rc = ngx_http_oauth_api_conn_send(r, ctx, NGX_HTTP_OK);
         break;
 
     case NGX_HTTP_OAUTH_REFRESH_GONE:
@@ -1079,9 +1245,8 @@ ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf)
 static ngx_int_t
 ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
 {
-    int               rc;
-    ngx_int_t         n;
-    ngx_oauth_str_t   owner, provider, account;
+    ngx_int_t         rc;
+    ngx_str_t         secret, value;
     ngx_oauth_conn_t  conn;
 
     if (ctx->provider->userinfo_url.len == 0) {
@@ -1091,32 +1256,37 @@ ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
                                          "to test with");
     }
 
-    owner.len = ctx->owner.len;
-    owner.data = ctx->owner.data;
-    provider.len = ctx->provider->name.len;
-    provider.data = ctx->provider->name.data;
-    account.len = ctx->account.len;
-    account.data = ctx->account.data;
-
-    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                  &account, &conn);
-
-    if (rc != NGX_OAUTH_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                         "no such connection");
+    if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
+        return rc;
     }
 
-    n = ngx_http_oauth_api_userinfo(r, ctx, &conn,
-                                    ngx_http_oauth_api_tested);
+    rc = ngx_http_oauth_credential_open(r->pool, r->connection->log,
+                                        ctx->omcf->keyring, &conn, &secret);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_oauth_credential_value(r->pool, r->connection->log,
+                                             ctx->provider, conn.kind,
+                                             &secret, &value);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_oauth_api_userinfo(r, ctx, &value, conn.params,
+                                         conn.nparams,
+                                         ngx_http_oauth_api_tested);
+    }
 
     ngx_oauth_conn_free(&conn);
 
-    if (n != NGX_OK) {
+    if (rc != NGX_OK) {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
                                          "test_failed",
                                          "the credential could not be "
                                          "tried");
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: test: userinfo call to provider \"%V\"",
+                   &ctx->provider->name);
 
     r->read_event_handler = ngx_http_test_reading;
     r->main->count++;
@@ -1129,38 +1299,27 @@ ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn,
+    ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *value,
+    ngx_oauth_pair_t *params, ngx_uint_t nparams,
     ngx_http_oauth_fetch_handler_pt handler)
 {
-    ngx_str_t                secret, value;
     ngx_uint_t               i;
     ngx_oauth_pair_t        *vars;
     ngx_http_oauth_fetch_t  *f;
 
-    if (ngx_http_oauth_credential_open(r->pool, r->connection->log,
-                                       ctx->omcf->keyring, conn, &secret)
-        != NGX_OK
-        || ngx_http_oauth_credential_value(r->pool, r->connection->log,
-                                           ctx->provider, conn->kind,
-                                           &secret, &value)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    vars = ngx_pnalloc(r->pool, sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
+    vars = ngx_pnalloc(r->pool, sizeof(ngx_oauth_pair_t) * (nparams + 1));
     if (vars == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < conn->nparams; i++) {
-        vars[i].name = conn->params[i].name;
-        vars[i].value = conn->params[i].value;
+    for (i = 0; i < nparams; i++) {
+        vars[i].name = params[i].name;
+        vars[i].value = params[i].value;
     }
 
     f = ngx_http_oauth_endpoint_userinfo(r->pool, r->connection->log,
-                                         ctx->provider, vars, conn->nparams,
-                                         &value);
+                                         ctx->provider, vars, nparams,
+                                         value);
     if (f == NULL) {
         return NGX_ERROR;
     }
@@ -1248,12 +1407,16 @@ static ngx_int_t
 ngx_http_oauth_api_delete(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx)
 {
-    int                       rc;
     json_t                   *o;
+    ngx_int_t                 rc;
     ngx_oauth_str_t           owner, provider, account;
     ngx_oauth_conn_t          conn;
     ngx_pool_cleanup_t       *cln;
     ngx_http_oauth_revoke_t  *rv;
+
+    if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
+        return rc;
+    }
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
@@ -1261,20 +1424,6 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
     provider.data = ctx->provider->name.data;
     account.len = ctx->account.len;
     account.data = ctx->account.data;
-
-    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                  &account, &conn);
-
-    if (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_INVALID) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                         "no such connection");
-    }
-
-    if (rc != NGX_OAUTH_OK) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_error",
-                                         "the store cannot be read");
-    }
 
     rv = NULL;
 
@@ -1293,6 +1442,11 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
 
     rc = ngx_http_oauth_webhook_conn_delete(ctx->omcf, r->connection->log,
                                             &owner, &provider, &account);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: delete: %s, %s",
+                   ngx_oauth_strerror((int) rc),
+                   rv ? "revoking" : "nothing to revoke");
 
     if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
         if (rv) {
@@ -1463,7 +1617,7 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
                                          "written");
     }
 
-    return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_OK);
+    return ngx_http_oauth_api_conn_send(r, ctx, NGX_HTTP_OK);
 }
 
 
@@ -1919,21 +2073,20 @@ ngx_http_oauth_api_revoke_detach(void *data)
 }
 
 
-/* POST connections/P: credentials of the non-OAuth kinds */
+/*
+ * POST connections/P: credentials of the non-OAuth kinds.  With a
+ * userinfo_url they are tried there first: nothing is stored unless the
+ * platform accepts them.
+ */
 
 static ngx_int_t
 ngx_http_oauth_api_create(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx)
 {
-    json_t         *account, *creds, *v;
-    size_t          len, i;
-    u_char         *p;
-    const char     *field, *user, *pass, *s;
-    ngx_uint_t      kind;
+    ngx_int_t  rc;
+    ngx_str_t  value;
 
-    kind = ctx->provider->kind;
-
-    if (kind == NGX_OAUTH_KIND_OAUTH2) {
+    if (ctx->provider->kind == NGX_OAUTH_KIND_OAUTH2) {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                          "oauth_provider",
                                          "connect OAuth providers through "
@@ -1946,161 +2099,184 @@ ngx_http_oauth_api_create(ngx_http_request_t *r,
                                          "a JSON body is required");
     }
 
-    account = json_object_get(ctx->body, "account");
-    creds = json_object_get(ctx->body, "credentials");
+    rc = ngx_http_oauth_api_create_account(r, ctx);
 
-    if (!json_is_string(account) || json_string_length(account) == 0
-        || json_string_length(account) > NGX_OAUTH_ACCOUNT_MAX)
-    {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_request",
-                                         "account must be a string of 1 to "
-                                         "128 characters");
+    if (rc == NGX_OK) {
+        rc = ngx_http_oauth_api_create_secret(r, ctx);
     }
 
-    s = json_string_value(account);
-
-    for (i = 0; i < json_string_length(account); i++) {
-        if ((u_char) s[i] < 0x20 || s[i] == 0x7f) {
-            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                             "invalid_request",
-                                             "account has control "
-                                             "characters");
-        }
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_send_error(r, ctx->status, ctx->code,
+                                         ctx->message);
     }
 
-    ctx->account.len = json_string_length(account);
-    ctx->account.data = ngx_pnalloc(r->pool, ctx->account.len);
-    if (ctx->account.data == NULL) {
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(ctx->account.data, s, ctx->account.len);
-
-    if (!json_is_object(creds)) {
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_request",
-                                         "credentials must be an object");
-    }
-
-#define ngx_http_oauth_cred(name, msg)                                       \
-    v = json_object_get(creds, name);                                        \
-    if (!json_is_string(v) || json_string_length(v) == 0                     \
-        || json_string_length(v) > NGX_HTTP_OAUTH_SECRET_MAX)                \
-    {                                                                        \
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,            \
-                                         "invalid_credentials", msg);        \
-    }
-
-    if (kind == NGX_OAUTH_KIND_BASIC) {
-        ngx_http_oauth_cred("username",
-                            "credentials.username is required");
-        user = json_string_value(v);
-
-        if (ngx_strchr(user, ':')) {
-            /* send_error does not escape: no quote in a message */
-            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                             "invalid_credentials",
-                                             "credentials.username must not "
-                                             "contain a colon");
-        }
-
-        ngx_http_oauth_cred("password",
-                            "credentials.password is required");
-        pass = json_string_value(v);
-
-        len = ngx_strlen(user) + 1 + ngx_strlen(pass);
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->secret.data = p;
-        p = ngx_cpymem(p, user, ngx_strlen(user));
-        *p++ = ':';
-        p = ngx_cpymem(p, pass, ngx_strlen(pass));
-        ctx->secret.len = len;
-
-    } else {
-        if (kind == NGX_OAUTH_KIND_API_KEY) {
-            field = "api_key";
-            ngx_http_oauth_cred("api_key",
-                                "credentials.api_key is required");
-
-        } else {
-            field = "value";
-            ngx_http_oauth_cred("value", "credentials.value is required");
-        }
-
-        (void) field;
-
-        len = json_string_length(v);
-
-        ctx->secret.data = ngx_pnalloc(r->pool, len);
-        if (ctx->secret.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(ctx->secret.data, json_string_value(v), len);
-        ctx->secret.len = len;
-    }
-
-#undef ngx_http_oauth_cred
-
-    for (i = 0; i < ctx->secret.len; i++) {
-        if (ctx->secret.data[i] < 0x20 || ctx->secret.data[i] == 0x7f) {
-            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                             "invalid_credentials",
-                                             "credentials must not contain "
-                                             "control characters");
-        }
     }
 
     if (ctx->provider->userinfo_url.len == 0) {
         return ngx_http_oauth_api_store_secret(r, ctx);
     }
 
-    /* verify first: nothing is stored unless the platform accepts it */
-
+    if (ngx_http_oauth_credential_value(r->pool, r->connection->log,
+                                        ctx->provider, ctx->provider->kind,
+                                        &ctx->secret, &value)
+        != NGX_OK
+        || ngx_http_oauth_api_userinfo(r, ctx, &value, NULL, 0,
+                                       ngx_http_oauth_api_verified)
+           != NGX_OK)
     {
-        ngx_oauth_conn_t  conn;
-        ngx_int_t         rc;
-
-        ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
-
-        conn.owner.len = ctx->owner.len;
-        conn.owner.data = ctx->owner.data;
-        conn.provider.len = ctx->provider->name.len;
-        conn.provider.data = ctx->provider->name.data;
-        conn.account.len = ctx->account.len;
-        conn.account.data = ctx->account.data;
-        conn.kind = kind;
-
-        if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
-                                      ctx->omcf->keyring, &conn,
-                                      "credentials",
-                                      (ngx_oauth_str_t *) &ctx->secret,
-                                      &conn.secret)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_http_oauth_api_userinfo(r, ctx, &conn,
-                                         ngx_http_oauth_api_verified);
-        if (rc != NGX_OK) {
-            return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
-                                             "verification_failed",
-                                             "the credentials could not be "
-                                             "verified");
-        }
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                         "verification_failed",
+                                         "the credentials could not be "
+                                         "verified");
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: create: verifying at provider \"%V\"",
+                   &ctx->provider->name);
 
     r->read_event_handler = ngx_http_test_reading;
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+/* the body's "account", into ctx->account */
+
+static ngx_int_t
+ngx_http_oauth_api_create_account(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    size_t   len;
+    json_t  *account;
+
+    account = json_object_get(ctx->body, "account");
+    len = json_string_length(account);
+
+    if (!json_is_string(account) || len == 0 || len > NGX_OAUTH_ACCOUNT_MAX)
+    {
+        return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "account must be a string of 1 "
+                                         "to 128 characters");
+    }
+
+    if (ngx_http_oauth_has_control((u_char *) json_string_value(account),
+                                   len))
+    {
+        return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "account has control characters");
+    }
+
+    ctx->account.data = ngx_pnalloc(r->pool, len);
+    if (ctx->account.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->account.data, json_string_value(account), len);
+    ctx->account.len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The body's "credentials" fields of the provider's kind, joined with
+ * ":" (basic's "user:password"), into ctx->secret, wiped with the ctx.
+ */
+
+static ngx_int_t
+ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
+    ngx_http_oauth_api_ctx_t *ctx)
+{
+    u_char                     *p;
+    size_t                      len;
+    json_t                     *creds, *v;
+    ngx_http_oauth_api_cred_t  *c;
+
+    creds = json_object_get(ctx->body, "credentials");
+
+    if (!json_is_object(creds)) {
+        return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "credentials must be an object");
+    }
+
+    len = 0;
+
+    for (c = ngx_http_oauth_api_creds; c->name; c++) {
+        if (c->kind != ctx->provider->kind) {
+            continue;
+        }
+
+        v = json_object_get(creds, c->name);
+
+        if (!json_is_string(v) || json_string_length(v) == 0
+            || json_string_length(v) > NGX_HTTP_OAUTH_SECRET_MAX)
+        {
+            return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_credentials",
+                                             c->missing);
+        }
+
+        /* send_error does not escape: no quote in a message */
+
+        if (c->no_colon && ngx_strchr(json_string_value(v), ':')) {
+            return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_credentials",
+                                             "credentials.username must "
+                                             "not contain a colon");
+        }
+
+        len += (len ? 1 : 0) + json_string_length(v);
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->secret.data = p;
+    ctx->secret.len = len;
+
+    for (c = ngx_http_oauth_api_creds; c->name; c++) {
+        if (c->kind != ctx->provider->kind) {
+            continue;
+        }
+
+        if (p != ctx->secret.data) {
+            *p++ = ':';
+        }
+
+        v = json_object_get(creds, c->name);
+        p = ngx_cpymem(p, json_string_value(v), json_string_length(v));
+    }
+
+    if (ngx_http_oauth_has_control(ctx->secret.data, ctx->secret.len)) {
+        return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_credentials",
+                                         "credentials must not contain "
+                                         "control characters");
+    }
+
+    return NGX_OK;
+}
+
+
+/* a client mistake, answered by the caller: NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_oauth_api_refuse(ngx_http_oauth_api_ctx_t *ctx, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ctx->status = status;
+    ctx->code = code;
+    ctx->message = message;
+
+    return NGX_DECLINED;
 }
 
 
@@ -2193,7 +2369,7 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
                          &conn.owner, &ctx->provider->name, &conn.account,
                          "ok", NULL, &r->connection->addr_text);
 
-    return ngx_http_oauth_api_get(r, ctx, NGX_HTTP_CREATED);
+    return ngx_http_oauth_api_conn_send(r, ctx, NGX_HTTP_CREATED);
 }
 
 
