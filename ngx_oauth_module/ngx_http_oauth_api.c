@@ -1303,22 +1303,10 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
     ngx_oauth_pair_t *params, ngx_uint_t nparams,
     ngx_http_oauth_fetch_handler_pt handler)
 {
-    ngx_uint_t               i;
-    ngx_oauth_pair_t        *vars;
     ngx_http_oauth_fetch_t  *f;
 
-    vars = ngx_pnalloc(r->pool, sizeof(ngx_oauth_pair_t) * (nparams + 1));
-    if (vars == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < nparams; i++) {
-        vars[i].name = params[i].name;
-        vars[i].value = params[i].value;
-    }
-
     f = ngx_http_oauth_endpoint_userinfo(r->pool, r->connection->log,
-                                         ctx->provider, vars, nparams,
+                                         ctx->provider, params, nparams,
                                          value);
     if (f == NULL) {
         return NGX_ERROR;

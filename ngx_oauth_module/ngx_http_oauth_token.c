@@ -33,6 +33,21 @@
 #define NGX_HTTP_OAUTH_TOKEN_DONE      3
 
 
+/* why no credential was injected: an index into the table below */
+#define NGX_HTTP_OAUTH_TOKEN_E_NO_STORE       0
+#define NGX_HTTP_OAUTH_TOKEN_E_NO_OWNER       1
+#define NGX_HTTP_OAUTH_TOKEN_E_NO_PROVIDER    2
+#define NGX_HTTP_OAUTH_TOKEN_E_STORE          3
+#define NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED  4
+#define NGX_HTTP_OAUTH_TOKEN_E_ACCOUNT        5
+#define NGX_HTTP_OAUTH_TOKEN_E_REAUTH         6
+#define NGX_HTTP_OAUTH_TOKEN_E_EXPIRED        7
+#define NGX_HTTP_OAUTH_TOKEN_E_PROVIDER_DOWN  8
+#define NGX_HTTP_OAUTH_TOKEN_E_CREDENTIAL     9
+#define NGX_HTTP_OAUTH_TOKEN_E_UNSEALING      10
+#define NGX_HTTP_OAUTH_TOKEN_E_SHARED         11
+
+
 typedef struct {
     ngx_uint_t                   state;
     ngx_uint_t                   refresh_result;
@@ -60,6 +75,14 @@ typedef struct {
 } ngx_http_oauth_count_t;
 
 
+typedef struct {
+    ngx_uint_t                   status;
+    ngx_uint_t                   metric;     /* NGX_HTTP_OAUTH_INJECT_* */
+    const char                  *code;
+    const char                  *message;
+} ngx_http_oauth_token_error_t;
+
+
 /*
  * The header put into the client's request headers; found again through
  * its pool cleanup, which also survives the module context being cleared
@@ -72,13 +95,26 @@ typedef struct {
 } ngx_http_oauth_injected_t;
 
 
+static ngx_int_t ngx_http_oauth_token_use(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_token_refresh(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_token_fail(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *message);
+    ngx_uint_t err);
 static ngx_int_t ngx_http_oauth_token_find(ngx_http_request_t *r,
-    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_target(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_only_account(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_miss(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_str_t *account,
+    ngx_uint_t *err);
 static int ngx_http_oauth_token_count(const ngx_oauth_conn_t *conn,
     void *data);
 static ngx_int_t ngx_http_oauth_token_inject(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_params(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
 static ngx_int_t ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx);
@@ -99,6 +135,49 @@ static ngx_int_t ngx_http_oauth_param_variable(ngx_http_request_t *r,
 
 
 ngx_http_output_header_filter_pt  ngx_http_oauth_token_next_header_filter;
+
+
+static ngx_http_oauth_token_error_t  ngx_http_oauth_token_errors[] = {
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_OAUTH_INJECT_UNAVAILABLE,
+      "store_unavailable", "the credential store is not available" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_HTTP_OAUTH_INJECT_UNAUTH,
+      "unauthenticated", "no owner for this request" },
+
+    { NGX_HTTP_NOT_FOUND, NGX_HTTP_OAUTH_INJECT_ERROR,
+      "unknown_provider", "no such provider" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_OAUTH_INJECT_UNAVAILABLE,
+      "store_error", "the credential store cannot be read" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_HTTP_OAUTH_INJECT_NOT_CONNECTED,
+      "not_connected", "no connection for this provider" },
+
+    { NGX_HTTP_CONFLICT, NGX_HTTP_OAUTH_INJECT_ACCOUNT,
+      "account_required", "several accounts are connected: choose one" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_HTTP_OAUTH_INJECT_REAUTH,
+      "reauthorization_required",
+      "the connection must be authorized again" },
+
+    { NGX_HTTP_UNAUTHORIZED, NGX_HTTP_OAUTH_INJECT_REAUTH,
+      "reauthorization_required",
+      "the token expired and cannot be refreshed" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_OAUTH_INJECT_UNAVAILABLE,
+      "provider_unavailable", "the provider cannot refresh the token now" },
+
+    { NGX_HTTP_BAD_GATEWAY, NGX_HTTP_OAUTH_INJECT_ERROR,
+      "invalid_credential", "the stored credential cannot be sent" },
+
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_OAUTH_INJECT_ERROR,
+      "unsealing_failed", "the stored credential cannot be opened" },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_OAUTH_INJECT_UNAVAILABLE,
+      "shared_store_unavailable",
+      "the shared store (PostgreSQL) is not available" }
+};
 
 
 ngx_http_variable_t  ngx_http_oauth_token_vars[] = {
@@ -154,13 +233,8 @@ ngx_http_oauth_redact_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_oauth_token_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_oauth_conn_t             conn;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_oauth_refresh_t    *rf;
     ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_token_ctx_t  *ctx;
-    ngx_http_oauth_main_conf_t  *omcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -206,28 +280,47 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
         ngx_http_set_ctx(r, ctx, ngx_http_oauth_module);
     }
 
+    return ngx_http_oauth_token_use(r, ctx);
+}
+
+
+/* find the connection, refresh it if due, inject its credential */
+
+static ngx_int_t
+ngx_http_oauth_token_use(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_uint_t                   err;
+    ngx_oauth_conn_t             conn;
+    ngx_http_oauth_main_conf_t  *omcf;
+
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
     if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_unavailable",
-                                         "the credential store is not "
-                                         "available");
+        return ngx_http_oauth_token_fail(r,
+                                         NGX_HTTP_OAUTH_TOKEN_E_NO_STORE);
     }
 
-    rc = ngx_http_oauth_token_find(r, ctx, &conn);
+    rc = ngx_http_oauth_token_find(r, ctx, &conn, &err);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_token_fail(r, err);
+    }
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;       /* the shared store is asked meanwhile */
+    }
+
     if (rc != NGX_OK) {
-        return rc;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (conn.status == NGX_OAUTH_STATUS_ERROR
         || conn.status == NGX_OAUTH_STATUS_REVOKED)
     {
         ngx_oauth_conn_free(&conn);
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                         "reauthorization_required",
-                                         "the connection must be "
-                                         "authorized again");
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_OAUTH_TOKEN_E_REAUTH);
     }
 
     if (conn.kind == NGX_OAUTH_KIND_OAUTH2 && !ctx->refreshed
@@ -236,38 +329,7 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
         && conn.refresh.len && ctx->provider->refresh)
     {
         ngx_oauth_conn_free(&conn);
-
-        rf = ngx_http_oauth_refresh_create(omcf, ctx->provider,
-                                           (ngx_oauth_str_t *) &ctx->owner,
-                                           (ngx_oauth_str_t *) &ctx->account,
-                                           r->connection->log,
-                                           &r->connection->addr_text);
-        if (rf == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rf->handler = ngx_http_oauth_token_refreshed;
-        rf->data = ctx;
-
-        cln->handler = ngx_http_oauth_token_cleanup;
-        cln->data = ctx;
-
-        ctx->refresh = rf;
-        ctx->refreshed = 1;
-        ctx->state = NGX_HTTP_OAUTH_TOKEN_WAITING;
-
-        (void) ngx_http_oauth_refresh_start(rf);
-
-        /* the client may go away meanwhile; the refresh goes on */
-
-        r->read_event_handler = ngx_http_test_reading;
-
-        return NGX_AGAIN;
+        return ngx_http_oauth_token_refresh(r, ctx);
     }
 
     if (conn.kind == NGX_OAUTH_KIND_OAUTH2 && conn.expires_at
@@ -278,24 +340,23 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
         if (ctx->refresh_result == NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE
             || ctx->refresh_result == NGX_HTTP_OAUTH_REFRESH_ERROR)
         {
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "provider_unavailable",
-                                             "the provider cannot refresh "
-                                             "the token now");
+            return ngx_http_oauth_token_fail(r,
+                                     NGX_HTTP_OAUTH_TOKEN_E_PROVIDER_DOWN);
         }
 
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                         "reauthorization_required",
-                                         "the token expired and cannot be "
-                                         "refreshed");
+        return ngx_http_oauth_token_fail(r, NGX_HTTP_OAUTH_TOKEN_E_EXPIRED);
     }
 
-    rc = ngx_http_oauth_token_inject(r, ctx, &conn);
+    rc = ngx_http_oauth_token_inject(r, ctx, &conn, &err);
 
     ngx_oauth_conn_free(&conn);
 
+    if (rc == NGX_DECLINED) {
+        return ngx_http_oauth_token_fail(r, err);
+    }
+
     if (rc != NGX_OK) {
-        return rc;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->state = NGX_HTTP_OAUTH_TOKEN_DONE;
@@ -306,28 +367,72 @@ ngx_http_oauth_token_handler(ngx_http_request_t *r)
 }
 
 
+/* the request waits for a refresh; token_refreshed resumes it */
+
+static ngx_int_t
+ngx_http_oauth_token_refresh(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_oauth_refresh_t    *rf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    rf = ngx_http_oauth_refresh_create(omcf, ctx->provider,
+                                       (ngx_oauth_str_t *) &ctx->owner,
+                                       (ngx_oauth_str_t *) &ctx->account,
+                                       r->connection->log,
+                                       &r->connection->addr_text);
+    if (rf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rf->handler = ngx_http_oauth_token_refreshed;
+    rf->data = ctx;
+
+    cln->handler = ngx_http_oauth_token_cleanup;
+    cln->data = ctx;
+
+    ctx->refresh = rf;
+    ctx->refreshed = 1;
+    ctx->state = NGX_HTTP_OAUTH_TOKEN_WAITING;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth token: waiting for a refresh at provider \"%V\"",
+                   &ctx->provider->name);
+
+    (void) ngx_http_oauth_refresh_start(rf);
+
+    /* the client may go away meanwhile; the refresh goes on */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_AGAIN;
+}
+
+
 /* the response is ours: send it and end the phases here */
 
 static ngx_int_t
-ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
+ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t err)
 {
-    ngx_int_t  rc;
+    ngx_int_t                     rc;
+    ngx_http_oauth_token_error_t  *e;
+
+    e = &ngx_http_oauth_token_errors[err];
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "oauth: token not injected: %s", code);
+                  "oauth: token not injected: %s", e->code);
 
-    ngx_http_oauth_metrics_inject(
-        status == NGX_HTTP_UNAUTHORIZED
-        ? (code[0] == 'n' ? NGX_HTTP_OAUTH_INJECT_NOT_CONNECTED
-           : code[0] == 'r' ? NGX_HTTP_OAUTH_INJECT_REAUTH
-           : NGX_HTTP_OAUTH_INJECT_UNAUTH)
-        : status == NGX_HTTP_CONFLICT ? NGX_HTTP_OAUTH_INJECT_ACCOUNT
-        : status == NGX_HTTP_SERVICE_UNAVAILABLE
-          ? NGX_HTTP_OAUTH_INJECT_UNAVAILABLE
-        : NGX_HTTP_OAUTH_INJECT_ERROR);
+    ngx_http_oauth_metrics_inject(e->metric);
 
-    rc = ngx_http_oauth_send_error(r, status, code, message);
+    rc = ngx_http_oauth_send_error(r, e->status, e->code, e->message);
 
     ngx_http_finalize_request(r, rc);
 
@@ -335,174 +440,219 @@ ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * The owner's connection for this location into conn: NGX_OK; or
+ * NGX_DECLINED with *err the refusal; NGX_ERROR.
+ */
+
 static ngx_int_t
 ngx_http_oauth_token_find(ngx_http_request_t *r,
-    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_uint_t *err)
 {
     int                          rc;
-    ngx_str_t                    name;
+    ngx_int_t                    n;
     ngx_oauth_str_t              owner, provider, account;
-    ngx_http_oauth_count_t       count;
-    ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_main_conf_t  *omcf;
 
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
-    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
-
     if (ctx->provider == NULL) {
-        rc = ngx_http_oauth_owner(r, olcf, &ctx->owner);
-
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                             "unauthenticated",
-                                             "no owner for this request");
-        }
-
-        if (ngx_http_complex_value(r, olcf->token, &name) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
-
-        if (ctx->provider == NULL) {
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_NOT_FOUND,
-                                             "unknown_provider",
-                                             "no such provider");
-        }
-
-        if (olcf->token_account) {
-            if (ngx_http_complex_value(r, olcf->token_account, &ctx->account)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            /*
-             * account=$arg_account is the usual form: the value is decoded
-             * once, as a query argument is, so that "team%2Fone" finds
-             * "team/one"; a value that does not decode is used as it is.
-             */
-
-            if (ngx_strlchr(ctx->account.data,
-                            ctx->account.data + ctx->account.len, '%')
-                || ngx_strlchr(ctx->account.data,
-                               ctx->account.data + ctx->account.len, '+'))
-            {
-                u_char  *dst;
-                size_t   len;
-
-                dst = ngx_pnalloc(r->pool, ctx->account.len);
-                if (dst == NULL) {
-                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-                }
-
-                if (ngx_oauth_url_decode(ctx->account.data, ctx->account.len,
-                                         NGX_OAUTH_URL_FORM, dst, &len)
-                    == NGX_OAUTH_OK)
-                {
-                    ctx->account.data = dst;
-                    ctx->account.len = len;
-                }
-            }
+        n = ngx_http_oauth_token_target(r, ctx, err);
+        if (n != NGX_OK) {
+            return n;
         }
     }
+
+    if (ctx->account.len == 0) {
+        n = ngx_http_oauth_token_only_account(r, ctx, err);
+
+        if (n == NGX_DECLINED && *err == NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED)
+        {
+            return ngx_http_oauth_token_miss(r, ctx, NULL, err);
+        }
+
+        if (n != NGX_OK) {
+            return n;
+        }
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+    account.len = ctx->account.len;
+    account.data = ctx->account.data;
+
+    if (account.len > NGX_OAUTH_ACCOUNT_MAX) {
+        *err = NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED;
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_oauth_store_conn_get(omcf->store, &owner, &provider, &account,
+                                  conn);
+
+    if (rc == NGX_OAUTH_OK) {
+        return NGX_OK;
+    }
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        return ngx_http_oauth_token_miss(r, ctx, &account, err);
+    }
+
+    *err = NGX_HTTP_OAUTH_TOKEN_E_STORE;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Not in this node's store.  With a shared store that is only a cache:
+ * PostgreSQL is asked (NGX_AGAIN, the request resumes later).
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_miss(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_str_t *account,
+    ngx_uint_t *err)
+{
+    ngx_int_t        rc;
+    ngx_oauth_str_t  owner, provider;
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
     provider.len = ctx->provider->name.len;
     provider.data = ctx->provider->name.data;
 
-    if (ctx->account.len == 0) {
+    rc = ngx_http_oauth_shared_miss(r, &owner, &provider, account);
 
-        /* no account chosen: fine when the owner has exactly one */
-
-        count.count = 0;
-        count.account = &account;
-        count.pool = r->pool;
-
-        rc = ngx_oauth_store_conn_each(omcf->store, &owner, &provider,
-                                       ngx_http_oauth_token_count, &count);
-
-        if (rc != NGX_OAUTH_OK) {
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "store_error",
-                                             "the credential store cannot "
-                                             "be read");
-        }
-
-        if (count.count == 0) {
-            goto miss;
-        }
-
-        if (count.count > 1) {
-            return ngx_http_oauth_token_fail(r, NGX_HTTP_CONFLICT,
-                                             "account_required",
-                                             "several accounts are "
-                                             "connected: choose one");
-        }
-
-        if (account.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->account.len = account.len;
-        ctx->account.data = account.data;
+    if (rc == NGX_AGAIN || rc == NGX_ERROR) {
+        return rc;
     }
 
-    account.len = ctx->account.len;
-    account.data = ctx->account.data;
+    *err = (rc == NGX_BUSY) ? NGX_HTTP_OAUTH_TOKEN_E_SHARED
+                            : NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED;
 
-    if (account.len > NGX_OAUTH_ACCOUNT_MAX) {
-        goto not_connected;
+    return NGX_DECLINED;
+}
+
+
+/* the owner, the provider and the account= of this location, once */
+
+static ngx_int_t
+ngx_http_oauth_token_target(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err)
+{
+    u_char                      *dst;
+    size_t                       len;
+    ngx_int_t                    rc;
+    ngx_str_t                    name, *a;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    rc = ngx_http_oauth_owner(r, olcf, &ctx->owner);
+
+    if (rc == NGX_DECLINED) {
+        *err = NGX_HTTP_OAUTH_TOKEN_E_NO_OWNER;
+        return NGX_DECLINED;
     }
 
-    rc = ngx_oauth_store_conn_get(omcf->store, &owner, &provider, &account,
-                                  conn);
-
-    if (rc == NGX_OAUTH_NOT_FOUND) {
-        goto miss;
+    if (rc != NGX_OK
+        || ngx_http_complex_value(r, olcf->token, &name) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    if (rc != NGX_OAUTH_OK) {
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_error",
-                                         "the credential store cannot be "
-                                         "read");
+    ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
+
+    if (ctx->provider == NULL) {
+        *err = NGX_HTTP_OAUTH_TOKEN_E_NO_PROVIDER;
+        return NGX_DECLINED;
+    }
+
+    if (olcf->token_account == NULL) {
+        return NGX_OK;
+    }
+
+    a = &ctx->account;
+
+    if (ngx_http_complex_value(r, olcf->token_account, a) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * account=$arg_account is the usual form: the value is decoded once,
+     * as a query argument is, so that "team%2Fone" finds "team/one"; a
+     * value that does not decode is used as it is.
+     */
+
+    if (ngx_strlchr(a->data, a->data + a->len, '%') == NULL
+        && ngx_strlchr(a->data, a->data + a->len, '+') == NULL)
+    {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, a->len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_oauth_url_decode(a->data, a->len, NGX_OAUTH_URL_FORM, dst, &len)
+        == NGX_OAUTH_OK)
+    {
+        a->data = dst;
+        a->len = len;
     }
 
     return NGX_OK;
+}
 
-miss:
 
-    /* with a shared store, this node's LMDB is a cache: ask PostgreSQL */
+/* no account chosen: fine when the owner has exactly one */
 
-    rc = ngx_http_oauth_shared_miss(r, &owner, &provider,
-                                    ctx->account.len ? &account : NULL);
+static ngx_int_t
+ngx_http_oauth_token_only_account(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err)
+{
+    ngx_oauth_str_t              owner, provider, account;
+    ngx_http_oauth_count_t       count;
+    ngx_http_oauth_main_conf_t  *omcf;
 
-    if (rc == NGX_AGAIN) {
-        return NGX_AGAIN;
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+
+    count.count = 0;
+    count.account = &account;
+    count.pool = r->pool;
+
+    if (ngx_oauth_store_conn_each(omcf->store, &owner, &provider,
+                                  ngx_http_oauth_token_count, &count)
+        != NGX_OAUTH_OK)
+    {
+        *err = NGX_HTTP_OAUTH_TOKEN_E_STORE;
+        return NGX_DECLINED;
     }
 
-    if (rc == NGX_BUSY) {
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "shared_store_unavailable",
-                                         "the shared store (PostgreSQL) "
-                                         "is not available");
+    if (count.count != 1) {
+        *err = count.count ? NGX_HTTP_OAUTH_TOKEN_E_ACCOUNT
+                           : NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED;
+        return NGX_DECLINED;
     }
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (account.data == NULL) {
+        return NGX_ERROR;
     }
 
-not_connected:
+    ctx->account.len = account.len;
+    ctx->account.data = account.data;
 
-    return ngx_http_oauth_token_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                     "not_connected",
-                                     "no connection for this provider");
+    return NGX_OK;
 }
 
 
@@ -527,15 +677,11 @@ ngx_http_oauth_token_count(const ngx_oauth_conn_t *conn, void *data)
 
 static ngx_int_t
 ngx_http_oauth_token_inject(ngx_http_request_t *r,
-    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_uint_t *err)
 {
-    ngx_int_t                     rc;
-    ngx_uint_t                    i;
-    ngx_oauth_buf_t               url = ngx_oauth_buf_init;
-    ngx_oauth_str_t               missing;
-    ngx_oauth_pair_t             *vars;
-    ngx_http_oauth_provider_t    *pr;
-    ngx_http_oauth_main_conf_t   *omcf;
+    ngx_int_t                    rc;
+    ngx_http_oauth_provider_t   *pr;
+    ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
     pr = ctx->provider;
@@ -554,34 +700,55 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
                                              &ctx->authorization);
     }
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_BAD_GATEWAY,
-                                         "invalid_credential",
-                                         "the stored credential cannot "
-                                         "be sent");
-    }
-
     if (rc != NGX_OK) {
-        return ngx_http_oauth_token_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "unsealing_failed",
-                                         "the stored credential cannot be "
-                                         "opened");
+        *err = (rc == NGX_DECLINED) ? NGX_HTTP_OAUTH_TOKEN_E_CREDENTIAL
+                                    : NGX_HTTP_OAUTH_TOKEN_E_UNSEALING;
+        return NGX_DECLINED;
     }
 
-    /* kept params, copied: the record goes away after this */
+    if (ngx_http_oauth_token_params(r, ctx, conn) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_oauth_token_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth token: credential injected for provider \"%V\"",
+                   &pr->name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The params kept with the connection, copied (the record goes away
+ * after this) for $oauth_param_NAME, and $oauth_api_base_url with them.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_params(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn)
+{
+    ngx_uint_t                  i;
+    ngx_oauth_buf_t             url = ngx_oauth_buf_init;
+    ngx_oauth_str_t             missing;
+    ngx_oauth_pair_t           *kp;
+    ngx_http_oauth_provider_t  *pr;
+
+    pr = ctx->provider;
 
     ctx->nparams = conn->nparams;
     ctx->params = ngx_pnalloc(r->pool,
                               sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
-    vars = ngx_pnalloc(r->pool,
-                       sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
 
-    if (ctx->params == NULL || vars == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx->params == NULL) {
+        return NGX_ERROR;
     }
 
     for (i = 0; i < conn->nparams; i++) {
-        ngx_oauth_pair_t   *kp = &ctx->params[i];
+        kp = &ctx->params[i];
 
         kp->name.len = conn->params[i].name.len;
         kp->value.len = conn->params[i].value.len;
@@ -589,44 +756,35 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
         kp->value.data = ngx_pnalloc(r->pool, kp->value.len + 1);
 
         if (kp->name.data == NULL || kp->value.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         ngx_memcpy(kp->name.data, conn->params[i].name.data, kp->name.len);
         ngx_memcpy(kp->value.data, conn->params[i].value.data,
                    kp->value.len);
-
-        vars[i].name = kp->name;
-        vars[i].value = kp->value;
     }
 
-    if (pr->api_base_url.len) {
-        if (ngx_oauth_url_expand(&url, pr->api_base_url.data,
-                                 pr->api_base_url.len, vars, conn->nparams,
-                                 &missing)
-            == NGX_OAUTH_OK)
-        {
-            ctx->api_base_url.len = url.len;
-            ctx->api_base_url.data = ngx_pnalloc(r->pool, url.len + 1);
-
-            if (ctx->api_base_url.data == NULL) {
-                ngx_oauth_buf_free(&url);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_memcpy(ctx->api_base_url.data, url.data, url.len);
-        }
-
+    if (pr->api_base_url.len == 0
+        || ngx_oauth_url_expand(&url, pr->api_base_url.data,
+                                pr->api_base_url.len, ctx->params,
+                                ctx->nparams,
+                                &missing)
+           != NGX_OAUTH_OK)
+    {
         ngx_oauth_buf_free(&url);
+        return NGX_OK;
     }
 
-    if (ngx_http_oauth_token_headers(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ctx->api_base_url.len = url.len;
+    ctx->api_base_url.data = ngx_pnalloc(r->pool, url.len + 1);
+
+    if (ctx->api_base_url.data == NULL) {
+        ngx_oauth_buf_free(&url);
+        return NGX_ERROR;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth token: credential injected for provider \"%V\"",
-                   &pr->name);
+    ngx_memcpy(ctx->api_base_url.data, url.data, url.len);
+    ngx_oauth_buf_free(&url);
 
     return NGX_OK;
 }
