@@ -225,6 +225,12 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
     if (st->provider == NULL
         || st->provider->kind != NGX_OAUTH_KIND_OAUTH2)
     {
+        /* the name comes from the URL: the client's mistake, said at info */
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: start for \"%V\": no oauth_provider of kind "
+                      "oauth2 has that name", &name);
+
         st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_NOT_FOUND,
                                            "unknown_provider",
                                            "no such OAuth provider");

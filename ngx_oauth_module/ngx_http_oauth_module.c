@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_api.h"
+#include "ngx_http_oauth_check.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_shared.h"
@@ -41,6 +42,7 @@ static void ngx_http_oauth_keyring_cleanup(void *data);
 
 static char *ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_oauth_store_dir(ngx_conf_t *cf, ngx_str_t *path);
 static char *ngx_http_oauth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -327,6 +329,13 @@ ngx_http_oauth_postconfiguration(ngx_conf_t *cf)
 
     h[0] = ngx_http_oauth_token_log_handler;
 
+    if (ngx_http_oauth_check_locations(cf,
+            ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     /* an upstream 401 marks the injected token to be refreshed */
 
     ngx_http_oauth_token_next_header_filter = ngx_http_top_header_filter;
@@ -558,6 +567,12 @@ ngx_http_oauth_init_module(ngx_cycle_t *cycle)
     if (ngx_file_info(omcf->store_path.data, &fi) == NGX_FILE_ERROR
         && ngx_errno == NGX_ENOENT)
     {
+        /* "nginx -t" changes nothing: the start will create it */
+
+        if (ngx_test_config) {
+            return NGX_OK;
+        }
+
         level = ngx_is_init_cycle(cycle->old_cycle) ? NGX_LOG_NOTICE
                                                     : NGX_LOG_ALERT;
 
@@ -589,7 +604,8 @@ ngx_http_oauth_init_module(ngx_cycle_t *cycle)
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    if (geteuid() == 0 && ccf && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
+    if (!ngx_test_config && geteuid() == 0 && ccf
+        && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
         && ccf->user != 0)
     {
         u_char  lock[NGX_MAX_PATH];
@@ -744,7 +760,13 @@ ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has an empty path";
     }
 
-    if (ngx_conf_full_name(cf->cycle, &omcf->store_path, 0) != NGX_OK) {
+    /* every oauth_ file directive is relative to the conf directory */
+
+    if (ngx_conf_full_name(cf->cycle, &omcf->store_path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_oauth_store_dir(cf, &omcf->store_path) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -788,6 +810,50 @@ ngx_http_oauth_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The store's directory must be there: nothing creates it, and saying so
+ * here gives the file:line that init_module cannot.
+ */
+
+static ngx_int_t
+ngx_http_oauth_store_dir(ngx_conf_t *cf, ngx_str_t *path)
+{
+    u_char           *slash, dir[NGX_MAX_PATH];
+    ngx_file_info_t   fi;
+
+    for (slash = path->data + path->len - 1; slash > path->data; slash--) {
+        if (*slash == '/') {
+            break;
+        }
+    }
+
+    /* "/store.mdb": the root is always there */
+
+    if (slash == path->data || (size_t) (slash - path->data) >= sizeof(dir))
+    {
+        return NGX_OK;
+    }
+
+    ngx_cpystrn(dir, path->data, slash - path->data + 1);
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "oauth: cannot open store \"%V\": directory "
+                           "\"%s\"", path, dir);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "oauth: cannot open store \"%V\": \"%s\": Not a "
+                           "directory", path, dir);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -865,6 +931,12 @@ ngx_http_oauth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
         return NGX_CONF_OK;
+    }
+
+    /* from the conf directory, as the other oauth_ files (not prefix) */
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     omcf->audit_log = ngx_conf_open_file(cf->cycle, &value[1]);
@@ -1049,6 +1121,12 @@ ngx_http_oauth_start(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_oauth_check_note(cf, NGX_HTTP_OAUTH_USE_START, olcf->start)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -1096,6 +1174,12 @@ ngx_http_oauth_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth_module);
     omcf->locations = 1;
+
+    if (ngx_http_oauth_check_note(cf, NGX_HTTP_OAUTH_USE_TOKEN, olcf->token)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1164,7 +1248,26 @@ invalid:
 static char *
 ngx_http_oauth_content(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    return ngx_http_oauth_set_handler(cf, (ngx_http_handler_pt) cmd->post);
+    char        *rv;
+    ngx_uint_t   use;
+
+    rv = ngx_http_oauth_set_handler(cf, (ngx_http_handler_pt) cmd->post);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (cmd->post == ngx_http_oauth_metrics_handler) {
+        return NGX_CONF_OK;
+    }
+
+    use = (cmd->post == ngx_http_oauth_callback_handler)
+          ? NGX_HTTP_OAUTH_USE_CALLBACK : NGX_HTTP_OAUTH_USE_API;
+
+    if (ngx_http_oauth_check_note(cf, use, NULL) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -126,6 +126,7 @@ typedef struct {
 
     ngx_flag_t                   enabled;    /* set by init_main_conf */
     ngx_flag_t                   locations;  /* a location uses the module */
+    ngx_array_t                 *uses;       /* ngx_http_oauth_check.c's */
     ngx_uint_t                   max_readers;
 
     ngx_oauth_store_t           *store;      /* this worker's, or NULL */

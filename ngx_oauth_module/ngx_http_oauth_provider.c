@@ -49,6 +49,8 @@ static char *ngx_http_oauth_provider_list(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *value, ngx_uint_t n);
 static char *ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *path);
+static ngx_int_t ngx_http_oauth_preset_prefix(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, json_t *v);
 static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v,
     ngx_array_t **list);
 static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
@@ -1281,8 +1283,9 @@ ngx_http_oauth_kept_field(ngx_array_t *list, ngx_uint_t n,
 
 /*
  * What the operator must write in the block for the preset to work:
- * "user_agent" (Reddit) or "authorization_param:NAME" (the SP-API's
- * application_id); said at "nginx -t" rather than at the first connect.
+ * "user_agent" (Reddit), "scope" (Slack: no default the app surely has)
+ * or "authorization_param:NAME" (the SP-API's application_id); said at
+ * "nginx -t" rather than at the first connect.
  */
 
 static ngx_int_t
@@ -1309,6 +1312,9 @@ ngx_http_oauth_preset_requires(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
         if (ngx_strcmp(need, "user_agent") == 0) {
             found = (p->user_agent.data != NULL);
+
+        } else if (ngx_strcmp(need, "scope") == 0) {
+            found = (p->scopes != NULL && p->scopes->nelts > 0);
 
         } else if (ngx_strncmp(need, "authorization_param:",
                                sizeof("authorization_param:") - 1)
@@ -1417,6 +1423,48 @@ ngx_http_oauth_preset_scopes(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 }
 
 
+/*
+ * "token_header Authorization;" in a block whose preset sends "Bearer "
+ * (or "token ") before the token would send it bare or with another
+ * prefix: the provider then refuses every call.  The prefix is written
+ * out, "" when none is wanted.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_prefix(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    json_t *v)
+{
+    const char  *name, *prefix;
+
+    if (p->token_header.data == NULL || p->token_prefix_set
+        || !json_is_object(v))
+    {
+        return NGX_OK;
+    }
+
+    name = json_string_value(json_object_get(v, "name"));
+    prefix = json_string_value(json_object_get(v, "prefix"));
+
+    if (name == NULL || prefix == NULL || prefix[0] == '\0'
+        || ngx_strlen(name) != p->token_header.len
+        || ngx_strncasecmp(p->token_header.data, (u_char *) name,
+                           p->token_header.len)
+           != 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "oauth_provider \"%V\" in %s:%ui: \"token_header %V\" "
+                  "has no prefix, but preset \"%V\" sends \"%s\" before "
+                  "the token: write token_header %V \"%s\"; (or \"\" for "
+                  "none)", &p->name, p->file, p->line, &p->token_header,
+                  &p->preset, prefix, &p->token_header, prefix);
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t *catalog)
@@ -1522,6 +1570,11 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     }
 
     v = json_object_get(e, "token_header");
+
+    if (ngx_http_oauth_preset_prefix(cf, p, v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (p->token_header.data == NULL && json_is_object(v)) {
         if (ngx_http_oauth_json_str(cf, v, "name", &p->token_header)
             != NGX_OK

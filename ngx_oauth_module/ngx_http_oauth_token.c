@@ -568,6 +568,13 @@ ngx_http_oauth_token_target(ngx_http_request_t *r,
     ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
 
     if (ctx->provider == NULL) {
+
+        /* a fixed name is checked at "nginx -t"; this is the config's */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: \"oauth_token\" gave the provider name \"%V\", "
+                      "which no oauth_provider block has", &name);
+
         *err = NGX_HTTP_OAUTH_TOKEN_E_NO_PROVIDER;
         return NGX_DECLINED;
     }

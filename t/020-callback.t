@@ -73,8 +73,10 @@ our $Locations = <<'_EOC_';
         oauth_api;
     }
 
+    # by a variable: not every block has a provider "demo"
     location = /use {
-        oauth_token demo account=$arg_account;
+        set $use demo;
+        oauth_token $use account=$arg_account;
         proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/echo-auth;
     }
 

@@ -136,7 +136,7 @@ qr{\A(?=.*^Authorization:\ Bearer\ at-1-alice-1\r$)
         client_secret      test-secret;
         authorization_url  http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
         token_url          http://127.0.0.1:$TEST_NGINX_FAKE_PORT/token;
-        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/callback;
         account_id         user.id;
         token_header       X-Api-Key "";
     }
@@ -175,7 +175,7 @@ qr{\A(?=.*^X-Api-Key:\ at-1-alice-1\r$)
         client_secret      test-secret;
         authorization_url  http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
         token_url          http://127.0.0.1:$TEST_NGINX_FAKE_PORT/token;
-        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/oauth/callback;
+        redirect_uri       http://localhost:$TEST_NGINX_SERVER_PORT/callback;
         account_id         user.id;
         connection_param   shop required "pattern=^[a-z0-9-]{1,40}$";
         api_base_url       "http://127.0.0.1:$TEST_NGINX_FAKE_PORT/api/shops/{shop}/admin";

@@ -156,6 +156,7 @@ sub all_presets_config {
                 if $need eq 'user_agent';
             $conf .= "        authorization_param $1 amzn1.sp.solution.x;\n"
                 if $need =~ /^authorization_param:(.+)$/;
+            $conf .= "        scope read;\n" if $need eq 'scope';
         }
         $conf .= "    }\n";
         $n++;
@@ -527,7 +528,8 @@ qr/"params":\{"shop":"acme"\}/
 
 === TEST 12: Slack user-token installs (authed_user); GoHighLevel agency installs (companyId); WordPress.com tokens per blog
 --- http_config eval
-"    oauth_background_refresh off;\n" . T::block('slacku', 'slack-user', '')
+"    oauth_background_refresh off;\n"
+. T::block('slacku', 'slack-user', "        scope chat:write;\n")
 . T::block('ghl', 'gohighlevel', '')
 . T::block('wp', 'wordpress-com',
            "        userinfo_url http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/q/userinfo;\n")
