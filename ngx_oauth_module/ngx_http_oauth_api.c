@@ -11,6 +11,7 @@
 
 #include "ngx_http_oauth_api.h"
 #include "ngx_http_oauth_audit.h"
+#include "ngx_http_oauth_cors.h"
 #include "ngx_http_oauth_credential.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
@@ -254,6 +255,17 @@ ngx_http_oauth_api_handler(ngx_http_request_t *r)
     ngx_pool_cleanup_t          *cln;
     ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_api_ctx_t    *ctx;
+
+    /* a front-end on an allowed origin: preflight, then CORS headers */
+
+    rc = ngx_http_oauth_cors_preflight(r, "GET, HEAD, POST, PATCH, DELETE");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_oauth_cors_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /*
      * Other methods go through dispatch too, so that their 405 names

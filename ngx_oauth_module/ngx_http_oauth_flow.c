@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_audit.h"
+#include "ngx_http_oauth_cors.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_provider.h"
@@ -92,7 +93,9 @@ static ngx_uint_t ngx_http_oauth_wants_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_start_json(ngx_http_request_t *r,
     ngx_str_t *url, time_t expires);
 static ngx_int_t ngx_http_oauth_start_params(ngx_http_request_t *r,
-    ngx_http_oauth_provider_t *p, ngx_array_t *params);
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, ngx_str_t *bad);
+static ngx_int_t ngx_http_oauth_bad_param(ngx_http_request_t *r,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_oauth_arg(ngx_http_request_t *r, const char *name,
     u_char *buf, size_t size, ngx_str_t *value);
 static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
@@ -152,13 +155,25 @@ static void ngx_http_oauth_pair_set(ngx_oauth_pair_t *pr, const char *name,
 ngx_int_t
 ngx_http_oauth_start_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                    rc;
     ngx_str_t                    url;
     ngx_oauth_flow_t             flow;
     ngx_http_oauth_start_t       st;
     ngx_http_oauth_main_conf_t  *omcf;
 
+    /* a single-page app on an allowed origin starts with fetch() */
+
+    rc = ngx_http_oauth_cors_preflight(r, "GET, HEAD, POST");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_oauth_cors_headers(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
@@ -194,7 +209,7 @@ static ngx_int_t
 ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    name, mode;
+    ngx_str_t                    name, mode, bad;
     ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_main_conf_t  *omcf;
 
@@ -284,13 +299,10 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
         return NGX_DONE;
     }
 
-    rc = ngx_http_oauth_start_params(r, st->provider, &st->params);
+    rc = ngx_http_oauth_start_params(r, st->provider, &st->params, &bad);
 
     if (rc == NGX_DECLINED) {
-        st->rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_connection_param",
-                                           "a connection parameter is "
-                                           "missing or invalid");
+        st->rc = ngx_http_oauth_bad_param(r, &bad);
         return NGX_DONE;
     }
 
@@ -601,7 +613,7 @@ ngx_http_oauth_start_json(ngx_http_request_t *r, ngx_str_t *url,
 
 static ngx_int_t
 ngx_http_oauth_start_params(ngx_http_request_t *r,
-    ngx_http_oauth_provider_t *p, ngx_array_t *params)
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, ngx_str_t *bad)
 {
     u_char                       *buf;
     ngx_int_t                     rc;
@@ -668,6 +680,8 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
                       "oauth: connection parameter \"%V\" is missing or "
                       "invalid", &cp[i].name);
 
+        *bad = cp[i].name;
+
         return NGX_DECLINED;
     }
 
@@ -680,6 +694,45 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
  * repeated, malformed or too long: a security parameter given twice is
  * refused rather than guessed at.
  */
+
+/*
+ * invalid_connection_param names the parameter, so that a front-end can
+ * point at the field (the shop of Shopify); names are the operator's
+ * connection_param names, checked to be safe in JSON.
+ */
+
+static ngx_int_t
+ngx_http_oauth_bad_param(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char      *msg;
+    ngx_uint_t   i;
+
+    for (i = 0; i < name->len; i++) {
+        if (!(ngx_http_oauth_isalnum(name->data[i]) || name->data[i] == '_'
+              || name->data[i] == '-' || name->data[i] == '.'))
+        {
+            break;
+        }
+    }
+
+    msg = (i == name->len && name->len <= 64)
+          ? ngx_pnalloc(r->pool, name->len + 64) : NULL;
+
+    if (msg == NULL) {
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_connection_param",
+                                         "a connection parameter is "
+                                         "missing or invalid");
+    }
+
+    (void) ngx_sprintf(msg, "the connection parameter \\\"%V\\\" is "
+                       "missing or invalid%Z", name);
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_connection_param",
+                                     (const char *) msg);
+}
+
 
 static ngx_int_t
 ngx_http_oauth_arg(ngx_http_request_t *r, const char *name, u_char *buf,
@@ -1140,6 +1193,21 @@ bad_state:
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: callback with a missing, repeated, unknown or "
                   "used state");
+
+    /*
+     * Back, reload or a double click on "Approve": the flow is spent and
+     * its return_to unknown, so a person gets a page, a script JSON.
+     */
+
+    if (ngx_http_oauth_wants_html(r)) {
+        return ngx_http_oauth_send_page(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid_state",
+                                        "This sign-in link was already "
+                                        "used or has expired",
+                                        "Nothing was changed. Go back to "
+                                        "the page you came from and "
+                                        "connect again.");
+    }
 
     return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_state",

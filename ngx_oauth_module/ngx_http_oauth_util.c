@@ -109,6 +109,18 @@ ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
     size_t      len;
     ngx_str_t   type = ngx_string("application/json");
 
+    /* RFC 9110 section 15.5.2: a 401 names how to authenticate */
+
+    if (status == NGX_HTTP_UNAUTHORIZED
+        && ngx_http_oauth_challenge(r, code) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_oauth_error_page(r, status)) {
+        return status;
+    }
+
     /* code and message are static texts of the module, safe in JSON */
 
     len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
@@ -201,4 +213,119 @@ ngx_http_oauth_has_control(const u_char *data, size_t len)
     }
 
     return 0;
+}
+
+
+/*
+ * The module's credential is not the client's to send: the challenge
+ * names the realm and the error code, which a script reads without
+ * parsing the body.
+ */
+
+ngx_int_t
+ngx_http_oauth_challenge(ngx_http_request_t *r, const char *code)
+{
+    u_char     *p;
+    ngx_str_t   v;
+
+    v.len = sizeof("Bearer realm=\"oauth\", error=\"\"") - 1
+            + ngx_strlen(code);
+
+    v.data = ngx_pnalloc(r->pool, v.len);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(v.data, "Bearer realm=\"oauth\", error=\"%s\"", code);
+    v.len = p - v.data;
+
+    r->headers_out.www_authenticate = ngx_http_oauth_push_header(r,
+                                                   "WWW-Authenticate", &v);
+
+    return r->headers_out.www_authenticate ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * "error_page 401 ..." in the location: nginx's own error page handling
+ * answers (a redirect to a connect page, a styled page), as it does for
+ * any other handler's status.  Not from within an error page already.
+ */
+
+ngx_uint_t
+ngx_http_oauth_error_page(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_uint_t                 i;
+    ngx_http_err_page_t       *ep;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->error_page || clcf->error_pages == NULL || r->uri_changes == 0) {
+        return 0;
+    }
+
+    ep = clcf->error_pages->elts;
+
+    for (i = 0; i < clcf->error_pages->nelts; i++) {
+        if (ep[i].status == (ngx_int_t) status) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* whether a browser navigated here (it takes text/html), not a script */
+
+ngx_uint_t
+ngx_http_oauth_wants_html(ngx_http_request_t *r)
+{
+    ngx_str_t  *accept;
+
+#if (NGX_HTTP_HEADERS)
+    accept = r->headers_in.accept ? &r->headers_in.accept->value : NULL;
+#else
+    accept = NULL;
+#endif
+
+    return accept != NULL
+           && ngx_strlcasestrn(accept->data, accept->data + accept->len,
+                               (u_char *) "text/html", 9 - 1)
+              != NULL;
+}
+
+
+/* a small page for a person; title and text are static, safe in HTML */
+
+ngx_int_t
+ngx_http_oauth_send_page(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *title, const char *text)
+{
+    u_char     *body, *last;
+    size_t      len;
+    ngx_str_t   type = ngx_string("text/html; charset=utf-8");
+
+    static const char  page[] =
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        "<title>%s</title></head>\n<body><h1>%s</h1>\n<p>%s</p>\n"
+        "<p><a href=\"/\">Back to the start page</a></p>\n"
+        "<!-- oauth_error: %s -->\n</body></html>\n";
+
+    if (ngx_http_oauth_error_page(r, status)) {
+        return status;
+    }
+
+    len = sizeof(page) + 2 * ngx_strlen(title) + ngx_strlen(text)
+          + ngx_strlen(code);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_snprintf(body, len, page, title, title, text, code);
+
+    return ngx_http_oauth_send(r, status, &type, body, last - body);
 }

@@ -43,6 +43,23 @@ ngx_int_t ngx_http_oauth_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_oauth_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 
+/* WWW-Authenticate: Bearer realm="oauth", error="code" (a static text) */
+ngx_int_t ngx_http_oauth_challenge(ngx_http_request_t *r, const char *code);
+
+/*
+ * Whether the location has an error_page for status: then the module
+ * returns the status and nginx's error page answers instead of its body.
+ */
+ngx_uint_t ngx_http_oauth_error_page(ngx_http_request_t *r,
+    ngx_uint_t status);
+
+/* whether the client takes text/html: a browser that navigated here */
+ngx_uint_t ngx_http_oauth_wants_html(ngx_http_request_t *r);
+
+/* a small HTML page for a person (static texts), or the error_page */
+ngx_int_t ngx_http_oauth_send_page(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *title, const char *text);
+
 /* a response header; name and value must outlive the request */
 ngx_table_elt_t *ngx_http_oauth_push_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);

@@ -306,6 +306,9 @@ while (my ($query, $why) = splice @bad, 0, 2) {
     my $res = http_get("/connect/shop?$query", 'X-Owner' => 'alice');
     is($res->{status}, 400, "$why: 400");
     like($res->{content}, qr/"error":"invalid_connection_param"/, "$why: error code");
+    my $param = $query =~ /region=/ && $why =~ /optional/ ? 'region' : 'shop';
+    like($res->{content}, qr/"message":"the connection parameter \\"\Q$param\E\\" is missing or invalid"/,
+         "$why: the message names $param");
     ok(!$res->{headers}{'set-cookie'}, "$why: no cookie, no flow");
 }
 

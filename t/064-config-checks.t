@@ -23,7 +23,7 @@ our $At = qr{ in \S+/nginx\.conf:\d+};
 # in the configuration directory.
 {
     my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-    my ($so) = grep { /oauth/ } split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
+    my ($so) = grep { !/_echo_/ } split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
     my $dir = File::Temp::tempdir('oauth-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     mkdir "$dir/conf";
     mkdir "$dir/logs";
