@@ -65,10 +65,13 @@ static int ngx_oauth_catalog_string(json_t *v, int nonempty,
 static int ngx_oauth_catalog_only(json_t *o, const char **keys);
 
 
-const char  *ngx_oauth_catalog_strs[] = {
-    "display_name", "authorization_url", "token_url", "revocation_url",
-    "userinfo_url", "issuer", "account_id", "account_name", "api_base_url",
-    "scope_separator", NULL
+const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1] = {
+    "display_name", "client_id", "client_secret", "redirect_uri",
+    "authorization_url", "token_url", "revocation_url", "userinfo_url",
+    "issuer", "account_id", "account_name", "api_base_url",
+    "scope_separator", "code_param", "client_id_param", "user_agent",
+    "token_path", "exchange_url", "refresh_url", "revocation_method",
+    "revocation_auth", "revocation_body", "callback_hmac", NULL
 };
 
 
@@ -89,6 +92,17 @@ static const ngx_oauth_catalog_key_t  ngx_oauth_catalog_keys[] = {
     { "keep_callback_params", ngx_oauth_catalog_strings,
       ngx_oauth_catalog_off(keep_callback_params),
       ngx_oauth_catalog_off(nkeep_callback_params) },
+
+    { "requires", ngx_oauth_catalog_strings,
+      ngx_oauth_catalog_off(requires), ngx_oauth_catalog_off(nrequires) },
+
+    { "scope_required", ngx_oauth_catalog_strings,
+      ngx_oauth_catalog_off(scope_required),
+      ngx_oauth_catalog_off(nscope_required) },
+
+    { "token_headers", ngx_oauth_catalog_pairs,
+      ngx_oauth_catalog_off(token_headers),
+      ngx_oauth_catalog_off(ntoken_headers) },
 
     { "authorization_params", ngx_oauth_catalog_pairs,
       ngx_oauth_catalog_off(authorization_params),
@@ -313,7 +327,8 @@ ngx_oauth_catalog_entry(ngx_oauth_catalog_entry_t *e, const char *name,
         }
 
         if (ngx_oauth_catalog_strs[i]) {
-            rc = ngx_oauth_catalog_string(v, 0, &e->strs[i]);
+            rc = json_is_null(v) ? NGX_OAUTH_OK
+                                 : ngx_oauth_catalog_string(v, 0, &e->strs[i]);
             why = "must be a string";
 
         } else {
@@ -362,6 +377,9 @@ ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
     free(e->connection_params);
     free(e->keep_callback_params);
     free(e->keep_token_fields);
+    free(e->requires);
+    free(e->scope_required);
+    free(e->token_headers);
     memset(e, 0, sizeof(ngx_oauth_catalog_entry_t));
 }
 
@@ -591,10 +609,12 @@ ngx_oauth_catalog_params(ngx_oauth_catalog_entry_t *e, json_t *v,
     json_t                     *o, *x;
     ngx_oauth_catalog_param_t  *a;
 
-    static const char  *keys[] = { "name", "pattern", "required", NULL };
+    static const char  *keys[] = {
+        "name", "pattern", "required", "strip_suffix", NULL
+    };
 
-    *why = "must be an array of {\"name\", \"pattern\", \"required\"} "
-           "with a name and a pattern that compiles";
+    *why = "must be an array of {\"name\", \"pattern\", \"required\", "
+           "\"strip_suffix\"} with a name and a pattern that compiles";
 
     if (!json_is_array(v)) {
         return NGX_OAUTH_INVALID;
@@ -625,6 +645,15 @@ ngx_oauth_catalog_params(ngx_oauth_catalog_entry_t *e, json_t *v,
                 || ngx_oauth_pattern_check((char *) a[i].pattern.data, NULL,
                                            0)
                    != NGX_OAUTH_OK))
+        {
+            return NGX_OAUTH_INVALID;
+        }
+
+        x = json_object_get(o, "strip_suffix");
+
+        if (x != NULL
+            && ngx_oauth_catalog_string(x, 1, &a[i].strip_suffix)
+               != NGX_OAUTH_OK)
         {
             return NGX_OAUTH_INVALID;
         }

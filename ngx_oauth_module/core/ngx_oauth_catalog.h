@@ -18,16 +18,20 @@
 #define NGX_OAUTH_CATALOG_UNSET      -1
 
 /* the plain string fields: ngx_oauth_catalog_strs[] */
-#define NGX_OAUTH_CATALOG_NSTRS      10
+#define NGX_OAUTH_CATALOG_NSTRS      23
 
 
 typedef struct ngx_oauth_catalog_s  ngx_oauth_catalog_t;
 
 
-/* connection_params[]: {"name": ..., "pattern": ..., "required": ...} */
+/*
+ * connection_params[]: {"name": ..., "pattern": ..., "required": ...,
+ * "strip_suffix": ...}
+ */
 typedef struct {
     ngx_oauth_str_t            name;
-    ngx_oauth_str_t            pattern;     /* len 0: any value */
+    ngx_oauth_str_t            pattern;       /* len 0: any value */
+    ngx_oauth_str_t            strip_suffix;  /* data NULL: none */
     unsigned                   required;
 } ngx_oauth_catalog_param_t;
 
@@ -67,6 +71,12 @@ typedef struct {
     ngx_oauth_str_t           *keep_callback_params;
     size_t                     nkeep_token_fields;
     ngx_oauth_catalog_keep_t  *keep_token_fields;
+    size_t                     nrequires;
+    ngx_oauth_str_t           *requires;
+    size_t                     nscope_required;
+    ngx_oauth_str_t           *scope_required;
+    size_t                     ntoken_headers;
+    ngx_oauth_pair_t          *token_headers;
 
     /* the plain string fields, in the order of ngx_oauth_catalog_strs */
     ngx_oauth_str_t            strs[NGX_OAUTH_CATALOG_NSTRS];
@@ -74,12 +84,11 @@ typedef struct {
 
 
 /*
- * The JSON keys of the plain string fields of an entry: "display_name",
- * "authorization_url", "token_url", "revocation_url", "userinfo_url",
- * "issuer", "account_id", "account_name", "api_base_url",
- * "scope_separator"; NULL-terminated.
+ * The JSON keys of the plain string fields of an entry, NULL-terminated:
+ * the provider block's string directives of the same names.  A JSON
+ * null there counts as absent.
  */
-extern const char  *ngx_oauth_catalog_strs[];
+extern const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1];
 
 
 /*

@@ -103,8 +103,8 @@ test_builtin(void **state)
     assert_non_null(s);
     assert_string_equal((char *) s->data,
                         "https://github.com/login/oauth/access_token");
-    assert_null(ngx_oauth_catalog_str(e, "revocation_url"));
-    assert_null(ngx_oauth_catalog_str(e, "client_secret"));
+    assert_null(ngx_oauth_catalog_str(e, "callback_hmac"));
+    assert_null(ngx_oauth_catalog_str(e, "no_such_key"));
 
     assert_int_equal(ngx_oauth_catalog_get(cat, T("salesforce-mydomain"),
                                            &e),
@@ -114,6 +114,12 @@ test_builtin(void **state)
                         "domain");
     assert_true(e->connection_params[0].required);
     assert_true(e->connection_params[0].pattern.len > 0);
+    assert_null(e->connection_params[0].strip_suffix.data);
+
+    assert_int_equal(ngx_oauth_catalog_get(cat, T("shopify"), &e),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) e->connection_params[0].strip_suffix.data,
+                        ".myshopify.com");
 
     assert_int_equal(ngx_oauth_catalog_get(cat, T("calendly"), &e),
                      NGX_OAUTH_OK);
@@ -158,8 +164,12 @@ static const test_bad_t  test_bad[] = {
       "preset \"a\": \"token_url\" must be a string" },
     { "{\"a\":{\"tokenurl\":\"https://x\"}}",
       "preset \"a\": unknown key \"tokenurl\"" },
-    { "{\"a\":{\"client_secret\":\"s\"}}",
-      "preset \"a\": unknown key \"client_secret\"" },
+    { "{\"a\":{\"token_url\":[\"x\"]}}",
+      "preset \"a\": \"token_url\" must be a string" },
+    { "{\"a\":{\"requires\":\"user_agent\"}}",
+      "preset \"a\": \"requires\" must be an array" },
+    { "{\"a\":{\"token_headers\":{\"X\":true}}}",
+      "preset \"a\": \"token_headers\" must be an object of strings" },
     { "{\"a\":{\"scope\":\"read\"}}",
       "preset \"a\": \"scope\" must be an array of non-empty strings" },
     { "{\"a\":{\"scope\":[\"read\",\"\"]}}", "\"scope\" must be an array" },
@@ -231,7 +241,9 @@ test_strict(void **state)
         "\"token_params\":{\"x\":\"1\",\"y\":\"\"},"
         "\"connection_params\":[{\"name\":\"d\"}],"
         "\"keep_token_fields\":[{\"path\":\"o.id\"}],"
-        "\"keep_callback_params\":[\"shop\"]}}"), err, sizeof(err)),
+        "\"keep_callback_params\":[\"shop\"],\"revocation_body\":null,"
+        "\"requires\":[\"user_agent\"],\"token_headers\":{\"X-A\":\"1\"}"
+        "}}"), err, sizeof(err)),
         NGX_OAUTH_OK);
 
     assert_int_equal(ngx_oauth_catalog_get(cat, T("a"), &e), NGX_OAUTH_OK);
@@ -248,6 +260,10 @@ test_strict(void **state)
     assert_false(e->connection_params[0].required);
     assert_string_equal((char *) e->keep_token_fields[0].as.data, "o.id");
     assert_int_equal(e->nkeep_callback_params, 1);
+    assert_null(ngx_oauth_catalog_str(e, "revocation_body"));
+    assert_int_equal(e->nrequires, 1);
+    assert_int_equal(e->ntoken_headers, 1);
+    assert_string_equal((char *) e->token_headers[0].value.data, "1");
 
     ngx_oauth_catalog_free(cat);
     ngx_oauth_catalog_free(NULL);
