@@ -1449,6 +1449,11 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
                    rv ? "revoking" : "nothing to revoke");
 
     if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot delete connection: %s (%s)",
+                      ngx_oauth_strerror(rc),
+                      ngx_oauth_store_error(ctx->omcf->store));
+
         if (rv) {
             ngx_destroy_pool(rv->pool);
         }

@@ -132,6 +132,8 @@ static const char *ngx_http_oauth_conn_account(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
 static ngx_int_t ngx_http_oauth_conn_scopes(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn);
+static ngx_int_t ngx_http_oauth_kept_check(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_oauth_conn_params(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_oauth_conn_t *conn);
 static void ngx_http_oauth_cb_finish(ngx_http_request_t *r,
@@ -458,6 +460,7 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
     ngx_http_oauth_start_t *st, ngx_oauth_flow_t *flow, ngx_str_t *url)
 {
     int                          rc;
+    size_t                       evicted;
     ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
@@ -476,8 +479,23 @@ ngx_http_oauth_start_redirect(ngx_http_request_t *r,
     }
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_oauth_store_flow_put(omcf->store, st->state,
-                                      NGX_OAUTH_STATE_LEN, flow);
+
+        /*
+         * An owner's pending flows are capped (oauth_max_flows_per_owner):
+         * the oldest makes room, so one user cannot fill the store with
+         * starts, and a user with many tabs loses only the oldest.
+         */
+
+        rc = ngx_oauth_store_flow_add(omcf->store, st->state,
+                                      NGX_OAUTH_STATE_LEN, flow,
+                                      omcf->max_flows, &evicted);
+
+        if (rc == NGX_OAUTH_OK && evicted) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth: owner has %ui pending flows: the oldest "
+                          "%uz dropped", omcf->max_flows, evicted);
+        }
+
     } else {
         rc = NGX_OAUTH_OK;
     }
@@ -2009,9 +2027,17 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         conn.expires_at = conn.updated_at + ctx->token.expires_in;
     }
 
-    if (ngx_http_oauth_conn_scopes(r, ctx, &conn) != NGX_OK
-        || ngx_http_oauth_conn_params(r, ctx, &conn) != NGX_OK)
-    {
+    if (ngx_http_oauth_conn_scopes(r, ctx, &conn) != NGX_OK) {
+        return "internal_error";
+    }
+
+    rc = ngx_http_oauth_conn_params(r, ctx, &conn);
+
+    if (rc == NGX_DECLINED) {
+        return "invalid_token_response";
+    }
+
+    if (rc != NGX_OK) {
         return "internal_error";
     }
 
@@ -2214,12 +2240,62 @@ ngx_http_oauth_conn_params(ngx_http_request_t *r,
             continue;
         }
 
+        if (ngx_http_oauth_kept_check(r, &kf[i].as, &value) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
         ngx_http_oauth_ostr(&kp[conn->nparams].name, &kf[i].as);
         ngx_http_oauth_ostr(&kp[conn->nparams].value, &value);
         conn->nparams++;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A token field the provider sends becomes $oauth_param_NAME, used in
+ * headers (proxy_set_header) and as an upstream (proxy_pass, Salesforce's
+ * instance_url): no control character, and a value that is a URL must be
+ * one the module itself would send a token to (https, or http to
+ * loopback), or a provider's answer could pick where the token goes.
+ */
+
+static ngx_int_t
+ngx_http_oauth_kept_check(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    ngx_uint_t   i;
+    const char  *reason;
+
+    reason = NULL;
+
+    for (i = 0; i < value->len; i++) {
+        if (value->data[i] < 0x20 || value->data[i] == 0x7f) {
+            reason = "a control character";
+            break;
+        }
+    }
+
+    if (reason == NULL
+        && ngx_strlcasestrn(value->data, value->data + value->len,
+                            (u_char *) "://", 3 - 1)
+           != NULL
+        && ngx_oauth_url_check_endpoint(value->data, value->len, 0, &reason)
+           != NGX_OAUTH_OK)
+    {
+        /* reason says what is wrong with the URL */
+    }
+
+    if (reason == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "oauth: token field kept as \"%V\" refused: %s", name,
+                  reason);
+
+    return NGX_DECLINED;
 }
 
 

@@ -20,7 +20,15 @@
  */
 
 
+/*
+ * Due connections are read in batches, and refreshed a few at a time:
+ * a process that dies (a crash, kill -9) loses the answers of the calls
+ * it has out, and with providers that rotate refresh tokens each lost
+ * answer costs a grant.  Spread out, a crash costs at most this many.
+ */
+
 #define NGX_HTTP_OAUTH_BG_BATCH       16
+#define NGX_HTTP_OAUTH_BG_PARALLEL    2
 
 
 typedef struct {
@@ -33,8 +41,10 @@ typedef struct {
 typedef struct {
     ngx_http_oauth_main_conf_t  *omcf;
     ngx_pool_t                  *pool;
+    ngx_log_t                   *log;
     time_t                       now;
     ngx_uint_t                   n;
+    ngx_uint_t                   next;     /* the next one to start */
     ngx_http_oauth_due_t         due[NGX_HTTP_OAUTH_BG_BATCH];
 } ngx_http_oauth_scan_t;
 
@@ -50,11 +60,15 @@ static int ngx_http_oauth_background_scan(const ngx_oauth_conn_t *conn,
     void *data);
 static ngx_int_t ngx_http_oauth_background_copy(ngx_pool_t *pool,
     const ngx_oauth_str_t *src, ngx_oauth_str_t *dst);
+static void ngx_http_oauth_background_next(void);
 static void ngx_http_oauth_background_done(ngx_http_oauth_refresh_t *rf);
 
 
-static ngx_event_t  ngx_http_oauth_housekeeper;
-static ngx_uint_t   ngx_http_oauth_background_running;
+static ngx_event_t             ngx_http_oauth_housekeeper;
+static ngx_uint_t              ngx_http_oauth_background_running;
+
+/* the batch being worked through, NULL when none */
+static ngx_http_oauth_scan_t  *ngx_http_oauth_background_batch;
 
 
 ngx_int_t
@@ -165,21 +179,28 @@ ngx_http_oauth_flow_purge(ngx_http_oauth_main_conf_t *omcf, ngx_log_t *log)
 }
 
 
-/* a batch of due connections is read, then each is refreshed */
+/* a batch of due connections is read, then refreshed a few at a time */
 
 static void
 ngx_http_oauth_background_refresh(ngx_http_oauth_main_conf_t *omcf,
     ngx_log_t *log)
 {
-    ngx_str_t                   name;
-    ngx_uint_t                  i;
-    ngx_pool_t                 *pool;
-    ngx_http_oauth_scan_t      *scan;
-    ngx_http_oauth_refresh_t   *rf;
-    ngx_http_oauth_provider_t  *p;
+    ngx_pool_t             *pool;
+    ngx_http_oauth_scan_t  *scan;
 
-    if (ngx_http_oauth_background_running >= NGX_HTTP_OAUTH_BG_BATCH) {
-        return;
+    scan = ngx_http_oauth_background_batch;
+
+    if (scan != NULL) {
+        if (scan->next < scan->n
+            || ngx_http_oauth_background_running)
+        {
+            return;
+        }
+
+        /* the batch is through and nothing of it runs: read the next */
+
+        ngx_http_oauth_background_batch = NULL;
+        ngx_destroy_pool(scan->pool);
     }
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
@@ -189,13 +210,16 @@ ngx_http_oauth_background_refresh(ngx_http_oauth_main_conf_t *omcf,
 
     scan = ngx_palloc(pool, sizeof(ngx_http_oauth_scan_t));
     if (scan == NULL) {
-        goto done;
+        ngx_destroy_pool(pool);
+        return;
     }
 
     scan->omcf = omcf;
     scan->pool = pool;
+    scan->log = log;
     scan->now = ngx_time();
     scan->n = 0;
+    scan->next = 0;
 
     if (ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
                                   ngx_http_oauth_background_scan, scan)
@@ -205,17 +229,47 @@ ngx_http_oauth_background_refresh(ngx_http_oauth_main_conf_t *omcf,
                       "oauth: background refresher cannot read the store");
     }
 
-    for (i = 0; i < scan->n; i++) {
-        name.len = scan->due[i].provider.len;
-        name.data = scan->due[i].provider.data;
+    if (scan->n == 0) {
+        ngx_destroy_pool(pool);
+        return;
+    }
 
-        p = ngx_http_oauth_provider_find(omcf, &name);
+    ngx_http_oauth_background_batch = scan;
+
+    ngx_http_oauth_background_next();
+}
+
+
+/* starts refreshes of the batch while fewer than the limit run */
+
+static void
+ngx_http_oauth_background_next(void)
+{
+    ngx_str_t                   name;
+    ngx_http_oauth_due_t       *due;
+    ngx_http_oauth_scan_t      *scan;
+    ngx_http_oauth_refresh_t   *rf;
+    ngx_http_oauth_provider_t  *p;
+
+    scan = ngx_http_oauth_background_batch;
+
+    while (scan != NULL
+           && ngx_http_oauth_background_running < NGX_HTTP_OAUTH_BG_PARALLEL
+           && scan->next < scan->n
+           && !ngx_exiting && !ngx_terminate && !ngx_quit)
+    {
+        due = &scan->due[scan->next++];
+
+        name.len = due->provider.len;
+        name.data = due->provider.data;
+
+        p = ngx_http_oauth_provider_find(scan->omcf, &name);
         if (p == NULL) {
             continue;
         }
 
-        rf = ngx_http_oauth_refresh_create(omcf, p, &scan->due[i].owner,
-                                           &scan->due[i].account, log, NULL);
+        rf = ngx_http_oauth_refresh_create(scan->omcf, p, &due->owner,
+                                           &due->account, scan->log, NULL);
         if (rf == NULL) {
             continue;
         }
@@ -225,10 +279,6 @@ ngx_http_oauth_background_refresh(ngx_http_oauth_main_conf_t *omcf,
 
         (void) ngx_http_oauth_refresh_start(rf);
     }
-
-done:
-
-    ngx_destroy_pool(pool);
 }
 
 
@@ -311,4 +361,8 @@ ngx_http_oauth_background_done(ngx_http_oauth_refresh_t *rf)
     if (ngx_http_oauth_background_running) {
         ngx_http_oauth_background_running--;
     }
+
+    /* refresh_start only arms a timer: safe from inside a finish */
+
+    ngx_http_oauth_background_next();
 }

@@ -64,6 +64,8 @@ static ngx_int_t ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
     ngx_http_oauth_counters_t *old);
+static u_char *ngx_http_oauth_metrics_store(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf, u_char *p);
 static int ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn,
     void *data);
 
@@ -342,7 +344,7 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
 
     /* every line is short; a provider name is at most 64 bytes */
 
-    size = 4096 + (n + 1) * 24 * (NGX_OAUTH_PROVIDER_MAX + 128)
+    size = 4096 + 1024 + (n + 1) * 24 * (NGX_OAUTH_PROVIDER_MAX + 128)
            + NGX_HTTP_OAUTH_BUCKETS * 128
            + NGX_HTTP_OAUTH_WEBHOOK_METRICS_LEN;
 
@@ -446,8 +448,50 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
     }
 
     p = ngx_http_oauth_webhook_metrics(omcf, p);
+    p = ngx_http_oauth_metrics_store(r, omcf, p);
 
     return ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body, p - body);
+}
+
+
+/*
+ * How full the store is: once used + reserve reaches size, new flows
+ * and connections get 503 store_full (refreshes, deletes and purges go
+ * on).  Alert on oauth_store_free_bytes.
+ */
+
+static u_char *
+ngx_http_oauth_metrics_store(ngx_http_request_t *r,
+    ngx_http_oauth_main_conf_t *omcf, u_char *p)
+{
+    ngx_oauth_store_usage_t  u;
+
+    if (omcf->store == NULL
+        || ngx_oauth_store_usage(omcf->store, &u) != NGX_OAUTH_OK)
+    {
+        return p;
+    }
+
+    return ngx_sprintf(p, "# HELP oauth_store_size_bytes The store's map "
+                       "size (oauth_store max_size).\n"
+                       "# TYPE oauth_store_size_bytes gauge\n"
+                       "oauth_store_size_bytes %uz\n"
+                       "# HELP oauth_store_used_bytes Pages of the store "
+                       "in use.\n"
+                       "# TYPE oauth_store_used_bytes gauge\n"
+                       "oauth_store_used_bytes %uz\n"
+                       "# HELP oauth_store_free_bytes Room left for new "
+                       "flows and connections, the reserve excluded.\n"
+                       "# TYPE oauth_store_free_bytes gauge\n"
+                       "oauth_store_free_bytes %uz\n"
+                       "# HELP oauth_store_reserve_bytes Kept for "
+                       "refreshes, deletes and purges.\n"
+                       "# TYPE oauth_store_reserve_bytes gauge\n"
+                       "oauth_store_reserve_bytes %uz\n",
+                       u.size, u.used,
+                       u.used + u.reserve < u.size
+                       ? u.size - u.used - u.reserve : (size_t) 0,
+                       u.reserve);
 }
 
 

@@ -119,6 +119,13 @@ static ngx_command_t  ngx_http_oauth_commands[] = {
       offsetof(ngx_http_oauth_main_conf_t, state_ttl),
       &ngx_http_oauth_sec_bounds },
 
+    { ngx_string("oauth_max_flows_per_owner"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth_main_conf_t, max_flows),
+      NULL },
+
     { ngx_string("oauth_refresh_ahead"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -379,6 +386,7 @@ ngx_http_oauth_create_main_conf(ngx_conf_t *cf)
     omcf->store_max_size = NGX_CONF_UNSET_SIZE;
     omcf->store_sync = NGX_CONF_UNSET;
     omcf->state_ttl = NGX_CONF_UNSET;
+    omcf->max_flows = NGX_CONF_UNSET_UINT;
     omcf->refresh_ahead = NGX_CONF_UNSET;
     omcf->background_refresh = NGX_CONF_UNSET;
     omcf->http_timeout = NGX_CONF_UNSET_MSEC;
@@ -413,6 +421,7 @@ ngx_http_oauth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(omcf->store_max_size, 1024 * 1024 * 1024);
     ngx_conf_init_value(omcf->store_sync, 1);
     ngx_conf_init_value(omcf->state_ttl, 600);
+    ngx_conf_init_uint_value(omcf->max_flows, 20);
     ngx_conf_init_value(omcf->refresh_ahead, 300);
     ngx_conf_init_value(omcf->background_refresh, 1);
     ngx_conf_init_msec_value(omcf->http_timeout, 10000);

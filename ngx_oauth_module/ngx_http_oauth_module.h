@@ -115,6 +115,7 @@ typedef struct {
     ngx_str_t                    catalog_file;
 
     time_t                       state_ttl;
+    ngx_uint_t                   max_flows;  /* pending, per owner */
     time_t                       refresh_ahead;
     ngx_flag_t                   background_refresh;
     ngx_msec_t                   http_timeout;

@@ -42,6 +42,12 @@ typedef struct {
 
     /* the sealed refresh token the provider was sent */
     ngx_oauth_str_t              spent;
+
+    /*
+     * the lease was taken over from a holder that had a call out and
+     * died: the refresh token may be spent already
+     */
+    unsigned                     interrupted:1;
 } ngx_http_oauth_refresh_priv_t;
 
 
@@ -56,6 +62,8 @@ static void ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn);
 static void ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf,
     ngx_msec_t ms);
+static ngx_uint_t ngx_http_oauth_refresh_usable(ngx_oauth_conn_t *conn,
+    time_t now);
 static void ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
@@ -217,6 +225,18 @@ ngx_http_oauth_refresh_due(ngx_http_oauth_main_conf_t *omcf,
     }
 
     return now >= conn->expires_at - ahead;
+}
+
+
+/* whether conn's access token works now as it is */
+
+static ngx_uint_t
+ngx_http_oauth_refresh_usable(ngx_oauth_conn_t *conn, time_t now)
+{
+    return conn->status == NGX_OAUTH_STATUS_CONNECTED
+           && conn->access.len
+           && !(conn->flags & NGX_OAUTH_CONN_REFRESH_DUE)
+           && (conn->expires_at == 0 || conn->expires_at > now);
 }
 
 
@@ -387,25 +407,49 @@ static ngx_int_t
 ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, time_t now)
 {
-    int                          rc;
-    time_t                       deadline;
-    uint64_t                     version;
-    ngx_http_oauth_main_conf_t  *omcf;
+    int                             rc;
+    time_t                          deadline;
+    unsigned                        taken;
+    uint64_t                        version;
+    ngx_http_oauth_main_conf_t     *omcf;
+    ngx_http_oauth_refresh_priv_t  *priv;
 
     omcf = rf->omcf;
+    priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
     deadline = now + (time_t) (omcf->http_timeout / 1000) + 5;
 
-    rc = ngx_oauth_store_lease_take(omcf->store, &rf->owner,
-                                    (ngx_oauth_str_t *) &rf->provider->name,
-                                    &rf->account, rf->holder, now, deadline);
+    /*
+     * The lease says a call may be out from the moment it is taken: a
+     * holder that dies leaves that note to whoever takes over.
+     */
+
+    rc = ngx_oauth_store_lease_claim(omcf->store, &rf->owner,
+                                     (ngx_oauth_str_t *) &rf->provider->name,
+                                     &rf->account, rf->holder, now, deadline,
+                                     NGX_OAUTH_LEASE_CALLING, &taken);
 
     if (rc == NGX_OAUTH_BUSY) {
 
         /*
-         * Someone else refreshes: poll the record without blocking the
-         * worker; a holder that died leaves a lease that expires.
+         * Someone else refreshes.  A token that still works is used
+         * meanwhile (the requester is answered at once); otherwise the
+         * record is polled without blocking the worker until the holder
+         * stores its result, dies (its lease is then free at once) or
+         * runs out of time.
          */
+
+        if (!rf->force && ngx_http_oauth_refresh_usable(conn, now)) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                           "oauth refresh: provider \"%V\": lease busy, "
+                           "the current token is still valid",
+                           &rf->provider->name);
+
+            ngx_oauth_conn_free(conn);
+            ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK,
+                                          NULL);
+            return NGX_DECLINED;
+        }
 
         rf->waits++;
 
@@ -427,9 +471,21 @@ ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
 
     rf->leased = 1;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, rf->log, 0,
                    "oauth refresh: provider \"%V\": lease taken, "
-                   "holder %uL", &rf->provider->name, rf->holder);
+                   "holder %uL, taken over 0x%xd", &rf->provider->name,
+                   rf->holder, taken);
+
+    if ((taken & NGX_OAUTH_LEASE_TAKEN_OVER)
+        && (taken & NGX_OAUTH_LEASE_CALLING))
+    {
+        priv->interrupted = 1;
+
+        ngx_log_error(NGX_LOG_WARN, rf->log, 0,
+                      "oauth: provider \"%V\": taking over a refresh whose "
+                      "process exited with a call out; its refresh token "
+                      "may be spent: one attempt", &rf->provider->name);
+    }
 
     /*
      * The record was read before the lease was ours: a refresh in another
@@ -467,7 +523,7 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn)
 {
     ngx_str_t                       plain, name;
-    ngx_uint_t                      i, probe;
+    ngx_uint_t                      i, probe, usable;
     ngx_oauth_str_t                *grant;
     ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
     ngx_oauth_pair_t               *vars;
@@ -557,6 +613,8 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 
 call:
 
+    usable = ngx_http_oauth_refresh_usable(conn, ngx_time());
+
     ngx_oauth_buf_free(&body);
     ngx_oauth_conn_free(conn);
 
@@ -574,6 +632,19 @@ call:
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
                    "oauth refresh: provider \"%V\" called%s", &p->name,
                    probe ? " (half-open probe)" : "");
+
+    /*
+     * A request whose token still works does not wait for the provider:
+     * it goes on with that token, and the refresh goes on without it.
+     * Not for a forced refresh (the API's, which reports the result) nor
+     * the background refresher's (no data: it counts its own refreshes).
+     */
+
+    if (usable && !rf->force && rf->handler && rf->data) {
+        rf->result = NGX_HTTP_OAUTH_REFRESH_OK;
+        rf->handler(rf);
+        ngx_http_oauth_refresh_detach(rf);
+    }
 }
 
 
@@ -798,14 +869,28 @@ ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
 
         ngx_log_error(NGX_LOG_WARN, rf->log, 0,
                       "oauth: provider \"%V\" refused the refresh: %s "
-                      "(HTTP %ui)", &name,
-                      code ? (char *) code : "refresh_refused", f->status);
+                      "(HTTP %ui)%s", &name,
+                      code ? (char *) code : "refresh_refused", f->status,
+                      ((ngx_http_oauth_refresh_priv_t *) rf)->interrupted
+                      ? "; the refresh token was most likely spent by a "
+                        "call whose process exited before storing the "
+                        "answer: the user must connect again" : "");
 
         ngx_oauth_token_free(&token);
+
+        /*
+         * After a takeover the refusal most likely answers the reuse of a
+         * token the dead process had spent: the record says so, rather
+         * than the provider's bare invalid_grant.
+         */
+
         ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                     code ? (char *) code
-                                          : "refresh_refused");
+                                     ((ngx_http_oauth_refresh_priv_t *) rf)
+                                     ->interrupted
+                                     ? "refresh_interrupted"
+                                     : code ? (char *) code
+                                            : "refresh_refused");
         return;
     }
 

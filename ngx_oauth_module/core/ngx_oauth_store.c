@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,13 @@
 #define NGX_OAUTH_STORE_OPEN_TRIES   5
 #define NGX_OAUTH_STORE_ERR_LEN      256
 #define NGX_OAUTH_STORE_HASH_LEN     NGX_OAUTH_FLOW_KEY_LEN
-#define NGX_OAUTH_STORE_LEASE_LEN    16
+#define NGX_OAUTH_STORE_LEASE_OLD    16      /* holder, deadline */
+#define NGX_OAUTH_STORE_LEASE_LEN    24      /* and flags */
 #define NGX_OAUTH_STORE_META_KEY_MAX 511
+
+/* the reserve: 1/32 of the map, at least 16 pages (at most half) */
+#define NGX_OAUTH_STORE_RESERVE_PART 32
+#define NGX_OAUTH_STORE_RESERVE_MIN  16
 #define NGX_OAUTH_STORE_VERSION_KEY  "version"
 
 /* owner length (2) | owner | provider length (1) | provider | account */
@@ -69,6 +75,11 @@ static int ngx_oauth_store_meta_key(const char *key, MDB_val *k);
 static int ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn,
     MDB_dbi dbi, MDB_val *k, MDB_val *v);
 static time_t ngx_oauth_store_time(uint64_t v);
+static int ngx_oauth_store_room(ngx_oauth_store_t *st, size_t len);
+static int ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
+    const ngx_oauth_str_t *owner, size_t keep, size_t *evicted);
+static int ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder,
+    time_t now);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
 static int ngx_oauth_store_outbox_add(ngx_oauth_store_t *st, MDB_txn *txn,
@@ -219,11 +230,23 @@ int
 ngx_oauth_store_flow_put(ngx_oauth_store_t *st, const char *state,
     size_t len, const ngx_oauth_flow_t *flow)
 {
+    return ngx_oauth_store_flow_add(st, state, len, flow, 0, NULL);
+}
+
+
+int
+ngx_oauth_store_flow_add(ngx_oauth_store_t *st, const char *state,
+    size_t len, const ngx_oauth_flow_t *flow, size_t max, size_t *evicted)
+{
     int             rc, ret;
     size_t          n;
     MDB_val         k, v;
     MDB_txn        *txn;
     unsigned char  *buf, key[NGX_OAUTH_STORE_HASH_LEN];
+
+    if (evicted) {
+        *evicted = 0;
+    }
 
     ret = ngx_oauth_store_flow_key(st, state, len, key);
     if (ret != NGX_OAUTH_OK) {
@@ -236,9 +259,26 @@ ngx_oauth_store_flow_put(ngx_oauth_store_t *st, const char *state,
         return ret;
     }
 
+    txn = NULL;
+
+    ret = ngx_oauth_store_room(st, n);
+    if (ret != NGX_OAUTH_OK) {
+        goto done;
+    }
+
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
         goto done;
+    }
+
+    /* an owner's oldest pending flows make room for the new one */
+
+    if (max) {
+        ret = ngx_oauth_store_flow_evict(st, txn, &flow->owner, max - 1,
+                                         evicted);
+        if (ret != NGX_OAUTH_OK) {
+            goto done;
+        }
     }
 
     k.mv_size = sizeof(key);
@@ -517,7 +557,7 @@ int
 ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     const uint64_t *expect, ngx_oauth_event_add_t *add)
 {
-    int               rc, ret, exists;
+    int               rc, ret, exists, room;
     size_t            n;
     MDB_val           k, v;
     MDB_txn          *txn;
@@ -536,6 +576,16 @@ ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     }
 
     k.mv_data = key;
+
+    /*
+     * Looked at before the write transaction: the free list can only be
+     * read in a read-only one.  A connection record is a few KiB.
+     */
+
+    room = ngx_oauth_store_room(st, 4096);
+    if (room != NGX_OAUTH_OK && room != NGX_OAUTH_FULL) {
+        return room;
+    }
 
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
@@ -589,6 +639,13 @@ ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     ret = ngx_oauth_conn_encode(&rec, &buf, &n);
     if (ret != NGX_OAUTH_OK) {
         snprintf(st->err, sizeof(st->err), "connection record not encoded");
+        goto done;
+    }
+
+    /* a new connection may not take the reserve; a changed one may */
+
+    if (!exists && room != NGX_OAUTH_OK) {
+        ret = room;
         goto done;
     }
 
@@ -701,6 +758,257 @@ done:
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
+
+    return ret;
+}
+
+
+/*
+ * Pages in use: the map's high-water mark less the pages on LMDB's free
+ * list (reused by later writes).  quick: skip the free list when the
+ * high-water mark alone leaves more than the reserve.  txn is read-only
+ * (LMDB opens no cursor on the free list in a write transaction).
+ */
+
+static int
+ngx_oauth_store_pages(ngx_oauth_store_t *st, MDB_txn *txn, int quick,
+    size_t *total, size_t *used, size_t *reserve)
+{
+    int          rc;
+    size_t       top, nfree;
+    MDB_val      k, v;
+    MDB_stat     ms;
+    MDB_envinfo  info;
+    MDB_cursor  *cur;
+
+    rc = mdb_env_info(st->env, &info);
+    if (rc == 0) {
+        rc = mdb_env_stat(st->env, &ms);
+    }
+
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_env_info");
+    }
+
+    *total = info.me_mapsize / ms.ms_psize;
+    *reserve = *total / NGX_OAUTH_STORE_RESERVE_PART;
+
+    if (*reserve < NGX_OAUTH_STORE_RESERVE_MIN) {
+        *reserve = (*total / 2 < NGX_OAUTH_STORE_RESERVE_MIN)
+                   ? *total / 2 : NGX_OAUTH_STORE_RESERVE_MIN;
+    }
+
+    top = info.me_last_pgno + 1;
+    *used = top;
+
+    if (quick && *total > top && *total - top > 2 * *reserve) {
+        return NGX_OAUTH_OK;
+    }
+
+    /* free list records: a page number list, its first word the count */
+
+    rc = mdb_cursor_open(txn, 0, &cur);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+    }
+
+    nfree = 0;
+
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (v.mv_size >= sizeof(size_t)) {
+            nfree += *(size_t *) v.mv_data;
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != MDB_NOTFOUND) {
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+    }
+
+    *used = (nfree < top) ? top - nfree : 0;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * Whether a new record of len bytes may be stored: new flows and new
+ * connections leave the last pages of the map (the reserve) to the
+ * writes that must always commit, refreshes, deletes and purges, so that
+ * a store filled by starts still lets its users disconnect and the
+ * purge free it.
+ */
+
+static int
+ngx_oauth_store_room(ngx_oauth_store_t *st, size_t len)
+{
+    int       ret;
+    size_t    total, used, reserve, need;
+    MDB_txn  *txn;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    ret = ngx_oauth_store_pages(st, txn, 1, &total, &used, &reserve);
+
+    mdb_txn_abort(txn);
+
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    /* the record, and a few pages of tree on the way to it */
+
+    need = len / 1024 + 4;
+
+    if (used + need + reserve <= total) {
+        return NGX_OAUTH_OK;
+    }
+
+    snprintf(st->err, sizeof(st->err),
+             "store is full: %zu of %zu pages used, the last %zu are kept "
+             "for refreshes, deletes and purges", used, total, reserve);
+
+    return NGX_OAUTH_FULL;
+}
+
+
+int
+ngx_oauth_store_usage(ngx_oauth_store_t *st, ngx_oauth_store_usage_t *u)
+{
+    int        ret;
+    size_t     total, used, reserve;
+    MDB_txn   *txn;
+    MDB_stat   ms;
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    ret = ngx_oauth_store_pages(st, txn, 0, &total, &used, &reserve);
+
+    mdb_txn_abort(txn);
+
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    if (mdb_env_stat(st->env, &ms) != 0) {
+        snprintf(st->err, sizeof(st->err), "mdb_env_stat() failed");
+        return NGX_OAUTH_ERROR;
+    }
+
+    u->size = total * ms.ms_psize;
+    u->used = used * ms.ms_psize;
+    u->reserve = reserve * ms.ms_psize;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the flows of owner beyond keep, oldest first, are deleted in txn */
+
+typedef struct {
+    time_t          created;
+    unsigned char   key[NGX_OAUTH_STORE_HASH_LEN];
+} ngx_oauth_store_aged_t;
+
+
+static int
+ngx_oauth_store_aged_cmp(const void *a, const void *b)
+{
+    const ngx_oauth_store_aged_t  *x = a, *y = b;
+
+    return (x->created > y->created) - (x->created < y->created);
+}
+
+
+static int
+ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
+    const ngx_oauth_str_t *owner, size_t keep, size_t *evicted)
+{
+    int                      rc, ret;
+    size_t                   n, size, i;
+    MDB_val                  k, v;
+    MDB_cursor              *cur;
+    ngx_oauth_flow_t         f;
+    ngx_oauth_store_aged_t  *aged, *p;
+
+    aged = NULL;
+    n = 0;
+    size = 0;
+
+    rc = mdb_cursor_open(txn, st->flows, &cur);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+    }
+
+    ret = NGX_OAUTH_OK;
+
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+
+        if (k.mv_size != NGX_OAUTH_STORE_HASH_LEN
+            || ngx_oauth_flow_decode(v.mv_data, v.mv_size, &f)
+               != NGX_OAUTH_OK)
+        {
+            continue;
+        }
+
+        if (f.owner.len == owner->len
+            && memcmp(f.owner.data, owner->data, owner->len) == 0)
+        {
+            if (n == size) {
+                size = size ? size * 2 : 32;
+                p = realloc(aged, size * sizeof(ngx_oauth_store_aged_t));
+                if (p == NULL) {
+                    ngx_oauth_flow_free(&f);
+                    snprintf(st->err, sizeof(st->err), "out of memory");
+                    ret = NGX_OAUTH_ERROR;
+                    break;
+                }
+
+                aged = p;
+            }
+
+            aged[n].created = f.created;
+            memcpy(aged[n].key, k.mv_data, NGX_OAUTH_STORE_HASH_LEN);
+            n++;
+        }
+
+        ngx_oauth_flow_free(&f);
+    }
+
+    mdb_cursor_close(cur);
+
+    if (ret == NGX_OAUTH_OK && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+    }
+
+    if (ret == NGX_OAUTH_OK && n > keep) {
+        qsort(aged, n, sizeof(ngx_oauth_store_aged_t),
+              ngx_oauth_store_aged_cmp);
+
+        for (i = 0; i < n - keep; i++) {
+            k.mv_size = NGX_OAUTH_STORE_HASH_LEN;
+            k.mv_data = aged[i].key;
+
+            rc = mdb_del(txn, st->flows, &k, NULL);
+            if (rc != 0) {
+                ret = ngx_oauth_store_fail(st, rc, "mdb_del");
+                break;
+            }
+        }
+
+        if (ret == NGX_OAUTH_OK && evicted) {
+            *evicted = n - keep;
+        }
+    }
+
+    free(aged);
 
     return ret;
 }
@@ -1037,12 +1345,27 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *account, uint64_t holder, time_t now,
     time_t deadline)
 {
+    return ngx_oauth_store_lease_claim(st, owner, provider, account, holder,
+                                       now, deadline, 0, NULL);
+}
+
+
+int
+ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder, time_t now,
+    time_t deadline, unsigned flags, unsigned *taken)
+{
     int             rc, ret;
-    time_t          until;
+    unsigned        was;
     MDB_val         k, v;
     MDB_txn        *txn;
     unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
     unsigned char   lease[NGX_OAUTH_STORE_LEASE_LEN];
+
+    if (taken) {
+        *taken = 0;
+    }
 
     if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
         != NGX_OAUTH_OK)
@@ -1066,10 +1389,7 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
 
     rc = mdb_get(txn, st->leases, &k, &v);
 
-    ret = (rc == 0 && v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
-           && ngx_oauth_store_get64(v.mv_data) != holder
-           && ngx_oauth_store_time(ngx_oauth_store_get64(
-                  (unsigned char *) v.mv_data + 8)) >= now)
+    ret = (rc == 0 && ngx_oauth_store_lease_held(&v, holder, now))
           ? NGX_OAUTH_BUSY : NGX_OAUTH_OK;
 
     mdb_txn_abort(txn);
@@ -1084,18 +1404,25 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     }
 
     rc = mdb_get(txn, st->leases, &k, &v);
+    was = 0;
 
     if (rc == 0) {
 
         /* a lease value of another size is garbage: take it over */
 
-        if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN) {
-            until = ngx_oauth_store_time(
-                        ngx_oauth_store_get64((unsigned char *) v.mv_data + 8));
+        if (ngx_oauth_store_lease_held(&v, holder, now)) {
+            ret = NGX_OAUTH_BUSY;
+            goto done;
+        }
 
-            if (ngx_oauth_store_get64(v.mv_data) != holder && until >= now) {
-                ret = NGX_OAUTH_BUSY;
-                goto done;
+        if (v.mv_size >= NGX_OAUTH_STORE_LEASE_OLD
+            && ngx_oauth_store_get64(v.mv_data) != holder)
+        {
+            was = NGX_OAUTH_LEASE_TAKEN_OVER;
+
+            if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN) {
+                was |= (unsigned) ngx_oauth_store_get64(
+                           (unsigned char *) v.mv_data + 16);
             }
         }
 
@@ -1106,6 +1433,7 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
 
     ngx_oauth_store_put64(lease, holder);
     ngx_oauth_store_put64(lease + 8, (uint64_t) (int64_t) deadline);
+    ngx_oauth_store_put64(lease + 16, flags & NGX_OAUTH_LEASE_CALLING);
 
     v.mv_size = sizeof(lease);
     v.mv_data = lease;
@@ -1115,6 +1443,10 @@ ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     ret = ngx_oauth_store_put_commit(st, txn, st->leases, &k, &v);
     txn = NULL;
 
+    if (ret == NGX_OAUTH_OK && taken) {
+        *taken = was;
+    }
+
 done:
 
     if (txn != NULL) {
@@ -1122,6 +1454,46 @@ done:
     }
 
     return ret;
+}
+
+
+/*
+ * Whether a stored lease keeps holder out: another holder's, before its
+ * deadline, and its process alive.  The high 32 bits of a holder are the
+ * process id of the holder (nginx workers share one pid namespace), so a
+ * worker killed in the middle of a refresh leaves a lease that is free at
+ * once rather than at its deadline.  A process of another user (EPERM)
+ * counts as alive.
+ */
+
+static int
+ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder, time_t now)
+{
+    pid_t     pid;
+    uint64_t  other;
+
+    if (v->mv_size != NGX_OAUTH_STORE_LEASE_LEN
+        && v->mv_size != NGX_OAUTH_STORE_LEASE_OLD)
+    {
+        return 0;
+    }
+
+    other = ngx_oauth_store_get64(v->mv_data);
+
+    if (other == holder
+        || ngx_oauth_store_time(ngx_oauth_store_get64(
+               (unsigned char *) v->mv_data + 8)) < now)
+    {
+        return 0;
+    }
+
+    pid = (pid_t) (other >> 32);
+
+    if (pid > 0 && kill(pid, 0) == -1 && errno == ESRCH) {
+        return 0;
+    }
+
+    return 1;
 }
 
 
@@ -1155,7 +1527,8 @@ ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
         goto done;
     }
 
-    if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
+    if ((v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
+         || v.mv_size == NGX_OAUTH_STORE_LEASE_OLD)
         && ngx_oauth_store_get64(v.mv_data) != holder)
     {
         ret = NGX_OAUTH_BUSY;

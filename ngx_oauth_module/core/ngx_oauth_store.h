@@ -138,6 +138,28 @@ int ngx_oauth_store_reader_check(ngx_oauth_store_t *st, int *stale);
 
 int ngx_oauth_store_flow_put(ngx_oauth_store_t *st, const char *state,
     size_t len, const ngx_oauth_flow_t *flow);
+/*
+ * flow_put for a new flow of flow->owner, who may have at most max
+ * pending flows (0: no limit): the oldest ones beyond max - 1 are deleted
+ * in the same transaction, *evicted (may be NULL) says how many.
+ */
+int ngx_oauth_store_flow_add(ngx_oauth_store_t *st, const char *state,
+    size_t len, const ngx_oauth_flow_t *flow, size_t max, size_t *evicted);
+
+/*
+ * What the map holds, in bytes: its size, the pages in use (the LMDB
+ * free list counted as free) and the reserve.  New flows and new
+ * connections get NGX_OAUTH_FULL once they would eat into the reserve;
+ * changes of stored connections (refreshes), deletes and purges may use
+ * it, so that they commit when starts have filled the store.
+ */
+typedef struct {
+    size_t              size;
+    size_t              used;
+    size_t              reserve;
+} ngx_oauth_store_usage_t;
+
+int ngx_oauth_store_usage(ngx_oauth_store_t *st, ngx_oauth_store_usage_t *u);
 /* reads and deletes in one write transaction: a state works once */
 int ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
     size_t len, ngx_oauth_flow_t *flow);
@@ -203,6 +225,24 @@ int ngx_oauth_store_lease_take(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account, uint64_t holder, time_t now,
     time_t deadline);
+
+/* lease flags */
+#define NGX_OAUTH_LEASE_CALLING     0x01  /* a provider call may be out */
+#define NGX_OAUTH_LEASE_TAKEN_OVER  0x100 /* *taken: not free, not ours */
+
+/*
+ * take, with flags stored in the lease.  The high 32 bits of a holder are
+ * its process id: a lease whose process is gone is free at once, not only
+ * at its deadline.  *taken (may be NULL) gets NGX_OAUTH_LEASE_TAKEN_OVER
+ * and the flags of the lease when it was another holder's (expired, or
+ * its process gone), 0 when it was free or already the holder's: a taken
+ * over NGX_OAUTH_LEASE_CALLING lease means a provider call may have been
+ * answered to a process that died before it could store the answer.
+ */
+int ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account, uint64_t holder, time_t now,
+    time_t deadline, unsigned flags, unsigned *taken);
 int ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account, uint64_t holder);

@@ -856,6 +856,87 @@ test_leases(void **state)
 }
 
 
+/* a lease whose holder's process is gone is free before its deadline */
+
+static void
+test_lease_dead_holder(void **state)
+{
+    pid_t               pid;
+    unsigned            taken;
+    uint64_t            live, dead, me;
+    test_ctx_t         *t;
+    ngx_oauth_store_t  *st;
+    ngx_oauth_str_t     owner = S("alice");
+    ngx_oauth_str_t     provider = S("github");
+    ngx_oauth_str_t     account = S("1");
+
+    t = *state;
+    st = test_open(t, TEST_MAP, NULL);
+
+    pid = fork();
+    assert_true(pid >= 0);
+
+    if (pid == 0) {
+        _exit(0);
+    }
+
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+
+    dead = ((uint64_t) pid << 32) | 7;
+    live = ((uint64_t) getppid() << 32) | 7;
+    me = ((uint64_t) getpid() << 32) | 1;
+
+    /* a live process holds it to its deadline, flags and all */
+
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, live, 100, 130, NGX_OAUTH_LEASE_CALLING,
+                         &taken),
+                     NGX_OAUTH_OK);
+    assert_int_equal(taken, 0);
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, me, 110, 140, 0, &taken),
+                     NGX_OAUTH_BUSY);
+
+    /* expired: taken over, and the call it had out is reported */
+
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, me, 131, 160, 0, &taken),
+                     NGX_OAUTH_OK);
+    assert_int_equal(taken,
+                     NGX_OAUTH_LEASE_TAKEN_OVER | NGX_OAUTH_LEASE_CALLING);
+
+    /* the dead process's lease: taken over well before its deadline */
+
+    assert_int_equal(ngx_oauth_store_lease_drop(st, &owner, &provider,
+                                                &account, me),
+                     NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, dead, 200, 300, NGX_OAUTH_LEASE_CALLING,
+                         NULL),
+                     NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_store_lease_take(st, &owner, &provider,
+                                                &account, live, 201, 230),
+                     NGX_OAUTH_OK);
+
+    /* without a call out, a takeover says so */
+
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, me, 240, 260, 0, &taken),
+                     NGX_OAUTH_OK);
+    assert_int_equal(taken, NGX_OAUTH_LEASE_TAKEN_OVER);
+
+    /* the same holder again: nothing taken over */
+
+    assert_int_equal(ngx_oauth_store_lease_claim(st, &owner, &provider,
+                         &account, me, 241, 260, NGX_OAUTH_LEASE_CALLING,
+                         &taken),
+                     NGX_OAUTH_OK);
+    assert_int_equal(taken, 0);
+
+    ngx_oauth_store_close(st);
+}
+
+
 static void
 test_meta(void **state)
 {
@@ -923,9 +1004,9 @@ test_map_full(void **state)
 
     t = *state;
 
-    /* 64 KiB: 16 pages of 4 KiB */
+    /* 256 KiB: 64 pages of 4 KiB, 16 of them the reserve */
 
-    st = test_open(t, 64 * 1024, NULL);
+    st = test_open(t, 256 * 1024, NULL);
 
     for (n = 0; n < 1000; n++) {
         snprintf(acc, sizeof(acc), "%zu", n);
@@ -940,7 +1021,7 @@ test_map_full(void **state)
 
     assert_int_equal(rc, NGX_OAUTH_FULL);
     assert_true(n > 3);
-    assert_non_null(strstr(ngx_oauth_store_error(st), "MDB_MAP_FULL"));
+    assert_non_null(strstr(ngx_oauth_store_error(st), "store is full"));
 
     /* the store stays usable and full: the last pages go to flows */
 
@@ -980,6 +1061,13 @@ test_map_full(void **state)
         n++;
     }
 
+    /* a stored connection may still change (a refresh), from the reserve */
+
+    snprintf(acc, sizeof(acc), "%zu", (size_t) 0);
+    test_token(tok, sizeof(tok), 0);
+    test_conn_make(&c, "alice", "github", acc, tok, sizeof(tok));
+    assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL), NGX_OAUTH_OK);
+
     /* nothing stored before is lost or damaged */
 
     for (i = 0; i < n; i++) {
@@ -991,7 +1079,7 @@ test_map_full(void **state)
         assert_int_equal(ngx_oauth_store_conn_get(st, &owner, &provider,
                                                   &account, &out),
                          NGX_OAUTH_OK);
-        assert_int_equal(out.version, 1);
+        assert_int_equal(out.version, i == 0 ? 2 : 1);
         assert_int_equal(out.access.len, sizeof(tok));
         assert_memory_equal(out.access.data, tok, sizeof(tok));
         ngx_oauth_conn_free(&out);
@@ -1020,6 +1108,146 @@ test_map_full(void **state)
         assert_memory_equal(out.access.data, tok, sizeof(tok));
         ngx_oauth_conn_free(&out);
     }
+
+    ngx_oauth_store_close(st);
+}
+
+
+/* an owner's pending flows are capped: the oldest go first */
+
+static void
+test_flow_cap(void **state)
+{
+    char                st_name[16];
+    size_t              i, evicted;
+    test_ctx_t         *t;
+    ngx_oauth_flow_t    in, out;
+    ngx_oauth_store_t  *st;
+
+    t = *state;
+    st = test_open(t, TEST_MAP, NULL);
+
+    memset(&in, 0, sizeof(in));
+    in.provider = (ngx_oauth_str_t) S("github");
+    in.expires = 99999;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(st_name, sizeof(st_name), "a%zu", i);
+        in.owner = (ngx_oauth_str_t) S("alice");
+        in.created = 1000 + i;
+        assert_int_equal(ngx_oauth_store_flow_add(st, st_name,
+                             strlen(st_name), &in, 3, &evicted),
+                         NGX_OAUTH_OK);
+        assert_int_equal(evicted, i < 3 ? 0 : 1);
+    }
+
+    /* another owner is not counted against alice, nor evicted */
+
+    in.owner = (ngx_oauth_str_t) S("bob");
+    in.created = 1;
+    assert_int_equal(ngx_oauth_store_flow_add(st, "b0", 2, &in, 3,
+                                              &evicted),
+                     NGX_OAUTH_OK);
+    assert_int_equal(evicted, 0);
+
+    /* alice keeps her three newest; a0 and a1 are gone */
+
+    for (i = 0; i < 5; i++) {
+        snprintf(st_name, sizeof(st_name), "a%zu", i);
+        assert_int_equal(ngx_oauth_store_flow_take(st, st_name,
+                             strlen(st_name), &out),
+                         i < 2 ? NGX_OAUTH_NOT_FOUND : NGX_OAUTH_OK);
+        if (i >= 2) {
+            ngx_oauth_flow_free(&out);
+        }
+    }
+
+    assert_int_equal(ngx_oauth_store_flow_take(st, "b0", 2, &out),
+                     NGX_OAUTH_OK);
+    ngx_oauth_flow_free(&out);
+
+    ngx_oauth_store_close(st);
+}
+
+
+/* a store that starts filled: deletes and purges still commit */
+
+static void
+test_store_reserve(void **state)
+{
+    int                      rc;
+    char                     name[24];
+    size_t                   i, n, purged;
+    test_ctx_t              *t;
+    ngx_oauth_conn_t         c;
+    ngx_oauth_flow_t         flow;
+    ngx_oauth_store_t       *st;
+    unsigned char            tok[1000];
+    ngx_oauth_str_t          owner = S("alice");
+    ngx_oauth_str_t          provider = S("github");
+    ngx_oauth_str_t          account;
+    ngx_oauth_store_usage_t  u;
+
+    t = *state;
+    st = test_open(t, 256 * 1024, NULL);
+
+    memset(&flow, 0, sizeof(flow));
+    flow.owner = owner;
+    flow.provider = provider;
+    flow.verifier.data = tok;
+    flow.verifier.len = sizeof(tok);
+    flow.created = 10;
+    flow.expires = 20;
+
+    test_token(tok, sizeof(tok), 7);
+    test_conn_make(&c, "alice", "github", "0", tok, sizeof(tok));
+    assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL), NGX_OAUTH_OK);
+
+    for (n = 0; n < 5000; n++) {
+        snprintf(name, sizeof(name), "s%zu", n);
+        rc = ngx_oauth_store_flow_put(st, name, strlen(name), &flow);
+        if (rc != NGX_OAUTH_OK) {
+            break;
+        }
+    }
+
+    assert_int_equal(rc, NGX_OAUTH_FULL);
+    assert_true(n > 10);
+
+    assert_int_equal(ngx_oauth_store_usage(st, &u), NGX_OAUTH_OK);
+    assert_int_equal(u.size, 256 * 1024);
+    assert_true(u.used > u.size / 2 && u.used <= u.size);
+    assert_int_equal(u.reserve, 16 * 4096);
+
+    /* new connections are refused too ... */
+
+    test_conn_make(&c, "alice", "github", "new", tok, sizeof(tok));
+    assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL), NGX_OAUTH_FULL);
+
+    /* ... but a refresh, a delete and the purge commit */
+
+    for (i = 0; i < 3; i++) {
+        test_conn_make(&c, "alice", "github", "0", tok, sizeof(tok));
+        assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL),
+                         NGX_OAUTH_OK);
+    }
+
+    account.data = (unsigned char *) "0";
+    account.len = 1;
+    assert_int_equal(ngx_oauth_store_conn_delete(st, &owner, &provider,
+                                                 &account),
+                     NGX_OAUTH_OK);
+
+    assert_int_equal(ngx_oauth_store_flow_purge(st, 100, &purged),
+                     NGX_OAUTH_OK);
+    assert_int_equal(purged, n);
+
+    /* and the room is back */
+
+    assert_int_equal(ngx_oauth_store_flow_put(st, "after", 5, &flow),
+                     NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_store_usage(st, &u), NGX_OAUTH_OK);
+    assert_true(u.used < u.size / 2);
 
     ngx_oauth_store_close(st);
 }
@@ -1707,6 +1935,8 @@ main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_leases, test_setup,
                                         test_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_dead_holder, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_meta_update, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_meta, test_setup,
@@ -1714,6 +1944,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_full, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_map_resized, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_flow_cap, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_store_reserve, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_reopen, test_setup,
                                         test_teardown),
