@@ -106,6 +106,8 @@ static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_cb_cleanup(void *data);
+static ngx_uint_t ngx_http_oauth_cb_path_ok(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_http_oauth_cb_ctx_t *ngx_http_oauth_cb_create(
     ngx_http_request_t *r, ngx_http_oauth_main_conf_t *omcf);
 static ngx_int_t ngx_http_oauth_cb_verdict(ngx_http_request_t *r,
@@ -1184,6 +1186,28 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "the flow could not be read");
     }
 
+    /*
+     * Mix-up defence (RFC 9700 section 4.4): a flow completes only at the
+     * path of its own provider's redirect_uri.  Elsewhere it is put back
+     * unspent, so that the right callback still works.
+     */
+
+    if (!ngx_http_oauth_cb_path_ok(r, ctx)) {
+        rc = ngx_oauth_store_flow_put(omcf->store, (char *) state.data,
+                                      state.len, &ctx->flow);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth: a flow of provider \"%V\" came back at "
+                      "another callback path%s",
+                      &ctx->flow.provider,
+                      rc == NGX_OAUTH_OK ? "" : "; it could not be kept");
+
+        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "wrong_callback",
+                                         "this is not the callback of the "
+                                         "flow's provider");
+    }
+
     if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1230,6 +1254,56 @@ bad_state:
     return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_state",
                                      "unknown, used or expired state");
+}
+
+
+/*
+ * Whether the request's path is the path of the redirect_uri of the
+ * flow's provider.  An unknown provider passes here: the verdict refuses
+ * it with its own error.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_cb_path_ok(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    u_char                     *pos, *last, *q;
+    ngx_str_t                   name;
+    ngx_http_oauth_provider_t  *p;
+
+    name.len = ctx->flow.provider.len;
+    name.data = ctx->flow.provider.data;
+
+    p = ngx_http_oauth_provider_find(ctx->omcf, &name);
+    if (p == NULL || p->redirect_uri.len == 0) {
+        return 1;
+    }
+
+    pos = p->redirect_uri.data;
+    last = pos + p->redirect_uri.len;
+
+    /* "scheme://authority/path?query": the path alone */
+
+    q = ngx_strlcasestrn(pos, last, (u_char *) "://", 3 - 1);
+
+    if (q != NULL) {
+        pos = q + 3;
+
+        while (pos < last && *pos != '/' && *pos != '?' && *pos != '#') {
+            pos++;
+        }
+    }
+
+    for (q = pos; q < last && *q != '?' && *q != '#'; q++) {
+        /* void */
+    }
+
+    if (q == pos) {
+        return r->uri.len == 1 && r->uri.data[0] == '/';
+    }
+
+    return (size_t) (q - pos) == r->uri.len
+           && ngx_strncmp(pos, r->uri.data, r->uri.len) == 0;
 }
 
 

@@ -395,7 +395,6 @@ owner has 2 pending flows: the oldest 1 dropped
     }
     location = /metrics { oauth_metrics; }
 --- init
-unlink glob "$ENV{TEST_NGINX_OAUTH_DIR}/full.mdb*";
 my $fake = T::fake();
 $fake->reset(expires_in => 3600);
 OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');

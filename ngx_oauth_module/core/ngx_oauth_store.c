@@ -28,7 +28,7 @@
 #define NGX_OAUTH_STORE_LEASE_LEN    24      /* and flags */
 #define NGX_OAUTH_STORE_META_KEY_MAX 511
 
-/* the reserve: 1/32 of the map, at least 16 pages (at most half) */
+/* the reserve: 1/32 of the map, at least 16 pages (at most a quarter) */
 #define NGX_OAUTH_STORE_RESERVE_PART 32
 #define NGX_OAUTH_STORE_RESERVE_MIN  16
 #define NGX_OAUTH_STORE_VERSION_KEY  "version"
@@ -794,8 +794,8 @@ ngx_oauth_store_pages(ngx_oauth_store_t *st, MDB_txn *txn, int quick,
     *reserve = *total / NGX_OAUTH_STORE_RESERVE_PART;
 
     if (*reserve < NGX_OAUTH_STORE_RESERVE_MIN) {
-        *reserve = (*total / 2 < NGX_OAUTH_STORE_RESERVE_MIN)
-                   ? *total / 2 : NGX_OAUTH_STORE_RESERVE_MIN;
+        *reserve = (*total / 4 < NGX_OAUTH_STORE_RESERVE_MIN)
+                   ? *total / 4 : NGX_OAUTH_STORE_RESERVE_MIN;
     }
 
     top = info.me_last_pgno + 1;
@@ -860,9 +860,9 @@ ngx_oauth_store_room(ngx_oauth_store_t *st, size_t len)
         return ret;
     }
 
-    /* the record, and a few pages of tree on the way to it */
+    /* the record's pages, and a couple of tree pages on the way to it */
 
-    need = len / 1024 + 4;
+    need = len / 4096 + 2;
 
     if (used + need + reserve <= total) {
         return NGX_OAUTH_OK;
