@@ -678,8 +678,7 @@ ngx_http_oauth_start_params(ngx_http_request_t *r,
         }
 
         if (rc != NGX_OK
-            || ngx_oauth_pattern_match((char *) cp[i].pattern.data,
-                                       value.data, value.len)
+            || ngx_oauth_pattern_exec(cp[i].compiled, value.data, value.len)
                != NGX_OAUTH_OK)
         {
             goto invalid;

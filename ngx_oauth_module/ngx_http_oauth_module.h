@@ -13,6 +13,7 @@
 
 #include "ngx_oauth_core.h"
 #include "ngx_oauth_crypto.h"
+#include "ngx_oauth_pattern.h"
 #include "ngx_oauth_store.h"
 
 
@@ -36,6 +37,7 @@ typedef struct {
     ngx_str_t                    pattern;    /* POSIX ERE, anchored */
     ngx_str_t                    strip;      /* suffix dropped first */
     ngx_flag_t                   required;
+    ngx_oauth_pattern_t         *compiled;   /* at config time */
     unsigned                     explicit_pattern:1;  /* not the default */
 } ngx_http_oauth_conn_param_t;
 

@@ -53,6 +53,11 @@ static ngx_int_t ngx_http_oauth_preset_prefix(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, json_t *v);
 static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v,
     ngx_array_t **list);
+static ngx_int_t ngx_http_oauth_enum_value(ngx_conf_enum_t *e,
+    const char *s, ngx_uint_t *v);
+static ngx_int_t ngx_http_oauth_preset_enum(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, json_t *e, const char *key,
+    ngx_conf_enum_t *values, ngx_uint_t *v);
 static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, json_t *catalog);
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
@@ -72,6 +77,7 @@ static ngx_int_t ngx_http_oauth_host_suffix(u_char *name, u_char *close,
 static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
     ngx_uint_t scope);
+static void ngx_http_oauth_pattern_cleanup(void *data);
 static void ngx_http_oauth_secret_cleanup(void *data);
 
 
@@ -147,6 +153,24 @@ static ngx_http_oauth_field_t  ngx_http_oauth_fields[] = {
       offsetof(ngx_http_oauth_provider_t, callback_hmac) },
 
     { ngx_null_string, 0, 0 }
+};
+
+
+/* the values "kind" and "token_auth" take, in the block and in a preset */
+
+static ngx_conf_enum_t  ngx_http_oauth_kinds[] = {
+    { ngx_string("oauth2"), NGX_OAUTH_KIND_OAUTH2 },
+    { ngx_string("api_key"), NGX_OAUTH_KIND_API_KEY },
+    { ngx_string("basic"), NGX_OAUTH_KIND_BASIC },
+    { ngx_string("header"), NGX_OAUTH_KIND_HEADER },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_oauth_token_auths[] = {
+    { ngx_string("basic"), NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC },
+    { ngx_string("post"), NGX_HTTP_OAUTH_TOKEN_AUTH_POST },
+    { ngx_null_string, 0 }
 };
 
 
@@ -361,19 +385,10 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
             goto duplicate;
         }
 
-        if (ngx_strcmp(value[1].data, "oauth2") == 0) {
-            p->kind = NGX_OAUTH_KIND_OAUTH2;
-
-        } else if (ngx_strcmp(value[1].data, "api_key") == 0) {
-            p->kind = NGX_OAUTH_KIND_API_KEY;
-
-        } else if (ngx_strcmp(value[1].data, "basic") == 0) {
-            p->kind = NGX_OAUTH_KIND_BASIC;
-
-        } else if (ngx_strcmp(value[1].data, "header") == 0) {
-            p->kind = NGX_OAUTH_KIND_HEADER;
-
-        } else {
+        if (ngx_http_oauth_enum_value(ngx_http_oauth_kinds,
+                                      (char *) value[1].data, &p->kind)
+            != NGX_OK)
+        {
             goto invalid;
         }
 
@@ -417,13 +432,10 @@ ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
             goto duplicate;
         }
 
-        if (ngx_strcmp(value[1].data, "basic") == 0) {
-            p->token_auth = NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC;
-
-        } else if (ngx_strcmp(value[1].data, "post") == 0) {
-            p->token_auth = NGX_HTTP_OAUTH_TOKEN_AUTH_POST;
-
-        } else {
+        if (ngx_http_oauth_enum_value(ngx_http_oauth_token_auths,
+                                      (char *) value[1].data, &p->token_auth)
+            != NGX_OK)
+        {
             goto invalid;
         }
 
@@ -765,6 +777,13 @@ failed:
 
 
 static void
+ngx_http_oauth_pattern_cleanup(void *data)
+{
+    ngx_oauth_pattern_free(data);
+}
+
+
+static void
 ngx_http_oauth_secret_cleanup(void *data)
 {
     ngx_str_t  *s = data;
@@ -776,17 +795,29 @@ ngx_http_oauth_secret_cleanup(void *data)
 
 
 /*
- * connection_param patterns are POSIX EREs compiled at request time; one
- * that does not compile must fail "nginx -t".  With p NULL the error is
- * about the directive being parsed, else about a pattern a preset gave.
+ * connection_param patterns are POSIX EREs compiled once, here, and freed
+ * with the configuration; one that does not compile must fail "nginx -t".
+ * With p NULL the error is about the directive being parsed, else about a
+ * pattern a preset gave.
  */
 
 static ngx_int_t
 ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     ngx_http_oauth_conn_param_t *cp)
 {
-    char     err[128];
-    u_char  *c;
+    int                  rc;
+    char                 err[128];
+    u_char              *c;
+    ngx_pool_cleanup_t  *cln;
+
+    if (cp->compiled) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
 
     c = ngx_pnalloc(cf->pool, cp->pattern.len + 1);
     if (c == NULL) {
@@ -800,14 +831,23 @@ ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
     err[0] = '\0';
 
-    if (cp->pattern.len
-        && ngx_oauth_pattern_check((const char *) c, err, sizeof(err))
-           == NGX_OAUTH_OK)
-    {
-        return NGX_OK;
-    }
+    if (cp->pattern.len) {
+        rc = ngx_oauth_pattern_compile(&cp->compiled, (const char *) c, err,
+                                       sizeof(err));
 
-    if (cp->pattern.len == 0) {
+        if (rc == NGX_OAUTH_OK) {
+            cln->handler = ngx_http_oauth_pattern_cleanup;
+            cln->data = cp->compiled;
+            return NGX_OK;
+        }
+
+        cp->compiled = NULL;
+
+        if (rc != NGX_OAUTH_INVALID) {
+            return NGX_ERROR;
+        }
+
+    } else {
         ngx_cpystrn((u_char *) err, (u_char *) "empty pattern", sizeof(err));
     }
 
@@ -1466,6 +1506,64 @@ ngx_http_oauth_preset_prefix(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
 
 static ngx_int_t
+ngx_http_oauth_enum_value(ngx_conf_enum_t *e, const char *s, ngx_uint_t *v)
+{
+    for ( /* void */ ; e->name.len; e++) {
+        if (ngx_strcmp(e->name.data, s) == 0) {
+            *v = e->value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A preset's "kind" or "token_auth" is refused as the block's is when the
+ * value is not one the module knows; the block's own value wins.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_enum(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    json_t *e, const char *key, ngx_conf_enum_t *values, ngx_uint_t *v)
+{
+    json_t      *j;
+    ngx_uint_t   value;
+
+    j = json_object_get(e, key);
+
+    if (j == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_string(j)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "preset \"%V\" of oauth_provider \"%V\" in %s:%ui: "
+                      "\"%s\" is not a string", &p->preset, &p->name,
+                      p->file, p->line, key);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_oauth_enum_value(values, json_string_value(j), &value)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "preset \"%V\" of oauth_provider \"%V\" in %s:%ui: "
+                      "invalid value \"%s\" in \"%s\"", &p->preset,
+                      &p->name, p->file, p->line, json_string_value(j), key);
+        return NGX_ERROR;
+    }
+
+    if (*v == NGX_CONF_UNSET_UINT) {
+        *v = value;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     json_t *catalog)
 {
@@ -1474,7 +1572,6 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     size_t                        i;
     ngx_str_t                    *s;
     ngx_uint_t                    own;
-    const char                   *kind;
     ngx_http_oauth_field_t       *f;
     ngx_http_oauth_keep_field_t  *kf;
     ngx_http_oauth_conn_param_t  *cp;
@@ -1505,13 +1602,11 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         }
     }
 
-    if (p->kind == NGX_CONF_UNSET_UINT
-        && (kind = json_string_value(json_object_get(e, "kind"))))
+    if (ngx_http_oauth_preset_enum(cf, p, e, "kind", ngx_http_oauth_kinds,
+                                   &p->kind)
+        != NGX_OK)
     {
-        p->kind = ngx_strcmp(kind, "api_key") == 0 ? NGX_OAUTH_KIND_API_KEY
-                : ngx_strcmp(kind, "basic") == 0 ? NGX_OAUTH_KIND_BASIC
-                : ngx_strcmp(kind, "header") == 0 ? NGX_OAUTH_KIND_HEADER
-                : NGX_OAUTH_KIND_OAUTH2;
+        return NGX_ERROR;
     }
 
     if (ngx_http_oauth_preset_requires(cf, p, json_object_get(e,
@@ -1531,11 +1626,12 @@ ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
         p->refresh = json_is_true(v);
     }
 
-    v = json_object_get(e, "token_auth");
-    if (p->token_auth == NGX_CONF_UNSET_UINT && json_is_string(v)) {
-        p->token_auth = ngx_strcmp(json_string_value(v), "post") == 0
-                        ? NGX_HTTP_OAUTH_TOKEN_AUTH_POST
-                        : NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC;
+    if (ngx_http_oauth_preset_enum(cf, p, e, "token_auth",
+                                   ngx_http_oauth_token_auths,
+                                   &p->token_auth)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (ngx_http_oauth_preset_scopes(cf, p, json_object_get(e,

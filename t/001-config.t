@@ -79,6 +79,23 @@ write_key_file('catalog.json', <<'_EOJ_');
 _EOJ_
 write_key_file('catalog-bad.json', '{"acme": ');
 
+# presets are as strict as the block: a value the module does not know fails
+for my $bad (['kind', '"kind": "oauth3"'],
+             ['auth', '"token_auth": "form"'],
+             ['pattern', '"connection_params": [{"name": "shop", "pattern": "^([a-z$"}]'])
+{
+    write_key_file("catalog-$bad->[0].json", <<"_EOJ_");
+{
+    "acme": {
+        "authorization_url": "https://login.acme.example/authorize",
+        "token_url": "https://login.acme.example/token",
+        "account_id": "account.id",
+        $bad->[1]
+    }
+}
+_EOJ_
+}
+
 sub nginx_dump {
     my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     my $root = server_root();
@@ -1186,3 +1203,66 @@ GET /api/providers
 --- more_headers
 X-Owner: alice
 --- response_body_like: "name":"acme","display_name":"Acme"
+
+
+
+=== TEST 60: a catalog preset with an unknown kind
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-kind.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*preset "acme" of oauth_provider "acme" in \S+\/nginx\.conf:\d+: invalid value "oauth3" in "kind"$/
+
+
+
+=== TEST 61: a catalog preset with an unknown token_auth
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-auth.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*preset "acme" of oauth_provider "acme" in \S+\/nginx\.conf:\d+: invalid value "form" in "token_auth"$/
+
+
+
+=== TEST 62: a catalog preset whose connection_param pattern is not a regular expression
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-pattern.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid pattern "\^\(\[a-z\$" of "connection_param" "shop" in oauth_provider "acme" in \S+\/nginx\.conf:\d+: /
