@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <openssl/err.h>
 
+#include "ngx_oauth_url.h"
 #include "ngx_http_oauth_http.h"
 
 
@@ -79,7 +80,6 @@ static ngx_int_t ngx_http_oauth_fetch_parse_url(
     ngx_http_oauth_fetch_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_fetch_check_url(
     ngx_http_oauth_fetch_ctx_t *ctx);
-static ngx_uint_t ngx_http_oauth_http_loopback(const char *host);
 static ngx_uint_t ngx_http_oauth_http_address_public(struct sockaddr *sa);
 static curl_socket_t ngx_http_oauth_http_open_socket(void *data,
     curlsocktype purpose, struct curl_sockaddr *address);
@@ -714,6 +714,7 @@ ngx_http_oauth_fetch_check_url(ngx_http_oauth_fetch_ctx_t *ctx)
     char                    *scheme, *host, *user;
     ngx_int_t                rc;
     CURLUcode                ucode;
+    const char              *reason;
     ngx_http_oauth_fetch_t  *f;
 
     f = ctx->fetch;
@@ -742,13 +743,16 @@ ngx_http_oauth_fetch_check_url(ngx_http_oauth_fetch_ctx_t *ctx)
         goto done;
     }
 
-    if (ngx_strcasecmp((u_char *) scheme, (u_char *) "https") == 0) {
-        rc = NGX_OK;
-        goto done;
-    }
+    /*
+     * libcurl hands the host on normalized ("127.1" as "127.0.0.1",
+     * "[0:0::1]" or "[::1%25lo]" as "[::1]"), the spellings the core's
+     * one rule accepts
+     */
 
-    if (ngx_strcasecmp((u_char *) scheme, (u_char *) "http") == 0
-        && ngx_http_oauth_http_loopback(host))
+    if (ngx_oauth_url_check_transport((u_char *) scheme, ngx_strlen(scheme),
+                                      (u_char *) host, ngx_strlen(host),
+                                      &reason)
+        == NGX_OAUTH_OK)
     {
         rc = NGX_OK;
         goto done;
@@ -756,8 +760,8 @@ ngx_http_oauth_fetch_check_url(ngx_http_oauth_fetch_ctx_t *ctx)
 
     ngx_log_error(NGX_LOG_ERR, f->log, 0,
                   "oauth: refusing outbound request to %s://%s: only "
-                  "https:// or http:// to a loopback host is allowed",
-                  scheme, host);
+                  "https:// or http:// to a loopback host is allowed (%s)",
+                  scheme, host, reason);
 
 done:
 
@@ -766,51 +770,6 @@ done:
     curl_free(user);
 
     return rc;
-}
-
-
-static ngx_uint_t
-ngx_http_oauth_http_loopback(const char *host)
-{
-    size_t           len;
-    struct in_addr   in;
-#if (NGX_HAVE_INET6)
-    char             buf[NGX_INET6_ADDRSTRLEN + 1];
-    struct in6_addr  in6;
-#endif
-
-    if (ngx_strcasecmp((u_char *) host, (u_char *) "localhost") == 0) {
-        return 1;
-    }
-
-    /* curl normalizes "127.1" and the like to dotted quads */
-
-    if (inet_pton(AF_INET, host, &in) == 1) {
-        return (ntohl(in.s_addr) >> 24) == 127;
-    }
-
-#if (NGX_HAVE_INET6)
-
-    len = ngx_strlen(host);
-
-    if (len > 2 && len - 2 < sizeof(buf)
-        && host[0] == '[' && host[len - 1] == ']')
-    {
-        ngx_memcpy(buf, host + 1, len - 2);
-        buf[len - 2] = '\0';
-
-        if (inet_pton(AF_INET6, buf, &in6) == 1) {
-            return IN6_IS_ADDR_LOOPBACK(&in6);
-        }
-    }
-
-#else
-
-    (void) len;
-
-#endif
-
-    return 0;
 }
 
 
