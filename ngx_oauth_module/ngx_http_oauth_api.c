@@ -1959,7 +1959,8 @@ ngx_http_oauth_api_revoke_next(ngx_http_oauth_revoke_t *rv)
 
     /* client authentication as at the token endpoint */
 
-    f = ngx_http_oauth_endpoint_revoke(rv->pool, ngx_cycle->log, p, &body);
+    f = ngx_http_oauth_endpoint_revoke(rv->pool, ngx_cycle->log, p,
+                                       rv->vars, rv->nvars, &body);
 
     ngx_oauth_buf_free(&body);
 

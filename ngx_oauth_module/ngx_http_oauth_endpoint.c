@@ -58,7 +58,8 @@ ngx_http_oauth_endpoint_token(ngx_pool_t *pool, ngx_log_t *log,
 
 ngx_http_oauth_fetch_t *
 ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body)
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_oauth_buf_t *body)
 {
     /*
      * the token_param lines go here too: a provider that wants one at
@@ -66,7 +67,7 @@ ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
      */
 
     return ngx_http_oauth_endpoint_client(pool, log, p, &p->revocation_url,
-                                          NULL, 0, body);
+                                          vars, nvars, body);
 }
 
 

@@ -34,10 +34,12 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_token(ngx_pool_t *pool,
 
 /*
  * RFC 7009 revocation: body holds token and token_type_hint; the client
- * authenticates as at the token endpoint.
+ * authenticates as at the token endpoint; vars (the connection's params)
+ * fill a templated revocation_url (salesforce-mydomain's {domain}).
  */
 ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool,
-    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body);
+    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
 
 /*
  * Whether the provider revokes its own way (revocation_method,
