@@ -1600,6 +1600,10 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
         expect = conn.version;
         rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, &expect);
 
+        if (rc == NGX_OAUTH_OK) {
+            ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
+        }
+
         ngx_oauth_conn_free(&conn);
 
         if (rc != NGX_OAUTH_CONFLICT) {
@@ -1727,6 +1731,11 @@ ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
 
         rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
                                          &account);
+
+        if (rc == NGX_OAUTH_OK) {
+            ngx_http_oauth_shared_conn_deleted(ctx->omcf, &owner, &provider,
+                                               &account);
+        }
 
         if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
             if (rv) {
@@ -2369,7 +2378,7 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
                                          "stored");
     }
 
-    ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
+    ngx_http_oauth_shared_conn_replaced(ctx->omcf, &conn);
 
     ngx_http_oauth_audit(ctx->omcf, r->connection->log, "credentials_set",
                          &conn.owner, &ctx->provider->name, &conn.account,

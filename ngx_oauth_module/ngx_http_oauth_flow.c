@@ -2163,7 +2163,7 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return rc == NGX_OAUTH_FULL ? "store_full" : "store_error";
     }
 
-    ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
+    ngx_http_oauth_shared_conn_replaced(ctx->omcf, &conn);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: provider \"%V\": account connected", &p->name);

@@ -44,8 +44,9 @@ typedef struct {
 typedef struct {
     ngx_queue_t                  queue;
     ngx_uint_t                   n;
-    const u_char                *values[5];
-    ssize_t                      lens[5];
+    const u_char                *values[7];
+    ssize_t                      lens[7];
+    u_char                       version[NGX_INT64_LEN];
     unsigned                     deleted:1;
 } ngx_http_oauth_shared_write_t;
 
@@ -88,11 +89,20 @@ static void ngx_http_oauth_shared_notify(const char *channel,
     const char *payload, void *data);
 static void ngx_http_oauth_shared_refetch_done(void *data, PGresult *res,
     const char *err);
+static void ngx_http_oauth_shared_refetch(const u_char **values,
+    ssize_t *lens);
 static ngx_int_t ngx_http_oauth_shared_cache_put(PGresult *res, int row,
-    int col);
+    int col, int vcol, int newer);
+static ngx_int_t ngx_http_oauth_shared_keys(ngx_array_t *keys);
+static void ngx_http_oauth_shared_revalidate(void);
+static void ngx_http_oauth_shared_revalidate_done(void *data, PGresult *res,
+    const char *err);
 static void ngx_http_oauth_shared_drop_all(void);
 static int ngx_http_oauth_shared_drop_one(const ngx_oauth_conn_t *conn,
     void *data);
+static void ngx_http_oauth_shared_conn_write(
+    ngx_http_oauth_main_conf_t *omcf, const ngx_oauth_conn_t *conn,
+    char mode);
 static void ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w);
 static void ngx_http_oauth_shared_write_done(void *data, PGresult *res,
     const char *err);
@@ -165,16 +175,53 @@ static const char  ngx_http_oauth_shared_schema_sql[] =
     "END $oauth$";
 
 
+/*
+ * The version is the record's: a node writes the version its cache gave
+ * the change (the one it read from PostgreSQL + 1), and the row takes it
+ * only when it is higher than the row's, so an old write (another node's
+ * change arrived first, or writes replayed after an outage) never
+ * overwrites a newer one.  A new connect or credentials set ('r') replaces
+ * whatever is there, with a version above it.  No row back: refused.
+ */
+
 static const char  ngx_http_oauth_shared_upsert_sql[] =
     "WITH up AS (INSERT INTO oauth_connections "
       "(owner, provider, account, version, record) "
-      "VALUES ($1::text, $2::text, $3::text, 1, $4::bytea) "
+      "VALUES ($1::text, $2::text, $3::text, $6::text::bigint, $4::bytea) "
       "ON CONFLICT (owner, provider, account) DO UPDATE "
-      "SET version = oauth_connections.version + 1, "
+      "SET version = GREATEST(oauth_connections.version + 1, "
+        "EXCLUDED.version), "
       "record = EXCLUDED.record, updated_at = now() "
+      "WHERE $7::text = 'r' "
+        "OR oauth_connections.version < EXCLUDED.version "
       "RETURNING version) "
     "SELECT pg_notify('" NGX_HTTP_OAUTH_SHARED_CHANNEL "', "
       "$5::text || ' ' || version) FROM up";
+
+/*
+ * What changed while a worker did not listen: each cached key with its
+ * version ("HEX(owner) HEX(provider) HEX(account) VERSION" lines) against
+ * the rows; back come the keys whose row has another version (the record
+ * with it) or none.
+ */
+
+static const char  ngx_http_oauth_shared_revalidate_sql[] =
+    "SELECT k.o, k.p, k.a, c.version::text, c.record FROM ("
+      "SELECT convert_from(decode(split_part(l, ' ', 1), 'hex'), 'UTF8') "
+        "AS o, "
+      "convert_from(decode(split_part(l, ' ', 2), 'hex'), 'UTF8') AS p, "
+      "convert_from(decode(split_part(l, ' ', 3), 'hex'), 'UTF8') AS a, "
+      "split_part(l, ' ', 4)::bigint AS v "
+      "FROM regexp_split_to_table($1::text, chr(10)) AS l "
+      "WHERE l <> '') AS k "
+    "LEFT JOIN oauth_connections c ON c.owner = k.o "
+      "AND c.provider = k.p AND c.account = k.a "
+    "WHERE c.version IS DISTINCT FROM k.v";
+
+static const char  ngx_http_oauth_shared_fetch_sql[] =
+    "SELECT record, version::text FROM oauth_connections "
+    "WHERE owner = $1::text AND provider = $2::text "
+    "AND account = $3::text";
 
 static const char  ngx_http_oauth_shared_delete_sql[] =
     "WITH d AS (DELETE FROM oauth_connections "
@@ -531,13 +578,143 @@ ngx_http_oauth_shared_listen_done(void *data, PGresult *res, const char *err)
 
     /*
      * Notifications sent while this worker was not listening are lost:
-     * the cache is dropped and filled again from PostgreSQL on use.
-     * Writes this worker kept while the store was away go first.
+     * the cache is checked against PostgreSQL by versions, after the
+     * writes this worker kept while the store was away (queries run in
+     * order on the one connection).
      */
 
-    ngx_http_oauth_shared_drop_all();
     ngx_http_oauth_pg_ready();
     ngx_http_oauth_shared_flush();
+    ngx_http_oauth_shared_revalidate();
+}
+
+
+static void
+ngx_http_oauth_shared_revalidate(void)
+{
+    u_char            *text, *p;
+    size_t             size;
+    ssize_t            lens[1];
+    ngx_uint_t         i;
+    const char        *err;
+    const u_char      *values[1];
+    ngx_array_t        keys;
+    ngx_oauth_conn_t  *c;
+    ngx_pool_t        *pool;
+
+    if (ngx_http_oauth_shared_omcf->store == NULL) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        ngx_http_oauth_shared_drop_all();
+        return;
+    }
+
+    if (ngx_array_init(&keys, pool, 16, sizeof(ngx_oauth_conn_t)) != NGX_OK
+        || ngx_http_oauth_shared_keys(&keys) != NGX_OK)
+    {
+        goto drop;
+    }
+
+    c = keys.elts;
+    size = 1;
+
+    for (i = 0; i < keys.nelts; i++) {
+        size += 2 * (c[i].owner.len + c[i].provider.len + c[i].account.len)
+                + NGX_INT64_LEN + 4;
+    }
+
+    text = ngx_pnalloc(pool, size);
+    if (text == NULL) {
+        goto drop;
+    }
+
+    p = text;
+
+    for (i = 0; i < keys.nelts; i++) {
+        p = ngx_hex_dump(p, c[i].owner.data, c[i].owner.len);
+        *p++ = ' ';
+        p = ngx_hex_dump(p, c[i].provider.data, c[i].provider.len);
+        *p++ = ' ';
+        p = ngx_hex_dump(p, c[i].account.data, c[i].account.len);
+        p = ngx_sprintf(p, " %uL\n", (uint64_t) c[i].version);
+    }
+
+    values[0] = text;
+    lens[0] = p - text;
+
+    if (ngx_http_oauth_pg_query(ngx_http_oauth_shared_revalidate_sql, 1,
+                                values, lens, 0,
+                                ngx_http_oauth_shared_revalidate_done,
+                                (void *) (uintptr_t) keys.nelts, &err)
+        == NULL)
+    {
+        goto drop;
+    }
+
+    ngx_destroy_pool(pool);
+    return;
+
+drop:
+
+    /* not checked, not trusted: filled again from PostgreSQL on use */
+
+    ngx_destroy_pool(pool);
+    ngx_http_oauth_shared_drop_all();
+}
+
+
+static void
+ngx_http_oauth_shared_revalidate_done(void *data, PGresult *res,
+    const char *err)
+{
+    int                          i, n;
+    ngx_uint_t                   changed;
+    ngx_oauth_str_t              s[3];
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    if (res == NULL || omcf->store == NULL) {
+
+        /* the connection went again: its next "up" checks again */
+
+        return;
+    }
+
+    n = PQntuples(res);
+    changed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (!PQgetisnull(res, i, 3)) {
+            if (ngx_http_oauth_shared_cache_put(res, i, 4, 3, 0) == NGX_OK) {
+                changed++;
+            }
+
+            continue;
+        }
+
+        /* gone from PostgreSQL: disconnected elsewhere */
+
+        s[0].data = (u_char *) PQgetvalue(res, i, 0);
+        s[0].len = PQgetlength(res, i, 0);
+        s[1].data = (u_char *) PQgetvalue(res, i, 1);
+        s[1].len = PQgetlength(res, i, 1);
+        s[2].data = (u_char *) PQgetvalue(res, i, 2);
+        s[2].len = PQgetlength(res, i, 2);
+
+        if (ngx_oauth_store_conn_delete(omcf->store, &s[0], &s[1], &s[2])
+            == NGX_OAUTH_OK)
+        {
+            changed++;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "oauth: shared store: cache checked, %ui of %ui entries "
+                  "changed", changed, (ngx_uint_t) (uintptr_t) data);
 }
 
 
@@ -567,8 +744,7 @@ ngx_http_oauth_shared_drop_all(void)
         return;
     }
 
-    (void) ngx_oauth_store_conn_each(omcf->store, NULL, NULL,
-                                     ngx_http_oauth_shared_drop_one, &keys);
+    (void) ngx_http_oauth_shared_keys(&keys);
 
     c = keys.elts;
 
@@ -585,6 +761,30 @@ ngx_http_oauth_shared_drop_all(void)
                    "oauth shared: cache dropped, %ui entries", keys.nelts);
 
     ngx_destroy_pool(pool);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_shared_keys(ngx_array_t *keys)
+{
+    int                rc;
+    ngx_uint_t         i;
+    ngx_oauth_conn_t  *c;
+
+    rc = ngx_oauth_store_conn_each(ngx_http_oauth_shared_omcf->store, NULL,
+                                   NULL, ngx_http_oauth_shared_drop_one,
+                                   keys);
+
+    c = keys->elts;
+
+    for (i = 0; i < keys->nelts; i++) {
+        if (c[i].owner.data == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return (rc == NGX_OAUTH_OK || rc == NGX_OAUTH_INVALID) ? NGX_OK
+                                                           : NGX_ERROR;
 }
 
 
@@ -618,6 +818,7 @@ ngx_http_oauth_shared_drop_one(const ngx_oauth_conn_t *conn, void *data)
     c->owner.len = conn->owner.len;
     c->provider.len = conn->provider.len;
     c->account.len = conn->account.len;
+    c->version = conn->version;
 
     ngx_memcpy(c->owner.data, conn->owner.data, conn->owner.len);
     ngx_memcpy(c->provider.data, conn->provider.data, conn->provider.len);
@@ -637,11 +838,12 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
 
     u_char                      *p, *f[5], key[3][2 * NGX_OAUTH_OWNER_MAX];
     size_t                       len[3];
+    uint64_t                     version;
     ngx_uint_t                   i, k;
-    const char                  *err;
     const u_char                *values[3];
     ssize_t                      lens[3];
     ngx_oauth_str_t              s[3];
+    ngx_oauth_conn_t             conn;
     ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = ngx_http_oauth_shared_omcf;
@@ -659,7 +861,19 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
         p++;
     }
 
-    if (ngx_strncmp(f[0], sc->node, NGX_HTTP_OAUTH_SHARED_NODE) == 0
+    version = 0;
+
+    while (*p >= '0' && *p <= '9') {
+        version = version * 10 + (*p++ - '0');
+    }
+
+    /*
+     * A node's own deletes are done here already; its own writes are
+     * checked too: a worker may have cached an older row meanwhile.
+     */
+
+    if ((f[1][0] == 'd'
+         && ngx_strncmp(f[0], sc->node, NGX_HTTP_OAUTH_SHARED_NODE) == 0)
         || omcf->store == NULL)
     {
         return;
@@ -699,33 +913,54 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
         return;
     }
 
-    /* changed elsewhere: cached entries are read again, others left */
+    /* cached entries older than the row are read again, others left */
 
+    if (ngx_oauth_store_conn_get(omcf->store, &s[0], &s[1], &s[2], &conn)
+        != NGX_OAUTH_OK)
     {
-        ngx_oauth_conn_t  conn;
+        return;
+    }
 
-        if (ngx_oauth_store_conn_get(omcf->store, &s[0], &s[1], &s[2], &conn)
-            != NGX_OAUTH_OK)
-        {
-            return;
-        }
-
+    if (conn.version >= version) {
         ngx_oauth_conn_free(&conn);
+        return;
     }
 
-    if (ngx_http_oauth_pg_query("SELECT record, owner, provider, account "
-                                "FROM oauth_connections "
-                                "WHERE owner = $1::text "
-                                "AND provider = $2::text "
-                                "AND account = $3::text",
-                                3, values, lens, 0,
-                                ngx_http_oauth_shared_refetch_done, NULL,
-                                &err)
-        == NULL)
+    ngx_oauth_conn_free(&conn);
+
+    ngx_http_oauth_shared_refetch(values, lens);
+}
+
+
+/* one row into the cache, unless the cache has a newer one */
+
+static void
+ngx_http_oauth_shared_refetch(const u_char **values, ssize_t *lens)
+{
+    ngx_oauth_str_t              s[3];
+    const char                  *err;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    if (ngx_http_oauth_pg_query(ngx_http_oauth_shared_fetch_sql, 3, values,
+                                lens, 0, ngx_http_oauth_shared_refetch_done,
+                                NULL, &err)
+        != NULL)
     {
-        /* not sure of it any more: dropped, fetched again on use */
-        (void) ngx_oauth_store_conn_delete(omcf->store, &s[0], &s[1], &s[2]);
+        return;
     }
+
+    /* not sure of it any more: dropped, fetched again on use */
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    s[0].data = (u_char *) values[0];
+    s[0].len = lens[0];
+    s[1].data = (u_char *) values[1];
+    s[1].len = lens[1];
+    s[2].data = (u_char *) values[2];
+    s[2].len = lens[2];
+
+    (void) ngx_oauth_store_conn_delete(omcf->store, &s[0], &s[1], &s[2]);
 }
 
 
@@ -738,15 +973,19 @@ ngx_http_oauth_shared_refetch_done(void *data, PGresult *res,
     }
 
     if (PQntuples(res) == 1) {
-        (void) ngx_http_oauth_shared_cache_put(res, 0, 0);
+        (void) ngx_http_oauth_shared_cache_put(res, 0, 0, 1, 1);
     }
 }
 
 
-/* a record from PostgreSQL into the cache, as it is */
+/*
+ * A record from PostgreSQL into the cache, as it is, with the row's
+ * version; newer: not over a higher version the cache has.
+ */
 
 static ngx_int_t
-ngx_http_oauth_shared_cache_put(PGresult *res, int row, int col)
+ngx_http_oauth_shared_cache_put(PGresult *res, int row, int col, int vcol,
+    int newer)
 {
     int                          rc;
     ngx_oauth_conn_t             conn;
@@ -754,7 +993,9 @@ ngx_http_oauth_shared_cache_put(PGresult *res, int row, int col)
 
     omcf = ngx_http_oauth_shared_omcf;
 
-    if (omcf->store == NULL || PQgetisnull(res, row, col)) {
+    if (omcf->store == NULL || PQgetisnull(res, row, col)
+        || PQgetisnull(res, row, vcol))
+    {
         return NGX_ERROR;
     }
 
@@ -768,9 +1009,15 @@ ngx_http_oauth_shared_cache_put(PGresult *res, int row, int col)
         return NGX_ERROR;
     }
 
-    rc = ngx_oauth_store_conn_put(omcf->store, &conn, NULL);
+    conn.version = strtoull(PQgetvalue(res, row, vcol), NULL, 10);
+
+    rc = ngx_oauth_store_conn_put_version(omcf->store, &conn, newer);
 
     ngx_oauth_conn_free(&conn);
+
+    if (rc == NGX_OAUTH_CONFLICT) {
+        return NGX_DECLINED;
+    }
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -810,6 +1057,22 @@ void
 ngx_http_oauth_shared_conn_saved(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_conn_t *conn)
 {
+    ngx_http_oauth_shared_conn_write(omcf, conn, 'c');
+}
+
+
+void
+ngx_http_oauth_shared_conn_replaced(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn)
+{
+    ngx_http_oauth_shared_conn_write(omcf, conn, 'r');
+}
+
+
+static void
+ngx_http_oauth_shared_conn_write(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn, char mode)
+{
     u_char                         *rec, *p;
     size_t                          rlen, plen;
     ngx_http_oauth_shared_write_t  *w;
@@ -840,8 +1103,13 @@ ngx_http_oauth_shared_conn_saved(ngx_http_oauth_main_conf_t *omcf,
 
     p = (u_char *) (w + 1);
 
-    w->n = 5;
+    w->n = 7;
     w->deleted = 0;
+    w->values[5] = w->version;
+    w->lens[5] = ngx_sprintf(w->version, "%uL", (uint64_t) conn->version)
+                 - w->version;
+    w->values[6] = (u_char *) (mode == 'r' ? "r" : "c");
+    w->lens[6] = 1;
 
     w->values[0] = p;
     w->lens[0] = conn->owner.len;
@@ -953,6 +1221,21 @@ ngx_http_oauth_shared_write_done(void *data, PGresult *res, const char *err)
     ngx_http_oauth_shared_write_t *w = data;
 
     ngx_http_oauth_shared_writing--;
+
+    if (res && !w->deleted && PQntuples(res) == 0) {
+
+        /*
+         * PostgreSQL has a newer (or the same) version, written by
+         * another node: this change is not taken, and the cache gets
+         * the row instead.
+         */
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "oauth: a connection change was superseded by a "
+                      "newer one in the shared store");
+
+        ngx_http_oauth_shared_refetch(w->values, w->lens);
+    }
 
     if (res == NULL) {
 
@@ -1342,13 +1625,13 @@ ngx_http_oauth_shared_miss(ngx_http_request_t *r,
     }
 
     w->query = ngx_http_oauth_pg_query(account
-                                       ? "SELECT record FROM "
-                                         "oauth_connections "
+                                       ? "SELECT record, version::text "
+                                         "FROM oauth_connections "
                                          "WHERE owner = $1::text "
                                          "AND provider = $2::text "
                                          "AND account = $3::text"
-                                       : "SELECT record FROM "
-                                         "oauth_connections "
+                                       : "SELECT record, version::text "
+                                         "FROM oauth_connections "
                                          "WHERE owner = $1::text "
                                          "AND provider = $2::text "
                                          "LIMIT 2",
@@ -1394,7 +1677,7 @@ ngx_http_oauth_shared_miss_done(void *data, PGresult *res, const char *err)
 
     } else {
         for (i = 0; i < PQntuples(res); i++) {
-            (void) ngx_http_oauth_shared_cache_put(res, i, 0);
+            (void) ngx_http_oauth_shared_cache_put(res, i, 0, 1, 1);
         }
     }
 
@@ -1532,8 +1815,8 @@ ngx_http_oauth_shared_lease_done(void *data, PGresult *res, const char *err)
     values[2] = rf->account.data;
     lens[2] = rf->account.len;
 
-    ls->query = ngx_http_oauth_pg_query("SELECT record FROM "
-                                        "oauth_connections "
+    ls->query = ngx_http_oauth_pg_query("SELECT record, version::text "
+                                        "FROM oauth_connections "
                                         "WHERE owner = $1::text "
                                         "AND provider = $2::text "
                                         "AND account = $3::text",
@@ -1587,8 +1870,10 @@ ngx_http_oauth_shared_lease_read_done(void *data, PGresult *res,
                                "oauth shared: provider \"%V\": refreshed "
                                "elsewhere", &rf->provider->name);
 
-                (void) ngx_oauth_store_conn_put(rf->omcf->store, &conn,
-                                                NULL);
+                conn.version = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+
+                (void) ngx_oauth_store_conn_put_version(rf->omcf->store,
+                                                        &conn, 0);
             }
 
             ngx_oauth_conn_free(&conn);

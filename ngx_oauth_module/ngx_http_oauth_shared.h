@@ -63,6 +63,9 @@ ngx_int_t ngx_http_oauth_shared_miss(ngx_http_request_t *r,
 /* a connection was written to or deleted from this node's LMDB */
 void ngx_http_oauth_shared_conn_saved(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_conn_t *conn);
+/* a new connect or credentials: replaces what PostgreSQL has */
+void ngx_http_oauth_shared_conn_replaced(ngx_http_oauth_main_conf_t *omcf,
+    const ngx_oauth_conn_t *conn);
 void ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account);

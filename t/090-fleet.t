@@ -88,6 +88,10 @@ ok(system("$PGBIN/createdb -h 127.0.0.1 -p $PGPORT -U oauth fleet") == 0,
 
 END { pg_stop() if $PGDATA && -e "$PGDATA/postmaster.pid" }
 
+# node B logs in as a role of its own: the test can shut it out alone
+psql('CREATE ROLE nodeb LOGIN SUPERUSER');
+my %DbUser = (A => 'oauth', B => 'nodeb');
+
 my $fake = FakeProvider->start;
 my $FP = $fake->port;
 
@@ -119,7 +123,7 @@ http {
     access_log off;
     oauth_store $prefix/store.mdb;
     oauth_key_file $kf;
-    oauth_shared_store postgresql://oauth\@127.0.0.1:$PGPORT/fleet;
+    oauth_shared_store postgresql://$DbUser{$name}\@127.0.0.1:$PGPORT/fleet;
     oauth_owner \$http_x_user;
     oauth_provider demo {
         client_id          test-client;
@@ -167,9 +171,14 @@ sub req {
     my ($node, $method, $path, %o) = @_;
     my %h = %{ $o{headers} // {} };
     $h{'X-User'} = $o{owner} // 'alice';
+    my %opt = (headers => \%h);
+    if (defined $o{json}) {
+        $h{'Content-Type'} = 'application/json';
+        $opt{content} = $o{json};
+    }
     return $Http->request($method,
                           "http://127.0.0.1:$Node{$node}{port}$path",
-                          { headers => \%h });
+                          \%opt);
 }
 
 sub wait_for {
@@ -333,6 +342,70 @@ for my $n (qw(A B)) {
     is($slow, 0, 'cached injections and other requests go on during a '
                  . 'stalled query');
     waitpid $_, 0 for @starts, $pid;
+}
+
+# 4b. a node that missed notifications checks its cache by versions when
+# it is back, and a write it made on an older version loses
+{
+    my $ce = connect_via('A', 'A', 'erin', 'erin-1');
+    is($ce->{result}, 'connected', 'erin connected');
+    is(req('B', 'GET', '/api/x', owner => $_)->{status}, 200,
+       "B caches $_") for qw(bob carol erin);
+
+    my $label = sub {
+        my ($node, $owner) = @_;
+        my $r = req($node, 'GET', '/oauth/api/connections', owner => $owner);
+        return 'none' unless $r->{status} == 200;
+        return 'gone' unless $r->{content} =~ /"account":"/;
+        my ($l) = $r->{content} =~ /"label":(null|"[^"]*")/;
+        return $l // '?';
+    };
+
+    # B is shut out: its connections end, it cannot log in again
+    psql('ALTER ROLE nodeb NOLOGIN');
+    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+         . "WHERE usename = 'nodeb'");
+    ok(wait_for(sub {
+        psql("SELECT count(*) FROM pg_stat_activity "
+             . "WHERE usename = 'nodeb'") eq '0' }), 'B is cut off');
+    sleep 0.3;
+
+    is(req('A', 'PATCH', '/oauth/api/connections/demo/bob-1',
+           owner => 'bob', json => '{"label":"moved"}')->{status}, 200,
+       'label changed on A');
+    is(req('A', 'DELETE', '/oauth/api/connections/demo/erin-1',
+           owner => 'erin')->{status}, 200, 'erin disconnected on A');
+    like(psql("SELECT encode(record, 'escape') FROM oauth_connections "
+              . "WHERE owner = 'bob'"), qr/moved/, 'the change is stored');
+
+    # B missed both; it writes bob on its old version meanwhile
+    is($label->('B', 'bob'), 'null', 'B still has the old bob');
+    is($label->('B', 'erin'), 'null', 'B still has erin');
+    is(req('B', 'PATCH', '/oauth/api/connections/demo/bob-1',
+           owner => 'bob', json => '{"label":"stale"}')->{status}, 200,
+       'a label written on B while cut off (kept to write later)');
+
+    psql('ALTER ROLE nodeb LOGIN');
+    my $seen = wait_for(sub {
+        $label->('B', 'bob') eq '"moved"' && $label->('B', 'erin') eq 'gone'
+    }, 15);
+    ok($seen, 'B back: sees the change and the disconnect it missed')
+        or diag 'bob: ' . $label->('B', 'bob')
+              . ' erin: ' . $label->('B', 'erin');
+    is($label->('B', 'carol'), 'null',
+       'unchanged entries stay in B\'s cache (not dropped)');
+    is(req('B', 'GET', '/api/x', owner => 'erin')->{status}, 401,
+       'erin no longer injects on B');
+    like(psql("SELECT encode(record, 'escape') FROM oauth_connections "
+              . "WHERE owner = 'bob'"), qr/moved/,
+         'the write made on an older version did not overwrite the newer');
+    is($label->('A', 'bob'), '"moved"', 'A keeps the newer label');
+    my $log = do { local (@ARGV, $/) = "$Node{B}{prefix}/logs/error.log";
+                   <> };
+    like($log, qr/cache checked, \d+ of \d+ entries changed/,
+         'B checked its cache by versions');
+    like($log, qr/superseded by a newer one/,
+         'B\'s old write was refused');
 }
 
 # 5. PostgreSQL down: cached injections go on, connects answer 503

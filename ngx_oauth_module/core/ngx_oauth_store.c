@@ -33,6 +33,11 @@
 #define NGX_OAUTH_STORE_RESERVE_MIN  16
 #define NGX_OAUTH_STORE_VERSION_KEY  "version"
 
+/* conn_write: the version is the stored one + 1, or the given one */
+#define NGX_OAUTH_STORE_KEEP_NONE    0
+#define NGX_OAUTH_STORE_KEEP_ANY     1
+#define NGX_OAUTH_STORE_KEEP_NEWER   2
+
 /* owner length (2) | owner | provider length (1) | provider | account */
 #define NGX_OAUTH_STORE_KEY_MAX                                              \
     (2 + NGX_OAUTH_OWNER_MAX + 1 + NGX_OAUTH_PROVIDER_MAX                    \
@@ -82,6 +87,9 @@ static int ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder,
     time_t now);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
+static int ngx_oauth_store_conn_write(ngx_oauth_store_t *st,
+    ngx_oauth_conn_t *conn, const uint64_t *expect,
+    ngx_oauth_event_add_t *add, int keep);
 static int ngx_oauth_store_outbox_add(ngx_oauth_store_t *st, MDB_txn *txn,
     ngx_oauth_event_add_t *add);
 static int ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
@@ -557,6 +565,25 @@ int
 ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     const uint64_t *expect, ngx_oauth_event_add_t *add)
 {
+    return ngx_oauth_store_conn_write(st, conn, expect, add,
+                                      NGX_OAUTH_STORE_KEEP_NONE);
+}
+
+
+int
+ngx_oauth_store_conn_put_version(ngx_oauth_store_t *st,
+    ngx_oauth_conn_t *conn, int newer)
+{
+    return ngx_oauth_store_conn_write(st, conn, NULL, NULL,
+                                      newer ? NGX_OAUTH_STORE_KEEP_NEWER
+                                            : NGX_OAUTH_STORE_KEEP_ANY);
+}
+
+
+static int
+ngx_oauth_store_conn_write(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
+    const uint64_t *expect, ngx_oauth_event_add_t *add, int keep)
+{
     int               rc, ret, exists, room;
     size_t            n;
     MDB_val           k, v;
@@ -631,10 +658,23 @@ ngx_oauth_store_conn_put_event(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
         goto done;
     }
 
+    /* a copy of another store's record keeps its version, not an older */
+
+    if (keep == NGX_OAUTH_STORE_KEEP_NEWER && exists
+        && version > conn->version)
+    {
+        snprintf(st->err, sizeof(st->err),
+                 "connection is newer: version %llu, given %llu",
+                 (unsigned long long) version,
+                 (unsigned long long) conn->version);
+        ret = NGX_OAUTH_CONFLICT;
+        goto done;
+    }
+
     /* the caller's struct changes only once the put is committed */
 
     rec = *conn;
-    rec.version = version + 1;
+    rec.version = keep ? conn->version : version + 1;
 
     ret = ngx_oauth_conn_encode(&rec, &buf, &n);
     if (ret != NGX_OAUTH_OK) {

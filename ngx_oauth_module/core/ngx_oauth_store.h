@@ -200,6 +200,13 @@ int ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
  */
 int ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     const uint64_t *expect);
+/*
+ * Stores a copy of a record kept elsewhere (the fleet's PostgreSQL) with
+ * conn->version as it is.  With newer set the put is refused with
+ * NGX_OAUTH_CONFLICT when the stored version is higher.
+ */
+int ngx_oauth_store_conn_put_version(ngx_oauth_store_t *st,
+    ngx_oauth_conn_t *conn, int newer);
 int ngx_oauth_store_conn_delete(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account);
