@@ -521,7 +521,33 @@ test_conn_put_get(void **state)
     assert_int_equal(out.status, NGX_OAUTH_STATUS_CONNECTED);
     ngx_oauth_conn_free(&out);
 
-    /* expect 0: must not exist */
+    /* a copy of the fleet's row keeps its version, never an older one */
+
+    c.version = 9;
+    assert_int_equal(ngx_oauth_store_conn_put_version(st, &c, 1),
+                     NGX_OAUTH_OK);
+    c.version = 8;
+    assert_int_equal(ngx_oauth_store_conn_put_version(st, &c, 1),
+                     NGX_OAUTH_CONFLICT);
+    assert_int_equal(ngx_oauth_store_conn_get(st, &owner, &provider,
+                                              &account, &out),
+                     NGX_OAUTH_OK);
+    assert_int_equal(out.version, 9);
+    assert_int_equal(out.status, NGX_OAUTH_STATUS_REVOKED);
+    ngx_oauth_conn_free(&out);
+
+    c.version = 9;
+    c.status = NGX_OAUTH_STATUS_CONNECTED;
+    assert_int_equal(ngx_oauth_store_conn_put_version(st, &c, 1),
+                     NGX_OAUTH_OK);
+    c.version = 3;
+    assert_int_equal(ngx_oauth_store_conn_put_version(st, &c, 0),
+                     NGX_OAUTH_OK);
+    assert_int_equal(c.version, 3);
+    assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL), NGX_OAUTH_OK);
+    assert_int_equal(c.version, 4);
+
+        /* expect 0: must not exist */
 
     test_conn_make(&c, "alice", "github", "43", tok, sizeof(tok));
     expect = 0;
