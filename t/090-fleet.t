@@ -212,6 +212,16 @@ node_start('B');
 ok(wait_for(sub { psql('SELECT version FROM oauth_schema') eq '1' }),
    'schema created by the nodes');
 
+# every worker is ready (connected, listening, its cache checked): under
+# load a worker may still be connecting when the first callback comes
+sub ready_workers {
+    my $name = shift;
+    open my $fh, '<', "$Node{$name}{prefix}/logs/error.log" or return 0;
+    return scalar grep { /cache checked/ } <$fh>;
+}
+ok(wait_for(sub { ready_workers('A') >= 2 && ready_workers('B') >= 2 }, 20),
+   'every worker of both nodes is connected');
+
 # 1. start on A, callback on B
 my $c = connect_via('A', 'B', 'alice', 'alice-1');
 is($c->{result}, 'connected', 'start on A, callback on B: connected')
