@@ -14,7 +14,7 @@
 #   make fuzz       libFuzzer targets, each run briefly
 #   make test-e2e   a real browser against a real authorization server
 #   make valgrind   the Test::Nginx suites under valgrind (slow)
-#   make bench      oauth_token against a static-header baseline (wrk)
+#   make bench      oauth_token against a static header, Lua and a sidecar
 #   make faults     reload, upgrade, kills, full store, crash: what was lost
 #   make lint       style checks
 
@@ -193,7 +193,7 @@ valgrind: all $(FIXTURE)
 	TEST_NGINX_COMPAT=1 TEST_NGINX_USE_VALGRIND=1 prove -I t/lib -j1 \
 	    $(VALGRIND_T)
 
-bench: all
+bench: all $(FIXTURE)
 	@sh .ci/deps.sh bench
 	sh bench/run.sh
 

@@ -29,7 +29,7 @@ for group in "$@"; do
               command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
               command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     valgrind) pkgs="$pkgs valgrind" ;;
-    bench)    pkgs="$pkgs wrk" ;;
+    bench)    pkgs="$pkgs wrk libnginx-mod-http-lua libnginx-mod-http-ndk" ;;
     deb)      pkgs="$pkgs dpkg-dev debhelper nginx-dev" ;;
     *)        echo "deps.sh: unknown group \"$group\"" >&2; exit 2 ;;
     esac

@@ -21,6 +21,12 @@
  *                         (negative: expired already)
  *   open OWNER PROVIDER ACCOUNT FIELD
  *                         prints the plaintext: a test tool only
+ *   fill PREFIX PROVIDER ACCOUNT ACCESS COUNT [EXPIRES_IN]
+ *                         COUNT oauth2 connections for owners PREFIX0,
+ *                         PREFIX1, ... with refresh token "rt-fixed",
+ *                         expiring in EXPIRES_IN seconds (default an
+ *                         hour, negative: expired), without fsync: for
+ *                         make bench; --max-size BYTES sets the map size
  *
  * FIELD is access, refresh or credentials.  Exit 0, or 1 with a message.
  */
@@ -48,6 +54,7 @@ typedef struct {
     ngx_oauth_keyring_t   keyring;
     char                **args;
     int                   nargs;
+    long                  expires_in;
 } ngx_oauth_fixture_t;
 
 
@@ -56,6 +63,7 @@ static int ngx_oauth_fixture_tamper(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_move(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_flow(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_open(ngx_oauth_fixture_t *fx);
+static int ngx_oauth_fixture_fill(ngx_oauth_fixture_t *fx);
 static int ngx_oauth_fixture_get(ngx_oauth_fixture_t *fx,
     ngx_oauth_conn_t *conn);
 static int ngx_oauth_fixture_field(const char *name,
@@ -73,6 +81,7 @@ main(int argc, char **argv)
 {
     int                     rc, i;
     char                    err[512];
+    size_t                  max_size;
     const char             *store, *keys, *cmd;
     ngx_oauth_fixture_t     fx;
     ngx_oauth_store_conf_t  conf;
@@ -81,6 +90,7 @@ main(int argc, char **argv)
 
     store = NULL;
     keys = NULL;
+    max_size = NGX_OAUTH_FIXTURE_MAP;
     i = 1;
 
     while (i + 1 < argc && strncmp(argv[i], "--", 2) == 0) {
@@ -89,6 +99,9 @@ main(int argc, char **argv)
 
         } else if (strcmp(argv[i], "--key-file") == 0) {
             keys = argv[i + 1];
+
+        } else if (strcmp(argv[i], "--max-size") == 0) {
+            max_size = strtoul(argv[i + 1], NULL, 10);
 
         } else {
             break;
@@ -105,6 +118,7 @@ main(int argc, char **argv)
 
     cmd = argv[i];
     fx.args = argv + i + 1;
+    fx.expires_in = 3600;
     fx.nargs = argc - i - 1;
 
     rc = 1;
@@ -118,8 +132,10 @@ main(int argc, char **argv)
 
     memset(&conf, 0, sizeof(ngx_oauth_store_conf_t));
     conf.path = store;
-    conf.max_size = NGX_OAUTH_FIXTURE_MAP;
-    conf.sync = 1;
+    conf.max_size = max_size;
+
+    /* a bench store is thrown away: a million fsync() calls buy nothing */
+    conf.sync = strcmp(cmd, "fill") != 0;
 
     if (ngx_oauth_store_open(&fx.store, &conf, NULL, err, sizeof(err))
         != NGX_OAUTH_OK)
@@ -145,6 +161,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "open") == 0 && fx.nargs == 4) {
         rc = ngx_oauth_fixture_open(&fx);
+
+    } else if (strcmp(cmd, "fill") == 0 && (fx.nargs == 5 || fx.nargs == 6)) {
+        rc = ngx_oauth_fixture_fill(&fx);
 
     } else {
         fprintf(stderr, "fixture: bad command or arguments\n");
@@ -182,7 +201,7 @@ ngx_oauth_fixture_conn(ngx_oauth_fixture_t *fx, unsigned kind)
     if (kind == NGX_OAUTH_KIND_OAUTH2) {
         ngx_oauth_fixture_str(&conn.token_type, "Bearer");
         ngx_oauth_fixture_str(&conn.scopes, "read write");
-        conn.expires_at = now + 3600;
+        conn.expires_at = now + fx->expires_in;
         conn.last_refresh_at = now;
 
         rc = ngx_oauth_fixture_seal(fx, &conn, NGX_OAUTH_SEALED_ACCESS,
@@ -382,6 +401,42 @@ exit:
     }
 
     ngx_oauth_conn_free(&conn);
+
+    return rc;
+}
+
+
+static int
+ngx_oauth_fixture_fill(ngx_oauth_fixture_t *fx)
+{
+    int     rc;
+    char    owner[64], *args[5], **saved;
+    long    i, n;
+
+    n = atol(fx->args[4]);
+
+    if (fx->nargs == 6) {
+        fx->expires_in = atol(fx->args[5]);
+    }
+
+    args[0] = owner;
+    args[1] = fx->args[1];
+    args[2] = fx->args[2];
+    args[3] = fx->args[3];
+    args[4] = "rt-fixed";
+
+    saved = fx->args;
+    fx->args = args;
+    fx->nargs = 5;
+
+    rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        snprintf(owner, sizeof(owner), "%s%ld", saved[0], i);
+        rc = ngx_oauth_fixture_conn(fx, NGX_OAUTH_KIND_OAUTH2);
+    }
+
+    fx->args = saved;
 
     return rc;
 }
