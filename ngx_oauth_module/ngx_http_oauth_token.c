@@ -461,7 +461,42 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
         }
     }
 
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    owner.len = ctx->owner.len;
+    owner.data = ctx->owner.data;
+    provider.len = ctx->provider->name.len;
+    provider.data = ctx->provider->name.data;
+
     if (ctx->account.len == 0) {
+
+        /*
+         * no account chosen: the owner's only connection, read at once;
+         * several, or a record that does not decode, are counted by
+         * only_account as before
+         */
+
+        rc = ngx_oauth_store_conn_only(omcf->store, &owner, &provider, conn);
+
+        if (rc == NGX_OAUTH_OK) {
+            ctx->account.len = conn->account.len;
+            ctx->account.data = ngx_pnalloc(r->pool, conn->account.len);
+
+            if (ctx->account.data == NULL) {
+                ngx_oauth_conn_free(conn);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ctx->account.data, conn->account.data,
+                       conn->account.len);
+
+            return NGX_OK;
+        }
+
+        if (rc == NGX_OAUTH_NOT_FOUND) {
+            return ngx_http_oauth_token_miss(r, ctx, NULL, err);
+        }
+
         n = ngx_http_oauth_token_only_account(r, ctx, err);
 
         if (n == NGX_DECLINED && *err == NGX_HTTP_OAUTH_TOKEN_E_NOT_CONNECTED)
@@ -474,12 +509,6 @@ ngx_http_oauth_token_find(ngx_http_request_t *r,
         }
     }
 
-    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
-
-    owner.len = ctx->owner.len;
-    owner.data = ctx->owner.data;
-    provider.len = ctx->provider->name.len;
-    provider.data = ctx->provider->name.data;
     account.len = ctx->account.len;
     account.data = ctx->account.data;
 

@@ -553,6 +553,97 @@ done:
 }
 
 
+/*
+ * oauth_token without an account on every proxied request: the first key
+ * under (owner, provider) and a look at the next, in one transaction,
+ * instead of counting with conn_each and reading again with conn_get.
+ */
+
+int
+ngx_oauth_store_conn_only(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    ngx_oauth_conn_t *conn)
+{
+    int             rc, ret;
+    size_t          plen;
+    MDB_val         k, v, k2, v2;
+    MDB_txn        *txn;
+    MDB_cursor     *cur;
+    unsigned char   prefix[NGX_OAUTH_STORE_KEY_MAX];
+
+    memset(conn, 0, sizeof(ngx_oauth_conn_t));
+
+    if (provider == NULL
+        || ngx_oauth_store_conn_prefix(prefix, &plen, owner, provider)
+           != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    rc = mdb_cursor_open(txn, st->conns, &cur);
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
+        goto done;
+    }
+
+    k.mv_size = plen;
+    k.mv_data = prefix;
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+    if (rc == 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+        rc = MDB_NOTFOUND;
+    }
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto close;
+    }
+
+    rc = mdb_cursor_get(cur, &k2, &v2, MDB_NEXT);
+
+    if (rc == 0 && k2.mv_size >= plen && memcmp(k2.mv_data, prefix, plen) == 0)
+    {
+        ret = NGX_OAUTH_CONFLICT;
+        goto close;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
+        goto close;
+    }
+
+    if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, conn) != NGX_OAUTH_OK) {
+        ret = NGX_OAUTH_CONFLICT;
+        goto close;
+    }
+
+    if (ngx_oauth_store_conn_check(conn, &k) != NGX_OAUTH_OK) {
+        ngx_oauth_conn_free(conn);
+        ret = NGX_OAUTH_CONFLICT;
+        goto close;
+    }
+
+    ret = NGX_OAUTH_OK;
+
+close:
+
+    mdb_cursor_close(cur);
+
+done:
+
+    mdb_txn_abort(txn);
+
+    return ret;
+}
+
+
 int
 ngx_oauth_store_conn_put(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     const uint64_t *expect)

@@ -193,6 +193,15 @@ int ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account, ngx_oauth_conn_t *conn);
 /*
+ * The owner's only connection to provider, in one read: NGX_OAUTH_OK,
+ * NGX_OAUTH_NOT_FOUND when there is none, NGX_OAUTH_CONFLICT when there
+ * are several or the first does not decode (conn_each tells which), or
+ * another error.  conn is set only on NGX_OAUTH_OK.
+ */
+int ngx_oauth_store_conn_only(ngx_oauth_store_t *st,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    ngx_oauth_conn_t *conn);
+/*
  * Stores conn with version = stored version + 1 (1 when new) and writes
  * the new version back into conn->version.  With expect non-NULL the put
  * is refused with NGX_OAUTH_CONFLICT unless the stored version equals

@@ -720,6 +720,83 @@ test_conn_each_isolation(void **state)
 }
 
 
+/* conn_only: the one connection of (owner, provider), or why not */
+
+static int
+test_only(ngx_oauth_store_t *st, const char *owner, const char *provider,
+    const char *account)
+{
+    int               rc;
+    ngx_oauth_str_t   o, p;
+    ngx_oauth_conn_t  c;
+
+    o.data = (unsigned char *) owner;
+    o.len = strlen(owner);
+    p.data = (unsigned char *) provider;
+    p.len = strlen(provider);
+
+    rc = ngx_oauth_store_conn_only(st, &o, &p, &c);
+
+    if (rc == NGX_OAUTH_OK) {
+        assert_int_equal(c.account.len, strlen(account));
+        assert_memory_equal(c.account.data, account, c.account.len);
+        assert_int_equal(c.owner.len, o.len);
+        ngx_oauth_conn_free(&c);
+
+    } else {
+        assert_null(c.mem);
+    }
+
+    return rc;
+}
+
+
+static void
+test_conn_only(void **state)
+{
+    size_t              i;
+    test_ctx_t         *t;
+    ngx_oauth_conn_t    c;
+    ngx_oauth_store_t  *st;
+    unsigned char       tok[8] = "tok";
+    static const char  *rows[][3] = {
+        { "a", "git", "1" },
+        { "a", "github", "1" },
+        { "a", "github", "2" },
+        { "ab", "git", "1" },
+        { "b", "github", "zz" },
+    };
+
+    t = *state;
+    st = test_open(t, TEST_MAP, NULL);
+
+    assert_int_equal(test_only(st, "a", "git", NULL), NGX_OAUTH_NOT_FOUND);
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        test_conn_make(&c, rows[i][0], rows[i][1], rows[i][2], tok, 3);
+        assert_int_equal(ngx_oauth_store_conn_put(st, &c, NULL),
+                         NGX_OAUTH_OK);
+    }
+
+    /* "git" is not a prefix of "github", nor "a" of "ab" */
+
+    assert_int_equal(test_only(st, "a", "git", "1"), NGX_OAUTH_OK);
+    assert_int_equal(test_only(st, "ab", "git", "1"), NGX_OAUTH_OK);
+    assert_int_equal(test_only(st, "a", "github", NULL), NGX_OAUTH_CONFLICT);
+    assert_int_equal(test_only(st, "b", "github", "zz"), NGX_OAUTH_OK);
+
+    /* the last key of the database, and keys past every owner */
+
+    assert_int_equal(test_only(st, "b", "git", NULL), NGX_OAUTH_NOT_FOUND);
+    assert_int_equal(test_only(st, "zz", "github", NULL),
+                     NGX_OAUTH_NOT_FOUND);
+    assert_int_equal(test_only(st, "ab", "github", NULL),
+                     NGX_OAUTH_NOT_FOUND);
+
+    ngx_oauth_store_close(st);
+}
+
+
 static void
 test_invalid_keys(void **state)
 {
@@ -1957,6 +2034,8 @@ main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_conn_each_isolation,
                                         test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_conn_only, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_invalid_keys, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_leases, test_setup,
