@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,10 +53,22 @@ struct ngx_oauth_store_s {
     MDB_dbi             leases;
     MDB_dbi             events;         /* the webhook outbox */
     pid_t               pid;
+    unsigned long       forks;          /* ngx_oauth_store_forks at open */
     char                err[NGX_OAUTH_STORE_ERR_LEN];
 };
 
 
+/*
+ * Every transaction checks that the handle was opened in this process.
+ * getpid() is a system call each time (glibc no longer caches it), about
+ * a microsecond on a proxied request: a counter bumped in every child of
+ * fork() tells the same for the price of a load.
+ */
+static unsigned long  ngx_oauth_store_forks;
+static int            ngx_oauth_store_atfork;
+
+
+static void ngx_oauth_store_forked(void);
 static int ngx_oauth_store_env_open(ngx_oauth_store_t *st,
     const ngx_oauth_store_conf_t *conf, char *err, size_t errlen);
 static int ngx_oauth_store_check_file(ngx_oauth_store_t *st,
@@ -132,6 +145,14 @@ ngx_oauth_store_open(ngx_oauth_store_t **st,
     }
 
     s->pid = getpid();
+
+    if (!ngx_oauth_store_atfork
+        && pthread_atfork(NULL, NULL, ngx_oauth_store_forked) == 0)
+    {
+        ngx_oauth_store_atfork = 1;
+    }
+
+    s->forks = ngx_oauth_store_forks;
 
     rc = ngx_oauth_store_env_open(s, conf, err, errlen);
     if (rc != NGX_OAUTH_OK) {
@@ -2634,6 +2655,13 @@ done:
 }
 
 
+static void
+ngx_oauth_store_forked(void)
+{
+    ngx_oauth_store_forks++;
+}
+
+
 static int
 ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags, MDB_txn **txn)
 {
@@ -2641,7 +2669,9 @@ ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags, MDB_txn **txn)
 
     *txn = NULL;
 
-    if (st->pid != getpid()) {
+    if (st->forks != ngx_oauth_store_forks
+        || (!ngx_oauth_store_atfork && st->pid != getpid()))
+    {
         snprintf(st->err, sizeof(st->err), "store used across fork()");
         return NGX_OAUTH_ERROR;
     }
