@@ -1,6 +1,7 @@
 # /etc/nginx/sites-available/app.example.com: one connect route for every
 # platform, one API proxy per platform.  Shopify needs the shop:
-# /oauth/connect/shopify?shop=acme.  Goes with conf.d/oauth.conf.
+# /oauth/connect/shopify?shop=acme (or acme.myshopify.com).  Goes with
+# conf.d/oauth.conf.
 
 server {
     listen 443 ssl;
@@ -59,9 +60,10 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
-    # the shop comes from the connection: one location for every shop
+    # the shop comes from the connection: one location for every shop;
+    # ?shop=acme or ?shop=acme.myshopify.com (the account is the domain)
     location ~ ^/shopify/(?<shopify_path>.*)$ {
-        oauth_token shopify account=$arg_shop;
+        oauth_token shopify account=$shopify_domain;
         proxy_pass https://$oauth_param_shop.myshopify.com/admin/api/2026-07/$shopify_path;
         include snippets/oauth-upstream.conf;
     }
