@@ -3,6 +3,7 @@
  */
 
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +229,342 @@ done:
     ngx_oauth_buf_free(&msg);
     ngx_oauth_wipe(mac, sizeof(mac));
     free(q);
+
+    return rc;
+}
+
+
+int
+ngx_oauth_sha256_hex(const unsigned char *data, size_t len, char *hex)
+{
+    size_t         i;
+    unsigned char  md[32];
+
+    static const char  digits[] = "0123456789abcdef";
+
+    if (ngx_oauth_sha256(data, len, md) != NGX_OAUTH_OK) {
+        return NGX_OAUTH_ERROR;
+    }
+
+    for (i = 0; i < sizeof(md); i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0x0f];
+    }
+
+    hex[64] = '\0';
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the canonical query: pairs decoded, re-encoded (RFC 3986), sorted */
+
+typedef struct {
+    ngx_oauth_buf_t   items[NGX_OAUTH_SIGN_PARAMS_MAX];
+    size_t            n;
+} ngx_oauth_sigv4_query_t;
+
+
+static int
+ngx_oauth_sigv4_param(void *data, const ngx_oauth_str_t *name,
+    const ngx_oauth_str_t *value)
+{
+    ngx_oauth_sigv4_query_t  *q = data;
+
+    if (q->n == NGX_OAUTH_SIGN_PARAMS_MAX) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    ngx_oauth_buf_add_url_escaped(&q->items[q->n], name->data, name->len);
+    ngx_oauth_buf_add_byte(&q->items[q->n], '=');
+    ngx_oauth_buf_add_url_escaped(&q->items[q->n], value->data, value->len);
+
+    if (q->items[q->n].failed) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    q->n++;
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_sigv4_cmp(const void *a, const void *b)
+{
+    int                     rc;
+    size_t                  n;
+    const ngx_oauth_buf_t  *x = a, *y = b;
+
+    /* "name=value" with both escaped: "=" (0x3d) sorts the names first */
+
+    n = x->len < y->len ? x->len : y->len;
+    rc = n ? memcmp(x->data, y->data, n) : 0;
+
+    return rc ? rc : (x->len > y->len) - (x->len < y->len);
+}
+
+
+static int
+ngx_oauth_sigv4_header_cmp(const void *a, const void *b)
+{
+    const ngx_oauth_buf_t  *x = a, *y = b;
+
+    return strcmp((const char *) x->data, (const char *) y->data);
+}
+
+
+/* "name:value" lower-cased name, value trimmed and inner spaces folded */
+
+static void
+ngx_oauth_sigv4_header(ngx_oauth_buf_t *b, const ngx_oauth_pair_t *h)
+{
+    size_t                i;
+    int                   space;
+    const unsigned char  *v, *end;
+
+    for (i = 0; i < h->name.len; i++) {
+        ngx_oauth_buf_add_byte(b, (h->name.data[i] >= 'A'
+                                   && h->name.data[i] <= 'Z')
+                                  ? h->name.data[i] + 32 : h->name.data[i]);
+    }
+
+    ngx_oauth_buf_add_byte(b, ':');
+
+    v = h->value.data;
+    end = v + h->value.len;
+
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+
+    space = 0;
+
+    for ( /* void */ ; v < end; v++) {
+        if (*v == ' ' || *v == '\t') {
+            space = 1;
+            continue;
+        }
+
+        if (space) {
+            ngx_oauth_buf_add_byte(b, ' ');
+            space = 0;
+        }
+
+        ngx_oauth_buf_add_byte(b, *v);
+    }
+}
+
+
+static int
+ngx_oauth_sigv4_canonical(const ngx_oauth_sigv4_t *req, ngx_oauth_buf_t *cr,
+    ngx_oauth_buf_t *signed_headers)
+{
+    int                       rc;
+    size_t                    i, n;
+    ngx_oauth_buf_t          *hd;
+    ngx_oauth_pair_t          date;
+    ngx_oauth_sigv4_query_t  *q;
+
+    q = calloc(1, sizeof(ngx_oauth_sigv4_query_t));
+    hd = calloc(req->nheaders + 1, sizeof(ngx_oauth_buf_t));
+
+    if (q == NULL || hd == NULL) {
+        free(q);
+        free(hd);
+        return NGX_OAUTH_NOMEM;
+    }
+
+    rc = ngx_oauth_query_foreach(req->query.data, req->query.len,
+                                 ngx_oauth_sigv4_param, q);
+    if (rc != NGX_OAUTH_OK) {
+        goto done;
+    }
+
+    qsort(q->items, q->n, sizeof(ngx_oauth_buf_t), ngx_oauth_sigv4_cmp);
+
+    ngx_oauth_buf_add(cr, req->method.data, req->method.len);
+    ngx_oauth_buf_add_byte(cr, '\n');
+    ngx_oauth_buf_add(cr, req->path.len ? req->path.data
+                                        : (const unsigned char *) "/",
+                      req->path.len ? req->path.len : 1);
+    ngx_oauth_buf_add_byte(cr, '\n');
+
+    for (i = 0; i < q->n; i++) {
+        if (i) {
+            ngx_oauth_buf_add_byte(cr, '&');
+        }
+
+        ngx_oauth_buf_add(cr, q->items[i].data, q->items[i].len);
+    }
+
+    ngx_oauth_buf_add_byte(cr, '\n');
+
+    n = req->nheaders;
+
+    for (i = 0; i < n; i++) {
+        ngx_oauth_sigv4_header(&hd[i], &req->headers[i]);
+    }
+
+    date.name.data = (unsigned char *) "x-amz-date";
+    date.name.len = sizeof("x-amz-date") - 1;
+    date.value = req->amz_date;
+    ngx_oauth_sigv4_header(&hd[n++], &date);
+
+    for (i = 0; i < n; i++) {
+        if (hd[i].failed || hd[i].data == NULL) {
+            rc = NGX_OAUTH_NOMEM;
+            goto done;
+        }
+    }
+
+    qsort(hd, n, sizeof(ngx_oauth_buf_t), ngx_oauth_sigv4_header_cmp);
+
+    for (i = 0; i < n; i++) {
+        ngx_oauth_buf_add(cr, hd[i].data, hd[i].len);
+        ngx_oauth_buf_add_byte(cr, '\n');
+
+        if (i) {
+            ngx_oauth_buf_add_byte(signed_headers, ';');
+        }
+
+        ngx_oauth_buf_add(signed_headers, hd[i].data,
+                          (size_t) ((unsigned char *)
+                                    strchr((char *) hd[i].data, ':')
+                                    - hd[i].data));
+    }
+
+    ngx_oauth_buf_add_byte(cr, '\n');
+    ngx_oauth_buf_add(cr, signed_headers->data, signed_headers->len);
+    ngx_oauth_buf_add_byte(cr, '\n');
+    ngx_oauth_buf_add(cr, req->payload_hash.data, req->payload_hash.len);
+
+    rc = (cr->failed || signed_headers->failed) ? NGX_OAUTH_NOMEM
+                                                : NGX_OAUTH_OK;
+
+done:
+
+    for (i = 0; i < q->n; i++) {
+        ngx_oauth_buf_free(&q->items[i]);
+    }
+
+    for (i = 0; i < req->nheaders + 1; i++) {
+        ngx_oauth_buf_free(&hd[i]);
+    }
+
+    free(q);
+    free(hd);
+
+    return rc;
+}
+
+
+int
+ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out, size_t size)
+{
+    int              rc, n;
+    char             hash[65];
+    size_t           i;
+    unsigned char    k[NGX_OAUTH_HMAC_LEN], sig[NGX_OAUTH_HMAC_LEN];
+    ngx_oauth_buf_t  cr = ngx_oauth_buf_init;
+    ngx_oauth_buf_t  sh = ngx_oauth_buf_init;
+    ngx_oauth_buf_t  sts = ngx_oauth_buf_init;
+    ngx_oauth_buf_t  key = ngx_oauth_buf_init;
+
+    static const char  digits[] = "0123456789abcdef";
+
+    if (req->amz_date.len != 16 || req->amz_date.data[8] != 'T'
+        || req->amz_date.data[15] != 'Z')
+    {
+        return NGX_OAUTH_INVALID;
+    }
+
+    rc = ngx_oauth_sigv4_canonical(req, &cr, &sh);
+    if (rc != NGX_OAUTH_OK) {
+        goto done;
+    }
+
+    rc = NGX_OAUTH_ERROR;
+
+    if (ngx_oauth_sha256_hex(cr.data, cr.len, hash) != NGX_OAUTH_OK) {
+        goto done;
+    }
+
+    /* the string to sign; the scope is date/region/service/aws4_request */
+
+    ngx_oauth_buf_add_cstr(&sts, "AWS4-HMAC-SHA256\n");
+    ngx_oauth_buf_add(&sts, req->amz_date.data, 16);
+    ngx_oauth_buf_add_byte(&sts, '\n');
+    ngx_oauth_buf_add(&sts, req->amz_date.data, 8);
+    ngx_oauth_buf_add_byte(&sts, '/');
+    ngx_oauth_buf_add(&sts, req->region.data, req->region.len);
+    ngx_oauth_buf_add_byte(&sts, '/');
+    ngx_oauth_buf_add(&sts, req->service.data, req->service.len);
+    ngx_oauth_buf_add_cstr(&sts, "/aws4_request\n");
+    ngx_oauth_buf_add(&sts, hash, 64);
+
+    /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
+     * service), "aws4_request") */
+
+    ngx_oauth_buf_add_cstr(&key, "AWS4");
+    ngx_oauth_buf_add(&key, req->secret_key.data, req->secret_key.len);
+
+    if (sts.failed || key.failed
+        || ngx_oauth_hmac_sha256(key.data, key.len, req->amz_date.data, 8,
+                                 k)
+           != NGX_OAUTH_OK
+        || ngx_oauth_hmac_sha256(k, sizeof(k), req->region.data,
+                                 req->region.len, sig)
+           != NGX_OAUTH_OK
+        || ngx_oauth_hmac_sha256(sig, sizeof(sig), req->service.data,
+                                 req->service.len, k)
+           != NGX_OAUTH_OK
+        || ngx_oauth_hmac_sha256(k, sizeof(k),
+                                 (const unsigned char *) "aws4_request", 12,
+                                 sig)
+           != NGX_OAUTH_OK
+        || ngx_oauth_hmac_sha256(sig, sizeof(sig), sts.data, sts.len, k)
+           != NGX_OAUTH_OK)
+    {
+        goto done;
+    }
+
+    n = snprintf(out, size, "AWS4-HMAC-SHA256 Credential=%.*s/%.8s/%.*s/%.*s"
+                 "/aws4_request, SignedHeaders=%.*s, Signature=",
+                 (int) req->access_key.len, req->access_key.data,
+                 (const char *) req->amz_date.data,
+                 (int) req->region.len, req->region.data,
+                 (int) req->service.len, req->service.data,
+                 (int) sh.len, sh.data);
+
+    if (n < 0 || (size_t) n + 2 * sizeof(sig) + 1 > size) {
+        rc = NGX_OAUTH_TOO_LARGE;
+        goto done;
+    }
+
+    /* the last HMAC, the signature, is in k */
+
+    for (i = 0; i < sizeof(k); i++) {
+        out[n + 2 * i] = digits[k[i] >> 4];
+        out[n + 2 * i + 1] = digits[k[i] & 0x0f];
+    }
+
+    out[n + 2 * sizeof(sig)] = '\0';
+
+    rc = NGX_OAUTH_OK;
+
+done:
+
+    ngx_oauth_wipe(k, sizeof(k));
+    ngx_oauth_wipe(sig, sizeof(sig));
+    ngx_oauth_buf_free(&cr);
+    ngx_oauth_buf_free(&sh);
+    ngx_oauth_buf_free(&sts);
+    ngx_oauth_buf_free(&key);
 
     return rc;
 }
