@@ -320,6 +320,14 @@ ngx_oauth_catalog_entry(ngx_oauth_catalog_entry_t *e, const char *name,
     json_object_foreach(obj, key, v) {
         why = NULL;
 
+        /* for people: the README's preset table (.ci/readme-presets.pl) */
+
+        if ((strcmp(key, "register") == 0 || strcmp(key, "notes") == 0)
+            && json_is_string(v))
+        {
+            continue;
+        }
+
         for (i = 0; ngx_oauth_catalog_strs[i]; i++) {
             if (strcmp(ngx_oauth_catalog_strs[i], key) == 0) {
                 break;
