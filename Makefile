@@ -24,6 +24,8 @@ BUILD      ?= build
 ABUILD     := $(abspath $(BUILD))
 CC         ?= cc
 PROVE_JOBS ?= 2
+# T=t/030-token.t runs one suite (or a few) under make test-nginx[-real]
+T          ?= t/*.t
 DEPS       ?=
 # openresty's Test::Nginx (not in Debian): CI finds it next to the clone
 TESTNGINX_LIB ?= ../shared/vendor/test-nginx/lib
@@ -120,14 +122,14 @@ test: check-deps
 	fi
 
 test-nginx: all $(FIXTURE)
-	TEST_NGINX_COMPAT=1 prove -I t/lib -j$(PROVE_JOBS) t/*.t
+	TEST_NGINX_COMPAT=1 prove -I t/lib -j$(PROVE_JOBS) $(T)
 
 test-nginx-real: all $(FIXTURE)
 	@test -f $(TESTNGINX_LIB)/Test/Nginx/Socket.pm || { \
 	    echo "no Test/Nginx/Socket.pm in $(TESTNGINX_LIB):" \
 	         "make test-nginx-real TESTNGINX_LIB=dir"; exit 1; }
 	TEST_NGINX_REAL=1 TEST_NGINX_RANDOMIZE=1 prove -I t/lib -I $(abspath $(TESTNGINX_LIB)) \
-	    -j$(PROVE_JOBS) t/*.t
+	    -j$(PROVE_JOBS) $(T)
 
 $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)/fuzz
