@@ -183,7 +183,7 @@ deb:
 
 test-deb: deb
 	NGX_OAUTH_DEB="$$(ls $(ABUILD)/deb/libnginx-mod-http-oauth_*.deb)" \
-	    prove -I t/lib -v t/062-debian.t
+	    prove -I t/lib -v t/debian/package.t
 
 test-e2e: all
 	@sh .ci/deps.sh --check e2e

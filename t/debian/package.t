@@ -4,8 +4,9 @@
 # directory for www-data; nginx -t passes on a copy of this machine's
 # /etc/nginx with the module enabled, alone and with a shipped example
 # (conf.d snippet and site) laid out; dpkg --purge
-# leaves the machine as it was.  Needs root; skipped when no .deb is built
-# or when the package was installed before the test.
+# leaves the machine as it was.  Run by make test-deb only (not under
+# t/*.t): without a built .deb or without root it fails and says why; it
+# leaves alone a package that was installed before it.
 
 use strict;
 use warnings;
@@ -15,15 +16,15 @@ use Fcntl qw(:flock);
 use File::Basename qw(basename);
 use FindBin;
 
-require "$FindBin::Bin/debian/layout.pl";
+require "$FindBin::Bin/layout.pl";
 
-my $top = abs_path("$FindBin::Bin/..");
+my $top = abs_path("$FindBin::Bin/../..");
 my $pkg = 'libnginx-mod-http-oauth';
 my $deb = $ENV{NGX_OAUTH_DEB} || (glob("$top/build/deb/${pkg}_*.deb"))[0];
 
-plan skip_all => 'no package built (make deb, or make test-deb)'
+BAIL_OUT('no package built: run make test-deb (it builds one first)')
     unless $deb && -f $deb;
-plan skip_all => 'dpkg -i needs root' unless $> == 0;
+BAIL_OUT('dpkg -i needs root: run make test-deb as root') unless $> == 0;
 
 # one package test at a time on this machine
 open my $lock, '>', '/tmp/ngx-oauth-deb-test.lock' or die $!;
@@ -34,8 +35,8 @@ sub installed {
     return $s =~ /installed|config-files|unpacked/;
 }
 
-plan skip_all => "$pkg is installed on this machine: not touching it"
-    if installed();
+BAIL_OUT("$pkg was installed before this test: not touching it"
+         . " (purge it, or use another machine)") if installed();
 
 my $state_dir = '/var/lib/nginx/oauth';
 my $had_state_dir = -e $state_dir;
