@@ -16,6 +16,8 @@ const AT_TTL = Number(process.env.E2E_AT_TTL || '5');
 const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const BG_REFRESH = process.env.E2E_BG_REFRESH === 'on';
 const NGINX_T0 = Number(process.env.E2E_NGINX_T0 || '0');
+const APP_ORIGIN = process.env.E2E_APP_ORIGIN;  // in oauth_allowed_origins
+const OTHER_ORIGIN = process.env.E2E_OTHER_ORIGIN;  // not in it
 const STEP = 20000;                             // ms for any one wait
 
 let failed = 0;
@@ -348,6 +350,8 @@ async function main() {
     assert(r.status === 200 && r.json && r.json.sub === 'alice-sub', `status ${r.status}: ${r.text}`);
   });
 
+  await corsChecks(context);
+
   if (blocked.size) {
     console.log(`# requests off loopback, blocked: ${[...blocked].join(' ')}`);
   }
@@ -358,6 +362,98 @@ async function main() {
     }
   }
 
+}
+
+// a fetch() to nginx made by a page of another origin, with the user's
+// cookies: what the page could read, or the error the browser gave it
+async function crossFetch(page, path, init = {}) {
+  return page.evaluate(async ([url, opts]) => {
+    try {
+      const r = await fetch(url, { credentials: 'include', cache: 'no-store', ...opts });
+      const text = await r.text();
+      let json = null;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = null;
+      }
+      return { status: r.status, json, text: text.slice(0, 300) };
+    } catch (e) {
+      return { blocked: `${e.name}: ${e.message}` };
+    }
+  }, [`${ORIGIN}${path}`, init]);
+}
+
+const patchLabel = (label) => ({
+  method: 'PATCH',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify({ label }),
+});
+
+// the connection's label as the owner's own page (same origin) reads it
+async function labelNow(page) {
+  const r = await page.evaluate(async () => {
+    const res = await fetch('/oauth/api/connections/idp/alice-sub', { cache: 'no-store' });
+    return { status: res.status, json: await res.json().catch(() => null) };
+  });
+  assert(r.status === 200 && r.json, `GET the connection: ${r.status}`);
+  return r.json.label;
+}
+
+// oauth_api and a JSON start called from a front-end on another origin:
+// Chromium's own CORS enforcement, not a header check, decides
+async function corsChecks(ctx) {
+  const app = await ctx.newPage();
+  const other = await ctx.newPage();
+  const home = ctx.pages()[0];
+
+  await check('CORS: a front-end on an allowed origin reads GET oauth_api/connections with the user\'s cookie', app, async () => {
+    await app.goto(`${APP_ORIGIN}/`);
+    const r = await crossFetch(app, '/oauth/api/connections');
+    assert(!r.blocked, `the browser blocked it: ${r.blocked}`);
+    assert(r.status === 200 && Array.isArray(r.json), `status ${r.status}: ${r.text}`);
+    assert(r.json.some((c) => c.provider === 'idp' && c.account === 'alice-sub'),
+      `no idp connection in ${r.text}`);
+  });
+
+  await check('CORS: a preflighted PATCH from the allowed origin goes through and sets the label', app, async () => {
+    const r = await crossFetch(app, '/oauth/api/connections/idp/alice-sub', patchLabel('from the app'));
+    assert(!r.blocked, `the browser blocked it: ${r.blocked}`);
+    assert(r.status === 200, `status ${r.status}: ${r.text}`);
+    const label = await labelNow(home);
+    assert(label === 'from the app', `label ${label}`);
+  });
+
+  await check('CORS: a page on another origin can neither read oauth_api nor PATCH through it (label unchanged)', other, async () => {
+    await other.goto(`${OTHER_ORIGIN}/`);
+    const r = await crossFetch(other, '/oauth/api/connections');
+    assert(r.blocked, `the page read the API: status ${r.status}`);
+    const w = await crossFetch(other, '/oauth/api/connections/idp/alice-sub', patchLabel('stranger'));
+    assert(w.blocked, `the PATCH was not blocked: status ${w.status}`);
+    const label = await labelNow(home);
+    assert(label === 'from the app', `label ${label}`);
+  });
+
+  await check('CORS: a JSON start from the allowed origin; the user goes through the provider and lands on the front-end with oauth_status=connected', app, async () => {
+    const back = `${APP_ORIGIN}/done`;
+    const r = await crossFetch(app, `/connect?mode=json&return_to=${encodeURIComponent(back)}`);
+    assert(!r.blocked, `the browser blocked it: ${r.blocked}`);
+    assert(r.status === 200 && r.json && r.json.authorization_url, `status ${r.status}: ${r.text}`);
+    assert(new URL(r.json.authorization_url).origin === IDP, `authorization_url ${r.json.authorization_url}`);
+    await app.goto(r.json.authorization_url, { waitUntil: 'commit' });
+    await throughProvider(app);
+    await app.waitForURL((u) => u.origin === APP_ORIGIN && u.pathname === '/done', { timeout: STEP });
+    const q = new URL(app.url()).searchParams;
+    assert(q.get('oauth_status') === 'connected', `back at ${app.url()}`);
+  });
+
+  await check('CORS: a JSON start from another origin is not readable by that page', other, async () => {
+    const r = await crossFetch(other, '/connect?mode=json&return_to=/done');
+    assert(r.blocked, `the page read the start: status ${r.status} ${r.text}`);
+  });
+
+  await app.close();
+  await other.close();
 }
 
 let context = null;

@@ -136,12 +136,19 @@ set -- $(node -e '
 const net = require("net");
 const one = () => new Promise((ok) => { const s = net.createServer();
   s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); }); });
-(async () => { const a = await one(); let b; do { b = await one(); } while (b === a);
-  console.log(a, b); })();')
+(async () => { const ports = new Set();
+  while (ports.size < 4) { ports.add(await one()); }
+  console.log([...ports].join(" ")); })();')
 IDP_PORT=$1
 NGINX_PORT=$2
+APP_PORT=$3
+OTHER_PORT=$4
 IDP=http://127.0.0.1:$IDP_PORT
 ORIGIN=http://127.0.0.1:$NGINX_PORT
+# a front-end on another origin that oauth_allowed_origins names, and one
+# that it does not: the CORS checks run from pages served there
+APP_ORIGIN=http://127.0.0.1:$APP_PORT
+OTHER_ORIGIN=http://127.0.0.1:$OTHER_PORT
 CLIENT_ID=e2e-client
 CLIENT_SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 
@@ -206,6 +213,7 @@ http {
     oauth_store $T/oauth.mdb max_size=64m;
     oauth_key_file $T/keyring;
     oauth_audit_log $T/audit.log;
+    oauth_allowed_origins $APP_ORIGIN;
     $1
 
     oauth_provider idp {
@@ -245,6 +253,10 @@ http {
             oauth_callback;
         }
 
+        location /oauth/api/ {
+            oauth_api;
+        }
+
         location /api/ {
             # one connection per call, so concurrent calls meet in
             # different workers
@@ -252,6 +264,13 @@ http {
             oauth_token idp;
             proxy_pass $IDP/me;
         }
+    }
+
+    # the product's front-end on its own origin, and a stranger's
+    server {
+        listen 127.0.0.1:$APP_PORT;
+        listen 127.0.0.1:$OTHER_PORT;
+        root $T/app;
     }
 }
 EOF
@@ -285,6 +304,14 @@ document.getElementById('connect').addEventListener('click', function () {
 });
 </script></body></html>
 EOF
+
+mkdir -p "$T/app"
+cat >"$T/app/index.html" <<'EOF'
+<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>e2e front-end</title></head>
+<body><h1>A front-end on another origin</h1></body></html>
+EOF
+cp "$T/html/done.html" "$T/app/done.html"
 
 nginx_t() {
     "$NGINX_BIN" -t -q -p "$T" -e "$T/error.log" -c "$T/nginx.conf" \
@@ -339,6 +366,7 @@ printf 'ok - nginx starts on %s\n' "$ORIGIN" | tee -a "$RESULTS"
 
 {
     E2E_ORIGIN=$ORIGIN E2E_IDP=$IDP E2E_TMP=$T E2E_IDP_LOG=$T/idp.log \
+    E2E_APP_ORIGIN=$APP_ORIGIN E2E_OTHER_ORIGIN=$OTHER_ORIGIN \
     E2E_AUDIT_LOG=$T/audit.log E2E_AT_TTL=$AT_TTL E2E_CHROMIUM=$CHROMIUM \
     E2E_BG_REFRESH=$BG_REFRESH E2E_NGINX_T0=$NGINX_T0 \
         timeout -k 10 300 node "$E2E/browser.js" 2>"$T/browser.err" \
