@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ngx_http_oauth_provider.h"
+#include "ngx_http_oauth_util.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_pattern.h"
 
@@ -47,8 +48,6 @@ static char *ngx_http_oauth_provider_line(ngx_conf_t *cf,
     ngx_command_t *dummy, void *conf);
 static char *ngx_http_oauth_provider_list(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_str_t *value, ngx_uint_t n);
-static char *ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, ngx_str_t *path);
 static ngx_int_t ngx_http_oauth_preset_prefix(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, json_t *v);
 static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v,
@@ -78,7 +77,6 @@ static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
     ngx_uint_t scope);
 static void ngx_http_oauth_pattern_cleanup(void *data);
-static void ngx_http_oauth_secret_cleanup(void *data);
 
 
 static ngx_http_oauth_field_t  ngx_http_oauth_fields[] = {
@@ -319,7 +317,13 @@ ngx_http_oauth_provider_line(ngx_conf_t *cf, ngx_command_t *dummy,
 
         p->client_secret_file = value[1];
 
-        return ngx_http_oauth_provider_secret_file(cf, p, &value[1]);
+        if (ngx_http_oauth_read_secret(cf, &value[1], &p->client_secret)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
     }
 
     return ngx_http_oauth_provider_list(cf, p, value, n);
@@ -664,133 +668,10 @@ invalid:
 }
 
 
-/*
- * Read the way ngx_ssl_session_ticket_keys() reads keys: full path, size
- * checked, the read buffer wiped.  The secret itself stays in memory that
- * is wiped when the configuration is freed.
- */
-
-static char *
-ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, ngx_str_t *path)
-{
-    u_char               buf[1024];
-    size_t               len;
-    ssize_t              n;
-    ngx_str_t            name;
-    ngx_file_t           file;
-    ngx_file_info_t      fi;
-    ngx_pool_cleanup_t  *cln;
-
-    name = *path;
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", &name);
-        goto failed;
-    }
-
-    if (ngx_file_size(&fi) == 0
-        || ngx_file_size(&fi) >= (off_t) sizeof(buf))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must hold 1 to %uz bytes",
-                           &name, sizeof(buf) - 1);
-        goto failed;
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (n == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_file_n " \"%V\" failed", &name);
-        goto failed;
-    }
-
-    len = n;
-
-    /* one secret, optionally followed by a newline */
-
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
-        len--;
-    }
-
-    if (len == 0 || ngx_strlchr(buf, buf + len, '\n')) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must hold the secret on one line", &name);
-        goto failed;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        goto failed;
-    }
-
-    p->client_secret.data = ngx_pnalloc(cf->pool, len);
-    if (p->client_secret.data == NULL) {
-        goto failed;
-    }
-
-    ngx_memcpy(p->client_secret.data, buf, len);
-    p->client_secret.len = len;
-
-    cln->handler = ngx_http_oauth_secret_cleanup;
-    cln->data = &p->client_secret;
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &name);
-    }
-
-    return NGX_CONF_OK;
-
-failed:
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &name);
-    }
-
-    return NGX_CONF_ERROR;
-}
-
-
 static void
 ngx_http_oauth_pattern_cleanup(void *data)
 {
     ngx_oauth_pattern_free(data);
-}
-
-
-static void
-ngx_http_oauth_secret_cleanup(void *data)
-{
-    ngx_str_t  *s = data;
-
-    if (s->data) {
-        ngx_explicit_memzero(s->data, s->len);
-    }
 }
 
 

@@ -76,8 +76,6 @@ typedef struct {
 } ngx_http_oauth_shared_lease_t;
 
 
-static ngx_int_t ngx_http_oauth_shared_read_password(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_str_t *out);
 static void ngx_http_oauth_shared_quote(u_char **p, const char *key,
     u_char *value, size_t len);
 static void ngx_http_oauth_shared_up(void *data);
@@ -259,9 +257,7 @@ ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             file.data = value[i].data + 14;
             file.len = value[i].len - 14;
 
-            if (ngx_http_oauth_shared_read_password(cf, &file, &pw)
-                != NGX_OK)
-            {
+            if (ngx_http_oauth_read_secret(cf, &file, &pw) != NGX_OK) {
                 return NGX_CONF_ERROR;
             }
 
@@ -396,60 +392,6 @@ invalid:
                        "invalid shared store \"%V\": expected "
                        "postgresql://USER@HOST[:PORT]/DB", &url);
     return NGX_CONF_ERROR;
-}
-
-
-/* like client secrets: read once, at configuration time */
-
-static ngx_int_t
-ngx_http_oauth_shared_read_password(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *out)
-{
-    u_char           buf[1024];
-    ssize_t          n;
-    ngx_fd_t         fd;
-    ngx_str_t        path;
-
-    path = *name;
-
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot open password_file \"%V\"", &path);
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf));
-    (void) ngx_close_file(fd);
-
-    if (n < 0 || n == (ssize_t) sizeof(buf)) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read password_file \"%V\", or it is "
-                           "too long", &path);
-        return NGX_ERROR;
-    }
-
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-
-    out->data = ngx_pnalloc(cf->temp_pool, n + 1);
-    if (out->data == NULL) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, buf, n);
-    out->len = n;
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    return NGX_OK;
 }
 
 

@@ -10,6 +10,9 @@
 #include "ngx_http_oauth_util.h"
 
 
+static void ngx_http_oauth_secret_wipe(void *data);
+
+
 ngx_int_t
 ngx_http_oauth_owner(ngx_http_request_t *r, ngx_http_oauth_loc_conf_t *olcf,
     ngx_str_t *owner)
@@ -328,4 +331,136 @@ ngx_http_oauth_send_page(ngx_http_request_t *r, ngx_uint_t status,
     last = ngx_snprintf(body, len, page, title, title, text, code);
 
     return ngx_http_oauth_send(r, status, &type, body, last - body);
+}
+
+
+/*
+ * Read the way ngx_ssl_session_ticket_keys() reads keys: full path, size
+ * checked; and a file that others may read is refused.  The buffer is the
+ * secret's own memory, wiped by a pool cleanup, so no copy is left behind.
+ */
+
+ngx_int_t
+ngx_http_oauth_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret)
+{
+    size_t               len;
+    ssize_t              n;
+    ngx_int_t            rc;
+    ngx_str_t            name, *buf;
+    ngx_file_t           file;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
+
+    name = *path;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+    buf = NULL;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &name);
+        goto done;
+    }
+
+    if (ngx_file_access(&fi) & 0007) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must not be accessible to others "
+                           "(mode 0600 or 0640)", &name);
+        goto done;
+    }
+
+    if (ngx_file_size(&fi) == 0
+        || ngx_file_size(&fi) > NGX_HTTP_OAUTH_SECRET_FILE_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold 1 to %uz bytes", &name,
+                           (size_t) NGX_HTTP_OAUTH_SECRET_FILE_MAX);
+        goto done;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
+    if (cln == NULL) {
+        goto done;
+    }
+
+    buf = cln->data;
+    buf->len = (size_t) ngx_file_size(&fi);
+
+    buf->data = ngx_pnalloc(cf->pool, buf->len);
+    if (buf->data == NULL) {
+        buf->len = 0;
+        goto done;
+    }
+
+    cln->handler = ngx_http_oauth_secret_wipe;
+
+    n = ngx_read_file(&file, buf->data, buf->len, 0);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_file_n " \"%V\" failed", &name);
+        goto done;
+    }
+
+    /* one secret, optionally followed by a newline */
+
+    len = n;
+
+    while (len && (buf->data[len - 1] == '\n' || buf->data[len - 1] == '\r'))
+    {
+        len--;
+    }
+
+    if (len == 0 || ngx_strlchr(buf->data, buf->data + len, '\n')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold the secret on one line", &name);
+        goto done;
+    }
+
+    secret->data = buf->data;
+    secret->len = len;
+
+    rc = NGX_OK;
+
+done:
+
+    if (rc != NGX_OK && buf != NULL) {
+        ngx_http_oauth_secret_wipe(buf);
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &name);
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_oauth_secret_wipe(void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (s->data) {
+        ngx_explicit_memzero(s->data, s->len);
+    }
 }

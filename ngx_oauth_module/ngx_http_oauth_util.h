@@ -14,6 +14,9 @@
 #include "ngx_http_oauth_module.h"
 
 
+#define NGX_HTTP_OAUTH_SECRET_FILE_MAX  1023
+
+
 /*
  * What every handler of the module needs around a request: who the owner
  * is, whether this worker has its store, and the responses the module
@@ -78,6 +81,16 @@ ngx_uint_t ngx_http_oauth_has_control(const u_char *data, size_t len);
  */
 void *ngx_http_oauth_cleanup_data(ngx_http_request_t *r,
     ngx_pool_cleanup_pt handler);
+
+/*
+ * A secret file (client_secret_file, a webhook's secret_file, the shared
+ * store's password_file) read at configuration time: 1 to
+ * NGX_HTTP_OAUTH_SECRET_FILE_MAX bytes on one line, not readable by others.
+ * The secret is in cf->pool and wiped when the configuration goes.
+ * NGX_OK, or NGX_ERROR with the reason logged.
+ */
+ngx_int_t ngx_http_oauth_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret);
 
 
 #endif /* _NGX_HTTP_OAUTH_UTIL_H_INCLUDED_ */

@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_util.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_url.h"
 
@@ -27,7 +28,6 @@
 #define NGX_HTTP_OAUTH_WEBHOOK_BACKOFF    3600     /* s, longest wait */
 #define NGX_HTTP_OAUTH_WEBHOOK_RETRY      86400    /* s, retry= default */
 #define NGX_HTTP_OAUTH_WEBHOOK_MAX        10000    /* max_events= default */
-#define NGX_HTTP_OAUTH_WEBHOOK_SECRET_MAX 1024
 
 
 typedef struct {
@@ -60,9 +60,6 @@ static char *ngx_http_oauth_webhook_param(ngx_conf_t *cf,
     ngx_http_oauth_webhook_t *wh, ngx_str_t *v);
 static char *ngx_http_oauth_webhook_events(ngx_conf_t *cf,
     ngx_http_oauth_webhook_t *wh, u_char *p, u_char *last);
-static char *ngx_http_oauth_webhook_secret(ngx_conf_t *cf,
-    ngx_http_oauth_webhook_t *wh, ngx_str_t *path);
-static void ngx_http_oauth_webhook_secret_wipe(void *data);
 static ngx_int_t ngx_http_oauth_webhook_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_oauth_webhook_added(ngx_http_oauth_main_conf_t *omcf,
@@ -184,7 +181,11 @@ ngx_http_oauth_webhook_param(ngx_conf_t *cf, ngx_http_oauth_webhook_t *wh,
         s.data = v->data + sizeof("secret_file=") - 1;
         s.len = v->len - (sizeof("secret_file=") - 1);
 
-        return ngx_http_oauth_webhook_secret(cf, wh, &s);
+        if (ngx_http_oauth_read_secret(cf, &s, &wh->secret) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
     }
 
     if (v->len > sizeof("events=") - 1
@@ -281,131 +282,6 @@ ngx_http_oauth_webhook_events(ngx_conf_t *cf, ngx_http_oauth_webhook_t *wh,
     }
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * Read like client_secret_file, the way ngx_ssl_session_ticket_keys()
- * reads keys: full path, size checked, read buffer wiped; and a file that
- * others may read is refused.  The secret lives in configuration memory,
- * wiped when the configuration goes.
- */
-
-static char *
-ngx_http_oauth_webhook_secret(ngx_conf_t *cf, ngx_http_oauth_webhook_t *wh,
-    ngx_str_t *path)
-{
-    u_char               buf[NGX_HTTP_OAUTH_WEBHOOK_SECRET_MAX];
-    char                *rv;
-    size_t               len;
-    ssize_t              n;
-    ngx_str_t            name;
-    ngx_file_t           file;
-    ngx_file_info_t      fi;
-    ngx_pool_cleanup_t  *cln;
-
-    name = *path;
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    rv = NGX_CONF_ERROR;
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", &name);
-        goto done;
-    }
-
-    if (ngx_file_access(&fi) & 0007) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must not be accessible to others "
-                           "(mode 0600 or 0640)", &name);
-        goto done;
-    }
-
-    if (ngx_file_size(&fi) == 0
-        || ngx_file_size(&fi) >= (off_t) sizeof(buf))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must hold 1 to %uz bytes",
-                           &name, sizeof(buf) - 1);
-        goto done;
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (n == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_file_n " \"%V\" failed", &name);
-        goto done;
-    }
-
-    len = n;
-
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
-        len--;
-    }
-
-    if (len == 0 || ngx_strlchr(buf, buf + len, '\n')) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must hold the secret on one line", &name);
-        goto done;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        goto done;
-    }
-
-    wh->secret.data = ngx_pnalloc(cf->pool, len);
-    if (wh->secret.data == NULL) {
-        goto done;
-    }
-
-    ngx_memcpy(wh->secret.data, buf, len);
-    wh->secret.len = len;
-
-    cln->handler = ngx_http_oauth_webhook_secret_wipe;
-    cln->data = &wh->secret;
-
-    rv = NGX_CONF_OK;
-
-done:
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &name);
-    }
-
-    return rv;
-}
-
-
-static void
-ngx_http_oauth_webhook_secret_wipe(void *data)
-{
-    ngx_str_t  *s = data;
-
-    if (s->data) {
-        ngx_explicit_memzero(s->data, s->len);
-    }
 }
 
 

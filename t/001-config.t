@@ -58,6 +58,7 @@ our $Secret = 'file-secret-' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 12;
 write_key_file('secret', "$Secret\n");
 write_key_file('secret-empty', '');
 write_key_file('secret-lines', "one\ntwo\n");
+write_key_file('secret-open', "$Secret\n", 0644);
 
 write_key_file('catalog.json', <<'_EOJ_');
 {
@@ -1266,3 +1267,23 @@ _EOC_
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid pattern "\^\(\[a-z\$" of "connection_param" "shop" in oauth_provider "acme" in \S+\/nginx\.conf:\d+: /
+
+
+
+=== TEST 63: a client_secret_file others may read
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider gh {
+        preset              github;
+        client_id           c;
+        client_secret_file  $TEST_NGINX_OAUTH_DIR/secret-open;
+        redirect_uri        https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"\S+secret-open" must not be accessible to others \(mode 0600 or 0640\)$::At/
