@@ -86,11 +86,16 @@ $(MODULE): $(BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS)
 
 cli: $(CLI)
 
-$(CLI): ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(CORE_HDRS)
+CLI_SRCS   := ngx_oauth_module/cli/ngx_oauth_cli.c \
+              ngx_oauth_module/cli/ngx_oauth_cli_shared.c
+PQ_INC     := $(shell pg_config --includedir 2>/dev/null \
+                || echo /usr/include/postgresql)
+
+$(CLI): $(CLI_SRCS) ngx_oauth_module/cli/ngx_oauth_cli.h $(CORE_SRCS) \
+        $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) $(CPPFLAGS) $(CFLAGS) -o $@ \
-	    ngx_oauth_module/cli/ngx_oauth_cli.c $(CORE_SRCS) $(LDFLAGS) \
-	    $(CORE_LIBS)
+	$(CC) $(CFLAGS_CORE) -I$(PQ_INC) $(CPPFLAGS) $(CFLAGS) -o $@ \
+	    $(CLI_SRCS) $(CORE_SRCS) $(LDFLAGS) $(CORE_LIBS) -lpq
 
 fixture: $(FIXTURE)
 

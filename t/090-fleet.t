@@ -1,8 +1,7 @@
 # Several nginx nodes sharing one PostgreSQL (oauth_shared_store): a
 # throw-away cluster in a temp dir and two nginx instances (two prefixes,
-# two ports, two workers each) are started here, beside the fake provider.
-# Missing PostgreSQL binaries fail the test: CI installs them
-# (.ci/deps.sh), and a silent skip would hide the whole feature.
+# two ports, two workers each) are started here, beside the fake provider
+# (t/lib/FleetKit.pm).  Missing PostgreSQL binaries fail the test.
 #
 # Plain Test::More (it starts its own servers), so it runs the same under
 # either Test::Nginx on the include path.
@@ -13,198 +12,19 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::More;
-use File::Temp qw(tempdir);
 use HTTP::Tiny;
-use IO::Socket::INET;
-use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(sleep time);
 use POSIX ();
 
-use FakeProvider;
+use FleetKit;
 
-my $NGINX = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
-my @MODULES = split ' ', ($ENV{TEST_NGINX_LOAD_MODULES}
-                          // "$FindBin::Bin/../build/ngx_http_oauth_module.so");
-
-my ($PGBIN) = sort { $b cmp $a } glob '/usr/lib/postgresql/*/bin';
-if (!$PGBIN || !-x "$PGBIN/initdb" || !-x "$PGBIN/pg_ctl") {
-    fail('PostgreSQL server binaries (initdb, pg_ctl) are required: '
-         . 'apt-get install postgresql (see .ci/deps.sh)');
-    done_testing();
-    exit 1;
-}
-
-my $Dir = tempdir('fleet-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-chmod 0755, $Dir;
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-# PostgreSQL refuses root: run it as the postgres user then
-my @AS = ($> == 0) ? ('runuser', '-u', 'postgres', '--') : ();
-my $PGDATA = "$Dir/pg";
-my $PGPORT = free_port();
-
-sub pg_run { system(@AS, @_) == 0 }
-
-mkdir $PGDATA or die $!;
-if (@AS) {
-    my ($uid, $gid) = (getpwnam 'postgres')[2, 3];
-    chown $uid, $gid, $PGDATA;
-}
-
-ok(pg_run('sh', '-c', "'$PGBIN/initdb' -D '$PGDATA' -A trust -U oauth "
-                      . "--no-sync >/dev/null 2>&1"),
-   'initdb');
-
-sub pg_start {
-    return system(@AS, 'sh', '-c',
-        "'$PGBIN/pg_ctl' -D '$PGDATA' -o '-p $PGPORT -k $PGDATA "
-        . "-c listen_addresses=127.0.0.1 -c fsync=off' "
-        . "-l '$PGDATA/log' -w start >/dev/null 2>&1") == 0;
-}
-
-sub pg_stop {
-    return system(@AS, 'sh', '-c',
-        "'$PGBIN/pg_ctl' -D '$PGDATA' -m immediate -w stop "
-        . ">/dev/null 2>&1") == 0;
-}
-
-sub psql {
-    my $sql = shift;
-    my $out = `$PGBIN/psql -X -q -A -t -h 127.0.0.1 -p $PGPORT -U oauth -d fleet -c "$sql" 2>&1`;
-    chomp $out;
-    return $out;
-}
-
-ok(pg_start(), 'PostgreSQL started');
-ok(system("$PGBIN/createdb -h 127.0.0.1 -p $PGPORT -U oauth fleet") == 0,
-   'database created');
-
-END { pg_stop() if $PGDATA && -e "$PGDATA/postmaster.pid" }
+fleet_init();
 
 # node B logs in as a role of its own: the test can shut it out alone
 psql('CREATE ROLE nodeb LOGIN SUPERUSER');
-my %DbUser = (A => 'oauth', B => 'nodeb');
+%DbUser = (A => 'oauth', B => 'nodeb');
 
-my $fake = FakeProvider->start;
-my $FP = $fake->port;
-
-# one keyring for the fleet: every node opens every record
-my $kf = "$Dir/keys";
-open my $kfh, '>', $kf or die $!;
-print $kfh 'k1:', encode_base64(join('', map { chr int rand 256 } 1 .. 32),
-                                ''), "\n";
-close $kfh;
-chmod 0600, $kf;
-
-my %Node;
-
-sub node_start {
-    my ($name) = @_;
-    my $port = $Node{$name}{port} //= free_port();
-    my $prefix = "$Dir/$name";
-    mkdir $prefix;
-    mkdir "$prefix/logs";
-    my $load = join '', map { "load_module $_;\n" } @MODULES;
-    open my $fh, '>', "$prefix/nginx.conf" or die $!;
-    print $fh <<"_EOC_";
-$load
-worker_processes 2;
-error_log $prefix/logs/error.log info;
-pid $prefix/logs/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    oauth_store $prefix/store.mdb;
-    oauth_key_file $kf;
-    oauth_shared_store postgresql://$DbUser{$name}\@127.0.0.1:$PGPORT/fleet;
-    oauth_owner \$http_x_user;
-    oauth_provider demo {
-        client_id          test-client;
-        client_secret      test-secret;
-        authorization_url  http://127.0.0.1:$FP/authorize;
-        token_url          http://127.0.0.1:$FP/token;
-        revocation_url     http://127.0.0.1:$FP/revoke;
-        redirect_uri       http://localhost:$port/oauth/callback;
-        account_id         user.id;
-        account_name       user.name;
-        api_base_url       http://127.0.0.1:$FP/api;
-        scope              read;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        add_header X-Worker \$pid always;
-        location ~ ^/connect/([a-z0-9_]+)\$ { oauth_start \$1; }
-        location = /oauth/callback { oauth_callback; }
-        location /oauth/api/ { oauth_api; }
-        location /api/ {
-            oauth_token demo;
-            proxy_pass http://127.0.0.1:$FP;
-        }
-        location = /static { return 200 "static\\n"; }
-    }
-}
-_EOC_
-    close $fh;
-    system($NGINX, '-p', $prefix, '-c', "$prefix/nginx.conf") == 0
-        or die "nginx $name did not start\n";
-    $Node{$name}{prefix} = $prefix;
-}
-
-sub node_stop {
-    my $name = shift;
-    my $p = $Node{$name}{prefix} or return;
-    system($NGINX, '-p', $p, '-c', "$p/nginx.conf", '-s', 'stop');
-}
-
-END { node_stop($_) for keys %Node }
-
-my $Http = HTTP::Tiny->new(max_redirect => 0, timeout => 15);
-
-sub req {
-    my ($node, $method, $path, %o) = @_;
-    my %h = %{ $o{headers} // {} };
-    $h{'X-User'} = $o{owner} // 'alice';
-    my %opt = (headers => \%h);
-    if (defined $o{json}) {
-        $h{'Content-Type'} = 'application/json';
-        $opt{content} = $o{json};
-    }
-    return $Http->request($method,
-                          "http://127.0.0.1:$Node{$node}{port}$path",
-                          \%opt);
-}
-
-sub wait_for {
-    my ($cond, $timeout) = @_;
-    my $end = time + ($timeout // 10);
-    my $v;
-    until (($v = $cond->()) || time > $end) { sleep 0.05 }
-    return $v;
-}
-
-# start on one node, the callback on another
-sub connect_via {
-    my ($a, $b, $owner, $code) = @_;
-    my $r = req($a, 'GET', '/connect/demo', owner => $owner);
-    return { start => $r->{status}, body => $r->{content} }
-        unless $r->{status} == 302;
-    my ($state) = ($r->{headers}{location} // '') =~ /[?&]state=([^&]+)/;
-    my $sc = $r->{headers}{'set-cookie'} // '';
-    $sc = $sc->[0] if ref $sc;
-    my ($cookie) = $sc =~ /^([^;]+)/;
-    $r = req($b, 'GET', "/oauth/callback?code=$code&state=$state",
-             owner => $owner, headers => { Cookie => $cookie });
-    my ($res) = ($r->{headers}{location} // '') =~ /oauth_status=([^&]+)/;
-    return { start => 302, status => $r->{status}, result => $res // '',
-             location => $r->{headers}{location} // '' };
-}
+my $fake = $Fake;
 
 node_start('A');
 node_start('B');
@@ -214,11 +34,6 @@ ok(wait_for(sub { psql('SELECT version FROM oauth_schema') eq '1' }),
 
 # every worker is ready (connected, listening, its cache checked): under
 # load a worker may still be connecting when the first callback comes
-sub ready_workers {
-    my $name = shift;
-    open my $fh, '<', "$Node{$name}{prefix}/logs/error.log" or return 0;
-    return scalar grep { /cache checked/ } <$fh>;
-}
 ok(wait_for(sub { ready_workers('A') >= 2 && ready_workers('B') >= 2 }, 20),
    'every worker of both nodes is connected');
 
@@ -443,6 +258,11 @@ for my $n (qw(A B)) {
        'the new connection injects on the other node');
     is(psql("SELECT count(*) FROM oauth_connections"), '3',
        'no record lost (bob, carol, dave)');
+    my $chk = cli('--shared', shared_url(), '--key-file', $KeyFile,
+                  'check');
+    is($chk->[0], 0, 'ngx-oauth --shared check: exit 0') or diag $chk->[1];
+    like($chk->[1], qr/in 3 connections: (\d+) ok, 0 failed/,
+         'ngx-oauth --shared check: every record there and open');
 }
 
 done_testing();

@@ -27,15 +27,10 @@
 #include "ngx_oauth_json.h"
 #include "ngx_oauth_seal.h"
 #include "ngx_oauth_store.h"
+#include "ngx_oauth_cli.h"
 
 
 #define NGX_OAUTH_CLI_VERSION       "0.1.0"
-
-/* exit codes: scripts depend on them */
-#define NGX_OAUTH_CLI_OK            0
-#define NGX_OAUTH_CLI_PROBLEMS      1     /* check or rotate found some */
-#define NGX_OAUTH_CLI_ERROR         2     /* bad usage, or a runtime error */
-#define NGX_OAUTH_CLI_UNAVAILABLE   3     /* store or key file won't open */
 
 /* what a command needs or accepts */
 #define NGX_OAUTH_CLI_STORE         0x01
@@ -55,6 +50,8 @@
 typedef struct {
     const char               *store_path;
     const char               *key_file;
+    const char               *shared;        /* the fleet's PostgreSQL */
+    const char               *password_file;
     const char               *owner;
     const char               *provider;
     const char               *command;
@@ -199,6 +196,8 @@ static const ngx_oauth_cli_command_t  ngx_oauth_cli_commands[] = {
 static const ngx_oauth_cli_option_t  ngx_oauth_cli_value_options[] = {
     { "--store", offsetof(ngx_oauth_cli_t, store_path), 0 },
     { "--key-file", offsetof(ngx_oauth_cli_t, key_file), 0 },
+    { "--shared", offsetof(ngx_oauth_cli_t, shared), 0 },
+    { "--password-file", offsetof(ngx_oauth_cli_t, password_file), 0 },
     { "--owner", offsetof(ngx_oauth_cli_t, owner), 1 },
     { "--provider", offsetof(ngx_oauth_cli_t, provider), 1 },
     { NULL, 0, 0 }
@@ -383,11 +382,32 @@ static int
 ngx_oauth_cli_run(ngx_oauth_cli_t *cli)
 {
     int                             rc;
+    ngx_oauth_cli_shared_conf_t     sc;
     const ngx_oauth_cli_command_t  *cmd;
 
     if (cli->command == NULL) {
         ngx_oauth_cli_error("no command, see ngx-oauth --help");
         return NGX_OAUTH_CLI_ERROR;
+    }
+
+    /* the fleet's PostgreSQL instead of a store file */
+
+    if (cli->shared != NULL || cli->password_file != NULL) {
+        if (cli->shared == NULL || cli->store_path != NULL || cli->filters) {
+            ngx_oauth_cli_error("--shared URL goes without --store, "
+                                "--owner, --provider and --json; "
+                                "--password-file with --shared only");
+            return NGX_OAUTH_CLI_ERROR;
+        }
+
+        sc.url = cli->shared;
+        sc.password_file = cli->password_file;
+        sc.key_file = cli->key_file;
+        sc.command = cli->command;
+        sc.arg = cli->nargs ? cli->args[0] : NULL;
+        sc.nargs = cli->nargs;
+
+        return ngx_oauth_cli_shared(&sc);
     }
 
     for (cmd = ngx_oauth_cli_commands; cmd->name != NULL; cmd++) {
@@ -1659,6 +1679,8 @@ ngx_oauth_cli_usage(FILE *f)
 {
     fputs(
 "usage: ngx-oauth --store PATH --key-file FILE COMMAND [ARGS]\n"
+"       ngx-oauth --shared URL [--password-file FILE] --key-file FILE\n"
+"                 check|rotate|backup DEST|restore FILE\n"
 "\n"
 "commands:\n"
 "  keygen [KID]       print a new key line KID:BASE64 (KID: kYYYYMMDD)\n"
@@ -1675,6 +1697,11 @@ ngx_oauth_cli_usage(FILE *f)
 "options (before or after the command):\n"
 "  --store PATH       the LMDB file of oauth_store\n"
 "  --key-file FILE    the key ring of oauth_key_file (mode 0600)\n"
+"  --shared URL       postgresql://USER@HOST[:PORT]/DB of\n"
+"                     oauth_shared_store: check and rotate its rows,\n"
+"                     backup DEST (an LMDB file of the store format),\n"
+"                     restore FILE (a backup or a node's store) into it\n"
+"  --password-file FILE  the database password, as password_file=\n"
 "  -h, --help         this text\n"
 "  --version          the version\n"
 "\n"
