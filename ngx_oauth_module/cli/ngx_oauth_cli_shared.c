@@ -424,13 +424,25 @@ exit:
 static int
 ngx_oauth_cli_shared_password(const char *path, char *buf, size_t size)
 {
-    FILE    *f;
-    size_t   n;
+    FILE         *f;
+    size_t        n;
+    struct stat   sb;
 
     f = fopen(path, "r");
     if (f == NULL) {
         ngx_oauth_cli_shared_error("cannot open password file \"%s\": %s",
                                    path, strerror(errno));
+        return NGX_OAUTH_CLI_UNAVAILABLE;
+    }
+
+    /* as nginx's password_file: never readable by others */
+
+    if (fstat(fileno(f), &sb) == -1 || !S_ISREG(sb.st_mode)
+        || (sb.st_mode & 0007))
+    {
+        (void) fclose(f);
+        ngx_oauth_cli_shared_error("password file \"%s\" is not a regular "
+                                   "file of mode 0600 or 0640", path);
         return NGX_OAUTH_CLI_UNAVAILABLE;
     }
 
