@@ -16,9 +16,10 @@
 # client_key, Reddit's User-Agent, Shopify's hmac): here those platforms
 # run only the steps 080 does not ("skip" in the table says which).
 #
-# Not here, because the module lacks what they need (see the notes in the
-# table's comments at the end of the file): Amazon Ads (the profile id
-# header), Bing Webmaster (an identity), Wix's OAuth, AWS keys (SigV4).
+# Not here, because the module lacks what they need: Keap (a client
+# authentication per grant; its table entry is ready), Amazon Ads (a
+# post-connect lookup of the profile id), Bing Webmaster (an identity),
+# Wix's OAuth (client credentials per app instance), AWS keys (SigV4).
 
 use strict;
 use warnings;
@@ -43,7 +44,8 @@ our $Catalog = do {
 # The table.  Keys:
 #   preset     the catalog entry
 #   auth       the client authentication the platform's token endpoint
-#              takes: basic or post (the fake refuses the other)
+#              takes: basic or post (the fake refuses the other);
+#              auth_refresh: another one for the refresh grant
 #   id_param   the client id's parameter name (post), default client_id
 #   pkce       the preset sends a code_verifier
 #   rotate     the platform answers a refresh with a new refresh token
@@ -137,8 +139,11 @@ our %P = (
         revoke => undef,
     },
 
+    # Keap's documentation: the client credentials in the body for the
+    # code exchange, in Basic for the refresh; the module has one
+    # token_auth for both, so this entry has no block (yet)
     keap => {
-        auth => 'basic', pkce => 0, rotate => 1,
+        auth => 'post', auth_refresh => 'basic', pkce => 0, rotate => 1,
         ui => { global_user_id => '{a}', email => '{a}@example.com' },
         account => '{a}', codes => [ '31', '32' ],
         header => [ 'Authorization', 'Bearer ' ], refresh => 1,
@@ -274,10 +279,12 @@ sub _client_ok {
     my ($cfg, $req) = @_;
     my $f = $req->{form} // {};
     my $auth = FakeProvider::header($req, 'authorization') // '';
+    my $how = ($f->{grant_type} // '') eq 'refresh_token'
+              ? $cfg->{auth_refresh} // $cfg->{auth} : $cfg->{auth};
     my $idp = $cfg->{id_param} // 'client_id';
     my $cid = "cid-$cfg->{preset}";
     my $cs = "csecret-$cfg->{preset}";
-    if ($cfg->{auth} eq 'basic') {
+    if ($how eq 'basic') {
         return 0 unless $auth =~ /^Basic (\S+)$/;
         return 0 if defined $f->{client_secret};
         return decode_base64($1) eq "$cid:$cs";
@@ -657,50 +664,46 @@ GET /
 --- request
 GET /
 
-=== TEST 12: keap: two apps (global_user_id), Basic, rotating refresh, no revocation
+=== TEST 12: stripe: two connected accounts, Bearer, tokens that do not expire (deauthorize: 080)
 --- request
 GET /
 
-=== TEST 13: stripe: two connected accounts, Bearer, tokens that do not expire (deauthorize: 080)
+=== TEST 13: tiktok: two accounts (open_id), rotating refresh with client_key (client_key at revocation: 080)
 --- request
 GET /
 
-=== TEST 14: tiktok: two accounts (open_id), rotating refresh with client_key (client_key at revocation: 080)
+=== TEST 14: reddit: two accounts, Basic, refresh, revocation with Basic
 --- request
 GET /
 
-=== TEST 15: reddit: two accounts, Basic, refresh, revocation with Basic
+=== TEST 15: slack: two workspaces (team id), the bot token as Bearer, rotating refresh, auth.revoke
 --- request
 GET /
 
-=== TEST 16: slack: two workspaces (team id), the bot token as Bearer, rotating refresh, auth.revoke
+=== TEST 16: github: two accounts, Accept: application/json at the token endpoint, tokens that do not expire (grant deletion: 080)
 --- request
 GET /
 
-=== TEST 17: github: two accounts, Accept: application/json at the token endpoint, tokens that do not expire (grant deletion: 080)
+=== TEST 17: vercel: two accounts (sub), Basic, rotating refresh, revocation with Basic
 --- request
 GET /
 
-=== TEST 18: vercel: two accounts (sub), Basic, rotating refresh, revocation with Basic
+=== TEST 18: netlify: two accounts, tokens that do not expire, no revocation
 --- request
 GET /
 
-=== TEST 19: netlify: two accounts, tokens that do not expire, no revocation
+=== TEST 19: supabase: two organizations, Basic, rotating refresh, no revocation
 --- request
 GET /
 
-=== TEST 20: supabase: two organizations, Basic, rotating refresh, no revocation
+=== TEST 20: amazon-sp-api: x-amz-access-token per seller, refresh, no revocation (the code parameter: 080)
 --- request
 GET /
 
-=== TEST 21: amazon-sp-api: x-amz-access-token per seller, refresh, no revocation (the code parameter: 080)
+=== TEST 21: walmart: two sellers apart, WM_SEC.ACCESS_TOKEN, no revocation (token headers and refresh: 080)
 --- request
 GET /
 
-=== TEST 22: walmart: two sellers apart, WM_SEC.ACCESS_TOKEN, no revocation (token headers and refresh: 080)
---- request
-GET /
-
-=== TEST 23: wordpress-com: two blogs (blog_id), tokens that do not expire, no revocation
+=== TEST 22: wordpress-com: two blogs (blog_id), tokens that do not expire, no revocation
 --- request
 GET /
