@@ -17,11 +17,12 @@
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_endpoint.h"
-#include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_conn.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_seal.h"
 
 
 /*
@@ -1778,8 +1779,19 @@ static ngx_http_oauth_revoke_t *
 ngx_http_oauth_api_revoke_create(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn)
 {
+    size_t                    len;
+    ngx_str_t                *token;
+    ngx_uint_t                i;
     ngx_pool_t               *pool;
+    ngx_oauth_sealed_e        field;
     ngx_http_oauth_revoke_t  *rv;
+
+    /* the tokens revoked, in this order, with their token_type_hint */
+
+    static ngx_oauth_sealed_e  fields[] = {
+        NGX_OAUTH_SEALED_REFRESH, NGX_OAUTH_SEALED_ACCESS
+    };
+    static const char         *hints[] = { "refresh_token", "access_token" };
 
     pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
@@ -1832,32 +1844,34 @@ ngx_http_oauth_api_revoke_create(ngx_http_request_t *r,
 
     /* a token that does not open is not revoked: that is a failure */
 
-    if (conn->refresh.len) {
-        if (ngx_http_oauth_open_field(pool, ngx_cycle->log,
-                                      ctx->omcf->keyring, conn, "refresh",
-                                      &conn->refresh,
-                                      &rv->tokens[rv->ntokens])
-            == NGX_OK)
-        {
-            rv->hints[rv->ntokens++] = "refresh_token";
+    for (i = 0; i < 2; i++) {
+        field = fields[i];
+        len = ngx_oauth_conn_sealed(conn, field)->len;
 
-        } else {
-            rv->revoked = 0;
+        if (len == 0) {
+            continue;
         }
-    }
 
-    if (conn->access.len) {
-        if (ngx_http_oauth_open_field(pool, ngx_cycle->log,
-                                      ctx->omcf->keyring, conn, "access",
-                                      &conn->access,
-                                      &rv->tokens[rv->ntokens])
-            == NGX_OK)
-        {
-            rv->hints[rv->ntokens++] = "access_token";
+        token = &rv->tokens[rv->ntokens];
 
-        } else {
-            rv->revoked = 0;
+        token->data = ngx_http_oauth_conn_secret_alloc(pool, len);
+        if (token->data == NULL) {
+            goto failed;
         }
+
+        if (ngx_oauth_conn_open(ctx->omcf->keyring, conn, field, token->data,
+                                &len)
+            != NGX_OAUTH_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "oauth: cannot open the sealed %s",
+                          ngx_oauth_sealed_name(field));
+            rv->revoked = 0;
+            continue;
+        }
+
+        token->len = len;
+        rv->hints[rv->ntokens++] = hints[i];
     }
 
     return rv;
@@ -2345,12 +2359,18 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
     conn.created_at = ngx_time();
     conn.updated_at = conn.created_at;
 
-    if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
-                                  ctx->omcf->keyring, &conn, "credentials",
-                                  (ngx_oauth_str_t *) &ctx->secret,
-                                  &conn.secret)
-        != NGX_OK)
+    conn.secret.data = ngx_pnalloc(r->pool,
+                                   ngx_oauth_sealed_size(ctx->omcf->keyring,
+                                                         ctx->secret.len));
+    if (conn.secret.data == NULL
+        || ngx_oauth_conn_seal(ctx->omcf->keyring, &conn,
+                               NGX_OAUTH_SEALED_CREDENTIALS,
+                               ctx->secret.data, ctx->secret.len,
+                               conn.secret.data, &conn.secret.len)
+           != NGX_OAUTH_OK)
     {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "oauth: sealing failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -8,32 +8,49 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_credential.h"
-#include "ngx_http_oauth_seal.h"
+#include "ngx_http_oauth_conn.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_oauth_seal.h"
 
 
 ngx_int_t
 ngx_http_oauth_credential_open(ngx_pool_t *pool, ngx_log_t *log,
     ngx_oauth_keyring_t *kr, ngx_oauth_conn_t *conn, ngx_str_t *secret)
 {
-    const char       *field;
-    ngx_oauth_str_t  *sealed;
+    int                 rc;
+    size_t              len;
+    ngx_oauth_sealed_e  field;
 
-    if (conn->kind == NGX_OAUTH_KIND_OAUTH2) {
-        field = "access";
-        sealed = &conn->access;
+    field = (conn->kind == NGX_OAUTH_KIND_OAUTH2)
+            ? NGX_OAUTH_SEALED_ACCESS : NGX_OAUTH_SEALED_CREDENTIALS;
 
-    } else {
-        field = "credentials";
-        sealed = &conn->secret;
-    }
+    len = ngx_oauth_conn_sealed(conn, field)->len;
 
-    if (sealed->len == 0) {
+    if (len == 0) {
         return NGX_ERROR;
     }
 
-    return ngx_http_oauth_open_field(pool, log, kr, conn, field, sealed,
-                                     secret);
+    /* room for a terminating zero; the plaintext is wiped with the pool */
+
+    secret->data = ngx_http_oauth_conn_secret_alloc(pool, len + 1);
+    if (secret->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_oauth_conn_open(kr, conn, field, secret->data, &len);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: cannot open the sealed %s: %s",
+                      ngx_oauth_sealed_name(field), ngx_oauth_strerror(rc));
+        secret->len = 0;
+        return NGX_ERROR;
+    }
+
+    secret->len = len;
+    secret->data[len] = '\0';
+
+    return NGX_OK;
 }
 
 

@@ -13,7 +13,6 @@
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_provider.h"
-#include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_http_oauth_webhook.h"
@@ -2064,6 +2063,7 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_str_t *account)
 {
     int                          rc;
+    u_char                      *sealed;
     ngx_str_t                    name;
     const char                  *err;
     ngx_uint_t                   found;
@@ -2114,18 +2114,16 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return "internal_error";
     }
 
-    if (ngx_http_oauth_seal_field(r->pool, r->connection->log,
-                                  ctx->omcf->keyring, &conn, "access",
-                                  &ctx->token.access_token, &conn.access)
-        != NGX_OK
-        || (ctx->token.refresh_token.len
-            && ngx_http_oauth_seal_field(r->pool, r->connection->log,
-                                         ctx->omcf->keyring, &conn,
-                                         "refresh",
-                                         &ctx->token.refresh_token,
-                                         &conn.refresh)
-               != NGX_OK))
+    sealed = ngx_pnalloc(r->pool,
+                         ngx_oauth_token_sealed_size(ctx->omcf->keyring,
+                                                     &ctx->token));
+    if (sealed == NULL
+        || ngx_oauth_conn_seal_token(ctx->omcf->keyring, &conn, &ctx->token,
+                                     sealed)
+           != NGX_OAUTH_OK)
     {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "oauth: sealing failed");
         return "internal_error";
     }
 

@@ -10,12 +10,13 @@
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_audit.h"
 #include "ngx_http_oauth_circuit.h"
+#include "ngx_http_oauth_conn.h"
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_http_oauth_provider.h"
-#include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_seal.h"
 
 
 /*
@@ -60,6 +61,8 @@ static ngx_int_t ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, time_t now);
 static void ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn);
+static ngx_http_oauth_fetch_t *ngx_http_oauth_refresh_fetch(
+    ngx_http_oauth_refresh_t *rf, ngx_oauth_conn_t *conn, ngx_str_t *plain);
 static void ngx_http_oauth_refresh_timer(ngx_http_oauth_refresh_t *rf,
     ngx_msec_t ms);
 static ngx_uint_t ngx_http_oauth_refresh_usable(ngx_oauth_conn_t *conn,
@@ -522,11 +525,11 @@ static void
 ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn)
 {
+    size_t                          len;
     ngx_str_t                       plain, name;
-    ngx_uint_t                      i, probe, usable;
+    ngx_uint_t                      probe, usable;
     ngx_oauth_str_t                *grant;
-    ngx_oauth_buf_t                 body = ngx_oauth_buf_init;
-    ngx_oauth_pair_t               *vars;
+    ngx_oauth_sealed_e              field;
     ngx_http_oauth_fetch_t         *f;
     ngx_http_oauth_provider_t      *p;
     ngx_http_oauth_refresh_priv_t  *priv;
@@ -552,12 +555,18 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
      * trades the access token itself; it is then the one spent.
      */
 
-    grant = p->refresh_url.len ? &conn->access : &conn->refresh;
+    field = p->refresh_url.len ? NGX_OAUTH_SEALED_ACCESS
+                               : NGX_OAUTH_SEALED_REFRESH;
+    grant = ngx_oauth_conn_sealed(conn, field);
 
     priv->spent.len = grant->len;
     priv->spent.data = ngx_pnalloc(rf->pool, grant->len);
 
-    if (priv->spent.data == NULL) {
+    /* the plaintext grant is wiped with the refresh's pool */
+
+    plain.data = ngx_http_oauth_conn_secret_alloc(rf->pool, grant->len);
+
+    if (priv->spent.data == NULL || plain.data == NULL) {
         ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
@@ -566,56 +575,24 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 
     ngx_memcpy(priv->spent.data, grant->data, grant->len);
 
-    if (ngx_http_oauth_open_field(rf->pool, rf->log, rf->omcf->keyring, conn,
-                                  p->refresh_url.len ? "access" : "refresh",
-                                  grant, &plain)
-        != NGX_OK)
+    if (ngx_oauth_conn_open(rf->omcf->keyring, conn, field, plain.data, &len)
+        != NGX_OAUTH_OK)
     {
+        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
+                      "oauth: cannot open the sealed %s",
+                      ngx_oauth_sealed_name(field));
         ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "unsealing_failed");
         return;
     }
 
-    vars = ngx_palloc(rf->pool,
-                      sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
-    if (vars == NULL) {
-        ngx_oauth_conn_free(conn);
-        ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
-                                      "internal_error");
-        return;
-    }
+    plain.len = len;
 
-    for (i = 0; i < conn->nparams; i++) {
-        vars[i].name = conn->params[i].name;
-        vars[i].value = conn->params[i].value;
-    }
-
-    if (p->refresh_url.len) {
-        vars[conn->nparams].name.data = (u_char *) "access_token";
-        vars[conn->nparams].name.len = sizeof("access_token") - 1;
-        vars[conn->nparams].value.data = plain.data;
-        vars[conn->nparams].value.len = plain.len;
-
-        f = ngx_http_oauth_endpoint_get_token(rf->pool, rf->log, p,
-                                              &p->refresh_url, vars,
-                                              conn->nparams + 1);
-        goto call;
-    }
-
-    ngx_oauth_buf_add_form_pair(&body, "grant_type", 10, "refresh_token",
-                                13);
-    ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain.data,
-                                plain.len);
-
-    f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
-                                      conn->nparams, &body);
-
-call:
+    f = ngx_http_oauth_refresh_fetch(rf, conn, &plain);
 
     usable = ngx_http_oauth_refresh_usable(conn, ngx_time());
 
-    ngx_oauth_buf_free(&body);
     ngx_oauth_conn_free(conn);
 
     if (f == NULL
@@ -645,6 +622,60 @@ call:
         rf->handler(rf);
         ngx_http_oauth_refresh_detach(rf);
     }
+}
+
+
+/*
+ * The token endpoint request of a refresh: the grant (plain) with the
+ * refresh_token grant type, or as the access_token of the provider's own
+ * refresh URL; conn's params fill the endpoint's templates.
+ */
+
+static ngx_http_oauth_fetch_t *
+ngx_http_oauth_refresh_fetch(ngx_http_oauth_refresh_t *rf,
+    ngx_oauth_conn_t *conn, ngx_str_t *plain)
+{
+    ngx_uint_t                  i;
+    ngx_oauth_buf_t             body = ngx_oauth_buf_init;
+    ngx_oauth_pair_t           *vars;
+    ngx_http_oauth_fetch_t     *f;
+    ngx_http_oauth_provider_t  *p;
+
+    p = rf->provider;
+
+    vars = ngx_palloc(rf->pool,
+                      sizeof(ngx_oauth_pair_t) * (conn->nparams + 1));
+    if (vars == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < conn->nparams; i++) {
+        vars[i].name = conn->params[i].name;
+        vars[i].value = conn->params[i].value;
+    }
+
+    if (p->refresh_url.len) {
+        vars[conn->nparams].name.data = (u_char *) "access_token";
+        vars[conn->nparams].name.len = sizeof("access_token") - 1;
+        vars[conn->nparams].value.data = plain->data;
+        vars[conn->nparams].value.len = plain->len;
+
+        return ngx_http_oauth_endpoint_get_token(rf->pool, rf->log, p,
+                                                 &p->refresh_url, vars,
+                                                 conn->nparams + 1);
+    }
+
+    ngx_oauth_buf_add_form_pair(&body, "grant_type", 10, "refresh_token",
+                                13);
+    ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain->data,
+                                plain->len);
+
+    f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
+                                      conn->nparams, &body);
+
+    ngx_oauth_buf_free(&body);
+
+    return f;
 }
 
 
@@ -1012,29 +1043,24 @@ ngx_http_oauth_refresh_apply(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
     const char *error, time_t now)
 {
-    time_t      backoff;
-    ngx_uint_t  i;
+    u_char      *sealed;
+    time_t       backoff;
+    ngx_uint_t   i;
 
     conn->updated_at = now;
 
     if (result == NGX_HTTP_OAUTH_REFRESH_OK) {
-        if (ngx_http_oauth_seal_field(rf->pool, rf->log, rf->omcf->keyring,
-                                      conn, "access", &token->access_token,
-                                      &conn->access)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
         /* no refresh token in the answer: the old one stays valid */
 
-        if (token->refresh_token.len
-            && ngx_http_oauth_seal_field(rf->pool, rf->log,
-                                         rf->omcf->keyring, conn, "refresh",
-                                         &token->refresh_token,
-                                         &conn->refresh)
-               != NGX_OK)
+        sealed = ngx_pnalloc(rf->pool,
+                             ngx_oauth_token_sealed_size(rf->omcf->keyring,
+                                                         token));
+        if (sealed == NULL
+            || ngx_oauth_conn_seal_token(rf->omcf->keyring, conn, token,
+                                         sealed)
+               != NGX_OAUTH_OK)
         {
+            ngx_log_error(NGX_LOG_ALERT, rf->log, 0, "oauth: sealing failed");
             return NGX_ERROR;
         }
 

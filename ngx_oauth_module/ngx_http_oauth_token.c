@@ -11,7 +11,6 @@
 #include "ngx_http_oauth_credential.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
-#include "ngx_http_oauth_seal.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_url.h"

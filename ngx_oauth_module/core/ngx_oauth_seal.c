@@ -107,6 +107,57 @@ ngx_oauth_conn_open(const ngx_oauth_keyring_t *kr,
 }
 
 
+size_t
+ngx_oauth_token_sealed_size(const ngx_oauth_keyring_t *kr,
+    const ngx_oauth_token_t *token)
+{
+    size_t  size;
+
+    size = ngx_oauth_sealed_size(kr, token->access_token.len);
+
+    if (token->refresh_token.len) {
+        size += ngx_oauth_sealed_size(kr, token->refresh_token.len);
+    }
+
+    return size;
+}
+
+
+int
+ngx_oauth_conn_seal_token(const ngx_oauth_keyring_t *kr,
+    ngx_oauth_conn_t *conn, const ngx_oauth_token_t *token,
+    unsigned char *out)
+{
+    int     rc;
+    size_t  alen, rlen;
+
+    rc = ngx_oauth_conn_seal(kr, conn, NGX_OAUTH_SEALED_ACCESS,
+                             token->access_token.data,
+                             token->access_token.len, out, &alen);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    if (token->refresh_token.len) {
+        rc = ngx_oauth_conn_seal(kr, conn, NGX_OAUTH_SEALED_REFRESH,
+                                 token->refresh_token.data,
+                                 token->refresh_token.len, out + alen,
+                                 &rlen);
+        if (rc != NGX_OAUTH_OK) {
+            return rc;
+        }
+
+        conn->refresh.len = rlen;
+        conn->refresh.data = out + alen;
+    }
+
+    conn->access.len = alen;
+    conn->access.data = out;
+
+    return NGX_OAUTH_OK;
+}
+
+
 int
 ngx_oauth_flow_seal_verifier(const ngx_oauth_keyring_t *kr,
     ngx_oauth_flow_t *flow, const char *state, size_t state_len,

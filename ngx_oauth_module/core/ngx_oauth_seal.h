@@ -9,6 +9,7 @@
 
 #include "ngx_oauth_core.h"
 #include "ngx_oauth_crypto.h"
+#include "ngx_oauth_json.h"
 #include "ngx_oauth_store.h"
 
 
@@ -67,6 +68,22 @@ int ngx_oauth_conn_seal(const ngx_oauth_keyring_t *kr,
 int ngx_oauth_conn_open(const ngx_oauth_keyring_t *kr,
     const ngx_oauth_conn_t *conn, ngx_oauth_sealed_e field,
     unsigned char *plain, size_t *plen);
+
+/* bytes ngx_oauth_conn_seal_token() needs for token's tokens */
+size_t ngx_oauth_token_sealed_size(const ngx_oauth_keyring_t *kr,
+    const ngx_oauth_token_t *token);
+
+/*
+ * Seals a token endpoint answer into conn (owner, provider and account
+ * set): the access token into conn->access and, when the answer has one,
+ * the refresh token into conn->refresh; without one conn->refresh stays
+ * as it is (the old refresh token remains valid).  out must hold
+ * ngx_oauth_token_sealed_size(kr, token) bytes; conn's members point
+ * into it.
+ */
+int ngx_oauth_conn_seal_token(const ngx_oauth_keyring_t *kr,
+    ngx_oauth_conn_t *conn, const ngx_oauth_token_t *token,
+    unsigned char *out);
 
 /*
  * Seals a PKCE verifier for flow (flow->owner and ->provider set).  With

@@ -249,6 +249,69 @@ test_flow_init(ngx_oauth_flow_t *flow)
 }
 
 
+/* a token answer sealed into a conn: refresh only when the answer has one */
+
+static void
+test_conn_seal_token(void **state)
+{
+    char               out[64];
+    size_t             size;
+    unsigned char     *buf;
+    ngx_oauth_conn_t   c;
+    ngx_oauth_token_t  token;
+    ngx_oauth_str_t    old = S("old-sealed-refresh");
+
+    test_conn_init(&c);
+    memset(&token, 0, sizeof(token));
+
+    token.access_token.len = 6;
+    token.access_token.data = (unsigned char *) "at-one";
+    token.refresh_token.len = 6;
+    token.refresh_token.data = (unsigned char *) "rt-one";
+
+    size = ngx_oauth_token_sealed_size(&test_ring, &token);
+    assert_int_equal(size, 2 * ngx_oauth_sealed_size(&test_ring, 6));
+
+    buf = malloc(size);
+    assert_non_null(buf);
+
+    assert_int_equal(ngx_oauth_conn_seal_token(&test_ring, &c, &token, buf),
+                     NGX_OAUTH_OK);
+    assert_ptr_equal(c.access.data, buf);
+    assert_int_equal(c.access.len + c.refresh.len, size);
+
+    assert_int_equal(test_open(&c, NGX_OAUTH_SEALED_ACCESS, out),
+                     NGX_OAUTH_OK);
+    assert_string_equal(out, "at-one");
+    assert_int_equal(test_open(&c, NGX_OAUTH_SEALED_REFRESH, out),
+                     NGX_OAUTH_OK);
+    assert_string_equal(out, "rt-one");
+
+    free(buf);
+
+    /* no refresh token in the answer: the old one is kept */
+
+    token.refresh_token.len = 0;
+    token.refresh_token.data = NULL;
+    c.refresh = old;
+
+    size = ngx_oauth_token_sealed_size(&test_ring, &token);
+    assert_int_equal(size, ngx_oauth_sealed_size(&test_ring, 6));
+
+    buf = malloc(size);
+    assert_non_null(buf);
+
+    assert_int_equal(ngx_oauth_conn_seal_token(&test_ring, &c, &token, buf),
+                     NGX_OAUTH_OK);
+    assert_ptr_equal(c.refresh.data, old.data);
+    assert_int_equal(test_open(&c, NGX_OAUTH_SEALED_ACCESS, out),
+                     NGX_OAUTH_OK);
+    assert_string_equal(out, "at-one");
+
+    free(buf);
+}
+
+
 static void
 test_verifier(void **state)
 {
@@ -508,6 +571,7 @@ main(void)
         cmocka_unit_test(test_conn_roundtrip),
         cmocka_unit_test(test_conn_binding),
         cmocka_unit_test(test_conn_compat),
+        cmocka_unit_test(test_conn_seal_token),
         cmocka_unit_test(test_verifier),
         cmocka_unit_test(test_verifier_legacy),
         cmocka_unit_test(test_verifier_store),
