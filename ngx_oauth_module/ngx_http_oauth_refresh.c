@@ -16,6 +16,7 @@
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_refresh.h"
 #include "ngx_oauth_seal.h"
 
 
@@ -70,7 +71,8 @@ static ngx_uint_t ngx_http_oauth_refresh_usable(ngx_oauth_conn_t *conn,
 static void ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev);
 static void ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
-    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn);
+    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn,
+    ngx_oauth_token_t *token, ngx_oauth_answer_t *answer);
 static void ngx_http_oauth_refresh_store(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, ngx_oauth_token_t *token, ngx_uint_t result,
     const char *error);
@@ -679,65 +681,16 @@ ngx_http_oauth_refresh_fetch(ngx_http_oauth_refresh_t *rf,
 }
 
 
-static ngx_uint_t
-ngx_http_oauth_error_code(ngx_oauth_str_t *e)
-{
-    size_t  i;
-
-    if (e->len == 0 || e->len > 64) {
-        return 0;
-    }
-
-    for (i = 0; i < e->len; i++) {
-        if (!((e->data[i] >= 'a' && e->data[i] <= 'z') || e->data[i] == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/*
- * The RFC 6749 section 5.2 codes: the provider says this refresh token,
- * or this client, will not do; the user has to connect again.
- */
-
-static ngx_uint_t
-ngx_http_oauth_refusal(ngx_oauth_str_t *e)
-{
-    ngx_uint_t  i;
-
-    static ngx_str_t  codes[] = {
-        ngx_string("invalid_grant"),
-        ngx_string("invalid_request"),
-        ngx_string("invalid_client"),
-        ngx_string("unauthorized_client"),
-        ngx_string("unsupported_grant_type"),
-        ngx_string("invalid_scope")
-    };
-
-    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-        if (e->len == codes[i].len
-            && ngx_memcmp(e->data, codes[i].data, e->len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 static void
 ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 {
     int                             rc;
     ngx_str_t                       name;
-    ngx_uint_t                      down;
+    ngx_uint_t                      status;
     ngx_oauth_str_t                *grant;
     ngx_oauth_conn_t                conn;
+    ngx_oauth_token_t               token;
+    ngx_oauth_answer_t              answer;
     ngx_http_oauth_refresh_t       *rf;
     ngx_http_oauth_refresh_priv_t  *priv;
 
@@ -749,19 +702,27 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
     name.len = rf->provider->name.len;
     name.data = rf->provider->name.data;
 
-    down = (f->result != NGX_HTTP_OAUTH_FETCH_OK || f->status >= 500
-            || f->status == 429);
+    /* a transfer that failed is no answer, whatever status came first */
+
+    status = (f->result == NGX_HTTP_OAUTH_FETCH_OK) ? f->status : 0;
+
+    (void) ngx_oauth_refresh_classify(status, f->response.data,
+                                      f->response.len, &token, &answer);
 
     /*
      * The provider's health counts whatever became of the connection
      * meanwhile: a half-open probe must always end the half-open state.
      */
 
-    ngx_http_oauth_circuit_record(rf->omcf, &name, !down);
+    ngx_http_oauth_circuit_record(rf->omcf, &name, !answer.down);
 
     rc = ngx_oauth_store_conn_get(rf->omcf->store, &rf->owner,
                                   (ngx_oauth_str_t *) &rf->provider->name,
                                   &rf->account, &conn);
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_oauth_token_free(&token);
+    }
 
     if (rc == NGX_OAUTH_NOT_FOUND) {
 
@@ -800,6 +761,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
             || ngx_memcmp(grant->data, priv->spent.data, priv->spent.len)
                != 0))
     {
+        ngx_oauth_token_free(&token);
         ngx_oauth_conn_free(&conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK, NULL);
         return;
@@ -807,107 +769,45 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 
     rf->version = conn.version;
 
-    if (down) {
-        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
-                      "oauth: provider \"%V\": refresh failed: %s "
-                      "(HTTP %ui)", &name,
-                      ngx_http_oauth_fetch_result_name(f->result),
-                      f->status);
-        ngx_http_oauth_refresh_store(rf, &conn, NULL,
-                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                     "provider_unavailable");
-        return;
-    }
-
-    ngx_http_oauth_refresh_answer(rf, f, &conn);
+    ngx_http_oauth_refresh_answer(rf, f, &conn, &token, &answer);
 }
 
 
 /*
- * The provider answered (it is up, as recorded): what did it say.  RFC
- * 6749 section 5.2 errors are refusals; anything else leaves the grant
- * alone and the refresh is tried again later.
+ * What the provider's answer, as core classified it, does to the record:
+ * new tokens; an RFC 6749 section 5.2 refusal; anything else leaves the
+ * grant alone and the refresh is tried again later.
  */
 
 static void
 ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
-    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn)
+    ngx_http_oauth_fetch_t *f, ngx_oauth_conn_t *conn,
+    ngx_oauth_token_t *token, ngx_oauth_answer_t *answer)
 {
-    int                 rc;
-    u_char             *code;
-    ngx_str_t           name;
-    ngx_oauth_token_t   token;
+    ngx_str_t                       name;
+    ngx_http_oauth_refresh_priv_t  *priv;
+
+    priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
     name.len = rf->provider->name.len;
     name.data = rf->provider->name.data;
 
-    rc = ngx_oauth_token_parse(f->response.data, f->response.len, &token);
+    switch (answer->verdict) {
 
-    if (rc != NGX_OAUTH_OK) {
-        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
-                      "oauth: provider \"%V\": malformed refresh response "
-                      "(HTTP %ui)", &name, f->status);
-
-        /*
-         * Not an OAuth answer (an HTML page from a firewall, a 404 from a
-         * wrong URL): nothing says the grant is gone, so the tokens stay
-         * and the refresh is tried again later.
-         */
-
-        ngx_http_oauth_refresh_store(rf, conn, NULL,
-                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                     "invalid_response");
+    case NGX_OAUTH_ANSWER_OK:
+        ngx_http_oauth_refresh_store(rf, conn, token,
+                                     NGX_HTTP_OAUTH_REFRESH_OK, NULL);
+        ngx_oauth_token_free(token);
         return;
-    }
 
-    if (token.error.len && !ngx_http_oauth_refusal(&token.error)) {
-
-        /* an error RFC 6749 section 5.2 does not define: not a refusal */
-
-        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
-                      "oauth: provider \"%V\": refresh answered with an "
-                      "unknown error (HTTP %ui)", &name, f->status);
-
-        ngx_oauth_token_free(&token);
-        ngx_http_oauth_refresh_store(rf, conn, NULL,
-                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                     "provider_error");
-        return;
-    }
-
-    if (token.error.len == 0 && (f->status < 200 || f->status >= 300)) {
-        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
-                      "oauth: provider \"%V\": refresh answered HTTP %ui "
-                      "without an OAuth error", &name, f->status);
-
-        ngx_oauth_token_free(&token);
-        ngx_http_oauth_refresh_store(rf, conn, NULL,
-                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                     "invalid_response");
-        return;
-    }
-
-    if (token.error.len) {
-        code = NULL;
-
-        if (ngx_http_oauth_error_code(&token.error)) {
-            code = ngx_pnalloc(rf->pool, token.error.len + 1);
-            if (code) {
-                ngx_memcpy(code, token.error.data, token.error.len);
-                code[token.error.len] = '\0';
-            }
-        }
-
+    case NGX_OAUTH_ANSWER_FATAL:
         ngx_log_error(NGX_LOG_WARN, rf->log, 0,
                       "oauth: provider \"%V\" refused the refresh: %s "
-                      "(HTTP %ui)%s", &name,
-                      code ? (char *) code : "refresh_refused", f->status,
-                      ((ngx_http_oauth_refresh_priv_t *) rf)->interrupted
+                      "(HTTP %ui)%s", &name, answer->error, f->status,
+                      priv->interrupted
                       ? "; the refresh token was most likely spent by a "
                         "call whose process exited before storing the "
                         "answer: the user must connect again" : "");
-
-        ngx_oauth_token_free(&token);
 
         /*
          * After a takeover the refusal most likely answers the reuse of a
@@ -917,17 +817,30 @@ ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
 
         ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_REFUSED,
-                                     ((ngx_http_oauth_refresh_priv_t *) rf)
-                                     ->interrupted
+                                     priv->interrupted
                                      ? "refresh_interrupted"
-                                     : code ? (char *) code
-                                            : "refresh_refused");
+                                     : answer->error);
+        return;
+
+    default:
+
+        /*
+         * No answer, the provider says it is down, an error RFC 6749
+         * section 5.2 does not define, or not an OAuth answer at all (an
+         * HTML page from a firewall, a 404 from a wrong URL): nothing says
+         * the grant is gone, so the tokens stay.
+         */
+
+        ngx_log_error(NGX_LOG_ERR, rf->log, 0,
+                      "oauth: provider \"%V\": refresh failed: %s "
+                      "(transfer %s, HTTP %ui)", &name, answer->error,
+                      ngx_http_oauth_fetch_result_name(f->result),
+                      f->status);
+        ngx_http_oauth_refresh_store(rf, conn, NULL,
+                                     NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
+                                     answer->error);
         return;
     }
-
-    ngx_http_oauth_refresh_store(rf, conn, &token, NGX_HTTP_OAUTH_REFRESH_OK,
-                                 NULL);
-    ngx_oauth_token_free(&token);
 }
 
 

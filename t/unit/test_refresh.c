@@ -59,6 +59,10 @@ static const test_case_t  test_cases[] = {
       NGX_OAUTH_ANSWER_RETRY, "provider_error", 0 },
     { 400, "{\"error\":\"INVALID_GRANT\"}",
       NGX_OAUTH_ANSWER_RETRY, "provider_error", 0 },
+    { 200, "{\"error\":\"temporarily_unavailable\"}",
+      NGX_OAUTH_ANSWER_RETRY, "provider_error", 0 },
+    { 403, "{\"error\":\"access_denied\",\"access_token\":\"at\"}",
+      NGX_OAUTH_ANSWER_RETRY, "provider_error", 0 },
     { 400, "{\"error\":\"invalid_gran\"}",
       NGX_OAUTH_ANSWER_RETRY, "provider_error", 0 },
 
@@ -69,6 +73,8 @@ static const test_case_t  test_cases[] = {
     { 502, "<html>bad gateway</html>",
       NGX_OAUTH_ANSWER_RETRY, "provider_unavailable", 1 },
     { 503, "", NGX_OAUTH_ANSWER_RETRY, "provider_unavailable", 1 },
+    { 504, "{\"access_token\":\"at\"}",
+      NGX_OAUTH_ANSWER_RETRY, "provider_unavailable", 1 },
     { 429, "{\"error\":\"slow_down\"}",
       NGX_OAUTH_ANSWER_RETRY, "provider_unavailable", 1 },
 
