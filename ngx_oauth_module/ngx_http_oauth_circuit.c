@@ -8,13 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_circuit.h"
-
-
-typedef struct {
-    uint32_t                     failures;
-    int64_t                      opened_at;
-    int64_t                      unused;     /* keeps the stored size */
-} ngx_http_oauth_circuit_t;
+#include "ngx_oauth_record.h"
 
 
 typedef struct {
@@ -25,7 +19,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_http_oauth_circuit_t *c, char *key);
+    ngx_str_t *provider, ngx_oauth_circuit_t *c, char *key);
 static int ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len,
     size_t size, void *data);
 
@@ -56,30 +50,32 @@ static ngx_oauth_str_t  ngx_http_oauth_probe_what = {
 
 static ngx_int_t
 ngx_http_oauth_circuit_get(ngx_http_oauth_main_conf_t *omcf,
-    ngx_str_t *provider, ngx_http_oauth_circuit_t *c, char *key)
+    ngx_str_t *provider, ngx_oauth_circuit_t *c, char *key)
 {
-    int     rc;
-    size_t  len;
+    int            rc;
+    size_t         len;
+    unsigned char  buf[NGX_OAUTH_CIRCUIT_SIZE];
 
     ngx_sprintf((u_char *) key, "circuit:%V%Z", provider);
 
-    ngx_memzero(c, sizeof(ngx_http_oauth_circuit_t));
+    ngx_memzero(c, sizeof(ngx_oauth_circuit_t));
 
     if (omcf->store == NULL) {
         return NGX_ERROR;
     }
 
-    len = sizeof(ngx_http_oauth_circuit_t);
+    len = sizeof(buf);
 
-    rc = ngx_oauth_store_meta_get(omcf->store, key, (u_char *) c, &len);
+    rc = ngx_oauth_store_meta_get(omcf->store, key, buf, &len);
 
-    if (rc == NGX_OAUTH_OK && len == sizeof(ngx_http_oauth_circuit_t)) {
-        return NGX_OK;
+    /* a value that does not decode (an older raw struct) is closed */
+
+    if (rc == NGX_OAUTH_OK) {
+        (void) ngx_oauth_circuit_decode(buf, len, c);
     }
 
-    ngx_memzero(c, sizeof(ngx_http_oauth_circuit_t));
-
-    return (rc == NGX_OAUTH_NOT_FOUND || rc == NGX_OAUTH_OK)
+    return (rc == NGX_OAUTH_OK || rc == NGX_OAUTH_NOT_FOUND
+            || rc == NGX_OAUTH_TOO_LARGE)
            ? NGX_OK : NGX_ERROR;
 }
 
@@ -88,8 +84,8 @@ ngx_uint_t
 ngx_http_oauth_circuit_state(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider)
 {
-    char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
-    ngx_http_oauth_circuit_t  c;
+    char                 key[NGX_OAUTH_PROVIDER_MAX + 16];
+    ngx_oauth_circuit_t  c;
 
     if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK
         || c.failures < omcf->circuit_failures)
@@ -109,9 +105,9 @@ ngx_uint_t
 ngx_http_oauth_circuit_allow(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider, uint64_t holder, ngx_uint_t *probe)
 {
-    char                      key[NGX_OAUTH_PROVIDER_MAX + 16];
-    time_t                    now, deadline;
-    ngx_http_oauth_circuit_t  c;
+    char                 key[NGX_OAUTH_PROVIDER_MAX + 16];
+    time_t               now, deadline;
+    ngx_oauth_circuit_t  c;
 
     *probe = 0;
 
@@ -186,21 +182,18 @@ ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
 {
     ngx_http_oauth_circuit_ctx_t *cc = data;
 
-    ngx_http_oauth_circuit_t  c;
+    ngx_oauth_circuit_t  c;
 
-    if (*len == sizeof(ngx_http_oauth_circuit_t)) {
-        ngx_memcpy(&c, buf, sizeof(c));
+    /* absent, or not decodable (an older raw struct): closed */
 
-    } else {
-        ngx_memzero(&c, sizeof(c));
-    }
+    (void) ngx_oauth_circuit_decode(buf, *len, &c);
 
     if (cc->ok) {
         if (c.failures == 0) {
             return 0;           /* no write on the common path */
         }
 
-        ngx_memzero(&c, sizeof(ngx_http_oauth_circuit_t));
+        ngx_memzero(&c, sizeof(ngx_oauth_circuit_t));
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "oauth circuit: provider \"%V\": closed",
@@ -226,8 +219,9 @@ ngx_http_oauth_circuit_update(unsigned char *buf, size_t *len, size_t size,
         }
     }
 
-    ngx_memcpy(buf, &c, sizeof(c));
-    *len = sizeof(c);
+    if (ngx_oauth_circuit_encode(&c, buf, size, len) != NGX_OAUTH_OK) {
+        return NGX_OAUTH_TOO_LARGE;
+    }
 
     return 1;
 }
@@ -243,7 +237,7 @@ ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider, ngx_uint_t ok)
 {
     char                          key[NGX_OAUTH_PROVIDER_MAX + 16];
-    ngx_http_oauth_circuit_t      c;
+    ngx_oauth_circuit_t           c;
     ngx_http_oauth_circuit_ctx_t  cc;
 
     if (ngx_http_oauth_circuit_get(omcf, provider, &c, key) != NGX_OK) {

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ngx_oauth_record.h"
 #include "ngx_oauth_store.h"
 
 
 /*
- * A record is 'O', its type ('F' flow, 'C' connection), the format
+ * A record is 'O', its type ('F' flow, 'C' connection, 'B' circuit
+ * breaker), the format
  * version, then fields: a tag (1 byte), a length (4 bytes, big endian)
  * and the value.  The end tag, with length 0, comes last, so a truncated
  * record never decodes.  Fields come in any order; a known tag may appear
@@ -21,6 +23,7 @@
 #define NGX_OAUTH_RECORD_MAGIC      'O'
 #define NGX_OAUTH_RECORD_FLOW       'F'
 #define NGX_OAUTH_RECORD_CONN       'C'
+#define NGX_OAUTH_RECORD_CIRCUIT    'B'
 #define NGX_OAUTH_RECORD_VERSION    1
 #define NGX_OAUTH_RECORD_HEADER     3
 #define NGX_OAUTH_RECORD_FIELD      5
@@ -64,6 +67,17 @@ typedef struct {
 } ngx_oauth_record_span_t;
 
 
+/* what the first pass of a decode found */
+typedef struct {
+    uint64_t                       nums[NGX_OAUTH_RECORD_FIELDS_MAX];
+    ngx_oauth_record_span_t        strs[NGX_OAUTH_RECORD_FIELDS_MAX];
+    ngx_oauth_record_span_t        names[NGX_OAUTH_PARAMS_MAX];
+    ngx_oauth_record_span_t        values[NGX_OAUTH_PARAMS_MAX];
+    size_t                         nparams;
+    size_t                         size;      /* of the memory block */
+} ngx_oauth_record_scan_t;
+
+
 static int ngx_oauth_record_encode(const ngx_oauth_record_type_t *rt,
     const void *rec, unsigned char **out, size_t *len);
 static int ngx_oauth_record_size(const ngx_oauth_record_type_t *rt,
@@ -72,6 +86,25 @@ static unsigned char *ngx_oauth_record_field(unsigned char *p,
     unsigned tag, const void *value, size_t len);
 static int ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
     const unsigned char *buf, size_t len, void *rec);
+static int ngx_oauth_record_header(unsigned type, const unsigned char *buf,
+    size_t len, const unsigned char **pos);
+static int ngx_oauth_record_next(const unsigned char **pos,
+    const unsigned char *last, unsigned *tag, const unsigned char **value,
+    size_t *len);
+static int ngx_oauth_record_scan(const ngx_oauth_record_type_t *rt,
+    const unsigned char *buf, size_t len, ngx_oauth_record_scan_t *sc);
+static int ngx_oauth_record_scan_param(const ngx_oauth_record_field_t *f,
+    const unsigned char *value, size_t flen, ngx_oauth_record_scan_t *sc);
+static int ngx_oauth_record_scan_value(const ngx_oauth_record_field_t *f,
+    const unsigned char *value, size_t flen, uint64_t *num,
+    ngx_oauth_record_span_t *str);
+static int ngx_oauth_record_fill(const ngx_oauth_record_type_t *rt,
+    ngx_oauth_record_scan_t *sc, void *rec);
+static unsigned char *ngx_oauth_record_copy(unsigned char *p,
+    const ngx_oauth_record_span_t *span);
+static void ngx_oauth_record_set_num(const ngx_oauth_record_field_t *f,
+    unsigned char *base, uint64_t v);
+static time_t ngx_oauth_record_time(uint64_t v);
 static const ngx_oauth_record_field_t *ngx_oauth_record_find(
     const ngx_oauth_record_type_t *rt, unsigned tag, size_t *index);
 static void ngx_oauth_record_put32(unsigned char *p, uint32_t v);
@@ -306,6 +339,89 @@ ngx_oauth_kind_name(unsigned kind)
     }
 
     return ngx_oauth_kind_names[kind];
+}
+
+
+/*
+ * The circuit record has two fixed-size fields and is read on every
+ * refresh: coded here without the allocation of the generic codec.
+ */
+
+int
+ngx_oauth_circuit_encode(const ngx_oauth_circuit_t *c, unsigned char *buf,
+    size_t size, size_t *len)
+{
+    unsigned char  *p, num[8];
+
+    if (size < NGX_OAUTH_CIRCUIT_SIZE) {
+        return NGX_OAUTH_TOO_LARGE;
+    }
+
+    p = buf;
+    *p++ = NGX_OAUTH_RECORD_MAGIC;
+    *p++ = NGX_OAUTH_RECORD_CIRCUIT;
+    *p++ = NGX_OAUTH_RECORD_VERSION;
+
+    ngx_oauth_record_put32(num, c->failures);
+    p = ngx_oauth_record_field(p, 1, num, 4);
+
+    ngx_oauth_record_put64(num, (uint64_t) (int64_t) c->opened_at);
+    p = ngx_oauth_record_field(p, 2, num, 8);
+
+    p = ngx_oauth_record_field(p, NGX_OAUTH_RECORD_END, NULL, 0);
+
+    *len = (size_t) (p - buf);
+
+    return NGX_OAUTH_OK;
+}
+
+
+int
+ngx_oauth_circuit_decode(const unsigned char *buf, size_t len,
+    ngx_oauth_circuit_t *c)
+{
+    int                   rc;
+    size_t                flen;
+    unsigned              tag, seen;
+    const unsigned char  *pos, *value;
+
+    memset(c, 0, sizeof(ngx_oauth_circuit_t));
+
+    rc = ngx_oauth_record_header(NGX_OAUTH_RECORD_CIRCUIT, buf, len, &pos);
+
+    for (seen = 0; rc == NGX_OAUTH_OK; /* void */) {
+
+        rc = ngx_oauth_record_next(&pos, buf + len, &tag, &value, &flen);
+
+        if (rc != NGX_OAUTH_OK || tag == NGX_OAUTH_RECORD_END) {
+            break;
+        }
+
+        if (tag > 2) {
+            continue;           /* a field of a later version */
+        }
+
+        if ((seen & (1u << tag)) || flen != (tag == 1 ? 4 : 8)) {
+            rc = NGX_OAUTH_INVALID;
+            break;
+        }
+
+        seen |= 1u << tag;
+
+        if (tag == 1) {
+            c->failures = ngx_oauth_record_get32(value);
+
+        } else {
+            c->opened_at = ngx_oauth_record_time(
+                                             ngx_oauth_record_get64(value));
+        }
+    }
+
+    if (rc != NGX_OAUTH_OK) {
+        memset(c, 0, sizeof(ngx_oauth_circuit_t));
+    }
+
+    return rc;
 }
 
 
@@ -548,106 +664,152 @@ static int
 ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
     const unsigned char *buf, size_t len, void *rec)
 {
-    size_t                           i, n, flen, size, nparams;
-    int64_t                          t;
-    uint32_t                         seen;
-    uint64_t                         v;
-    unsigned char                   *base, *mem, *p;
-    ngx_oauth_str_t                 *s;
-    ngx_oauth_pair_t                *params;
-    const unsigned char             *pos, *last, *value;
-    const ngx_oauth_record_field_t  *f;
-    uint64_t                         nums[NGX_OAUTH_RECORD_FIELDS_MAX];
-    ngx_oauth_record_span_t          strs[NGX_OAUTH_RECORD_FIELDS_MAX];
-    ngx_oauth_record_span_t          names[NGX_OAUTH_PARAMS_MAX];
-    ngx_oauth_record_span_t          values[NGX_OAUTH_PARAMS_MAX];
+    int                      rc;
+    size_t                   i;
+    ngx_oauth_record_scan_t  sc;
 
     if (rec == NULL) {
         return NGX_OAUTH_INVALID;
     }
 
-    base = rec;
-    memset(base, 0, rt->size);
+    memset(rec, 0, rt->size);
 
+    if (rt->nfields > NGX_OAUTH_RECORD_FIELDS_MAX) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    rc = ngx_oauth_record_scan(rt, buf, len, &sc);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    /* every string, absent ones too, gets a terminating zero */
+
+    for (i = 0; i < rt->nfields; i++) {
+        if (rt->fields[i].type == NGX_OAUTH_FIELD_STR) {
+            sc.size += sc.strs[i].len + 1;
+        }
+    }
+
+    return ngx_oauth_record_fill(rt, &sc, rec);
+}
+
+
+/*
+ * The header of a record of type: 'O', the type and the format version;
+ * *pos is set to the first field.
+ */
+
+static int
+ngx_oauth_record_header(unsigned type, const unsigned char *buf, size_t len,
+    const unsigned char **pos)
+{
     if (buf == NULL
         || len < NGX_OAUTH_RECORD_HEADER + NGX_OAUTH_RECORD_FIELD
-        || len > NGX_OAUTH_RECORD_MAX
-        || rt->nfields > NGX_OAUTH_RECORD_FIELDS_MAX)
+        || len > NGX_OAUTH_RECORD_MAX)
     {
         return NGX_OAUTH_INVALID;
     }
 
     if (buf[0] != NGX_OAUTH_RECORD_MAGIC
-        || buf[1] != rt->type
+        || buf[1] != type
         || buf[2] != NGX_OAUTH_RECORD_VERSION)
     {
         return NGX_OAUTH_INVALID;
     }
 
-    memset(nums, 0, sizeof(nums));
-    memset(strs, 0, sizeof(strs));
+    *pos = buf + NGX_OAUTH_RECORD_HEADER;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * The field at *pos, which moves past it.  The end tag must be last and
+ * empty: a truncated record or one with bytes after its end is INVALID.
+ */
+
+static int
+ngx_oauth_record_next(const unsigned char **pos, const unsigned char *last,
+    unsigned *tag, const unsigned char **value, size_t *len)
+{
+    size_t               flen;
+    const unsigned char  *p;
+
+    p = *pos;
+
+    if ((size_t) (last - p) < NGX_OAUTH_RECORD_FIELD) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    *tag = p[0];
+    flen = ngx_oauth_record_get32(p + 1);
+    p += NGX_OAUTH_RECORD_FIELD;
+
+    if (flen > (size_t) (last - p)) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    *value = p;
+    *len = flen;
+    *pos = p + flen;
+
+    if (*tag == NGX_OAUTH_RECORD_END && (flen != 0 || *pos != last)) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the first pass checks everything and sizes the memory block */
+
+static int
+ngx_oauth_record_scan(const ngx_oauth_record_type_t *rt,
+    const unsigned char *buf, size_t len, ngx_oauth_record_scan_t *sc)
+{
+    int                              rc;
+    size_t                           i, flen;
+    unsigned                         tag;
+    uint32_t                         seen;
+    const unsigned char             *pos, *last, *value;
+    const ngx_oauth_record_field_t  *f;
+
+    rc = ngx_oauth_record_header(rt->type, buf, len, &pos);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    memset(sc->nums, 0, sizeof(sc->nums));
+    memset(sc->strs, 0, sizeof(sc->strs));
+    sc->nparams = 0;
+    sc->size = 0;
 
     seen = 0;
-    nparams = 0;
-    size = 0;
-
-    pos = buf + NGX_OAUTH_RECORD_HEADER;
     last = buf + len;
 
-    /* the first pass checks everything and sizes the memory block */
-
     for ( ;; ) {
-
-        if ((size_t) (last - pos) < NGX_OAUTH_RECORD_FIELD) {
-            return NGX_OAUTH_INVALID;
+        rc = ngx_oauth_record_next(&pos, last, &tag, &value, &flen);
+        if (rc != NGX_OAUTH_OK) {
+            return rc;
         }
 
-        n = pos[0];
-        flen = ngx_oauth_record_get32(pos + 1);
-        pos += NGX_OAUTH_RECORD_FIELD;
-
-        if (flen > (size_t) (last - pos)) {
-            return NGX_OAUTH_INVALID;
+        if (tag == NGX_OAUTH_RECORD_END) {
+            return NGX_OAUTH_OK;
         }
 
-        value = pos;
-        pos += flen;
-
-        if (n == NGX_OAUTH_RECORD_END) {
-            if (flen != 0 || pos != last) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            break;
-        }
-
-        f = ngx_oauth_record_find(rt, (unsigned) n, &i);
+        f = ngx_oauth_record_find(rt, tag, &i);
         if (f == NULL) {
             /* a field of a later version */
             continue;
         }
 
         if (f->type == NGX_OAUTH_FIELD_PARAMS) {
-            if (nparams == f->max || nparams == NGX_OAUTH_PARAMS_MAX
-                || flen < 2)
-            {
-                return NGX_OAUTH_INVALID;
+            rc = ngx_oauth_record_scan_param(f, value, flen, sc);
+            if (rc != NGX_OAUTH_OK) {
+                return rc;
             }
 
-            n = ((size_t) value[0] << 8) | value[1];
-
-            if (n == 0 || n > NGX_OAUTH_PARAM_NAME_MAX || n > flen - 2) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            names[nparams].data = value + 2;
-            names[nparams].len = n;
-            values[nparams].data = value + 2 + n;
-            values[nparams].len = flen - 2 - n;
-            nparams++;
-
-            /* flen is 2 + name + value: room for both and their zeros */
-            size += sizeof(ngx_oauth_pair_t) + flen;
             continue;
         }
 
@@ -657,116 +819,145 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
 
         seen |= (uint32_t) 1 << i;
 
-        switch (f->type) {
-
-        case NGX_OAUTH_FIELD_STR:
-            if (flen > f->max) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            strs[i].data = value;
-            strs[i].len = flen;
-            break;
-
-        case NGX_OAUTH_FIELD_UINT:
-        case NGX_OAUTH_FIELD_U32:
-            if (flen != 4) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            nums[i] = ngx_oauth_record_get32(value);
-
-            if (nums[i] > f->max) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            break;
-
-        default: /* NGX_OAUTH_FIELD_U64, NGX_OAUTH_FIELD_TIME */
-            if (flen != 8) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            nums[i] = ngx_oauth_record_get64(value);
-            break;
+        rc = ngx_oauth_record_scan_value(f, value, flen, &sc->nums[i],
+                                         &sc->strs[i]);
+        if (rc != NGX_OAUTH_OK) {
+            return rc;
         }
     }
+}
 
-    /* every string, absent ones too, gets a terminating zero */
 
-    for (i = 0; i < rt->nfields; i++) {
-        if (rt->fields[i].type == NGX_OAUTH_FIELD_STR) {
-            size += strs[i].len + 1;
-        }
+/* one param: a name length (2 bytes), the name and the value */
+
+static int
+ngx_oauth_record_scan_param(const ngx_oauth_record_field_t *f,
+    const unsigned char *value, size_t flen, ngx_oauth_record_scan_t *sc)
+{
+    size_t  n;
+
+    if (sc->nparams == f->max || sc->nparams == NGX_OAUTH_PARAMS_MAX
+        || flen < 2)
+    {
+        return NGX_OAUTH_INVALID;
     }
 
-    mem = malloc(size);
+    n = ((size_t) value[0] << 8) | value[1];
+
+    if (n == 0 || n > NGX_OAUTH_PARAM_NAME_MAX || n > flen - 2) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    sc->names[sc->nparams].data = value + 2;
+    sc->names[sc->nparams].len = n;
+    sc->values[sc->nparams].data = value + 2 + n;
+    sc->values[sc->nparams].len = flen - 2 - n;
+    sc->nparams++;
+
+    /* flen is 2 + name + value: room for both and their zeros */
+    sc->size += sizeof(ngx_oauth_pair_t) + flen;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* a string is kept as a span, a number is read and checked */
+
+static int
+ngx_oauth_record_scan_value(const ngx_oauth_record_field_t *f,
+    const unsigned char *value, size_t flen, uint64_t *num,
+    ngx_oauth_record_span_t *str)
+{
+    switch (f->type) {
+
+    case NGX_OAUTH_FIELD_STR:
+        if (flen > f->max) {
+            return NGX_OAUTH_INVALID;
+        }
+
+        str->data = value;
+        str->len = flen;
+        break;
+
+    case NGX_OAUTH_FIELD_UINT:
+    case NGX_OAUTH_FIELD_U32:
+        if (flen != 4) {
+            return NGX_OAUTH_INVALID;
+        }
+
+        *num = ngx_oauth_record_get32(value);
+
+        if (*num > f->max) {
+            return NGX_OAUTH_INVALID;
+        }
+
+        break;
+
+    default: /* NGX_OAUTH_FIELD_U64, NGX_OAUTH_FIELD_TIME */
+        if (flen != 8) {
+            return NGX_OAUTH_INVALID;
+        }
+
+        *num = ngx_oauth_record_get64(value);
+        break;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the second pass: one memory block for the strings and params */
+
+static int
+ngx_oauth_record_fill(const ngx_oauth_record_type_t *rt,
+    ngx_oauth_record_scan_t *sc, void *rec)
+{
+    size_t                           i;
+    unsigned char                   *base, *mem, *p;
+    ngx_oauth_str_t                 *s;
+    ngx_oauth_pair_t                *params;
+    const ngx_oauth_record_field_t  *f;
+
+    base = rec;
+
+    mem = malloc(sc->size);
     if (mem == NULL) {
         return NGX_OAUTH_NOMEM;
     }
 
     params = (ngx_oauth_pair_t *) mem;
-    p = mem + nparams * sizeof(ngx_oauth_pair_t);
+    p = mem + sc->nparams * sizeof(ngx_oauth_pair_t);
 
-    for (i = 0; i < nparams; i++) {
+    for (i = 0; i < sc->nparams; i++) {
         params[i].name.data = p;
-        params[i].name.len = names[i].len;
-        memcpy(p, names[i].data, names[i].len);
-        p += names[i].len;
-        *p++ = '\0';
+        params[i].name.len = sc->names[i].len;
+        p = ngx_oauth_record_copy(p, &sc->names[i]);
 
         params[i].value.data = p;
-        params[i].value.len = values[i].len;
-
-        if (values[i].len) {
-            memcpy(p, values[i].data, values[i].len);
-            p += values[i].len;
-        }
-
-        *p++ = '\0';
+        params[i].value.len = sc->values[i].len;
+        p = ngx_oauth_record_copy(p, &sc->values[i]);
     }
 
     for (i = 0; i < rt->nfields; i++) {
         f = &rt->fields[i];
-        v = nums[i];
 
         switch (f->type) {
 
         case NGX_OAUTH_FIELD_STR:
             s = (ngx_oauth_str_t *) (base + f->offset);
             s->data = p;
-            s->len = strs[i].len;
-
-            if (strs[i].len) {
-                memcpy(p, strs[i].data, strs[i].len);
-                p += strs[i].len;
-            }
-
-            *p++ = '\0';
-            break;
-
-        case NGX_OAUTH_FIELD_UINT:
-            *(unsigned *) (base + f->offset) = (unsigned) v;
-            break;
-
-        case NGX_OAUTH_FIELD_U32:
-            *(uint32_t *) (base + f->offset) = (uint32_t) v;
-            break;
-
-        case NGX_OAUTH_FIELD_U64:
-            *(uint64_t *) (base + f->offset) = v;
-            break;
-
-        case NGX_OAUTH_FIELD_TIME:
-            /* two's complement back to signed without overflow */
-            t = (v > INT64_MAX) ? -(int64_t) (~v) - 1 : (int64_t) v;
-            *(time_t *) (base + f->offset) = (time_t) t;
+            s->len = sc->strs[i].len;
+            p = ngx_oauth_record_copy(p, &sc->strs[i]);
             break;
 
         case NGX_OAUTH_FIELD_PARAMS:
-            *(size_t *) (base + f->count) = nparams;
-            *(ngx_oauth_pair_t **) (base + f->offset) = nparams ? params
-                                                                 : NULL;
+            *(size_t *) (base + f->count) = sc->nparams;
+            *(ngx_oauth_pair_t **) (base + f->offset) = sc->nparams ? params
+                                                                    : NULL;
+            break;
+
+        default:
+            ngx_oauth_record_set_num(f, base, sc->nums[i]);
             break;
         }
     }
@@ -774,6 +965,63 @@ ngx_oauth_record_decode(const ngx_oauth_record_type_t *rt,
     *(void **) (base + rt->mem) = mem;
 
     return NGX_OAUTH_OK;
+}
+
+
+/* a span and its terminating zero at p; returns the end */
+
+static unsigned char *
+ngx_oauth_record_copy(unsigned char *p, const ngx_oauth_record_span_t *span)
+{
+    if (span->len) {
+        memcpy(p, span->data, span->len);
+        p += span->len;
+    }
+
+    *p++ = '\0';
+
+    return p;
+}
+
+
+static void
+ngx_oauth_record_set_num(const ngx_oauth_record_field_t *f,
+    unsigned char *base, uint64_t v)
+{
+    switch (f->type) {
+
+    case NGX_OAUTH_FIELD_UINT:
+        *(unsigned *) (base + f->offset) = (unsigned) v;
+        break;
+
+    case NGX_OAUTH_FIELD_U32:
+        *(uint32_t *) (base + f->offset) = (uint32_t) v;
+        break;
+
+    case NGX_OAUTH_FIELD_U64:
+        *(uint64_t *) (base + f->offset) = v;
+        break;
+
+    case NGX_OAUTH_FIELD_TIME:
+        *(time_t *) (base + f->offset) = ngx_oauth_record_time(v);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static time_t
+ngx_oauth_record_time(uint64_t v)
+{
+    int64_t  t;
+
+    /* two's complement back to signed without overflow */
+
+    t = (v > INT64_MAX) ? -(int64_t) (~v) - 1 : (int64_t) v;
+
+    return (time_t) t;
 }
 
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ngx_oauth_record.h"
 #include "ngx_oauth_store.h"
 
 
@@ -932,6 +933,103 @@ test_names(void **state)
 }
 
 
+/* the circuit breaker's record: round trip, every truncation, old values */
+
+static void
+test_circuit(void **state)
+{
+    size_t               i, len;
+    unsigned char        buf[NGX_OAUTH_CIRCUIT_SIZE + 16], copy[64];
+    ngx_oauth_circuit_t  c, out;
+
+    /* the raw struct older versions stored: 24 bytes, never a record */
+    static const unsigned char  raw[24] = { 5, 0, 0, 0, 0, 0, 0, 0,
+                                            0x10, 0x32, 0x54, 0x66 };
+
+    /* an unknown tag 9 (a later version), then the end */
+    static const unsigned char  later[] = {
+        'O', 'B', 1,
+        9, 0, 0, 0, 2, 'x', 'y',
+        1, 0, 0, 0, 4, 0, 0, 0, 7,
+        0, 0, 0, 0, 0
+    };
+
+    /* failures twice */
+    static const unsigned char  twice[] = {
+        'O', 'B', 1,
+        1, 0, 0, 0, 4, 0, 0, 0, 7,
+        1, 0, 0, 0, 4, 0, 0, 0, 8,
+        0, 0, 0, 0, 0
+    };
+
+    c.failures = 7;
+    c.opened_at = 1700000000;
+
+    assert_int_equal(ngx_oauth_circuit_encode(&c, buf, sizeof(buf), &len),
+                     NGX_OAUTH_OK);
+    assert_int_equal(len, NGX_OAUTH_CIRCUIT_SIZE);
+    assert_int_equal(buf[0], 'O');
+
+    assert_int_equal(ngx_oauth_circuit_decode(buf, len, &out), NGX_OAUTH_OK);
+    assert_int_equal(out.failures, 7);
+    assert_int_equal(out.opened_at, 1700000000);
+
+    /* a negative time and the largest count survive */
+
+    c.failures = UINT32_MAX;
+    c.opened_at = -2;
+
+    assert_int_equal(ngx_oauth_circuit_encode(&c, buf, sizeof(buf), &len),
+                     NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_circuit_decode(buf, len, &out), NGX_OAUTH_OK);
+    assert_int_equal(out.failures, UINT32_MAX);
+    assert_int_equal(out.opened_at, -2);
+
+    assert_int_equal(ngx_oauth_circuit_encode(&c, buf,
+                                              NGX_OAUTH_CIRCUIT_SIZE - 1,
+                                              &len),
+                     NGX_OAUTH_TOO_LARGE);
+
+    /* every truncation is refused and reads as closed */
+
+    c.failures = 3;
+    c.opened_at = 100;
+    assert_int_equal(ngx_oauth_circuit_encode(&c, buf, sizeof(buf), &len),
+                     NGX_OAUTH_OK);
+
+    for (i = 0; i < len; i++) {
+        memcpy(copy, buf, i);
+        assert_int_equal(ngx_oauth_circuit_decode(copy, i, &out),
+                         NGX_OAUTH_INVALID);
+        assert_int_equal(out.failures, 0);
+        assert_int_equal(out.opened_at, 0);
+    }
+
+    /* not a connection, not a flow */
+
+    buf[1] = 'C';
+    assert_int_equal(ngx_oauth_circuit_decode(buf, len, &out),
+                     NGX_OAUTH_INVALID);
+
+    assert_int_equal(ngx_oauth_circuit_decode(raw, sizeof(raw), &out),
+                     NGX_OAUTH_INVALID);
+    assert_int_equal(out.failures, 0);
+    assert_int_equal(out.opened_at, 0);
+
+    assert_int_equal(ngx_oauth_circuit_decode(NULL, 0, &out),
+                     NGX_OAUTH_INVALID);
+
+    assert_int_equal(ngx_oauth_circuit_decode(later, sizeof(later), &out),
+                     NGX_OAUTH_OK);
+    assert_int_equal(out.failures, 7);
+    assert_int_equal(out.opened_at, 0);
+
+    assert_int_equal(ngx_oauth_circuit_decode(twice, sizeof(twice), &out),
+                     NGX_OAUTH_INVALID);
+    assert_int_equal(out.failures, 0);
+}
+
+
 int
 main(void)
 {
@@ -948,6 +1046,7 @@ main(void)
         cmocka_unit_test(test_fields),
         cmocka_unit_test(test_encode_invalid),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_circuit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
