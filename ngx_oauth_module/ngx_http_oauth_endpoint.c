@@ -41,6 +41,12 @@ static ngx_int_t ngx_http_oauth_endpoint_copy(ngx_pool_t *pool,
 static ngx_oauth_pair_t *ngx_http_oauth_endpoint_vars(ngx_pool_t *pool,
     ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars,
     size_t nvars, size_t *n);
+static ngx_int_t ngx_http_oauth_endpoint_revoke_body(ngx_pool_t *pool,
+    ngx_http_oauth_provider_t *p, ngx_oauth_pair_t *all, size_t n,
+    ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_endpoint_revoke_auth(ngx_pool_t *pool,
+    ngx_http_oauth_provider_t *p, ngx_oauth_pair_t *all, size_t n,
+    ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_endpoint_headers(ngx_pool_t *pool,
     ngx_http_oauth_fetch_t *f, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars);
@@ -313,10 +319,7 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars,
     size_t nvars)
 {
-    size_t                   n, i;
-    ngx_str_t                token;
-    ngx_uint_t               json;
-    ngx_oauth_buf_t          b = ngx_oauth_buf_init;
+    size_t                   n;
     ngx_oauth_pair_t        *all;
     ngx_http_oauth_fetch_t  *f;
 
@@ -338,31 +341,13 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
     f->public_only =
                  ngx_http_oauth_endpoint_host_templated(&p->revocation_url);
 
-    json = (p->revocation_body.len
-            && (p->revocation_body.data[0] == '{'
-                || ngx_strcmp(p->revocation_body.data, "null") == 0));
-
-    if (p->revocation_body.len) {
-        if (ngx_oauth_template_expand(&b, p->revocation_body.data,
-                                      p->revocation_body.len, all, n,
-                                      json ? NGX_OAUTH_TPL_JSON
-                                           : NGX_OAUTH_TPL_FORM,
-                                      NULL)
-            != NGX_OAUTH_OK
-            || ngx_http_oauth_endpoint_copy(pool, &b, &f->body) != NGX_OK)
-        {
-            ngx_oauth_buf_free(&b);
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "oauth: provider \"%V\": cannot build "
-                          "revocation_body", &p->name);
-            return NULL;
-        }
-
-        ngx_oauth_buf_free(&b);
-
-        if (json) {
-            ngx_str_set(&f->body_type, "application/json");
-        }
+    if (p->revocation_body.len
+        && ngx_http_oauth_endpoint_revoke_body(pool, p, all, n, f) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build "
+                      "revocation_body", &p->name);
+        return NULL;
     }
 
     if (p->revocation_method.len) {
@@ -372,21 +357,70 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
     f->post = (f->method.len == 0);
     f->user_agent = p->user_agent;
 
-    ngx_str_null(&token);
-
-    for (i = 0; i < n; i++) {
-        if (all[i].name.len == 5 && ngx_strncmp(all[i].name.data, "token", 5)
-                                    == 0)
-        {
-            token.data = all[i].value.data;
-            token.len = all[i].value.len;
-        }
+    if (ngx_http_oauth_endpoint_revoke_auth(pool, p, all, n, f) != NGX_OK) {
+        return NULL;
     }
+
+    return f;
+}
+
+
+/* revocation_body expanded: JSON when it is an object (or null), else form */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_revoke_body(ngx_pool_t *pool,
+    ngx_http_oauth_provider_t *p, ngx_oauth_pair_t *all, size_t n,
+    ngx_http_oauth_fetch_t *f)
+{
+    ngx_int_t        rc;
+    ngx_uint_t       json;
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+
+    json = (p->revocation_body.data[0] == '{'
+            || ngx_strcmp(p->revocation_body.data, "null") == 0);
+
+    rc = NGX_ERROR;
+
+    if (ngx_oauth_template_expand(&b, p->revocation_body.data,
+                                  p->revocation_body.len, all, n,
+                                  json ? NGX_OAUTH_TPL_JSON
+                                       : NGX_OAUTH_TPL_FORM,
+                                  NULL)
+        == NGX_OAUTH_OK)
+    {
+        rc = ngx_http_oauth_endpoint_copy(pool, &b, &f->body);
+    }
+
+    ngx_oauth_buf_free(&b);
+
+    if (rc == NGX_OK && json) {
+        ngx_str_set(&f->body_type, "application/json");
+    }
+
+    return rc;
+}
+
+
+/*
+ * revocation_auth: none; the client's id and secret as Basic ("basic",
+ * "client"); or a Bearer: the connection's own token ("bearer") or the
+ * client secret ("secret").
+ */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_revoke_auth(ngx_pool_t *pool,
+    ngx_http_oauth_provider_t *p, ngx_oauth_pair_t *all, size_t n,
+    ngx_http_oauth_fetch_t *f)
+{
+    size_t           i;
+    ngx_int_t        rc;
+    ngx_str_t        token;
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
 
     if (p->revocation_auth.len == 0
         || ngx_strcmp(p->revocation_auth.data, "none") == 0)
     {
-        return f;
+        return NGX_OK;
     }
 
     if (ngx_strcmp(p->revocation_auth.data, "basic") == 0
@@ -395,46 +429,49 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
         ngx_oauth_buf_add_form_escaped(&b, p->client_id.data,
                                        p->client_id.len);
 
-        if (ngx_http_oauth_endpoint_copy(pool, &b, &f->user) != NGX_OK) {
-            ngx_oauth_buf_free(&b);
-            return NULL;
-        }
+        rc = ngx_http_oauth_endpoint_copy(pool, &b, &f->user);
 
-        ngx_oauth_buf_reset(&b);
-        ngx_oauth_buf_add_form_escaped(&b, p->client_secret.data,
-                                       p->client_secret.len);
+        if (rc == NGX_OK) {
+            ngx_oauth_buf_reset(&b);
+            ngx_oauth_buf_add_form_escaped(&b, p->client_secret.data,
+                                           p->client_secret.len);
 
-        if (ngx_http_oauth_endpoint_copy(pool, &b, &f->password) != NGX_OK)
-        {
-            ngx_oauth_buf_free(&b);
-            return NULL;
+            rc = ngx_http_oauth_endpoint_copy(pool, &b, &f->password);
         }
 
         ngx_oauth_buf_free(&b);
 
-        return f;
+        return rc;
     }
 
-    /* bearer: the connection's own token; secret: the client secret */
+    ngx_str_null(&token);
 
     if (ngx_strcmp(p->revocation_auth.data, "secret") == 0) {
         token = p->client_secret;
+
+    } else {
+        for (i = 0; i < n; i++) {
+            if (all[i].name.len == 5
+                && ngx_strncmp(all[i].name.data, "token", 5) == 0)
+            {
+                token.data = all[i].value.data;
+                token.len = all[i].value.len;
+            }
+        }
+    }
+
+    if (token.len == 0) {
+        return NGX_ERROR;
     }
 
     ngx_oauth_buf_add(&b, "Bearer ", 7);
     ngx_oauth_buf_add(&b, token.data, token.len);
 
-    if (token.len == 0
-        || ngx_http_oauth_endpoint_copy(pool, &b, &f->authorization)
-           != NGX_OK)
-    {
-        ngx_oauth_buf_free(&b);
-        return NULL;
-    }
+    rc = ngx_http_oauth_endpoint_copy(pool, &b, &f->authorization);
 
     ngx_oauth_buf_free(&b);
 
-    return f;
+    return rc;
 }
 
 
