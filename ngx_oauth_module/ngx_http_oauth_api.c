@@ -138,7 +138,7 @@ static ngx_int_t ngx_http_oauth_api_list(ngx_http_request_t *r,
 static int ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn,
     void *data);
 static ngx_int_t ngx_http_oauth_api_conn_get(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_int_t *rc);
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t **conn, ngx_int_t *rc);
 static ngx_int_t ngx_http_oauth_api_get(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_api_conn_send(ngx_http_request_t *r,
@@ -1026,14 +1026,14 @@ ngx_http_oauth_api_list_one(const ngx_oauth_conn_t *conn, void *data)
 
 
 /*
- * The owner's connection at ctx's provider and account, into conn, to be
- * freed by the caller: NGX_OK; else NGX_DECLINED and *rc is the answer
+ * The owner's connection at ctx's provider and account, into *conn, freed
+ * with the request's pool: NGX_OK; else NGX_DECLINED and *rc is the answer
  * already sent (404: none; 503: the store cannot be read).
  */
 
 static ngx_int_t
 ngx_http_oauth_api_conn_get(ngx_http_request_t *r,
-    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t *conn, ngx_int_t *rc)
+    ngx_http_oauth_api_ctx_t *ctx, ngx_oauth_conn_t **conn, ngx_int_t *rc)
 {
     int              n;
     ngx_oauth_str_t  owner, provider, account;
@@ -1045,8 +1045,8 @@ ngx_http_oauth_api_conn_get(ngx_http_request_t *r,
     account.len = ctx->account.len;
     account.data = ctx->account.data;
 
-    n = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                 &account, conn);
+    n = ngx_http_oauth_conn_get(r->pool, ctx->omcf->store, &owner, &provider,
+                                &account, conn);
 
     if (n == NGX_OAUTH_OK) {
         return NGX_OK;
@@ -1081,15 +1081,13 @@ ngx_http_oauth_api_conn_send(ngx_http_request_t *r,
 {
     json_t            *o;
     ngx_int_t          rc;
-    ngx_oauth_conn_t   conn;
+    ngx_oauth_conn_t  *conn;
 
     if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
         return rc;
     }
 
-    o = ngx_http_oauth_api_conn_json(ctx->omcf, &conn);
-
-    ngx_oauth_conn_free(&conn);
+    o = ngx_http_oauth_api_conn_json(ctx->omcf, conn);
 
     if (o == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1124,7 +1122,7 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
     ngx_int_t                  rc;
     ngx_uint_t                 refreshable;
     ngx_oauth_str_t            owner, account;
-    ngx_oauth_conn_t           conn;
+    ngx_oauth_conn_t          *conn;
     ngx_http_oauth_refresh_t  *rf;
 
     if (ngx_http_oauth_api_conn_get(r, ctx, &conn, &rc) != NGX_OK) {
@@ -1138,28 +1136,24 @@ ngx_http_oauth_api_refresh(ngx_http_request_t *r,
      * that is the caller's mistake (400), not the provider's (502).
      */
 
-    refreshable = (conn.kind == NGX_OAUTH_KIND_OAUTH2
-                   && (conn.refresh.len || ctx->provider->refresh_url.len)
+    refreshable = (conn->kind == NGX_OAUTH_KIND_OAUTH2
+                   && (conn->refresh.len || ctx->provider->refresh_url.len)
                    && ctx->provider->refresh);
 
     if (!refreshable
         || (action == NGX_HTTP_OAUTH_ACT_TEST
-            && !ngx_http_oauth_refresh_due(ctx->omcf, ctx->provider, &conn,
+            && !ngx_http_oauth_refresh_due(ctx->omcf, ctx->provider, conn,
                                            ngx_time())))
     {
         if (action == NGX_HTTP_OAUTH_ACT_REFRESH) {
-            ngx_oauth_conn_free(&conn);
             return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                              "not_refreshable",
                                              "this connection has no "
                                              "token to refresh");
         }
 
-        ngx_oauth_conn_free(&conn);
         return ngx_http_oauth_api_test(r, ctx);
     }
-
-    ngx_oauth_conn_free(&conn);
 
     owner.len = ctx->owner.len;
     owner.data = ctx->owner.data;
@@ -1258,9 +1252,9 @@ ngx_http_oauth_api_refreshed(ngx_http_oauth_refresh_t *rf)
 static ngx_int_t
 ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
 {
-    ngx_int_t         rc;
-    ngx_str_t         secret, value;
-    ngx_oauth_conn_t  conn;
+    ngx_int_t          rc;
+    ngx_str_t          secret, value;
+    ngx_oauth_conn_t  *conn;
 
     if (ctx->provider->userinfo_url.len == 0) {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -1274,21 +1268,19 @@ ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
     }
 
     rc = ngx_http_oauth_credential_open(r->pool, r->connection->log,
-                                        ctx->omcf->keyring, &conn, &secret);
+                                        ctx->omcf->keyring, conn, &secret);
 
     if (rc == NGX_OK) {
         rc = ngx_http_oauth_credential_value(r->pool, r->connection->log,
-                                             ctx->provider, conn.kind,
+                                             ctx->provider, conn->kind,
                                              &secret, &value);
     }
 
     if (rc == NGX_OK) {
-        rc = ngx_http_oauth_api_userinfo(r, ctx, &value, conn.params,
-                                         conn.nparams,
+        rc = ngx_http_oauth_api_userinfo(r, ctx, &value, conn->params,
+                                         conn->nparams,
                                          ngx_http_oauth_api_tested);
     }
-
-    ngx_oauth_conn_free(&conn);
 
     if (rc != NGX_OK) {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
@@ -1411,7 +1403,7 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
     json_t                   *o;
     ngx_int_t                 rc;
     ngx_oauth_str_t           owner, provider, account;
-    ngx_oauth_conn_t          conn;
+    ngx_oauth_conn_t         *conn;
     ngx_pool_cleanup_t       *cln;
     ngx_http_oauth_revoke_t  *rv;
 
@@ -1428,18 +1420,15 @@ ngx_http_oauth_api_delete(ngx_http_request_t *r,
 
     rv = NULL;
 
-    if (conn.kind == NGX_OAUTH_KIND_OAUTH2
+    if (conn->kind == NGX_OAUTH_KIND_OAUTH2
         && ctx->provider->revocation_url.len)
     {
-        rv = ngx_http_oauth_api_revoke_create(r, ctx, &conn);
+        rv = ngx_http_oauth_api_revoke_create(r, ctx, conn);
 
         if (rv == NULL) {
-            ngx_oauth_conn_free(&conn);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-
-    ngx_oauth_conn_free(&conn);
 
     rc = ngx_http_oauth_webhook_conn_delete(ctx->omcf, r->connection->log,
                                             &owner, &provider, &account);
@@ -1526,7 +1515,7 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
     ngx_uint_t         tries;
     const char        *l;
     ngx_oauth_str_t    owner, provider, account;
-    ngx_oauth_conn_t   conn;
+    ngx_oauth_conn_t  *conn;
 
     if (ctx->body == NULL) {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -1580,8 +1569,8 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
     /* a refresh may write the record meanwhile: read, change, retry */
 
     for (tries = 0; tries < 5; tries++) {
-        rc = ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                      &account, &conn);
+        rc = ngx_http_oauth_conn_get(r->pool, ctx->omcf->store, &owner,
+                                     &provider, &account, &conn);
 
         if (rc != NGX_OAUTH_OK) {
             break;
@@ -1589,23 +1578,21 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
 
         if (label) {
             l = json_string_value(label);
-            conn.label.data = (u_char *) l;
-            conn.label.len = l ? ngx_strlen(l) : 0;
+            conn->label.data = (u_char *) l;
+            conn->label.len = l ? ngx_strlen(l) : 0;
         }
 
         if (meta) {
-            conn.metadata.data = (u_char *) text;
-            conn.metadata.len = text ? ngx_strlen(text) : 0;
+            conn->metadata.data = (u_char *) text;
+            conn->metadata.len = text ? ngx_strlen(text) : 0;
         }
 
-        expect = conn.version;
-        rc = ngx_oauth_store_conn_put(ctx->omcf->store, &conn, &expect);
+        expect = conn->version;
+        rc = ngx_oauth_store_conn_put(ctx->omcf->store, conn, &expect);
 
         if (rc == NGX_OAUTH_OK) {
-            ngx_http_oauth_shared_conn_saved(ctx->omcf, &conn);
+            ngx_http_oauth_shared_conn_saved(ctx->omcf, conn);
         }
-
-        ngx_oauth_conn_free(&conn);
 
         if (rc != NGX_OAUTH_CONFLICT) {
             break;
@@ -1679,7 +1666,7 @@ ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
     ngx_str_t                 *k;
     ngx_uint_t                 i, deleted, revoking;
     ngx_oauth_str_t            owner, provider, account;
-    ngx_oauth_conn_t           conn;
+    ngx_oauth_conn_t          *conn;
     ngx_http_oauth_revoke_t   *rv;
     ngx_http_oauth_collect_t   c;
 
@@ -1717,17 +1704,15 @@ ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
         ctx->account = k[i + 1];
 
         if (ctx->provider
-            && ngx_oauth_store_conn_get(ctx->omcf->store, &owner, &provider,
-                                        &account, &conn)
+            && ngx_http_oauth_conn_get(r->pool, ctx->omcf->store, &owner,
+                                       &provider, &account, &conn)
                == NGX_OAUTH_OK)
         {
-            if (conn.kind == NGX_OAUTH_KIND_OAUTH2
+            if (conn->kind == NGX_OAUTH_KIND_OAUTH2
                 && ctx->provider->revocation_url.len)
             {
-                rv = ngx_http_oauth_api_revoke_create(r, ctx, &conn);
+                rv = ngx_http_oauth_api_revoke_create(r, ctx, conn);
             }
-
-            ngx_oauth_conn_free(&conn);
         }
 
         rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
@@ -2343,8 +2328,9 @@ static ngx_int_t
 ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx)
 {
-    int               rc;
-    ngx_oauth_conn_t  conn, old;
+    int                rc;
+    ngx_oauth_conn_t   conn;
+    ngx_oauth_conn_t  *old;
 
     ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
 
@@ -2374,12 +2360,11 @@ ngx_http_oauth_api_store_secret(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_oauth_store_conn_get(ctx->omcf->store, &conn.owner,
-                                 &conn.provider, &conn.account, &old)
+    if (ngx_http_oauth_conn_get(r->pool, ctx->omcf->store, &conn.owner,
+                                &conn.provider, &conn.account, &old)
         == NGX_OAUTH_OK)
     {
-        conn.created_at = old.created_at;
-        ngx_oauth_conn_free(&old);
+        conn.created_at = old->created_at;
     }
 
     rc = ngx_http_oauth_webhook_conn_put(ctx->omcf, r->connection->log,

@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_audit.h"
+#include "ngx_http_oauth_conn.h"
 #include "ngx_http_oauth_cors.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_endpoint.h"
@@ -2067,7 +2068,8 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     ngx_str_t                    name;
     const char                  *err;
     ngx_uint_t                   found;
-    ngx_oauth_conn_t             conn, old;
+    ngx_oauth_conn_t             conn;
+    ngx_oauth_conn_t            *old;
     ngx_http_oauth_provider_t   *p;
 
     p = ctx->provider;
@@ -2129,8 +2131,8 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
     /* a reconnect replaces the tokens but keeps when it was created */
 
-    rc = ngx_oauth_store_conn_get(ctx->omcf->store, &conn.owner,
-                                  &conn.provider, &conn.account, &old);
+    rc = ngx_http_oauth_conn_get(r->pool, ctx->omcf->store, &conn.owner,
+                                 &conn.provider, &conn.account, &old);
 
     found = (rc == NGX_OAUTH_OK);
 
@@ -2138,9 +2140,9 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
         /* and what the product wrote about it (label, metadata) */
 
-        conn.created_at = old.created_at;
-        conn.label = old.label;
-        conn.metadata = old.metadata;
+        conn.created_at = old->created_at;
+        conn.label = old->label;
+        conn.metadata = old->metadata;
     }
 
     rc = ngx_http_oauth_webhook_conn_put(ctx->omcf, r->connection->log,
@@ -2148,10 +2150,6 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                                          rc == NGX_OAUTH_OK
                                          ? NGX_OAUTH_EVENT_UPDATED
                                          : NGX_OAUTH_EVENT_CREATED);
-
-    if (found) {
-        ngx_oauth_conn_free(&old);
-    }
 
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_token.h"
+#include "ngx_http_oauth_conn.h"
 #include "ngx_http_oauth_credential.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
@@ -314,6 +315,13 @@ ngx_http_oauth_token_use(ngx_http_request_t *r,
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /*
+     * The injection path frees the record itself on every exit rather
+     * than through ngx_http_oauth_conn_get(): a pool cleanup is one more
+     * allocation per proxied request, and the record is done with before
+     * the request goes upstream.
+     */
 
     if (conn.status == NGX_OAUTH_STATUS_ERROR
         || conn.status == NGX_OAUTH_STATUS_REVOKED)
@@ -1131,7 +1139,7 @@ ngx_http_oauth_token_header_filter(ngx_http_request_t *r)
 {
     uint64_t                     expect;
     ngx_oauth_str_t              owner, provider, account;
-    ngx_oauth_conn_t             conn;
+    ngx_oauth_conn_t            *conn;
     ngx_http_oauth_token_ctx_t  *ctx;
     ngx_http_oauth_main_conf_t  *omcf;
 
@@ -1159,28 +1167,26 @@ ngx_http_oauth_token_header_filter(ngx_http_request_t *r)
     account.data = ctx->account.data;
 
     if (omcf->store
-        && ngx_oauth_store_conn_get(omcf->store, &owner, &provider, &account,
-                                    &conn)
+        && ngx_http_oauth_conn_get(r->pool, omcf->store, &owner, &provider,
+                                   &account, &conn)
            == NGX_OAUTH_OK)
     {
         /* a flag already set costs no write (and no fsync) again */
 
-        if (conn.version == ctx->version
-            && !(conn.flags & NGX_OAUTH_CONN_REFRESH_DUE)
-            && conn.status == NGX_OAUTH_STATUS_CONNECTED)
+        if (conn->version == ctx->version
+            && !(conn->flags & NGX_OAUTH_CONN_REFRESH_DUE)
+            && conn->status == NGX_OAUTH_STATUS_CONNECTED)
         {
-            ngx_http_oauth_upstream_401(r, ctx->provider, &conn);
+            ngx_http_oauth_upstream_401(r, ctx->provider, conn);
 
-            expect = conn.version;
+            expect = conn->version;
 
-            if (ngx_oauth_store_conn_put(omcf->store, &conn, &expect)
+            if (ngx_oauth_store_conn_put(omcf->store, conn, &expect)
                 == NGX_OAUTH_OK)
             {
-                ngx_http_oauth_shared_conn_saved(omcf, &conn);
+                ngx_http_oauth_shared_conn_saved(omcf, conn);
             }
         }
-
-        ngx_oauth_conn_free(&conn);
     }
 
     return ngx_http_oauth_token_next_header_filter(r);
