@@ -7,37 +7,52 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <jansson.h>
-
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_oauth_catalog.h"
 #include "ngx_oauth_url.h"
 #include "ngx_oauth_pattern.h"
 
 
 /*
- * oauth_provider blocks: every field is first taken from the block, then
- * what the block left unset comes from the preset in the catalog, then the
- * whole provider is checked.  A field is unset while its data is NULL.
+ * oauth_provider blocks.  Every line of the block goes through the setter
+ * of its directive in ngx_http_oauth_provider_cmds; then what the block
+ * left unset comes from the preset in the catalog, whose values are turned
+ * into lines for the same setters, so a preset is held to the block's
+ * rules; then the whole provider is checked.  A field is unset while its
+ * data is NULL.
  */
 
 
-#define NGX_HTTP_OAUTH_F_STR      0
-#define NGX_HTTP_OAUTH_F_URL      1
-#define NGX_HTTP_OAUTH_F_PATH     2
+#if (NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC != NGX_OAUTH_TOKEN_AUTH_BASIC           \
+     || NGX_HTTP_OAUTH_TOKEN_AUTH_POST != NGX_OAUTH_TOKEN_AUTH_POST)
+#error "the catalog's token_auth values must be the module's"
+#endif
 
 
+typedef struct ngx_http_oauth_provider_cmd_s  ngx_http_oauth_provider_cmd_t;
+
+/* the catalog entry's value of a directive, given as lines of the block */
+typedef ngx_int_t (*ngx_http_oauth_preset_pt)(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+
+
+struct ngx_http_oauth_provider_cmd_s {
+    ngx_command_t                cmd;
+    const char                  *key;      /* in a catalog entry, or NULL */
+    ngx_http_oauth_preset_pt     preset;
+    size_t                       value;    /* the entry's field */
+    size_t                       count;    /* the entry's count of it */
+};
+
+
+/* cf->ctx while the block's lines or a preset's values are set */
 typedef struct {
-    ngx_str_t                    name;
-    ngx_uint_t                   type;
-    size_t                       offset;
-} ngx_http_oauth_field_t;
-
-
-typedef struct {
-    ngx_http_oauth_main_conf_t  *omcf;
     ngx_http_oauth_provider_t   *provider;
-} ngx_http_oauth_block_ctx_t;
+    ngx_str_t                   *preset;   /* NULL: the block's own line */
+    const char                  *key;      /* the preset's key being set */
+    ngx_log_t                    log;      /* names the preset and key */
+} ngx_http_oauth_provider_ctx_t;
 
 
 extern const u_char  ngx_http_oauth_catalog[];
@@ -46,29 +61,74 @@ extern const size_t  ngx_http_oauth_catalog_len;
 
 static char *ngx_http_oauth_provider_line(ngx_conf_t *cf,
     ngx_command_t *dummy, void *conf);
-static char *ngx_http_oauth_provider_list(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, ngx_str_t *value, ngx_uint_t n);
-static ngx_int_t ngx_http_oauth_preset_prefix(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, json_t *v);
-static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v,
-    ngx_array_t **list);
-static ngx_int_t ngx_http_oauth_enum_value(ngx_conf_enum_t *e,
-    const char *s, ngx_uint_t *v);
-static ngx_int_t ngx_http_oauth_preset_enum(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, json_t *e, const char *key,
-    ngx_conf_enum_t *values, ngx_uint_t *v);
+static char *ngx_http_oauth_provider_set(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc);
+static char *ngx_http_oauth_provider_error(ngx_conf_t *cf,
+    const char *fmt);
+static char *ngx_http_oauth_provider_invalid(ngx_conf_t *cf, ngx_uint_t i);
+static char *ngx_http_oauth_provider_exclusive(ngx_conf_t *cf);
+static char *ngx_http_oauth_provider_nonempty(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth_provider_url(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth_provider_pair(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth_provider_secret(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_secret_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_enum(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_scope(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_token_header(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_keep_field(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_conn_param(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+static ngx_int_t ngx_http_oauth_catalog_open(ngx_conf_t *cf,
+    ngx_http_oauth_main_conf_t *omcf, ngx_oauth_catalog_t **cat);
 static ngx_int_t ngx_http_oauth_provider_preset(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, json_t *catalog);
+    ngx_http_oauth_provider_t *p, ngx_oauth_catalog_t *cat);
+static ngx_int_t ngx_http_oauth_preset_block(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_line(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, ngx_str_t *args, ngx_uint_t n);
+static void ngx_http_oauth_preset_arg(ngx_str_t *arg,
+    const ngx_oauth_str_t *s);
+static ngx_array_t *ngx_http_oauth_preset_list(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc);
+static u_char *ngx_http_oauth_preset_log(ngx_log_t *log, u_char *buf,
+    size_t len);
+static ngx_int_t ngx_http_oauth_preset_str(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_flag(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_enum(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_strs(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_token_header(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_pairs(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_kept(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_keep_fields(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_conn_params(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_uint_t ngx_http_oauth_list_has(ngx_array_t *list, size_t off,
+    u_char *name, size_t len);
+
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
+static void ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p);
+static void ngx_http_oauth_pairs_off(ngx_array_t *list);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
-static ngx_int_t ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj,
-    const char *key, ngx_str_t *s);
-static ngx_int_t ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str,
-    ngx_str_t *s);
-static char *ngx_http_oauth_provider_url(ngx_conf_t *cf,
-    ngx_http_oauth_provider_t *p, ngx_str_t *name, ngx_str_t *url);
 static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_http_oauth_conn_param_t *cp);
 static ngx_int_t ngx_http_oauth_host_suffix(u_char *name, u_char *close,
@@ -77,81 +137,6 @@ static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
     ngx_uint_t scope);
 static void ngx_http_oauth_pattern_cleanup(void *data);
-
-
-static ngx_http_oauth_field_t  ngx_http_oauth_fields[] = {
-
-    { ngx_string("display_name"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, display_name) },
-
-    { ngx_string("client_id"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, client_id) },
-
-    { ngx_string("client_secret"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, client_secret) },
-
-    { ngx_string("redirect_uri"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, redirect_uri) },
-
-    { ngx_string("authorization_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, authorization_url) },
-
-    { ngx_string("token_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, token_url) },
-
-    { ngx_string("revocation_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, revocation_url) },
-
-    { ngx_string("userinfo_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, userinfo_url) },
-
-    { ngx_string("issuer"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, issuer) },
-
-    { ngx_string("account_id"), NGX_HTTP_OAUTH_F_PATH,
-      offsetof(ngx_http_oauth_provider_t, account_id) },
-
-    { ngx_string("account_name"), NGX_HTTP_OAUTH_F_PATH,
-      offsetof(ngx_http_oauth_provider_t, account_name) },
-
-    { ngx_string("api_base_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, api_base_url) },
-
-    { ngx_string("scope_separator"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, scope_separator) },
-
-    { ngx_string("code_param"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, code_param) },
-
-    { ngx_string("client_id_param"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, client_id_param) },
-
-    { ngx_string("user_agent"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, user_agent) },
-
-    { ngx_string("token_path"), NGX_HTTP_OAUTH_F_PATH,
-      offsetof(ngx_http_oauth_provider_t, token_path) },
-
-    { ngx_string("exchange_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, exchange_url) },
-
-    { ngx_string("refresh_url"), NGX_HTTP_OAUTH_F_URL,
-      offsetof(ngx_http_oauth_provider_t, refresh_url) },
-
-    { ngx_string("revocation_method"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, revocation_method) },
-
-    { ngx_string("revocation_auth"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, revocation_auth) },
-
-    { ngx_string("revocation_body"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, revocation_body) },
-
-    { ngx_string("callback_hmac"), NGX_HTTP_OAUTH_F_STR,
-      offsetof(ngx_http_oauth_provider_t, callback_hmac) },
-
-    { ngx_null_string, 0, 0 }
-};
 
 
 /* the values "kind" and "token_auth" take, in the block and in a preset */
@@ -172,17 +157,229 @@ static ngx_conf_enum_t  ngx_http_oauth_token_auths[] = {
 };
 
 
+static ngx_conf_post_t  ngx_http_oauth_provider_nonempty_post =
+    { ngx_http_oauth_provider_nonempty };
+
+static ngx_conf_post_t  ngx_http_oauth_provider_url_post =
+    { ngx_http_oauth_provider_url };
+
+static ngx_conf_post_t  ngx_http_oauth_provider_pair_post =
+    { ngx_http_oauth_provider_pair };
+
+
+/*
+ * The directives of the block, each with the key of a catalog entry that
+ * gives the same value.  A plain string directive's key is its name (and
+ * ngx_oauth_catalog_str() finds it); lists have a key of their own.  The
+ * name-value lists are ngx_keyval_t arrays, which ngx_http_oauth_pair_t
+ * mirrors.
+ */
+
+#define ngx_http_oauth_p(member)  offsetof(ngx_http_oauth_provider_t, member)
+#define ngx_http_oauth_e(member)  offsetof(ngx_oauth_catalog_entry_t, member)
+
+static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
+
+    { { ngx_string("preset"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(preset), &ngx_http_oauth_provider_nonempty_post },
+      NULL, NULL, 0, 0 },
+
+    { { ngx_string("display_name"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(display_name),
+        &ngx_http_oauth_provider_nonempty_post },
+      "display_name", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("kind"), NGX_CONF_TAKE1, ngx_http_oauth_provider_enum, 0,
+        ngx_http_oauth_p(kind), ngx_http_oauth_kinds },
+      "kind", ngx_http_oauth_preset_enum, ngx_http_oauth_e(kind), 0 },
+
+    { { ngx_string("client_id"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(client_id), &ngx_http_oauth_provider_nonempty_post },
+      "client_id", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("client_secret"), NGX_CONF_TAKE1,
+        ngx_http_oauth_provider_secret, 0, ngx_http_oauth_p(client_secret),
+        &ngx_http_oauth_provider_nonempty_post },
+      "client_secret", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("client_secret_file"), NGX_CONF_TAKE1,
+        ngx_http_oauth_provider_secret_file, 0,
+        ngx_http_oauth_p(client_secret_file), NULL },
+      NULL, NULL, 0, 0 },
+
+    { { ngx_string("redirect_uri"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(redirect_uri), &ngx_http_oauth_provider_url_post },
+      "redirect_uri", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("authorization_url"), NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot, 0, ngx_http_oauth_p(authorization_url),
+        &ngx_http_oauth_provider_url_post },
+      "authorization_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("token_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(token_url), &ngx_http_oauth_provider_url_post },
+      "token_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("revocation_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(revocation_url),
+        &ngx_http_oauth_provider_url_post },
+      "revocation_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("userinfo_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(userinfo_url), &ngx_http_oauth_provider_url_post },
+      "userinfo_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("api_base_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(api_base_url), &ngx_http_oauth_provider_url_post },
+      "api_base_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("exchange_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(exchange_url), &ngx_http_oauth_provider_url_post },
+      "exchange_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("refresh_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(refresh_url), &ngx_http_oauth_provider_url_post },
+      "refresh_url", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("issuer"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(issuer), &ngx_http_oauth_provider_nonempty_post },
+      "issuer", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("account_id"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(account_id), &ngx_http_oauth_provider_nonempty_post },
+      "account_id", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("account_name"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(account_name),
+        &ngx_http_oauth_provider_nonempty_post },
+      "account_name", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("scope"), NGX_CONF_1MORE, ngx_http_oauth_provider_scope, 0,
+        ngx_http_oauth_p(scopes), NULL },
+      "scope", ngx_http_oauth_preset_strs, ngx_http_oauth_e(scopes),
+      ngx_http_oauth_e(nscopes) },
+
+    { { ngx_string("scope_separator"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(scope_separator),
+        &ngx_http_oauth_provider_nonempty_post },
+      "scope_separator", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("pkce"), NGX_CONF_TAKE1, ngx_conf_set_flag_slot, 0,
+        ngx_http_oauth_p(pkce), NULL },
+      "pkce", ngx_http_oauth_preset_flag, ngx_http_oauth_e(pkce), 0 },
+
+    { { ngx_string("token_auth"), NGX_CONF_TAKE1,
+        ngx_http_oauth_provider_enum, 0, ngx_http_oauth_p(token_auth),
+        ngx_http_oauth_token_auths },
+      "token_auth", ngx_http_oauth_preset_enum,
+      ngx_http_oauth_e(token_auth), 0 },
+
+    { { ngx_string("refresh"), NGX_CONF_TAKE1, ngx_conf_set_flag_slot, 0,
+        ngx_http_oauth_p(refresh), NULL },
+      "refresh", ngx_http_oauth_preset_flag, ngx_http_oauth_e(refresh), 0 },
+
+    { { ngx_string("token_header"), NGX_CONF_TAKE12,
+        ngx_http_oauth_provider_token_header, 0,
+        ngx_http_oauth_p(token_header), NULL },
+      "token_header", ngx_http_oauth_preset_token_header, 0, 0 },
+
+    { { ngx_string("authorization_param"), NGX_CONF_TAKE2,
+        ngx_conf_set_keyval_slot, 0, ngx_http_oauth_p(authorization_params),
+        &ngx_http_oauth_provider_pair_post },
+      "authorization_params", ngx_http_oauth_preset_pairs,
+      ngx_http_oauth_e(authorization_params),
+      ngx_http_oauth_e(nauthorization_params) },
+
+    { { ngx_string("token_param"), NGX_CONF_TAKE2, ngx_conf_set_keyval_slot,
+        0, ngx_http_oauth_p(token_params),
+        &ngx_http_oauth_provider_pair_post },
+      "token_params", ngx_http_oauth_preset_pairs,
+      ngx_http_oauth_e(token_params), ngx_http_oauth_e(ntoken_params) },
+
+    { { ngx_string("token_header_param"), NGX_CONF_TAKE2,
+        ngx_conf_set_keyval_slot, 0, ngx_http_oauth_p(token_headers),
+        &ngx_http_oauth_provider_pair_post },
+      "token_headers", ngx_http_oauth_preset_pairs,
+      ngx_http_oauth_e(token_headers), ngx_http_oauth_e(ntoken_headers) },
+
+    { { ngx_string("connection_param"), NGX_CONF_1MORE,
+        ngx_http_oauth_provider_conn_param, 0,
+        ngx_http_oauth_p(connection_params), NULL },
+      "connection_params", ngx_http_oauth_preset_conn_params, 0, 0 },
+
+    { { ngx_string("keep_callback_param"), NGX_CONF_TAKE1,
+        ngx_conf_set_str_array_slot, 0,
+        ngx_http_oauth_p(keep_callback_params),
+        &ngx_http_oauth_provider_nonempty_post },
+      "keep_callback_params", ngx_http_oauth_preset_kept,
+      ngx_http_oauth_e(keep_callback_params),
+      ngx_http_oauth_e(nkeep_callback_params) },
+
+    { { ngx_string("keep_token_field"), NGX_CONF_TAKE13,
+        ngx_http_oauth_provider_keep_field, 0,
+        ngx_http_oauth_p(keep_token_fields), NULL },
+      "keep_token_fields", ngx_http_oauth_preset_keep_fields, 0, 0 },
+
+    { { ngx_string("code_param"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(code_param), &ngx_http_oauth_provider_nonempty_post },
+      "code_param", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("client_id_param"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(client_id_param),
+        &ngx_http_oauth_provider_nonempty_post },
+      "client_id_param", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("user_agent"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(user_agent), &ngx_http_oauth_provider_nonempty_post },
+      "user_agent", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("token_path"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(token_path), &ngx_http_oauth_provider_nonempty_post },
+      "token_path", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("revocation_method"), NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot, 0, ngx_http_oauth_p(revocation_method),
+        &ngx_http_oauth_provider_nonempty_post },
+      "revocation_method", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("revocation_auth"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(revocation_auth),
+        &ngx_http_oauth_provider_nonempty_post },
+      "revocation_auth", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("revocation_body"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(revocation_body),
+        &ngx_http_oauth_provider_nonempty_post },
+      "revocation_body", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("callback_hmac"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(callback_hmac),
+        &ngx_http_oauth_provider_nonempty_post },
+      "callback_hmac", ngx_http_oauth_preset_str, 0, 0 },
+
+    { ngx_null_command, NULL, NULL, 0, 0 }
+};
+
+
+/* what cmd->type allows, by the number of arguments */
+
+static ngx_uint_t  ngx_http_oauth_provider_argn[] = {
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_CONF_TAKE3,
+    NGX_CONF_TAKE4, NGX_CONF_TAKE5, NGX_CONF_TAKE6, NGX_CONF_TAKE7
+};
+
+
 char *
 ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_main_conf_t *omcf = conf;
 
-    char                        *rv;
-    u_char                      *c;
-    ngx_str_t                   *value;
-    ngx_conf_t                   save;
-    ngx_http_oauth_block_ctx_t   ctx;
-    ngx_http_oauth_provider_t   *p;
+    char                           *rv;
+    u_char                         *c;
+    ngx_str_t                      *value;
+    ngx_conf_t                      save;
+    ngx_http_oauth_provider_t      *p;
+    ngx_http_oauth_provider_ctx_t   ctx;
 
     value = cf->args->elts;
 
@@ -226,10 +423,11 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->pkce = NGX_CONF_UNSET;
     p->token_auth = NGX_CONF_UNSET_UINT;
     p->refresh = NGX_CONF_UNSET;
+    p->keep_callback_params = NGX_CONF_UNSET_PTR;
     p->file = cf->conf_file->file.name.data;
     p->line = cf->conf_file->line;
 
-    ctx.omcf = omcf;
+    ngx_memzero(&ctx, sizeof(ngx_http_oauth_provider_ctx_t));
     ctx.provider = p;
 
     save = *cf;
@@ -249,422 +447,1191 @@ static char *
 ngx_http_oauth_provider_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf)
 {
-    ngx_http_oauth_block_ctx_t *ctx = cf->ctx;
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
 
-    ngx_str_t                  *value, *s;
-    ngx_uint_t                  n;
-    ngx_http_oauth_field_t     *f;
-    ngx_http_oauth_provider_t  *p;
+    ngx_str_t                      *name;
+    ngx_http_oauth_provider_cmd_t  *pc;
 
-    p = ctx->provider;
-    value = cf->args->elts;
-    n = cf->args->nelts;
+    name = cf->args->elts;
 
-    for (f = ngx_http_oauth_fields; f->name.len; f++) {
-
-        if (value[0].len != f->name.len
-            || ngx_strncmp(value[0].data, f->name.data, f->name.len) != 0)
+    for (pc = ngx_http_oauth_provider_cmds; pc->cmd.name.len; pc++) {
+        if (pc->cmd.name.len == name->len
+            && ngx_strncmp(pc->cmd.name.data, name->data, name->len) == 0)
         {
-            continue;
+            return ngx_http_oauth_provider_set(cf, pc);
         }
-
-        if (n != 2) {
-            goto args;
-        }
-
-        s = (ngx_str_t *) ((char *) p + f->offset);
-
-        /* client_secret_file fills client_secret: not a duplicate */
-
-        if (f->offset == offsetof(ngx_http_oauth_provider_t, client_secret)
-            && p->client_secret_file.data)
-        {
-            goto both_secrets;
-        }
-
-        if (s->data) {
-            goto duplicate;
-        }
-
-        if (value[1].len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" must not be empty", &value[0]);
-            return NGX_CONF_ERROR;
-        }
-
-        *s = value[1];
-
-        if (f->type == NGX_HTTP_OAUTH_F_URL) {
-            return ngx_http_oauth_provider_url(cf, p, &value[0], s);
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(value[0].data, "client_secret_file") == 0) {
-
-        if (n != 2) {
-            goto args;
-        }
-
-        if (p->client_secret_file.data) {
-            goto duplicate;
-        }
-
-        if (p->client_secret.data) {
-            goto both_secrets;
-        }
-
-        p->client_secret_file = value[1];
-
-        if (ngx_http_oauth_read_secret(cf, &value[1], &p->client_secret)
-            != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    return ngx_http_oauth_provider_list(cf, p, value, n);
-
-args:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid number of arguments in \"%V\" of "
-                       "oauth_provider \"%V\"", &value[0], &p->name);
-    return NGX_CONF_ERROR;
-
-duplicate:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" is duplicate in oauth_provider \"%V\"",
-                       &value[0], &p->name);
-    return NGX_CONF_ERROR;
-
-both_secrets:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"client_secret\" and \"client_secret_file\" are "
-                       "mutually exclusive in oauth_provider \"%V\"",
-                       &p->name);
-    return NGX_CONF_ERROR;
-}
-
-
-/* the directives that are not one plain string */
-
-static char *
-ngx_http_oauth_provider_list(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    ngx_str_t *value, ngx_uint_t n)
-{
-    ngx_str_t                    *s, *name;
-    ngx_uint_t                    i;
-    ngx_http_oauth_pair_t        *pair;
-    ngx_array_t                 **list;
-    ngx_http_oauth_keep_field_t  *kf;
-    ngx_http_oauth_conn_param_t  *cp;
-
-    name = &value[0];
-
-    if (ngx_strcmp(name->data, "preset") == 0) {
-        if (n != 2) {
-            goto args;
-        }
-
-        if (p->preset.data) {
-            goto duplicate;
-        }
-
-        p->preset = value[1];
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "kind") == 0) {
-        if (n != 2) {
-            goto args;
-        }
-
-        if (p->kind != NGX_CONF_UNSET_UINT) {
-            goto duplicate;
-        }
-
-        if (ngx_http_oauth_enum_value(ngx_http_oauth_kinds,
-                                      (char *) value[1].data, &p->kind)
-            != NGX_OK)
-        {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "pkce") == 0
-        || ngx_strcmp(name->data, "refresh") == 0)
-    {
-        ngx_flag_t  *fp;
-
-        if (n != 2) {
-            goto args;
-        }
-
-        fp = (name->data[0] == 'p') ? &p->pkce : &p->refresh;
-
-        if (*fp != NGX_CONF_UNSET) {
-            goto duplicate;
-        }
-
-        if (ngx_strcmp(value[1].data, "on") == 0) {
-            *fp = 1;
-
-        } else if (ngx_strcmp(value[1].data, "off") == 0) {
-            *fp = 0;
-
-        } else {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "token_auth") == 0) {
-        if (n != 2) {
-            goto args;
-        }
-
-        if (p->token_auth != NGX_CONF_UNSET_UINT) {
-            goto duplicate;
-        }
-
-        if (ngx_http_oauth_enum_value(ngx_http_oauth_token_auths,
-                                      (char *) value[1].data, &p->token_auth)
-            != NGX_OK)
-        {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "scope") == 0) {
-        if (n < 2) {
-            goto args;
-        }
-
-        if (p->scopes) {
-            goto duplicate;
-        }
-
-        p->scopes = ngx_array_create(cf->pool, n - 1, sizeof(ngx_str_t));
-        if (p->scopes == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        for (i = 1; i < n; i++) {
-            s = ngx_array_push(p->scopes);
-            if (s == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            *s = value[i];
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "token_header") == 0) {
-        if (n != 2 && n != 3) {
-            goto args;
-        }
-
-        if (p->token_header.data) {
-            goto duplicate;
-        }
-
-        for (i = 0; i < value[1].len; i++) {
-            if (!(ngx_http_oauth_isalnum(value[1].data[i])
-                  || value[1].data[i] == '-' || value[1].data[i] == '_'))
-            {
-                goto invalid;
-            }
-        }
-
-        if (value[1].len == 0) {
-            goto invalid;
-        }
-
-        p->token_header = value[1];
-
-        if (n == 3) {
-            p->token_prefix = value[2];
-            p->token_prefix_set = 1;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "authorization_param") == 0
-        || ngx_strcmp(name->data, "token_param") == 0
-        || ngx_strcmp(name->data, "token_header_param") == 0)
-    {
-        if (n != 3) {
-            goto args;
-        }
-
-        list = (name->data[0] == 'a') ? &p->authorization_params
-               : (name->len == sizeof("token_param") - 1) ? &p->token_params
-               : &p->token_headers;
-
-        if (*list == NULL) {
-            *list = ngx_array_create(cf->pool, 4,
-                                     sizeof(ngx_http_oauth_pair_t));
-            if (*list == NULL) {
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        if (value[1].len == 0) {
-            goto invalid;
-        }
-
-        pair = ngx_array_push(*list);
-        if (pair == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        pair->name = value[1];
-        pair->value = value[2];
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "keep_callback_param") == 0) {
-        if (n != 2 || value[1].len == 0) {
-            goto args;
-        }
-
-        if (p->keep_callback_params == NULL) {
-            p->keep_callback_params = ngx_array_create(cf->pool, 2,
-                                                       sizeof(ngx_str_t));
-            if (p->keep_callback_params == NULL) {
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        s = ngx_array_push(p->keep_callback_params);
-        if (s == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *s = value[1];
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "keep_token_field") == 0) {
-        if ((n != 2 && n != 4) || value[1].len == 0) {
-            goto args;
-        }
-
-        if (n == 4 && (ngx_strcmp(value[2].data, "as") != 0
-                       || value[3].len == 0))
-        {
-            goto invalid;
-        }
-
-        if (p->keep_token_fields == NULL) {
-            p->keep_token_fields = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_keep_field_t));
-            if (p->keep_token_fields == NULL) {
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        kf = ngx_array_push(p->keep_token_fields);
-        if (kf == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        kf->path = value[1];
-        kf->as = (n == 4) ? value[3] : value[1];
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_strcmp(name->data, "connection_param") == 0) {
-        if (n < 2 || n > 4 || value[1].len == 0) {
-            goto args;
-        }
-
-        if (p->connection_params == NULL) {
-            p->connection_params = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_conn_param_t));
-            if (p->connection_params == NULL) {
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        cp = ngx_array_push(p->connection_params);
-        if (cp == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(cp, sizeof(ngx_http_oauth_conn_param_t));
-        cp->name = value[1];
-
-        for (i = 2; i < n; i++) {
-            if (ngx_strcmp(value[i].data, "required") == 0) {
-                cp->required = 1;
-                continue;
-            }
-
-            if (ngx_strncmp(value[i].data, "pattern=", 8) == 0) {
-                cp->pattern.len = value[i].len - 8;
-                cp->pattern.data = value[i].data + 8;
-
-                /* checked here, where the error can name this line */
-
-                if (ngx_http_oauth_pattern_check(cf, NULL, cp) != NGX_OK) {
-                    return NGX_CONF_ERROR;
-                }
-
-                continue;
-            }
-
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in "
-                               "\"connection_param\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
     }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "unknown directive \"%V\" in oauth_provider \"%V\"",
-                       name, &p->name);
+                       name, &ctx->provider->name);
     return NGX_CONF_ERROR;
+}
 
-args:
+
+/*
+ * One line, of the block or made from a preset: the number of arguments
+ * checked as nginx checks a directive's, then its setter.  A preset's
+ * value that the block already set is left to the block.
+ */
+
+static char *
+ngx_http_oauth_provider_set(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
+
+    char        *rv;
+    ngx_str_t   *name;
+    ngx_uint_t   n, type;
+
+    name = cf->args->elts;
+    n = cf->args->nelts - 1;
+    type = pc->cmd.type;
+
+    if ((type & NGX_CONF_1MORE) ? n < 1
+        : (type & NGX_CONF_2MORE) ? n < 2
+        : n >= sizeof(ngx_http_oauth_provider_argn) / sizeof(ngx_uint_t)
+          || !(type & ngx_http_oauth_provider_argn[n]))
+    {
+        return ngx_http_oauth_provider_error(cf,
+                                     "invalid number of arguments in \"%V\" "
+                                     "of oauth_provider \"%V\"");
+    }
+
+    rv = pc->cmd.set(cf, &pc->cmd, ctx->provider);
+
+    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR) {
+        return rv;
+    }
+
+    if (ctx->preset && ngx_strcmp(rv, "is duplicate") == 0) {
+        return NGX_CONF_OK;
+    }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid number of arguments in \"%V\" of "
-                       "oauth_provider \"%V\"", name, &p->name);
+                       "\"%V\" %s in oauth_provider \"%V\"", name, rv,
+                       &ctx->provider->name);
     return NGX_CONF_ERROR;
+}
 
-duplicate:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" is duplicate in oauth_provider \"%V\"",
-                       name, &p->name);
+/* fmt takes the directive's name and the provider's */
+
+static char *
+ngx_http_oauth_provider_error(ngx_conf_t *cf, const char *fmt)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, fmt, &value[0],
+                       &ctx->provider->name);
     return NGX_CONF_ERROR;
+}
 
-invalid:
+
+static char *
+ngx_http_oauth_provider_invalid(ngx_conf_t *cf, ngx_uint_t i)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid value \"%V\" in \"%V\" of oauth_provider "
-                       "\"%V\"", &value[1], name, &p->name);
+                       "\"%V\"", &value[i], &value[0], &ctx->provider->name);
     return NGX_CONF_ERROR;
+}
+
+
+/* the post handler of the string directives: no empty values */
+
+static char *
+ngx_http_oauth_provider_nonempty(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    ngx_str_t  *value;
+
+    if (s->len) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" must not be empty",
+                       &value[0]);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * An endpoint: https://, or http:// to a loopback host, and for
+ * redirect_uri an absolute URL without placeholders; the placeholders of
+ * the others are checked with the whole provider.
+ */
+
+static char *
+ngx_http_oauth_provider_url(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *url = data;
+
+    ngx_str_t                      *name;
+    ngx_uint_t                      redirect;
+    const char                     *why;
+    ngx_http_oauth_provider_ctx_t  *ctx;
+
+    if (ngx_http_oauth_provider_nonempty(cf, post, data) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = cf->ctx;
+    name = cf->args->elts;
+
+    redirect = (name->len == sizeof("redirect_uri") - 1
+                && ngx_strncmp(name->data, "redirect_uri", name->len) == 0);
+
+    if (redirect && ngx_strlcasestrn(url->data, url->data + url->len,
+                                     (u_char *) "://", 3 - 1)
+                    == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"redirect_uri\" \"%V\" of oauth_provider \"%V\" "
+                           "must be an absolute https:// URL", url,
+                           &ctx->provider->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_oauth_url_check_endpoint(url->data, url->len,
+                                     redirect ? 0 : NGX_OAUTH_URL_TEMPLATE,
+                                     &why)
+        != NGX_OAUTH_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V\" in oauth_provider \"%V\": "
+                           "%s", name, url, &ctx->provider->name, why);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a name-value line: the name goes into a request, so it is not empty */
+
+static char *
+ngx_http_oauth_provider_pair(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_keyval_t  *kv = data;
+
+    if (kv->key.len == 0) {
+        return ngx_http_oauth_provider_invalid(cf, 1);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth_provider_exclusive(ngx_conf_t *cf)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"client_secret\" and \"client_secret_file\" are "
+                       "mutually exclusive in oauth_provider \"%V\"",
+                       &ctx->provider->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* client_secret_file fills client_secret: not a duplicate, a conflict */
+
+static char *
+ngx_http_oauth_provider_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_http_oauth_provider_ctx_t  *ctx;
+
+    ctx = cf->ctx;
+
+    if (p->client_secret_file.data && ctx->preset == NULL) {
+        return ngx_http_oauth_provider_exclusive(cf);
+    }
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_oauth_provider_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t  *value;
+
+    if (p->client_secret_file.data) {
+        return "is duplicate";
+    }
+
+    if (p->client_secret.data) {
+        return ngx_http_oauth_provider_exclusive(cf);
+    }
+
+    value = cf->args->elts;
+
+    p->client_secret_file = value[1];
+
+    if (ngx_http_oauth_read_secret(cf, &value[1], &p->client_secret)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_set_enum_slot(), with the block's message */
+
+static char *
+ngx_http_oauth_provider_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_uint_t       *np;
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) ((char *) conf + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strncmp(e->name.data, value[1].data, value[1].len) == 0)
+        {
+            *np = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    return ngx_http_oauth_provider_invalid(cf, 1);
+}
+
+
+static char *
+ngx_http_oauth_provider_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (p->scopes) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p->scopes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                 sizeof(ngx_str_t));
+    if (p->scopes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(p->scopes);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* token_header NAME [PREFIX]: without a prefix, the kind's default */
+
+static char *
+ngx_http_oauth_provider_token_header(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (p->token_header.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!(ngx_http_oauth_isalnum(value[1].data[i])
+              || value[1].data[i] == '-' || value[1].data[i] == '_'
+              || value[1].data[i] == '.'))
+        {
+            return ngx_http_oauth_provider_invalid(cf, 1);
+        }
+    }
+
+    if (value[1].len == 0) {
+        return ngx_http_oauth_provider_invalid(cf, 1);
+    }
+
+    p->token_header = value[1];
+
+    if (cf->args->nelts == 3) {
+        p->token_prefix = value[2];
+        p->token_prefix_set = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* keep_token_field PATH [as NAME] */
+
+static char *
+ngx_http_oauth_provider_keep_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_oauth_keep_field_t  *kf;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return ngx_http_oauth_provider_invalid(cf, 1);
+    }
+
+    if (cf->args->nelts == 4
+        && (ngx_strcmp(value[2].data, "as") != 0 || value[3].len == 0))
+    {
+        return ngx_http_oauth_provider_invalid(cf, 2);
+    }
+
+    if (p->keep_token_fields == NULL) {
+        p->keep_token_fields = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_keep_field_t));
+        if (p->keep_token_fields == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    kf = ngx_array_push(p->keep_token_fields);
+    if (kf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kf->path = value[1];
+    kf->as = (cf->args->nelts == 4) ? value[3] : value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* connection_param NAME [required] [pattern=RE] [strip_suffix=SUFFIX] */
+
+static char *
+ngx_http_oauth_provider_conn_param(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t                    *value, *opt;
+    ngx_uint_t                    i;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts > 5 || value[1].len == 0) {
+        return ngx_http_oauth_provider_error(cf,
+                                     "invalid number of arguments in \"%V\" "
+                                     "of oauth_provider \"%V\"");
+    }
+
+    if (p->connection_params == NULL) {
+        p->connection_params = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_oauth_conn_param_t));
+        if (p->connection_params == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cp = ngx_array_push(p->connection_params);
+    if (cp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(cp, sizeof(ngx_http_oauth_conn_param_t));
+    cp->name = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        opt = &value[i];
+
+        if (ngx_strcmp(opt->data, "required") == 0) {
+            cp->required = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(opt->data, "pattern=", 8) == 0) {
+            cp->pattern.len = opt->len - 8;
+            cp->pattern.data = opt->data + 8;
+
+            /* checked here, where the error can name this line */
+
+            if (ngx_http_oauth_pattern_check(cf, NULL, cp) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(opt->data, "strip_suffix=", 13) == 0
+            && opt->len > 13)
+        {
+            cp->strip.len = opt->len - 13;
+            cp->strip.data = opt->data + 13;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in "
+                           "\"connection_param\"", opt);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_oauth_providers_init(ngx_conf_t *cf,
+    ngx_http_oauth_main_conf_t *omcf)
+{
+    char                       *rv;
+    ngx_uint_t                  i;
+    ngx_oauth_catalog_t        *cat;
+    ngx_http_oauth_provider_t  *p;
+
+    if (ngx_http_oauth_catalog_open(cf, omcf, &cat) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_OK;
+    p = omcf->providers.elts;
+
+    for (i = 0; i < omcf->providers.nelts; i++) {
+        p[i].index = i;
+
+        if ((p[i].preset.data
+             && ngx_http_oauth_provider_preset(cf, &p[i], cat) != NGX_OK)
+            || ngx_http_oauth_provider_check(cf, &p[i]) != NGX_OK)
+        {
+            rv = NGX_CONF_ERROR;
+            break;
+        }
+    }
+
+    ngx_oauth_catalog_free(cat);
+
+    return rv;
+}
+
+
+/* the built-in catalog, and the operator's over it */
+
+static ngx_int_t
+ngx_http_oauth_catalog_open(ngx_conf_t *cf, ngx_http_oauth_main_conf_t *omcf,
+    ngx_oauth_catalog_t **cat)
+{
+    int               rc;
+    char              err[256];
+    u_char           *text;
+    ssize_t           n;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    *cat = NULL;
+
+    if (ngx_oauth_catalog_load(cat, ngx_http_oauth_catalog,
+                               ngx_http_oauth_catalog_len, err, sizeof(err))
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth: the built-in provider catalog is invalid: %s",
+                      err);
+        return NGX_ERROR;
+    }
+
+    if (omcf->catalog_file.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &omcf->catalog_file, 1) != NGX_OK) {
+        goto failed;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = omcf->catalog_file;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                            0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "oauth: \"oauth_provider_catalog\" \"%V\": "
+                      ngx_open_file_n " failed", &file.name);
+        goto failed;
+    }
+
+    n = NGX_ERROR;
+    text = NULL;
+
+    if (ngx_fd_info(file.fd, &fi) != NGX_FILE_ERROR) {
+        text = ngx_pnalloc(cf->temp_pool, ngx_file_size(&fi) + 1);
+    }
+
+    if (text) {
+        n = ngx_read_file(&file, text, ngx_file_size(&fi), 0);
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &file.name);
+    }
+
+    if (n == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "oauth: \"oauth_provider_catalog\" \"%V\": cannot be "
+                      "read", &file.name);
+        goto failed;
+    }
+
+    /* the operator's entries add to or replace built-in ones */
+
+    rc = ngx_oauth_catalog_load(cat, text, n, err, sizeof(err));
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth: \"oauth_provider_catalog\" \"%V\": %s",
+                      &file.name, err);
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_oauth_catalog_free(*cat);
+    *cat = NULL;
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The preset's values as lines of the block, through the same setters;
+ * errors name the provider's block and, through the log, the preset and
+ * the key.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    ngx_oauth_catalog_t *cat)
+{
+    void                              *save_ctx;
+    ngx_int_t                          rc;
+    ngx_log_t                         *save_log;
+    ngx_array_t                       *save_args;
+    ngx_conf_file_t                   *save_file, here;
+    ngx_http_oauth_provider_ctx_t      ctx;
+    ngx_http_oauth_provider_cmd_t     *pc;
+    const ngx_oauth_catalog_entry_t   *e;
+
+    if (ngx_oauth_catalog_get(cat, p->preset.data, p->preset.len, &e)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "unknown preset \"%V\" in oauth_provider \"%V\" "
+                      "in %s:%ui", &p->preset, &p->name, p->file, p->line);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_oauth_preset_block(cf, p, e) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&ctx, sizeof(ngx_http_oauth_provider_ctx_t));
+
+    ctx.provider = p;
+    ctx.preset = &p->preset;
+    ctx.log = *cf->log;
+    ctx.log.handler = ngx_http_oauth_preset_log;
+    ctx.log.data = &ctx;
+
+    here = *cf->conf_file;
+    here.file.name.data = p->file;
+    here.file.name.len = ngx_strlen(p->file);
+    here.line = p->line;
+
+    save_ctx = cf->ctx;
+    save_log = cf->log;
+    save_file = cf->conf_file;
+    save_args = cf->args;
+
+    cf->args = ngx_array_create(cf->temp_pool, 8, sizeof(ngx_str_t));
+    if (cf->args == NULL) {
+        cf->args = save_args;
+        return NGX_ERROR;
+    }
+
+    cf->ctx = &ctx;
+    cf->log = &ctx.log;
+    cf->conf_file = &here;
+
+    rc = NGX_OK;
+
+    for (pc = ngx_http_oauth_provider_cmds; pc->cmd.name.len; pc++) {
+        if (pc->preset == NULL) {
+            continue;
+        }
+
+        ctx.key = pc->key;
+
+        rc = pc->preset(cf, pc, e);
+        if (rc != NGX_OK) {
+            break;
+        }
+    }
+
+    cf->ctx = save_ctx;
+    cf->log = save_log;
+    cf->conf_file = save_file;
+    cf->args = save_args;
+
+    return rc;
+}
+
+
+static u_char *
+ngx_http_oauth_preset_log(ngx_log_t *log, u_char *buf, size_t len)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = log->data;
+
+    return ngx_snprintf(buf, len, " while setting \"%s\" of preset \"%V\"",
+                        ctx->key, ctx->preset);
+}
+
+
+/* one line of the block, made of the directive's name and args */
+
+static ngx_int_t
+ngx_http_oauth_preset_line(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    ngx_str_t *args, ngx_uint_t n)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    cf->args->nelts = 0;
+
+    value = ngx_array_push_n(cf->args, n + 1);
+    if (value == NULL) {
+        return NGX_ERROR;
+    }
+
+    value[0] = pc->cmd.name;
+
+    /* NUL-terminated copies: the catalog goes, the setters keep them */
+
+    for (i = 0; i < n; i++) {
+        value[i + 1].len = args[i].len;
+        value[i + 1].data = ngx_pnalloc(cf->pool, args[i].len + 1);
+        if (value[i + 1].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(value[i + 1].data, args[i].data, args[i].len);
+        value[i + 1].data[args[i].len] = '\0';
+    }
+
+    if (ngx_http_oauth_provider_set(cf, pc) != NGX_CONF_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth_preset_arg(ngx_str_t *arg, const ngx_oauth_str_t *s)
+{
+    arg->data = s->data;
+    arg->len = s->len;
+}
+
+
+/* the block's list a list directive adds to */
+
+static ngx_array_t *
+ngx_http_oauth_preset_list(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc)
+{
+    ngx_http_oauth_provider_ctx_t *ctx = cf->ctx;
+
+    return *(ngx_array_t **) ((u_char *) ctx->provider + pc->cmd.offset);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_preset_str(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    ngx_str_t               arg;
+    const ngx_oauth_str_t  *s;
+
+    s = ngx_oauth_catalog_str(e, pc->key);
+    if (s == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_oauth_preset_arg(&arg, s);
+
+    return ngx_http_oauth_preset_line(cf, pc, &arg, 1);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_preset_flag(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    int        v;
+    ngx_str_t  arg;
+
+    v = *(int *) ((u_char *) e + pc->value);
+
+    if (v == NGX_OAUTH_CATALOG_UNSET) {
+        return NGX_OK;
+    }
+
+    if (v) {
+        ngx_str_set(&arg, "on");
+
+    } else {
+        ngx_str_set(&arg, "off");
+    }
+
+    return ngx_http_oauth_preset_line(cf, pc, &arg, 1);
+}
+
+
+/* the catalog has the value: the line has its name */
+
+static ngx_int_t
+ngx_http_oauth_preset_enum(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    int               v;
+    ngx_conf_enum_t  *en;
+
+    v = *(int *) ((u_char *) e + pc->value);
+
+    if (v == NGX_OAUTH_CATALOG_UNSET) {
+        return NGX_OK;
+    }
+
+    for (en = pc->cmd.post; en->name.len; en++) {
+        if (en->value == (ngx_uint_t) v) {
+            return ngx_http_oauth_preset_line(cf, pc, &en->name, 1);
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* scope: all of the preset's on one line, unless the block has its own */
+
+static ngx_int_t
+ngx_http_oauth_preset_strs(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    size_t            i, n;
+    ngx_str_t        *args;
+    ngx_oauth_str_t  *a;
+
+    a = *(ngx_oauth_str_t **) ((u_char *) e + pc->value);
+    n = *(size_t *) ((u_char *) e + pc->count);
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    args = ngx_palloc(cf->temp_pool, n * sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_http_oauth_preset_arg(&args[i], &a[i]);
+    }
+
+    return ngx_http_oauth_preset_line(cf, pc, args, n);
+}
+
+
+static ngx_int_t
+ngx_http_oauth_preset_token_header(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
+{
+    ngx_str_t  args[2];
+
+    if (!e->token_header_set) {
+        return NGX_OK;
+    }
+
+    ngx_http_oauth_preset_arg(&args[0], &e->token_header);
+
+    /* a preset's header without a prefix sends the token bare */
+
+    if (e->token_prefix.data) {
+        ngx_http_oauth_preset_arg(&args[1], &e->token_prefix);
+
+    } else {
+        ngx_str_set(&args[1], "");
+    }
+
+    return ngx_http_oauth_preset_line(cf, pc, args, 2);
+}
+
+
+/*
+ * Name-value lists merge (SPEC section 11, "Preset lists merge"): the
+ * block's line of a name replaces the preset's ("NAME off" removes it,
+ * see ngx_http_oauth_pairs_off()), the others are added.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_pairs(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    size_t             i, n;
+    ngx_str_t          args[2];
+    ngx_array_t       *list;
+    ngx_oauth_pair_t  *a;
+
+    a = *(ngx_oauth_pair_t **) ((u_char *) e + pc->value);
+    n = *(size_t *) ((u_char *) e + pc->count);
+
+    for (i = 0; i < n; i++) {
+        list = ngx_http_oauth_preset_list(cf, pc);
+
+        if (ngx_http_oauth_list_has(list, offsetof(ngx_keyval_t, key),
+                                    a[i].name.data, a[i].name.len))
+        {
+            continue;
+        }
+
+        ngx_http_oauth_preset_arg(&args[0], &a[i].name);
+        ngx_http_oauth_preset_arg(&args[1], &a[i].value);
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, 2) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* what to keep adds to the preset's, as name-value lists do */
+
+static ngx_int_t
+ngx_http_oauth_preset_kept(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    size_t            i, n;
+    ngx_str_t         arg;
+    ngx_oauth_str_t  *a;
+
+    a = *(ngx_oauth_str_t **) ((u_char *) e + pc->value);
+    n = *(size_t *) ((u_char *) e + pc->count);
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_oauth_list_has(ngx_http_oauth_preset_list(cf, pc), 0,
+                                    a[i].data, a[i].len))
+        {
+            continue;
+        }
+
+        ngx_http_oauth_preset_arg(&arg, &a[i]);
+
+        if (ngx_http_oauth_preset_line(cf, pc, &arg, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a field the block keeps under the same name is the block's */
+
+static ngx_int_t
+ngx_http_oauth_preset_keep_fields(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
+{
+    size_t                     i;
+    ngx_str_t                  args[3];
+    ngx_oauth_catalog_keep_t  *kf;
+
+    for (i = 0; i < e->nkeep_token_fields; i++) {
+        kf = &e->keep_token_fields[i];
+
+        if (ngx_http_oauth_list_has(ngx_http_oauth_preset_list(cf, pc),
+                                    offsetof(ngx_http_oauth_keep_field_t, as),
+                                    kf->as.data, kf->as.len))
+        {
+            continue;
+        }
+
+        ngx_http_oauth_preset_arg(&args[0], &kf->path);
+        ngx_str_set(&args[1], "as");
+        ngx_http_oauth_preset_arg(&args[2], &kf->as);
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, 3) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the block's connection params replace all of the preset's */
+
+static ngx_int_t
+ngx_http_oauth_preset_conn_params(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
+{
+    size_t                      i;
+    ngx_str_t                   args[4];
+    ngx_uint_t                  n;
+    ngx_oauth_catalog_param_t  *cp;
+
+    if (ngx_http_oauth_preset_list(cf, pc) != NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < e->nconnection_params; i++) {
+        cp = &e->connection_params[i];
+
+        ngx_http_oauth_preset_arg(&args[0], &cp->name);
+        n = 1;
+
+        if (cp->required) {
+            ngx_str_set(&args[n], "required");
+            n++;
+        }
+
+        if (cp->pattern.len) {
+            args[n].len = sizeof("pattern=") - 1 + cp->pattern.len;
+            args[n].data = ngx_pnalloc(cf->temp_pool, args[n].len);
+            if (args[n].data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ngx_cpymem(args[n].data, "pattern=",
+                                  sizeof("pattern=") - 1),
+                       cp->pattern.data, cp->pattern.len);
+            n++;
+        }
+
+        if (cp->strip_suffix.data) {
+            args[n].len = sizeof("strip_suffix=") - 1 + cp->strip_suffix.len;
+            args[n].data = ngx_pnalloc(cf->temp_pool, args[n].len);
+            if (args[n].data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ngx_cpymem(args[n].data, "strip_suffix=",
+                                  sizeof("strip_suffix=") - 1),
+                       cp->strip_suffix.data, cp->strip_suffix.len);
+            n++;
+        }
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, n) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* whether the list has an element whose ngx_str_t at off is name */
+
+static ngx_uint_t
+ngx_http_oauth_list_has(ngx_array_t *list, size_t off, u_char *name,
+    size_t len)
+{
+    u_char      *elt;
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    if (list == NULL || list == NGX_CONF_UNSET_PTR) {
+        return 0;
+    }
+
+    elt = list->elts;
+
+    for (i = 0; i < list->nelts; i++, elt += list->size) {
+        s = (ngx_str_t *) (elt + off);
+
+        if (s->len == len && ngx_strncmp(s->data, name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * What the preset asks of the block, before its values come in: the
+ * lines the operator must write ("requires": "user_agent" for Reddit,
+ * "scope" for Slack, "authorization_param:NAME" for the SP-API's
+ * application_id), said at "nginx -t" rather than at the first connect;
+ * a "token_header" of the preset's name without the preset's prefix; and
+ * the scopes the module itself needs ("scope_required"), which stay asked
+ * for when the block's "scope" replaces the preset's.
+ */
+
+static ngx_int_t
+ngx_http_oauth_preset_block(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_catalog_entry_t *e)
+{
+    size_t            i;
+    ngx_str_t        *s;
+    ngx_uint_t        found;
+    ngx_oauth_str_t  *need;
+
+    for (i = 0; i < e->nrequires; i++) {
+        need = &e->requires[i];
+
+        if (ngx_strcmp(need->data, "user_agent") == 0) {
+            found = (p->user_agent.data != NULL);
+
+        } else if (ngx_strcmp(need->data, "scope") == 0) {
+            found = (p->scopes != NULL && p->scopes->nelts > 0);
+
+        } else if (ngx_strncmp(need->data, "authorization_param:",
+                               sizeof("authorization_param:") - 1)
+                   == 0)
+        {
+            found = ngx_http_oauth_list_has(p->authorization_params,
+                        offsetof(ngx_keyval_t, key),
+                        need->data + sizeof("authorization_param:") - 1,
+                        need->len - (sizeof("authorization_param:") - 1));
+
+        } else {
+            found = 1;
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: preset \"%V\" "
+                          "needs \"%s\" in the block", &p->name, p->file,
+                          p->line, &p->preset, need->data);
+            return NGX_ERROR;
+        }
+    }
+
+    if (p->token_header.data && !p->token_prefix_set && e->token_header_set
+        && e->token_prefix.len
+        && e->token_header.len == p->token_header.len
+        && ngx_strncasecmp(p->token_header.data, e->token_header.data,
+                           p->token_header.len)
+           == 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: \"token_header %V\" "
+                      "has no prefix, but preset \"%V\" sends \"%s\" before "
+                      "the token: write token_header %V \"%s\"; (or \"\" for "
+                      "none)", &p->name, p->file, p->line, &p->token_header,
+                      &p->preset, e->token_prefix.data, &p->token_header,
+                      e->token_prefix.data);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; p->scopes && i < e->nscope_required; i++) {
+        if (ngx_http_oauth_list_has(p->scopes, 0, e->scope_required[i].data,
+                                    e->scope_required[i].len))
+        {
+            continue;
+        }
+
+        s = ngx_array_push(p->scopes);
+        if (s == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->len = e->scope_required[i].len;
+        s->data = ngx_pnalloc(cf->pool, s->len + 1);
+        if (s->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(s->data, e->scope_required[i].data, s->len + 1);
+    }
+
+    return NGX_OK;
+}
+
+
+/* "NAME off" lines have done their work: they are not sent */
+
+static void
+ngx_http_oauth_pairs_off(ngx_array_t *list)
+{
+    ngx_uint_t              i, n;
+    ngx_http_oauth_pair_t  *pair;
+
+    if (list == NULL) {
+        return;
+    }
+
+    pair = list->elts;
+    n = 0;
+
+    for (i = 0; i < list->nelts; i++) {
+        if (pair[i].value.len == 3
+            && ngx_strncmp(pair[i].value.data, "off", 3) == 0)
+        {
+            continue;
+        }
+
+        pair[n++] = pair[i];
+    }
+
+    list->nelts = n;
 }
 
 
@@ -746,48 +1713,6 @@ ngx_http_oauth_pattern_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     }
 
     return NGX_ERROR;
-}
-
-
-/*
- * An endpoint written in the block is checked on its own line: https://,
- * or http:// to a loopback host, and for redirect_uri an absolute URL
- * without placeholders.  Endpoints from a preset are checked later.
- */
-
-static char *
-ngx_http_oauth_provider_url(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    ngx_str_t *name, ngx_str_t *url)
-{
-    ngx_uint_t   redirect;
-    const char  *why;
-
-    redirect = (name->len == sizeof("redirect_uri") - 1
-                && ngx_strncmp(name->data, "redirect_uri", name->len) == 0);
-
-    if (redirect && ngx_strlcasestrn(url->data, url->data + url->len,
-                                     (u_char *) "://", 3 - 1)
-                    == NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"redirect_uri\" \"%V\" of oauth_provider \"%V\" "
-                           "must be an absolute https:// URL", url,
-                           &p->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_oauth_url_check_endpoint(url->data, url->len,
-                                     redirect ? 0 : NGX_OAUTH_URL_TEMPLATE,
-                                     &why)
-        != NGX_OAUTH_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\" \"%V\" in oauth_provider \"%V\": "
-                           "%s", name, url, &p->name, why);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
 }
 
 
@@ -967,744 +1892,6 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 }
 
 
-char *
-ngx_http_oauth_providers_init(ngx_conf_t *cf,
-    ngx_http_oauth_main_conf_t *omcf)
-{
-    u_char                     *buf;
-    json_t                     *catalog, *extra, *v;
-    ngx_uint_t                  i;
-    const char                 *key;
-    json_error_t                jerr;
-    ngx_http_oauth_provider_t  *p;
-
-    catalog = json_loadb((const char *) ngx_http_oauth_catalog,
-                         ngx_http_oauth_catalog_len, 0, &jerr);
-
-    if (catalog == NULL || !json_is_object(catalog)) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "oauth: the built-in provider catalog is invalid");
-        json_decref(catalog);
-        return NGX_CONF_ERROR;
-    }
-
-    if (omcf->catalog_file.len) {
-        if (ngx_conf_full_name(cf->cycle, &omcf->catalog_file, 1)
-            != NGX_OK)
-        {
-            goto failed;
-        }
-
-        buf = omcf->catalog_file.data;
-
-        extra = json_load_file((const char *) buf, 0, &jerr);
-
-        if (extra == NULL || !json_is_object(extra)) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "oauth: \"oauth_provider_catalog\" \"%s\": %s "
-                          "at line %d", buf,
-                          extra ? "not a JSON object" : jerr.text,
-                          jerr.line);
-            json_decref(extra);
-            goto failed;
-        }
-
-        /* the operator's entries add to or replace built-in ones */
-
-        json_object_foreach(extra, key, v) {
-            if (!json_is_object(v)
-                || json_object_set(catalog, key, v) != 0)
-            {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "oauth: \"oauth_provider_catalog\" \"%s\": "
-                              "entry \"%s\" is not an object", buf, key);
-                json_decref(extra);
-                goto failed;
-            }
-        }
-
-        json_decref(extra);
-    }
-
-    p = omcf->providers.elts;
-
-    for (i = 0; i < omcf->providers.nelts; i++) {
-        p[i].index = i;
-
-        if (p[i].preset.data
-            && ngx_http_oauth_provider_preset(cf, &p[i], catalog) != NGX_OK)
-        {
-            goto failed;
-        }
-
-        if (ngx_http_oauth_provider_check(cf, &p[i]) != NGX_OK) {
-            goto failed;
-        }
-    }
-
-    json_decref(catalog);
-
-    return NGX_CONF_OK;
-
-failed:
-
-    json_decref(catalog);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static ngx_int_t
-ngx_http_oauth_json_str(ngx_conf_t *cf, json_t *obj, const char *key,
-    ngx_str_t *s)
-{
-    json_t      *v;
-    const char  *str;
-
-    if (s->data) {
-        return NGX_OK;          /* the block set it */
-    }
-
-    v = json_object_get(obj, key);
-    if (v == NULL) {
-        return NGX_OK;
-    }
-
-    str = json_string_value(v);
-    if (str == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_oauth_cstr(cf, str, s);
-}
-
-
-/* a NUL-terminated copy, so values can be handed to C functions */
-
-static ngx_int_t
-ngx_http_oauth_cstr(ngx_conf_t *cf, const char *str, ngx_str_t *s)
-{
-    s->len = ngx_strlen(str);
-    s->data = ngx_pnalloc(cf->pool, s->len + 1);
-    if (s->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(s->data, str, s->len + 1);
-
-    return NGX_OK;
-}
-
-
-/*
- * A preset's {"NAME": "VALUE"} object merged into the block's list: the
- * block's line of the same name replaces the preset's ("NAME off" removes
- * it, see ngx_http_oauth_pairs_off()), the others are added.
- */
-
-static ngx_int_t
-ngx_http_oauth_preset_pairs(ngx_conf_t *cf, json_t *v, ngx_array_t **list)
-{
-    json_t                 *x;
-    ngx_uint_t              i, own;
-    const char             *key;
-    ngx_http_oauth_pair_t  *pair;
-
-    if (!json_is_object(v)) {
-        return NGX_OK;
-    }
-
-    if (*list == NULL) {
-        *list = ngx_array_create(cf->pool, 4,
-                                 sizeof(ngx_http_oauth_pair_t));
-        if (*list == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    own = (*list)->nelts;
-
-    json_object_foreach(v, key, x) {
-        pair = (*list)->elts;
-
-        for (i = 0; i < own; i++) {
-            if (ngx_strcmp(pair[i].name.data, key) == 0) {
-                break;
-            }
-        }
-
-        if (i < own) {
-            continue;
-        }
-
-        pair = ngx_array_push(*list);
-        if (pair == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memzero(pair, sizeof(ngx_http_oauth_pair_t));
-
-        if (!json_is_string(x)
-            || ngx_http_oauth_cstr(cf, json_string_value(x), &pair->value)
-               != NGX_OK
-            || ngx_http_oauth_cstr(cf, key, &pair->name) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* whether a kept-param list has the name already */
-
-static ngx_uint_t
-ngx_http_oauth_kept_name(ngx_array_t *list, const char *name)
-{
-    ngx_str_t   *s;
-    ngx_uint_t   i;
-
-    s = list->elts;
-
-    for (i = 0; i < list->nelts; i++) {
-        if (s[i].len == ngx_strlen(name)
-            && ngx_strncmp(s[i].data, name, s[i].len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* whether one of the block's first n kept token fields is kept as kf's */
-
-static ngx_uint_t
-ngx_http_oauth_kept_field(ngx_array_t *list, ngx_uint_t n,
-    ngx_http_oauth_keep_field_t *kf)
-{
-    ngx_uint_t                    i;
-    ngx_http_oauth_keep_field_t  *f;
-
-    f = list->elts;
-
-    for (i = 0; i < n; i++) {
-        if (f[i].as.len == kf->as.len
-            && ngx_strncmp(f[i].as.data, kf->as.data, kf->as.len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * What the operator must write in the block for the preset to work:
- * "user_agent" (Reddit), "scope" (Slack: no default the app surely has)
- * or "authorization_param:NAME" (the SP-API's application_id); said at
- * "nginx -t" rather than at the first connect.
- */
-
-static ngx_int_t
-ngx_http_oauth_preset_requires(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    json_t *v)
-{
-    size_t                  i;
-    json_t                 *x;
-    ngx_uint_t              k, found;
-    const char             *need, *name;
-    ngx_http_oauth_pair_t  *ap;
-
-    if (!json_is_array(v)) {
-        return NGX_OK;
-    }
-
-    json_array_foreach(v, i, x) {
-        need = json_string_value(x);
-        if (need == NULL) {
-            continue;
-        }
-
-        found = 0;
-
-        if (ngx_strcmp(need, "user_agent") == 0) {
-            found = (p->user_agent.data != NULL);
-
-        } else if (ngx_strcmp(need, "scope") == 0) {
-            found = (p->scopes != NULL && p->scopes->nelts > 0);
-
-        } else if (ngx_strncmp(need, "authorization_param:",
-                               sizeof("authorization_param:") - 1)
-                   == 0)
-        {
-            name = need + sizeof("authorization_param:") - 1;
-            ap = p->authorization_params ? p->authorization_params->elts
-                                         : NULL;
-
-            for (k = 0; ap && k < p->authorization_params->nelts; k++) {
-                found |= (ngx_strcmp(ap[k].name.data, name) == 0);
-            }
-
-        } else {
-            found = 1;
-        }
-
-        if (!found) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "oauth_provider \"%V\" in %s:%ui: preset \"%V\" "
-                          "needs \"%s\" in the block", &p->name, p->file,
-                          p->line, &p->preset, need);
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* "NAME off" lines have done their work: they are not sent */
-
-static void
-ngx_http_oauth_pairs_off(ngx_array_t *list)
-{
-    ngx_uint_t              i, n;
-    ngx_http_oauth_pair_t  *pair;
-
-    if (list == NULL) {
-        return;
-    }
-
-    pair = list->elts;
-    n = 0;
-
-    for (i = 0; i < list->nelts; i++) {
-        if (pair[i].value.len == 3
-            && ngx_strncmp(pair[i].value.data, "off", 3) == 0)
-        {
-            continue;
-        }
-
-        pair[n++] = pair[i];
-    }
-
-    list->nelts = n;
-}
-
-
-/*
- * Scopes the module itself needs (for the account lookup) stay asked for
- * when the block's "scope" replaces the preset's.
- */
-
-static ngx_int_t
-ngx_http_oauth_preset_scopes(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    json_t *v)
-{
-    size_t       i;
-    json_t      *x;
-    ngx_str_t   *s;
-    ngx_uint_t   k;
-    const char  *scope;
-
-    if (p->scopes == NULL || !json_is_array(v)) {
-        return NGX_OK;
-    }
-
-    json_array_foreach(v, i, x) {
-        scope = json_string_value(x);
-        if (scope == NULL) {
-            return NGX_ERROR;
-        }
-
-        s = p->scopes->elts;
-
-        for (k = 0; k < p->scopes->nelts; k++) {
-            if (s[k].len == ngx_strlen(scope)
-                && ngx_strncmp(s[k].data, scope, s[k].len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (k < p->scopes->nelts) {
-            continue;
-        }
-
-        s = ngx_array_push(p->scopes);
-        if (s == NULL || ngx_http_oauth_cstr(cf, scope, s) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * "token_header Authorization;" in a block whose preset sends "Bearer "
- * (or "token ") before the token would send it bare or with another
- * prefix: the provider then refuses every call.  The prefix is written
- * out, "" when none is wanted.
- */
-
-static ngx_int_t
-ngx_http_oauth_preset_prefix(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    json_t *v)
-{
-    const char  *name, *prefix;
-
-    if (p->token_header.data == NULL || p->token_prefix_set
-        || !json_is_object(v))
-    {
-        return NGX_OK;
-    }
-
-    name = json_string_value(json_object_get(v, "name"));
-    prefix = json_string_value(json_object_get(v, "prefix"));
-
-    if (name == NULL || prefix == NULL || prefix[0] == '\0'
-        || ngx_strlen(name) != p->token_header.len
-        || ngx_strncasecmp(p->token_header.data, (u_char *) name,
-                           p->token_header.len)
-           != 0)
-    {
-        return NGX_OK;
-    }
-
-    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                  "oauth_provider \"%V\" in %s:%ui: \"token_header %V\" "
-                  "has no prefix, but preset \"%V\" sends \"%s\" before "
-                  "the token: write token_header %V \"%s\"; (or \"\" for "
-                  "none)", &p->name, p->file, p->line, &p->token_header,
-                  &p->preset, prefix, &p->token_header, prefix);
-
-    return NGX_ERROR;
-}
-
-
-static ngx_int_t
-ngx_http_oauth_enum_value(ngx_conf_enum_t *e, const char *s, ngx_uint_t *v)
-{
-    for ( /* void */ ; e->name.len; e++) {
-        if (ngx_strcmp(e->name.data, s) == 0) {
-            *v = e->value;
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-/*
- * A preset's "kind" or "token_auth" is refused as the block's is when the
- * value is not one the module knows; the block's own value wins.
- */
-
-static ngx_int_t
-ngx_http_oauth_preset_enum(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    json_t *e, const char *key, ngx_conf_enum_t *values, ngx_uint_t *v)
-{
-    json_t      *j;
-    ngx_uint_t   value;
-
-    j = json_object_get(e, key);
-
-    if (j == NULL) {
-        return NGX_OK;
-    }
-
-    if (!json_is_string(j)) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "preset \"%V\" of oauth_provider \"%V\" in %s:%ui: "
-                      "\"%s\" is not a string", &p->preset, &p->name,
-                      p->file, p->line, key);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_oauth_enum_value(values, json_string_value(j), &value)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "preset \"%V\" of oauth_provider \"%V\" in %s:%ui: "
-                      "invalid value \"%s\" in \"%s\"", &p->preset,
-                      &p->name, p->file, p->line, json_string_value(j), key);
-        return NGX_ERROR;
-    }
-
-    if (*v == NGX_CONF_UNSET_UINT) {
-        *v = value;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_oauth_provider_preset(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
-    json_t *catalog)
-{
-    u_char                       *name;
-    json_t                       *e, *v, *o, *x;
-    size_t                        i;
-    ngx_str_t                    *s;
-    ngx_uint_t                    own;
-    ngx_http_oauth_field_t       *f;
-    ngx_http_oauth_keep_field_t  *kf;
-    ngx_http_oauth_conn_param_t  *cp;
-
-    name = ngx_pnalloc(cf->pool, p->preset.len + 1);
-    if (name == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_cpystrn(name, p->preset.data, p->preset.len + 1);
-
-    e = json_object_get(catalog, (char *) name);
-
-    if (e == NULL || !json_is_object(e)) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "unknown preset \"%V\" in oauth_provider \"%V\" "
-                      "in %s:%ui", &p->preset, &p->name, p->file, p->line);
-        return NGX_ERROR;
-    }
-
-    for (f = ngx_http_oauth_fields; f->name.len; f++) {
-        s = (ngx_str_t *) ((char *) p + f->offset);
-
-        if (ngx_http_oauth_json_str(cf, e, (char *) f->name.data, s)
-            != NGX_OK)
-        {
-            goto invalid;
-        }
-    }
-
-    if (ngx_http_oauth_preset_enum(cf, p, e, "kind", ngx_http_oauth_kinds,
-                                   &p->kind)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_oauth_preset_requires(cf, p, json_object_get(e,
-                                                              "requires"))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    v = json_object_get(e, "pkce");
-    if (p->pkce == NGX_CONF_UNSET && json_is_boolean(v)) {
-        p->pkce = json_is_true(v);
-    }
-
-    v = json_object_get(e, "refresh");
-    if (p->refresh == NGX_CONF_UNSET && json_is_boolean(v)) {
-        p->refresh = json_is_true(v);
-    }
-
-    if (ngx_http_oauth_preset_enum(cf, p, e, "token_auth",
-                                   ngx_http_oauth_token_auths,
-                                   &p->token_auth)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_oauth_preset_scopes(cf, p, json_object_get(e,
-                                                            "scope_required"))
-        != NGX_OK)
-    {
-        goto invalid;
-    }
-
-    v = json_object_get(e, "scope");
-    if (p->scopes == NULL && json_is_array(v) && json_array_size(v)) {
-        p->scopes = ngx_array_create(cf->pool, json_array_size(v),
-                                     sizeof(ngx_str_t));
-        if (p->scopes == NULL) {
-            return NGX_ERROR;
-        }
-
-        json_array_foreach(v, i, x) {
-            s = ngx_array_push(p->scopes);
-            if (s == NULL) {
-                return NGX_ERROR;
-            }
-
-            if (!json_is_string(x)) {
-                goto invalid;
-            }
-
-            if (ngx_http_oauth_cstr(cf, json_string_value(x), s) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    v = json_object_get(e, "token_header");
-
-    if (ngx_http_oauth_preset_prefix(cf, p, v) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (p->token_header.data == NULL && json_is_object(v)) {
-        if (ngx_http_oauth_json_str(cf, v, "name", &p->token_header)
-            != NGX_OK
-            || ngx_http_oauth_json_str(cf, v, "prefix", &p->token_prefix)
-               != NGX_OK)
-        {
-            goto invalid;
-        }
-
-        p->token_prefix_set = 1;
-    }
-
-    /* name-value lists merge (SPEC section 11, "Preset lists merge") */
-
-    if (ngx_http_oauth_preset_pairs(cf, json_object_get(e,
-                                        "authorization_params"),
-                                    &p->authorization_params)
-        != NGX_OK
-        || ngx_http_oauth_preset_pairs(cf, json_object_get(e,
-                                                           "token_params"),
-                                       &p->token_params)
-           != NGX_OK
-        || ngx_http_oauth_preset_pairs(cf, json_object_get(e,
-                                                           "token_headers"),
-                                       &p->token_headers)
-           != NGX_OK)
-    {
-        goto invalid;
-    }
-
-    v = json_object_get(e, "connection_params");
-    if (p->connection_params == NULL && json_is_array(v)) {
-        p->connection_params = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_conn_param_t));
-        if (p->connection_params == NULL) {
-            return NGX_ERROR;
-        }
-
-        json_array_foreach(v, i, o) {
-            cp = ngx_array_push(p->connection_params);
-            if (cp == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memzero(cp, sizeof(ngx_http_oauth_conn_param_t));
-
-            if (!json_is_object(o)
-                || ngx_http_oauth_json_str(cf, o, "name", &cp->name)
-                   != NGX_OK
-                || cp->name.len == 0
-                || ngx_http_oauth_json_str(cf, o, "pattern", &cp->pattern)
-                   != NGX_OK
-                || ngx_http_oauth_json_str(cf, o, "strip_suffix", &cp->strip)
-                   != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            cp->required = json_is_true(json_object_get(o, "required"));
-        }
-    }
-
-    /* what to keep adds to the preset's, as name-value lists do */
-
-    v = json_object_get(e, "keep_callback_params");
-    if (json_is_array(v)) {
-        if (p->keep_callback_params == NULL) {
-            p->keep_callback_params = ngx_array_create(cf->pool, 2,
-                                                       sizeof(ngx_str_t));
-            if (p->keep_callback_params == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        json_array_foreach(v, i, x) {
-            if (!json_is_string(x)) {
-                goto invalid;
-            }
-
-            if (ngx_http_oauth_kept_name(p->keep_callback_params,
-                                         json_string_value(x)))
-            {
-                continue;
-            }
-
-            s = ngx_array_push(p->keep_callback_params);
-            if (s == NULL) {
-                return NGX_ERROR;
-            }
-
-            if (ngx_http_oauth_cstr(cf, json_string_value(x), s) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    v = json_object_get(e, "keep_token_fields");
-    if (json_is_array(v)) {
-        own = 0;
-
-        if (p->keep_token_fields == NULL) {
-            p->keep_token_fields = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_keep_field_t));
-            if (p->keep_token_fields == NULL) {
-                return NGX_ERROR;
-            }
-
-        } else {
-            own = p->keep_token_fields->nelts;
-        }
-
-        json_array_foreach(v, i, o) {
-            kf = ngx_array_push(p->keep_token_fields);
-            if (kf == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memzero(kf, sizeof(ngx_http_oauth_keep_field_t));
-
-            if (!json_is_object(o)
-                || ngx_http_oauth_json_str(cf, o, "path", &kf->path)
-                   != NGX_OK
-                || kf->path.len == 0
-                || ngx_http_oauth_json_str(cf, o, "as", &kf->as) != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            if (kf->as.len == 0) {
-                kf->as = kf->path;
-            }
-
-            /* the block keeps a field under this name already */
-
-            if (ngx_http_oauth_kept_field(p->keep_token_fields, own, kf)) {
-                p->keep_token_fields->nelts--;
-            }
-        }
-    }
-
-    return NGX_OK;
-
-invalid:
-
-    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                  "preset \"%V\" of oauth_provider \"%V\" in %s:%ui has a "
-                  "malformed catalog entry", &p->preset, &p->name,
-                  p->file, p->line);
-
-    return NGX_ERROR;
-}
-
-
 /*
  * The quirk fields: names that go into requests are plain tokens, the
  * revocation style is one the module knows, and an account taken from a
@@ -1799,6 +1986,12 @@ ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         name.data = p->account_id.data + sizeof("callback:") - 1;
         name.len = p->account_id.len - (sizeof("callback:") - 1);
 
+        if (ngx_http_oauth_list_has(p->keep_callback_params, 0, name.data,
+                                    name.len))
+        {
+            return NGX_OK;
+        }
+
         if (p->keep_callback_params == NULL) {
             p->keep_callback_params = ngx_array_create(cf->pool, 1,
                                                        sizeof(ngx_str_t));
@@ -1807,42 +2000,28 @@ ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             }
         }
 
-        s = p->keep_callback_params->elts;
-
-        for (i = 0; i < p->keep_callback_params->nelts; i++) {
-            if (s[i].len == name.len
-                && ngx_strncmp(s[i].data, name.data, name.len) == 0)
-            {
-                break;
-            }
+        s = ngx_array_push(p->keep_callback_params);
+        if (s == NULL) {
+            return NGX_ERROR;
         }
 
-        if (i == p->keep_callback_params->nelts) {
-            s = ngx_array_push(p->keep_callback_params);
-            if (s == NULL) {
-                return NGX_ERROR;
-            }
-
-            *s = name;
-        }
+        *s = name;
     }
 
     return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
-{
-    ngx_str_t                     *u;
-    ngx_uint_t                     i;
-    const char                    *why, *what;
-    ngx_http_oauth_conn_param_t   *cp;
+/* what neither the block nor the preset gave */
 
+static void
+ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p)
+{
     ngx_conf_init_uint_value(p->kind, NGX_OAUTH_KIND_OAUTH2);
     ngx_conf_init_value(p->pkce, 1);
     ngx_conf_init_value(p->refresh, 1);
     ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
+    ngx_conf_init_ptr_value(p->keep_callback_params, NULL);
 
     if (p->display_name.data == NULL) {
         p->display_name = p->name;
@@ -1856,26 +2035,45 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         ngx_str_set(&p->token_header, "Authorization");
     }
 
-    if (!p->token_prefix_set) {
-        if (p->kind == NGX_OAUTH_KIND_BASIC) {
-            ngx_str_set(&p->token_prefix, "Basic ");
-
-        } else if (p->kind == NGX_OAUTH_KIND_OAUTH2
-                   || (p->kind == NGX_OAUTH_KIND_API_KEY
-                       && p->token_header.len == sizeof("Authorization") - 1
-                       && ngx_strncasecmp(p->token_header.data,
-                                          (u_char *) "Authorization",
-                                          p->token_header.len)
-                          == 0))
-        {
-            /* an API key in Authorization is a bearer credential */
-
-            ngx_str_set(&p->token_prefix, "Bearer ");
-
-        } else {
-            ngx_str_set(&p->token_prefix, "");
-        }
+    if (p->token_prefix_set) {
+        return;
     }
+
+    if (p->kind == NGX_OAUTH_KIND_BASIC) {
+        ngx_str_set(&p->token_prefix, "Basic ");
+
+    } else if (p->kind == NGX_OAUTH_KIND_OAUTH2
+               || (p->kind == NGX_OAUTH_KIND_API_KEY
+                   && p->token_header.len == sizeof("Authorization") - 1
+                   && ngx_strncasecmp(p->token_header.data,
+                                      (u_char *) "Authorization",
+                                      p->token_header.len)
+                      == 0))
+    {
+        /* an API key in Authorization is a bearer credential */
+
+        ngx_str_set(&p->token_prefix, "Bearer ");
+
+    } else {
+        ngx_str_set(&p->token_prefix, "");
+    }
+}
+
+
+/*
+ * The whole provider, block and preset together.  Every endpoint was
+ * checked by its directive's setter; the {NAME} placeholders need the
+ * connection and kept params, which are known only now.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    ngx_uint_t                    i;
+    const char                   *what;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    ngx_http_oauth_provider_defaults(p);
 
     ngx_http_oauth_pairs_off(p->authorization_params);
     ngx_http_oauth_pairs_off(p->token_params);
@@ -1919,45 +2117,6 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
 
         if (p->client_secret.data == NULL) {
             ngx_str_set(&p->client_secret, "");
-        }
-    }
-
-    /*
-     * Every endpoint must be https://, or http:// to loopback; templates
-     * are checked with their {NAME} placeholders in place.
-     */
-
-    for (i = 0; i < 8; i++) {
-        u = (i == 0) ? &p->redirect_uri
-            : (i == 1) ? &p->authorization_url
-            : (i == 2) ? &p->token_url
-            : (i == 3) ? &p->revocation_url
-            : (i == 4) ? &p->userinfo_url
-            : (i == 5) ? &p->api_base_url
-            : (i == 6) ? &p->exchange_url
-            : &p->refresh_url;
-
-        if (u->data == NULL) {
-            continue;
-        }
-
-        if (ngx_oauth_url_check_endpoint(u->data, u->len,
-                                         i ? NGX_OAUTH_URL_TEMPLATE : 0,
-                                         &why)
-            != NGX_OAUTH_OK)
-        {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "oauth_provider \"%V\" in %s:%ui: \"%s\" \"%V\" "
-                          "%s", &p->name, p->file, p->line,
-                          i == 0 ? "redirect_uri"
-                          : i == 1 ? "authorization_url"
-                          : i == 2 ? "token_url"
-                          : i == 3 ? "revocation_url"
-                          : i == 4 ? "userinfo_url"
-                          : i == 5 ? "api_base_url"
-                          : i == 6 ? "exchange_url" : "refresh_url",
-                          u, why);
-            return NGX_ERROR;
         }
     }
 

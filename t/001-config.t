@@ -83,7 +83,10 @@ write_key_file('catalog-bad.json', '{"acme": ');
 # presets are as strict as the block: a value the module does not know fails
 for my $bad (['kind', '"kind": "oauth3"'],
              ['auth', '"token_auth": "form"'],
-             ['pattern', '"connection_params": [{"name": "shop", "pattern": "^([a-z$"}]'])
+             ['pattern', '"connection_params": [{"name": "shop", "pattern": "^([a-z$"}]'],
+             ['type', '"pkce": "yes"'],
+             ['header', '"token_header": {"name": "X Key", "prefix": ""}'],
+             ['http', '"userinfo_url": "http://login.acme.example/me"'])
 {
     write_key_file("catalog-$bad->[0].json", <<"_EOJ_");
 {
@@ -881,7 +884,7 @@ _EOC_
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid value "yes" in "pkce" of oauth_provider "gh"$::At/
+qr/\[emerg\] .*invalid value "yes" in "pkce" directive, it must be "on" or "off"$::At/
 
 
 
@@ -1224,7 +1227,7 @@ _EOC_
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*preset "acme" of oauth_provider "acme" in \S+\/nginx\.conf:\d+: invalid value "oauth3" in "kind"$/
+qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-kind\.json": preset "acme": "kind" must be "oauth2", "api_key", "basic" or "header"$/
 
 
 
@@ -1245,7 +1248,7 @@ _EOC_
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*preset "acme" of oauth_provider "acme" in \S+\/nginx\.conf:\d+: invalid value "form" in "token_auth"$/
+qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-auth\.json": preset "acme": "token_auth" must be "basic" or "post"$/
 
 
 
@@ -1266,7 +1269,7 @@ _EOC_
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid pattern "\^\(\[a-z\$" of "connection_param" "shop" in oauth_provider "acme" in \S+\/nginx\.conf:\d+: /
+qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-pattern\.json": preset "acme": "connection_params" must be an array of [^\n]* a pattern that compiles$/
 
 
 
@@ -1287,3 +1290,94 @@ _EOC_
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"\S+secret-open" must not be accessible to others \(mode 0600 or 0640\)$::At/
+
+
+
+=== TEST 64: a catalog preset with a value of the wrong type names the preset and the key
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-type.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-type\.json": preset "acme": "pkce" must be true or false$/
+
+
+
+=== TEST 65: a preset's value goes through the block's setter: a header name the block refuses
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-header.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid value "X Key" in "token_header" of oauth_provider "acme"$::At while setting "token_header" of preset "acme"$/
+
+
+
+=== TEST 66: a preset's endpoint is checked as the block's, naming the preset and the key
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider_catalog  $TEST_NGINX_OAUTH_DIR/catalog-http.json;
+
+    oauth_provider acme {
+        preset        acme;
+        client_id     acme-client;
+        redirect_uri  https://app.example/callback;
+    }
+_EOC_
+--- config
+    location = /t {
+        return 204;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid "userinfo_url" "http:\/\/login\.acme\.example\/me" in oauth_provider "acme": http:\/\/ is only allowed with a loopback host$::At while setting "userinfo_url" of preset "acme"$/
+
+
+
+=== TEST 67: connection_param strip_suffix= in the block, as presets have it
+--- http_config eval
+$::Store . <<'_EOC_'
+    oauth_provider shop {
+        client_id          c;
+        redirect_uri       https://app.example/callback;
+        authorization_url  "https://{shop}.myshopify.example/admin/oauth/authorize";
+        token_url          "https://{shop}.myshopify.example/admin/oauth/access_token";
+        account_id         callback:shop;
+        connection_param   shop required "pattern=^[a-z0-9][a-z0-9-]{0,62}$" strip_suffix=.myshopify.example;
+    }
+_EOC_
+--- config eval
+$::Locations
+--- init
+package main;
+my $f = start_flow(uri => '/connect/shop?shop=acme.myshopify.example', owner => 'alice');
+like($f->{location}, qr{^https://acme\.myshopify\.example/admin/oauth/authorize\?},
+     'the suffix is dropped before the pattern and the template');
+$f = start_flow(uri => '/connect/shop?shop=acme', owner => 'alice');
+like($f->{location}, qr{^https://acme\.myshopify\.example/admin/oauth/authorize\?},
+     'a value without the suffix is taken as it is');
+--- request
+GET /t
+--- error_code: 404
