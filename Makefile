@@ -14,7 +14,8 @@
 #   make fuzz       libFuzzer targets, each run briefly
 #   make test-e2e   a real browser against a real authorization server
 #   make valgrind   the Test::Nginx suites under valgrind (slow)
-#   make bench      oauth_token against a static header, Lua and a sidecar
+#   make bench      oauth_token against a static header, Lua and a sidecar,
+#                   then the fleet mode (make bench-fleet: that alone)
 #   make faults     reload, upgrade, kills, full store, crash: what was lost
 #   make lint       style checks
 
@@ -55,7 +56,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(abspath $(MODULE)) $(wildcard $(ECHO_SO))
 export NGX_OAUTH_CLI ?= $(abspath $(CLI))
 export NGX_OAUTH_FIXTURE ?= $(abspath $(FIXTURE))
 
-.PHONY: faults bench all module cli fixture deps check-deps unit test \
+.PHONY: faults bench bench-fleet all module cli fixture deps check-deps unit test \
         test-nginx test-nginx-real fuzz fuzz-run run test-e2e valgrind lint \
         clean deb test-deb
 
@@ -203,6 +204,12 @@ valgrind: all $(FIXTURE)
 bench: all $(FIXTURE)
 	@sh .ci/deps.sh bench
 	sh bench/run.sh
+	sh bench/fleet.sh
+
+# the fleet mode alone (oauth_shared_store against a single node)
+bench-fleet: all $(FIXTURE)
+	@sh .ci/deps.sh bench
+	sh bench/fleet.sh
 
 faults: all
 	sh bench/faults.sh
