@@ -1008,6 +1008,7 @@ qr/\[emerg\] .*"oauth_state_ttl" directive is not allowed here$::At/
 
 
 === TEST 55: presets load: github with its scope and endpoints; shopify with its required shop
+--- log_level: info
 --- http_config eval
 $::Store . <<'_EOC_'
     oauth_provider github {

@@ -385,3 +385,237 @@ X-Owner: u1
 --- response_body_like: "error":"unknown_provider"
 --- error_log eval
 qr/\[error\] .*oauth: "oauth_token" gave the provider name "gogle", which no oauth_provider block has/
+
+
+
+=== TEST 15: issue 9: an error log at debug level where oauth_token is used is said (nginx logs the injected header there)
+--- log_level: info
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+
+    location /api/ {
+        error_log logs/oauth-debug.log debug;
+        oauth_token demo;
+        return 204;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- error_log eval
+qr/\[warn\] .*the error log "\S+\/logs\/oauth-debug\.log" is at debug level where "oauth_token" is used in \S+\/nginx\.conf:\d+: nginx's own debug lines record the Authorization header/
+--- no_error_log eval
+qr/\[warn\] .*the error log "\S+\/error\.log" is at debug level/
+
+
+
+=== TEST 16: issue 9: the same location with its error log at info: nothing said
+--- log_level: info
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+
+    location /api/ {
+        error_log logs/oauth-info.log info;
+        oauth_token demo;
+        return 204;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- no_error_log
+is at debug level
+
+
+
+=== TEST 17: issue 9: "mirror" in an oauth_token location is said (the mirror gets the token too)
+--- log_level: info
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+
+    location /api/ {
+        oauth_token demo;
+        mirror /shadow;
+        return 204;
+    }
+
+    location = /shadow {
+        internal;
+        return 204;
+    }
+
+    location /plain/ {
+        mirror /shadow;
+        return 204;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- error_log eval
+qr/\[warn\] .*"mirror" in a location with "oauth_token" in \S+\/nginx\.conf:\d+ sends the injected token to the mirror's upstream too/
+--- no_error_log eval
+qr/"mirror" .*nginx\.conf:(?!\d+ sends)/
+
+
+
+=== TEST 18: issue 9: "proxy_cache" reaching an oauth_token location, even from the server, is said (T40)
+--- log_level: info
+--- http_config
+    #STORE
+    proxy_cache_path $TEST_NGINX_OAUTH_DIR/cache-064 keys_zone=c064:1m;
+--- config
+    oauth_owner $http_x_owner;
+    proxy_cache c064;
+
+    location = /oauth/callback {
+        proxy_cache off;
+        oauth_callback;
+    }
+
+    location /api/ {
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/up/;
+    }
+
+    location /up/ {
+        return 204;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- error_log eval
+qr/\[warn\] .*"proxy_cache" in a location with "oauth_token" in \S+\/nginx\.conf:\d+ serves one owner's answer to others unless "proxy_cache_key" includes the owner/
+
+
+
+=== TEST 19: issue 9: "proxy_cache off" in the oauth_token location: nothing said
+--- log_level: info
+--- http_config
+    #STORE
+    proxy_cache_path $TEST_NGINX_OAUTH_DIR/cache-064b keys_zone=c064b:1m;
+--- config
+    oauth_owner $http_x_owner;
+    proxy_cache c064b;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+
+    location /api/ {
+        proxy_cache off;
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/up/;
+    }
+
+    location /up/ {
+        return 204;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- no_error_log
+"proxy_cache" in a location
+
+
+
+=== TEST 20: issue 9: keep_token_field naming the refresh token is refused
+--- http_config
+    #STORE
+    oauth_provider leaky {
+        client_id          c;
+        redirect_uri       http://127.0.0.1/oauth/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://auth.example/token;
+        account_id         id;
+        keep_token_field   refresh_token as rt;
+    }
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "leaky" in \S+\/nginx\.conf:\d+: "keep_token_field" names "refresh_token", a credential of the token response/
+
+
+
+=== TEST 21: issue 9: a nested access token (Slack's authed_user.access_token) as a kept field is refused too
+--- http_config
+    #STORE
+    oauth_provider leaky {
+        client_id          c;
+        redirect_uri       http://127.0.0.1/oauth/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://auth.example/token;
+        account_id         id;
+        keep_token_field   authed_user.access_token as user_token;
+    }
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "leaky" in \S+\/nginx\.conf:\d+: "keep_token_field" names "authed_user\.access_token", a credential/
+
+
+
+=== TEST 22: issue 9: account_id naming the id token, even as a fallback, is refused
+--- http_config
+    #STORE
+    oauth_provider leaky {
+        client_id          c;
+        redirect_uri       http://127.0.0.1/oauth/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://auth.example/token;
+        account_id         sub|id_token;
+    }
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "leaky" in \S+\/nginx\.conf:\d+: "account_id" names "id_token", a credential of the token response/
+
+
+
+=== TEST 23: issue 9: a field whose name only contains a secret's (access_token_expires_in, callback:access_token) loads
+--- http_config
+    #STORE
+    oauth_provider fine {
+        client_id          c;
+        redirect_uri       http://127.0.0.1/oauth/callback;
+        authorization_url  https://auth.example/authorize;
+        token_url          https://auth.example/token;
+        account_id         user.id|callback:access_token;
+        keep_token_field   access_token_expires_in as ate;
+        keep_token_field   refresh_token_id;
+    }
+--- config
+    oauth_owner $http_x_owner;
+
+    location = /oauth/callback {
+        oauth_callback;
+    }
+--- request
+GET /oauth/callback
+--- error_code: 400
+--- no_error_log
+[emerg]
