@@ -122,6 +122,8 @@ static ngx_int_t ngx_http_oauth_preset_conn_params(ngx_conf_t *cf,
     ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
 static ngx_uint_t ngx_http_oauth_list_has(ngx_array_t *list, size_t off,
     u_char *name, size_t len);
+static void *ngx_http_oauth_provider_push(ngx_conf_t *cf, ngx_array_t **list,
+    size_t size);
 
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
@@ -827,15 +829,8 @@ ngx_http_oauth_provider_keep_field(ngx_conf_t *cf, ngx_command_t *cmd,
         return ngx_http_oauth_provider_invalid(cf, 2);
     }
 
-    if (p->keep_token_fields == NULL) {
-        p->keep_token_fields = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_keep_field_t));
-        if (p->keep_token_fields == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    kf = ngx_array_push(p->keep_token_fields);
+    kf = ngx_http_oauth_provider_push(cf, &p->keep_token_fields,
+                                      sizeof(ngx_http_oauth_keep_field_t));
     if (kf == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -867,15 +862,8 @@ ngx_http_oauth_provider_conn_param(ngx_conf_t *cf, ngx_command_t *cmd,
                                      "of oauth_provider \"%V\"");
     }
 
-    if (p->connection_params == NULL) {
-        p->connection_params = ngx_array_create(cf->pool, 2,
-                                        sizeof(ngx_http_oauth_conn_param_t));
-        if (p->connection_params == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    cp = ngx_array_push(p->connection_params);
+    cp = ngx_http_oauth_provider_push(cf, &p->connection_params,
+                                      sizeof(ngx_http_oauth_conn_param_t));
     if (cp == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1514,6 +1502,22 @@ ngx_http_oauth_list_has(ngx_array_t *list, size_t off, u_char *name,
 }
 
 
+/* an element more in one of the provider's lists, created at need */
+
+static void *
+ngx_http_oauth_provider_push(ngx_conf_t *cf, ngx_array_t **list, size_t size)
+{
+    if (*list == NULL || *list == NGX_CONF_UNSET_PTR) {
+        *list = ngx_array_create(cf->pool, 2, size);
+        if (*list == NULL) {
+            return NULL;
+        }
+    }
+
+    return ngx_array_push(*list);
+}
+
+
 /*
  * What the preset asks of the block, before its values come in: the
  * lines the operator must write ("requires": "user_agent" for Reddit,
@@ -1784,9 +1788,7 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 {
     u_char                       *c, *end, *name, *host, *host_end;
     size_t                        len;
-    ngx_str_t                    *kcp;
     ngx_uint_t                    i, found, conn, in_host, fixed;
-    ngx_http_oauth_keep_field_t  *kf;
     ngx_http_oauth_conn_param_t  *cp;
 
     end = url->data + url->len;
@@ -1845,23 +1847,14 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
         conn = found;
 
-        if (scope >= NGX_HTTP_OAUTH_PH_CALLBACK && p->keep_callback_params) {
-            kcp = p->keep_callback_params->elts;
-
-            for (i = 0; !found && i < p->keep_callback_params->nelts; i++) {
-                found = (kcp[i].len == len
-                         && ngx_strncmp(kcp[i].data, name, len) == 0);
-            }
-        }
-
-        if (scope >= NGX_HTTP_OAUTH_PH_STORED && p->keep_token_fields) {
-            kf = p->keep_token_fields->elts;
-
-            for (i = 0; !found && i < p->keep_token_fields->nelts; i++) {
-                found = (kf[i].as.len == len
-                         && ngx_strncmp(kf[i].as.data, name, len) == 0);
-            }
-        }
+        found = found
+                || (scope >= NGX_HTTP_OAUTH_PH_CALLBACK
+                    && ngx_http_oauth_list_has(p->keep_callback_params, 0,
+                                               name, len))
+                || (scope >= NGX_HTTP_OAUTH_PH_STORED
+                    && ngx_http_oauth_list_has(p->keep_token_fields,
+                           offsetof(ngx_http_oauth_keep_field_t, as),
+                           name, len));
 
         if (found && !conn && in_host) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -1992,15 +1985,8 @@ ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             return NGX_OK;
         }
 
-        if (p->keep_callback_params == NULL) {
-            p->keep_callback_params = ngx_array_create(cf->pool, 1,
-                                                       sizeof(ngx_str_t));
-            if (p->keep_callback_params == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        s = ngx_array_push(p->keep_callback_params);
+        s = ngx_http_oauth_provider_push(cf, &p->keep_callback_params,
+                                         sizeof(ngx_str_t));
         if (s == NULL) {
             return NGX_ERROR;
         }
