@@ -105,6 +105,10 @@ static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
     char *state, char *value, time_t ttl);
 static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_cb_take(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *state, ngx_int_t *rc);
+static ngx_int_t ngx_http_oauth_cb_bad_state(ngx_http_request_t *r);
 static void ngx_http_oauth_cb_cleanup(void *data);
 static ngx_uint_t ngx_http_oauth_cb_path_ok(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
@@ -122,6 +126,8 @@ static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_exchange_long(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
+static void ngx_http_oauth_userinfo_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
@@ -549,37 +555,12 @@ ngx_http_oauth_wants_json(ngx_http_request_t *r)
 {
     ngx_table_elt_t  *h;
 
-#if (nginx_version >= 1023000)
+    /* the first Accept header, as ngx_http_oauth_wants_html() reads it */
+
+#if (NGX_HTTP_HEADERS)
     h = r->headers_in.accept;
 #else
     h = NULL;
-    {
-        ngx_uint_t        i;
-        ngx_list_part_t  *part;
-        ngx_table_elt_t  *e;
-
-        part = &r->headers_in.headers.part;
-        e = part->elts;
-
-        for (i = 0; h == NULL; i++) {
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                e = part->elts;
-                i = 0;
-            }
-
-            if (e[i].key.len == 6
-                && ngx_strncasecmp(e[i].key.data, (u_char *) "Accept", 6)
-                   == 0)
-            {
-                h = &e[i];
-            }
-        }
-    }
 #endif
 
     return h != NULL
@@ -1048,7 +1029,7 @@ ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
  * harmless ("?..." becomes "?...").
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_oauth_callback_redact(ngx_http_request_t *r)
 {
     if (r->args.len && r->request_line.len) {
@@ -1085,6 +1066,25 @@ ngx_http_oauth_callback_redact(ngx_http_request_t *r)
 }
 
 
+/* rewrite phase: hides the callback's code before limit_req can log it */
+
+ngx_int_t
+ngx_http_oauth_callback_redact_handler(ngx_http_request_t *r)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_oauth_callback_handler
+        && ngx_http_oauth_callback_redact(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 ngx_int_t
 ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 {
@@ -1112,7 +1112,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     rc = ngx_http_oauth_arg(r, "state", sbuf, sizeof(sbuf), &state);
 
     if (rc != NGX_OK || state.len != NGX_OAUTH_STATE_LEN) {
-        goto bad_state;
+        return ngx_http_oauth_cb_bad_state(r);
     }
 
     ctx = ngx_http_oauth_cb_create(r, omcf);
@@ -1150,61 +1150,16 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "available");
     }
 
-    /* several nodes: the flow comes from PostgreSQL, used once there */
+    switch (ngx_http_oauth_cb_take(r, ctx, &state, &rc)) {
 
-    rc = ngx_http_oauth_shared_flow_take(r, state.data, state.len);
+    case NGX_OK:
+        break;
 
-    if (rc == NGX_AGAIN) {
-        return NGX_DONE;
-    }
+    case NGX_DECLINED:
+        return ngx_http_oauth_cb_bad_state(r);
 
-    if (rc == NGX_BUSY) {
-        return ngx_http_oauth_shared_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* single use: the flow is read and deleted in one transaction */
-
-    rc = ngx_oauth_store_flow_take(omcf->store, (char *) state.data,
-                                   state.len, &ctx->flow);
-
-    if (rc == NGX_OAUTH_NOT_FOUND) {
-        goto bad_state;
-    }
-
-    if (rc != NGX_OAUTH_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: cannot read flow: %s (%s)",
-                      ngx_oauth_strerror(rc),
-                      ngx_oauth_store_error(omcf->store));
-        return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "store_error",
-                                         "the flow could not be read");
-    }
-
-    /*
-     * Mix-up defence (RFC 9700 section 4.4): a flow completes only at the
-     * path of its own provider's redirect_uri.  Elsewhere it is put back
-     * unspent, so that the right callback still works.
-     */
-
-    if (!ngx_http_oauth_cb_path_ok(r, ctx)) {
-        rc = ngx_oauth_store_flow_put(omcf->store, (char *) state.data,
-                                      state.len, &ctx->flow);
-
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "oauth: a flow of provider \"%V\" came back at "
-                      "another callback path%s",
-                      &ctx->flow.provider,
-                      rc == NGX_OAUTH_OK ? "" : "; it could not be kept");
-
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "wrong_callback",
-                                         "this is not the callback of the "
-                                         "flow's provider");
+    default: /* NGX_DONE */
+        return rc;
     }
 
     if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
@@ -1228,17 +1183,102 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     r->main->count++;
 
     return NGX_DONE;
+}
 
-bad_state:
 
+/*
+ * The flow of state, taken for good (PostgreSQL for several nodes, the
+ * store otherwise) and only at its own provider's callback path.
+ * NGX_OK to go on, NGX_DECLINED for an unknown or used state; NGX_DONE
+ * when the handler returns *rc.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_take(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *state, ngx_int_t *rc)
+{
+    ngx_int_t                    n;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ctx->omcf;
+
+    /* several nodes: the flow comes from PostgreSQL, used once there */
+
+    n = ngx_http_oauth_shared_flow_take(r, state->data, state->len);
+
+    if (n == NGX_AGAIN) {
+        *rc = NGX_DONE;
+        return NGX_DONE;
+    }
+
+    if (n == NGX_BUSY) {
+        *rc = ngx_http_oauth_shared_unavailable(r);
+        return NGX_DONE;
+    }
+
+    if (n == NGX_ERROR) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    /* single use: the flow is read and deleted in one transaction */
+
+    n = ngx_oauth_store_flow_take(omcf->store, (char *) state->data,
+                                  state->len, &ctx->flow);
+
+    if (n == NGX_OAUTH_NOT_FOUND) {
+        return NGX_DECLINED;
+    }
+
+    if (n != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: cannot read flow: %s (%s)",
+                      ngx_oauth_strerror(n),
+                      ngx_oauth_store_error(omcf->store));
+        *rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "store_error",
+                                        "the flow could not be read");
+        return NGX_DONE;
+    }
+
+    /*
+     * Mix-up defence (RFC 9700 section 4.4): a flow completes only at the
+     * path of its own provider's redirect_uri.  Elsewhere it is put back
+     * unspent, so that the right callback still works.
+     */
+
+    if (!ngx_http_oauth_cb_path_ok(r, ctx)) {
+        n = ngx_oauth_store_flow_put(omcf->store, (char *) state->data,
+                                     state->len, &ctx->flow);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth: a flow of provider \"%V\" came back at "
+                      "another callback path%s",
+                      &ctx->flow.provider,
+                      n == NGX_OAUTH_OK ? "" : "; it could not be kept");
+
+        *rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "wrong_callback",
+                                        "this is not the callback of the "
+                                        "flow's provider");
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Back, reload or a double click on "Approve": the flow is spent and its
+ * return_to unknown, so a person gets a page, a script JSON.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_bad_state(ngx_http_request_t *r)
+{
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: callback with a missing, repeated, unknown or "
                   "used state");
-
-    /*
-     * Back, reload or a double click on "Approve": the flow is spent and
-     * its return_to unknown, so a person gets a page, a script JSON.
-     */
 
     if (ngx_http_oauth_wants_html(r)) {
         return ngx_http_oauth_send_page(r, NGX_HTTP_BAD_REQUEST,
@@ -1757,11 +1797,9 @@ static void
 ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
 {
     int                         rc;
-    ngx_str_t                   account, credential;
+    ngx_str_t                   account;
     const char                 *err;
-    ngx_oauth_buf_t             auth = ngx_oauth_buf_init;
     ngx_http_request_t         *r;
-    ngx_http_oauth_fetch_t     *u;
     ngx_http_oauth_cb_ctx_t    *ctx;
     ngx_http_oauth_provider_t  *p;
 
@@ -1824,10 +1862,27 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    /*
-     * the account comes from the provider's userinfo endpoint, asked with
-     * the token the way the provider's API wants it
-     */
+    ngx_http_oauth_userinfo_start(r, ctx);
+}
+
+
+/*
+ * The account comes from the provider's userinfo endpoint, asked with the
+ * token the way the provider's API wants it; its answer goes on in
+ * userinfo_done.
+ */
+
+static void
+ngx_http_oauth_userinfo_start(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   credential;
+    ngx_oauth_buf_t             auth = ngx_oauth_buf_init;
+    ngx_http_oauth_fetch_t     *u;
+    ngx_http_oauth_provider_t  *p;
+
+    p = ctx->provider;
 
     ngx_oauth_buf_add(&auth, p->token_prefix.data, p->token_prefix.len);
     ngx_oauth_buf_add(&auth, ctx->token.access_token.data,

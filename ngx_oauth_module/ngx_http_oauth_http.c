@@ -13,6 +13,7 @@
 
 #include "ngx_oauth_url.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_socket.h"
 
 
 /*
@@ -71,6 +72,16 @@ typedef struct {
 } ngx_http_oauth_http_option_t;
 
 
+typedef struct {
+    CURLoption                  option;
+    void                       *value;
+} ngx_http_oauth_http_pointer_t;
+
+
+static ngx_int_t ngx_http_oauth_http_curl_check(ngx_cycle_t *cycle,
+    ngx_http_oauth_http_t *h);
+static CURLM *ngx_http_oauth_http_multi(ngx_cycle_t *cycle,
+    ngx_http_oauth_http_t *h);
 static void ngx_http_oauth_fetch_cleanup(void *data);
 static void ngx_http_oauth_fetch_reset(ngx_http_oauth_fetch_ctx_t *ctx);
 static void ngx_http_oauth_fetch_stop(ngx_http_oauth_fetch_ctx_t *ctx);
@@ -84,6 +95,8 @@ static ngx_uint_t ngx_http_oauth_http_address_public(struct sockaddr *sa);
 static curl_socket_t ngx_http_oauth_http_open_socket(void *data,
     curlsocktype purpose, struct curl_sockaddr *address);
 static ngx_int_t ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx);
+static CURLcode ngx_http_oauth_fetch_set_objects(
+    ngx_http_oauth_fetch_ctx_t *ctx, ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_fetch_set_auth(
     ngx_http_oauth_fetch_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_fetch_set_headers(
@@ -324,17 +337,57 @@ ngx_int_t
 ngx_http_oauth_http_init_process(ngx_cycle_t *cycle, ngx_msec_t timeout,
     ngx_str_t *cafile)
 {
-    CURLM                   *multi;
-    CURLcode                 code;
-    CURLMcode                mcode;
-    curl_version_info_data  *info;
-    ngx_http_oauth_http_t   *h;
+    ngx_http_oauth_http_t  *h;
 
     h = &ngx_http_oauth_http;
 
     if (h->multi != NULL) {
         return NGX_OK;
     }
+
+    if (ngx_http_oauth_http_curl_check(cycle, h) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    h->timeout = (timeout == 0 || timeout == NGX_CONF_UNSET_MSEC)
+                 ? NGX_HTTP_OAUTH_HTTP_TIMEOUT : timeout;
+
+    h->cafile = NULL;
+
+    if (cafile != NULL && cafile->len) {
+        h->cafile = ngx_http_oauth_http_cstr(cycle->pool, cafile, cycle->log);
+        if (h->cafile == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_queue_init(&h->running);
+    h->connections = 0;
+
+    ngx_memzero(&h->dummy, sizeof(ngx_connection_t));
+    ngx_memzero(&h->timer, sizeof(ngx_event_t));
+
+    /* debug builds log the fd of ev->data when timers change */
+    h->dummy.fd = (ngx_socket_t) -1;
+
+    h->timer.data = &h->dummy;
+    h->timer.log = cycle->log;
+    h->timer.handler = ngx_http_oauth_http_timer_handler;
+    h->timer.cancelable = 1;
+
+    h->multi = ngx_http_oauth_http_multi(cycle, h);
+
+    return (h->multi != NULL) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* libcurl initialized once per process, and able to do what we rely on */
+
+static ngx_int_t
+ngx_http_oauth_http_curl_check(ngx_cycle_t *cycle, ngx_http_oauth_http_t *h)
+{
+    CURLcode                 code;
+    curl_version_info_data  *info;
 
     if (!h->global_init) {
         code = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -369,37 +422,23 @@ ngx_http_oauth_http_init_process(ngx_cycle_t *cycle, ngx_msec_t timeout,
                    "oauth http: libcurl %s, %s", info->version,
                    info->ssl_version ? info->ssl_version : "no ssl");
 
-    h->timeout = (timeout == 0 || timeout == NGX_CONF_UNSET_MSEC)
-                 ? NGX_HTTP_OAUTH_HTTP_TIMEOUT : timeout;
+    return NGX_OK;
+}
 
-    h->cafile = NULL;
 
-    if (cafile != NULL && cafile->len) {
-        h->cafile = ngx_http_oauth_http_cstr(cycle->pool, cafile, cycle->log);
-        if (h->cafile == NULL) {
-            return NGX_ERROR;
-        }
-    }
+/* the worker's multi handle, its sockets and timer given to nginx */
 
-    ngx_queue_init(&h->running);
-    h->connections = 0;
-
-    ngx_memzero(&h->dummy, sizeof(ngx_connection_t));
-    ngx_memzero(&h->timer, sizeof(ngx_event_t));
-
-    /* debug builds log the fd of ev->data when timers change */
-    h->dummy.fd = (ngx_socket_t) -1;
-
-    h->timer.data = &h->dummy;
-    h->timer.log = cycle->log;
-    h->timer.handler = ngx_http_oauth_http_timer_handler;
-    h->timer.cancelable = 1;
+static CURLM *
+ngx_http_oauth_http_multi(ngx_cycle_t *cycle, ngx_http_oauth_http_t *h)
+{
+    CURLM      *multi;
+    CURLMcode   mcode;
 
     multi = curl_multi_init();
     if (multi == NULL) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "oauth: curl_multi_init() failed");
-        return NGX_ERROR;
+        return NULL;
     }
 
     mcode = curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION,
@@ -426,13 +465,9 @@ ngx_http_oauth_http_init_process(ngx_cycle_t *cycle, ngx_msec_t timeout,
 
     mcode = curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                               (long) NGX_HTTP_OAUTH_HTTP_MAX_IDLE);
-    if (mcode != CURLM_OK) {
-        goto failed;
+    if (mcode == CURLM_OK) {
+        return multi;
     }
-
-    h->multi = multi;
-
-    return NGX_OK;
 
 failed:
 
@@ -442,7 +477,7 @@ failed:
 
     (void) curl_multi_cleanup(multi);
 
-    return NGX_ERROR;
+    return NULL;
 }
 
 
@@ -855,6 +890,11 @@ ngx_http_oauth_http_open_socket(void *data, curlsocktype purpose,
 }
 
 
+/*
+ * The transfer's options: the fixed policy of the table above, the
+ * transfer's own objects and strings, then callbacks and numbers.
+ */
+
 static ngx_int_t
 ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
 {
@@ -878,48 +918,20 @@ ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
         }
     }
 
-    code = curl_easy_setopt(easy, CURLOPT_PRIVATE, ctx);
+    code = ngx_http_oauth_fetch_set_objects(ctx, f);
     if (code != CURLE_OK) {
         goto failed;
     }
 
-    code = curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ctx->errbuf);
+    code = curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                            ngx_http_oauth_http_write);
     if (code != CURLE_OK) {
         goto failed;
     }
-
-    code = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https,http");
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    code = curl_easy_setopt(easy, CURLOPT_CURLU, ctx->url);
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    /* an empty proxy overrides http_proxy and friends in the environment */
-
-    code = curl_easy_setopt(easy, CURLOPT_PROXY, "");
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    code = curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    /* a host a user's value chose: checked at connect, after resolving */
 
     if (f->public_only) {
         code = curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
                                 ngx_http_oauth_http_open_socket);
-        if (code != CURLE_OK) {
-            goto failed;
-        }
-
-        code = curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ctx);
         if (code != CURLE_OK) {
             goto failed;
         }
@@ -941,68 +953,17 @@ ngx_http_oauth_fetch_setopt(ngx_http_oauth_fetch_ctx_t *ctx)
         goto failed;
     }
 
-    code = curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
-                            ngx_http_oauth_http_write);
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    code = curl_easy_setopt(easy, CURLOPT_WRITEDATA, ctx);
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    /* some providers want their own (Reddit: a unique one per client) */
-
-    code = curl_easy_setopt(easy, CURLOPT_USERAGENT,
-                            f->user_agent.len ? (char *) f->user_agent.data
-                                              : "ngx_oauth_module");
-    if (code != CURLE_OK) {
-        goto failed;
-    }
-
-    if (ngx_http_oauth_http.cafile != NULL) {
-        code = curl_easy_setopt(easy, CURLOPT_CAINFO,
-                                ngx_http_oauth_http.cafile);
-        if (code != CURLE_OK) {
-            goto failed;
-        }
-    }
-
     if (f->body.len || f->post) {
-
-        /* not copied by curl: the body lives in the fetch's pool */
-
-        code = curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
-                                f->body.len ? (char *) f->body.data : "");
-        if (code != CURLE_OK) {
-            goto failed;
-        }
-
         code = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                                 (curl_off_t) f->body.len);
-        if (code != CURLE_OK) {
-            goto failed;
-        }
 
     } else {
         code = curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-        if (code != CURLE_OK) {
-            goto failed;
-        }
     }
 
-    /* a revocation that is not RFC 7009 (GitHub: DELETE of the grant) */
-
-    if (f->method.len) {
-        code = curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
-                                (char *) f->method.data);
-        if (code != CURLE_OK) {
-            goto failed;
-        }
+    if (code == CURLE_OK) {
+        return NGX_OK;
     }
-
-    return NGX_OK;
 
 failed:
 
@@ -1011,6 +972,63 @@ failed:
                   curl_easy_strerror(code));
 
     return NGX_ERROR;
+}
+
+
+/* a NULL value is not set: curl's default stays */
+
+static CURLcode
+ngx_http_oauth_fetch_set_objects(ngx_http_oauth_fetch_ctx_t *ctx,
+    ngx_http_oauth_fetch_t *f)
+{
+    CURLcode    code;
+    ngx_uint_t  i;
+
+    ngx_http_oauth_http_pointer_t  ptr[] = {
+
+        { CURLOPT_PRIVATE, ctx },
+        { CURLOPT_ERRORBUFFER, ctx->errbuf },
+        { CURLOPT_PROTOCOLS_STR, "https,http" },
+        { CURLOPT_CURLU, ctx->url },
+
+        /* an empty proxy overrides the environment's http_proxy & co. */
+        { CURLOPT_PROXY, "" },
+        { CURLOPT_NOPROXY, "*" },
+
+        /* a host a user's value chose: checked at connect, after resolving */
+        { CURLOPT_OPENSOCKETDATA, f->public_only ? ctx : NULL },
+
+        { CURLOPT_WRITEDATA, ctx },
+
+        /* some providers want their own (Reddit: a unique one per client) */
+        { CURLOPT_USERAGENT, f->user_agent.len ? (char *) f->user_agent.data
+                                               : "ngx_oauth_module" },
+
+        { CURLOPT_CAINFO, ngx_http_oauth_http.cafile },
+
+        /* not copied by curl: the body lives in the fetch's pool */
+        { CURLOPT_POSTFIELDS, f->body.len ? (char *) f->body.data
+                              : f->post ? "" : NULL },
+
+        /* a revocation that is not RFC 7009 (GitHub: DELETE of the grant) */
+        { CURLOPT_CUSTOMREQUEST, f->method.len ? (char *) f->method.data
+                                               : NULL }
+    };
+
+    for (i = 0; i < sizeof(ptr) / sizeof(ngx_http_oauth_http_pointer_t);
+         i++)
+    {
+        if (ptr[i].value == NULL) {
+            continue;
+        }
+
+        code = curl_easy_setopt(ctx->easy, ptr[i].option, ptr[i].value);
+        if (code != CURLE_OK) {
+            return code;
+        }
+    }
+
+    return CURLE_OK;
 }
 
 
@@ -1338,7 +1356,6 @@ ngx_http_oauth_http_socket(CURL *easy, curl_socket_t s, int what,
     ngx_http_oauth_http_t *h = userp;
 
     CURLMcode          mcode;
-    ngx_event_t       *rev, *wev;
     ngx_connection_t  *c;
 
     c = socketp;
@@ -1381,33 +1398,11 @@ ngx_http_oauth_http_socket(CURL *easy, curl_socket_t s, int what,
         }
     }
 
-    rev = c->read;
-    wev = c->write;
-
-    /* additions first: on epoll each change is then a single MOD */
-
-    if ((what & CURL_POLL_IN) && !rev->active) {
-        if (ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            return -1;
-        }
-    }
-
-    if ((what & CURL_POLL_OUT) && !wev->active) {
-        if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            return -1;
-        }
-    }
-
-    if (!(what & CURL_POLL_IN) && rev->active) {
-        if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
-    }
-
-    if (!(what & CURL_POLL_OUT) && wev->active) {
-        if (ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
+    if (ngx_http_oauth_socket_watch(c, what & CURL_POLL_IN,
+                                    what & CURL_POLL_OUT)
+        != NGX_OK)
+    {
+        return -1;
     }
 
     return 0;
@@ -1417,38 +1412,9 @@ ngx_http_oauth_http_socket(CURL *easy, curl_socket_t s, int what,
 static void
 ngx_http_oauth_http_release(ngx_connection_t *c)
 {
-    /*
-     * Not ngx_close_connection(): the descriptor is curl's.  It is still
-     * open here, so it is removed from the event set explicitly.
-     */
+    /* the descriptor is curl's: curl closes it itself */
 
-    if (c->read->active || c->write->active) {
-        if (ngx_del_conn) {
-            (void) ngx_del_conn(c, 0);
-
-        } else {
-            if (c->read->active) {
-                (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-            }
-
-            if (c->write->active) {
-                (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-            }
-        }
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-
-    /* makes events already returned by this epoll_wait() stale */
-    c->fd = (ngx_socket_t) -1;
+    ngx_http_oauth_socket_release(c);
 
     ngx_http_oauth_http.connections--;
 }

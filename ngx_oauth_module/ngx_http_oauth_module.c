@@ -316,7 +316,7 @@ ngx_http_oauth_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_oauth_redact_handler;
+    *h = ngx_http_oauth_callback_redact_handler;
 
     /*
      * The log phase handlers run in the order they were added, and the

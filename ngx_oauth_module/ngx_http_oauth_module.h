@@ -178,7 +178,9 @@ ngx_int_t ngx_http_oauth_metrics_handler(ngx_http_request_t *r);
 /* handlers (ngx_http_oauth_flow.c) */
 ngx_int_t ngx_http_oauth_start_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_callback_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
+
+/* rewrite phase: hides the callback's code before limit_req can log it */
+ngx_int_t ngx_http_oauth_callback_redact_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_OAUTH_MODULE_H_INCLUDED_ */

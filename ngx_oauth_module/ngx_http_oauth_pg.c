@@ -8,6 +8,7 @@
 #include <ngx_event.h>
 
 #include "ngx_http_oauth_pg.h"
+#include "ngx_http_oauth_socket.h"
 
 
 /*
@@ -370,37 +371,7 @@ ngx_http_oauth_pg_wrap(void)
 static ngx_int_t
 ngx_http_oauth_pg_want(ngx_uint_t rd, ngx_uint_t wr)
 {
-    ngx_event_t          *rev, *wev;
-    ngx_http_oauth_pg_t  *pg = &ngx_http_oauth_pg;
-
-    rev = pg->c->read;
-    wev = pg->c->write;
-
-    if (rd && !rev->active) {
-        if (ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (wr && !wev->active) {
-        if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (!rd && rev->active) {
-        if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (!wr && wev->active) {
-        if (ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_http_oauth_socket_watch(ngx_http_oauth_pg.c, rd, wr);
 }
 
 
@@ -418,35 +389,9 @@ ngx_http_oauth_pg_release(void)
 
     pg->c = NULL;
 
-    /* not ngx_close_connection(): the descriptor is libpq's to close */
+    /* the descriptor is libpq's to close */
 
-    if (c->read->active || c->write->active) {
-        if (ngx_del_conn) {
-            (void) ngx_del_conn(c, 0);
-
-        } else {
-            if (c->read->active) {
-                (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-            }
-
-            if (c->write->active) {
-                (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-            }
-        }
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-
-    /* makes events already returned by this epoll_wait() stale */
-    c->fd = (ngx_socket_t) -1;
+    ngx_http_oauth_socket_release(c);
 }
 
 

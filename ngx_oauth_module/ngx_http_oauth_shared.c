@@ -76,9 +76,33 @@ typedef struct {
 } ngx_http_oauth_shared_lease_t;
 
 
+/* the parts of postgresql://USER@HOST[:PORT]/DB */
+
+typedef struct {
+    ngx_str_t                    user;
+    ngx_str_t                    host;
+    ngx_str_t                    port;
+    ngx_str_t                    db;
+} ngx_http_oauth_shared_url_t;
+
+
+static ngx_int_t ngx_http_oauth_shared_parse_url(ngx_conf_t *cf,
+    ngx_str_t *url, ngx_http_oauth_shared_url_t *u);
+static ngx_int_t ngx_http_oauth_shared_conninfo(ngx_conf_t *cf,
+    ngx_http_oauth_shared_conf_t *sc, ngx_http_oauth_shared_url_t *u,
+    ngx_str_t *pw, ngx_str_t *sslmode);
 static void ngx_http_oauth_shared_quote(u_char **p, const char *key,
     u_char *value, size_t len);
 static void ngx_http_oauth_shared_up(void *data);
+static void ngx_http_oauth_shared_setup(const char *sql,
+    ngx_http_oauth_pg_done_pt done, void *data);
+static ngx_int_t ngx_http_oauth_shared_send(
+    ngx_http_oauth_shared_write_t *w);
+static void ngx_http_oauth_shared_key(ngx_http_oauth_refresh_t *rf,
+    const u_char **values, ssize_t *lens);
+static u_char *ngx_http_oauth_shared_holder(
+    ngx_http_oauth_shared_conf_t *sc, ngx_http_oauth_refresh_t *rf,
+    u_char *buf);
 static void ngx_http_oauth_shared_schema_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_listen_done(void *data, PGresult *res,
@@ -234,12 +258,11 @@ ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_oauth_main_conf_t *omcf = conf;
 
-    u_char                        *p, *at, *colon, *slash, *end;
     u_char                         rnd[NGX_HTTP_OAUTH_SHARED_NODE / 2];
-    size_t                         size;
-    ngx_str_t                     *value, url, user, host, port, db, pw;
-    ngx_str_t                      sslmode, file;
+    ngx_int_t                      rc;
+    ngx_str_t                     *value, url, pw, sslmode, file;
     ngx_uint_t                     i;
+    ngx_http_oauth_shared_url_t    u;
     ngx_http_oauth_shared_conf_t  *sc;
 
     if (omcf->shared) {
@@ -275,61 +298,16 @@ ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* postgresql://USER@HOST[:PORT]/DB, never a password in it */
+    rc = ngx_http_oauth_shared_parse_url(cf, &url, &u);
 
-    if (url.len > 13 && ngx_strncmp(url.data, "postgresql://", 13) == 0) {
-        p = url.data + 13;
-
-    } else if (url.len > 11 && ngx_strncmp(url.data, "postgres://", 11) == 0)
-    {
-        p = url.data + 11;
-
-    } else {
-        goto invalid;
-    }
-
-    end = url.data + url.len;
-
-    at = ngx_strlchr(p, end, '@');
-    slash = ngx_strlchr(p, end, '/');
-
-    if (at == NULL || slash == NULL || at > slash || at == p
-        || slash + 1 == end)
-    {
-        goto invalid;
-    }
-
-    user.data = p;
-    user.len = at - p;
-
-    if (ngx_strlchr(user.data, at, ':')) {
+    if (rc == NGX_DECLINED) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "a password does not go in the URL: use "
-                           "password_file=");
+                           "invalid shared store \"%V\": expected "
+                           "postgresql://USER@HOST[:PORT]/DB", &url);
+    }
+
+    if (rc != NGX_OK) {
         return NGX_CONF_ERROR;
-    }
-
-    host.data = at + 1;
-    colon = ngx_strlchr(host.data, slash, ':');
-    host.len = (colon ? colon : slash) - host.data;
-
-    if (colon) {
-        port.data = colon + 1;
-        port.len = slash - port.data;
-
-        if (ngx_atoi(port.data, port.len) <= 0) {
-            goto invalid;
-        }
-
-    } else {
-        ngx_str_set(&port, "5432");
-    }
-
-    db.data = slash + 1;
-    db.len = end - db.data;
-
-    if (host.len == 0 || ngx_strlchr(db.data, end, '?')) {
-        goto invalid;
     }
 
     sc = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth_shared_conf_t));
@@ -337,40 +315,10 @@ ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    size = 2 * (user.len + host.len + port.len + db.len + pw.len
-                + sslmode.len)
-           + sizeof("host='' port='' dbname='' user='' password='' "
-                    "sslmode='' application_name='ngx_oauth' "
-                    "connect_timeout='5'");
-
-    p = ngx_pnalloc(cf->pool, size);
-    if (p == NULL) {
+    if (ngx_http_oauth_shared_conninfo(cf, sc, &u, &pw, &sslmode) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    sc->conninfo.data = p;
-
-    ngx_http_oauth_shared_quote(&p, "host", host.data, host.len);
-    ngx_http_oauth_shared_quote(&p, " port", port.data, port.len);
-    ngx_http_oauth_shared_quote(&p, " dbname", db.data, db.len);
-    ngx_http_oauth_shared_quote(&p, " user", user.data, user.len);
-
-    if (pw.len) {
-        ngx_http_oauth_shared_quote(&p, " password", pw.data, pw.len);
-        ngx_explicit_memzero(pw.data, pw.len);
-    }
-
-    if (sslmode.len) {
-        ngx_http_oauth_shared_quote(&p, " sslmode", sslmode.data,
-                                    sslmode.len);
-    }
-
-    p = ngx_cpymem(p, " application_name='ngx_oauth' connect_timeout='5'",
-                   sizeof(" application_name='ngx_oauth' "
-                          "connect_timeout='5'") - 1);
-    *p = '\0';
-
-    sc->conninfo.len = p - sc->conninfo.data;
     sc->timeout = NGX_HTTP_OAUTH_SHARED_TIMEOUT;
 
     /* a node's own notifications are not news to it */
@@ -385,13 +333,126 @@ ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     omcf->shared = sc;
 
     return NGX_CONF_OK;
+}
 
-invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid shared store \"%V\": expected "
-                       "postgresql://USER@HOST[:PORT]/DB", &url);
-    return NGX_CONF_ERROR;
+/*
+ * postgresql://USER@HOST[:PORT]/DB, never a password in it: NGX_OK,
+ * NGX_DECLINED when malformed, NGX_ERROR when already said.
+ */
+
+static ngx_int_t
+ngx_http_oauth_shared_parse_url(ngx_conf_t *cf, ngx_str_t *url,
+    ngx_http_oauth_shared_url_t *u)
+{
+    u_char  *p, *at, *colon, *slash, *end;
+
+    if (url->len > 13 && ngx_strncmp(url->data, "postgresql://", 13) == 0) {
+        p = url->data + 13;
+
+    } else if (url->len > 11
+               && ngx_strncmp(url->data, "postgres://", 11) == 0)
+    {
+        p = url->data + 11;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    end = url->data + url->len;
+
+    at = ngx_strlchr(p, end, '@');
+    slash = ngx_strlchr(p, end, '/');
+
+    if (at == NULL || slash == NULL || at > slash || at == p
+        || slash + 1 == end)
+    {
+        return NGX_DECLINED;
+    }
+
+    u->user.data = p;
+    u->user.len = at - p;
+
+    if (ngx_strlchr(u->user.data, at, ':')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a password does not go in the URL: use "
+                           "password_file=");
+        return NGX_ERROR;
+    }
+
+    u->host.data = at + 1;
+    colon = ngx_strlchr(u->host.data, slash, ':');
+    u->host.len = (colon ? colon : slash) - u->host.data;
+
+    if (colon) {
+        u->port.data = colon + 1;
+        u->port.len = slash - u->port.data;
+
+        if (ngx_atoi(u->port.data, u->port.len) <= 0) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_str_set(&u->port, "5432");
+    }
+
+    u->db.data = slash + 1;
+    u->db.len = end - u->db.data;
+
+    if (u->host.len == 0 || ngx_strlchr(u->db.data, end, '?')) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* libpq's keyword=value string; the password is wiped once copied */
+
+static ngx_int_t
+ngx_http_oauth_shared_conninfo(ngx_conf_t *cf,
+    ngx_http_oauth_shared_conf_t *sc, ngx_http_oauth_shared_url_t *u,
+    ngx_str_t *pw, ngx_str_t *sslmode)
+{
+    u_char  *p;
+    size_t   size;
+
+    size = 2 * (u->user.len + u->host.len + u->port.len + u->db.len
+                + pw->len + sslmode->len)
+           + sizeof("host='' port='' dbname='' user='' password='' "
+                    "sslmode='' application_name='ngx_oauth' "
+                    "connect_timeout='5'");
+
+    p = ngx_pnalloc(cf->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    sc->conninfo.data = p;
+
+    ngx_http_oauth_shared_quote(&p, "host", u->host.data, u->host.len);
+    ngx_http_oauth_shared_quote(&p, " port", u->port.data, u->port.len);
+    ngx_http_oauth_shared_quote(&p, " dbname", u->db.data, u->db.len);
+    ngx_http_oauth_shared_quote(&p, " user", u->user.data, u->user.len);
+
+    if (pw->len) {
+        ngx_http_oauth_shared_quote(&p, " password", pw->data, pw->len);
+        ngx_explicit_memzero(pw->data, pw->len);
+    }
+
+    if (sslmode->len) {
+        ngx_http_oauth_shared_quote(&p, " sslmode", sslmode->data,
+                                    sslmode->len);
+    }
+
+    p = ngx_cpymem(p, " application_name='ngx_oauth' connect_timeout='5'",
+                   sizeof(" application_name='ngx_oauth' "
+                          "connect_timeout='5'") - 1);
+    *p = '\0';
+
+    sc->conninfo.len = p - sc->conninfo.data;
+
+    return NGX_OK;
 }
 
 
@@ -478,17 +539,8 @@ ngx_http_oauth_shared_unavailable(ngx_http_request_t *r)
 static void
 ngx_http_oauth_shared_up(void *data)
 {
-    const char  *err;
-
-    if (ngx_http_oauth_pg_query(ngx_http_oauth_shared_schema_sql, 0, NULL,
-                                NULL, NGX_HTTP_OAUTH_PG_SETUP,
-                                ngx_http_oauth_shared_schema_done, data,
-                                &err)
-        == NULL)
-    {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "oauth: shared store setup: %s", err);
-    }
+    ngx_http_oauth_shared_setup(ngx_http_oauth_shared_schema_sql,
+                                ngx_http_oauth_shared_schema_done, data);
 }
 
 
@@ -499,10 +551,21 @@ ngx_http_oauth_shared_schema_done(void *data, PGresult *res, const char *err)
         return;
     }
 
-    if (ngx_http_oauth_pg_query("LISTEN " NGX_HTTP_OAUTH_SHARED_CHANNEL, 0,
-                                NULL, NULL, NGX_HTTP_OAUTH_PG_SETUP,
-                                ngx_http_oauth_shared_listen_done, data,
-                                &err)
+    ngx_http_oauth_shared_setup("LISTEN " NGX_HTTP_OAUTH_SHARED_CHANNEL,
+                                ngx_http_oauth_shared_listen_done, data);
+}
+
+
+/* a step of the setup on a new connection, ahead of any queued query */
+
+static void
+ngx_http_oauth_shared_setup(const char *sql, ngx_http_oauth_pg_done_pt done,
+    void *data)
+{
+    const char  *err;
+
+    if (ngx_http_oauth_pg_query(sql, 0, NULL, NULL, NGX_HTTP_OAUTH_PG_SETUP,
+                                done, data, &err)
         == NULL)
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -1128,16 +1191,8 @@ ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
 static void
 ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w)
 {
-    const char  *err;
-
     if (!ngx_queue_empty(&ngx_http_oauth_shared_pending)
-        || ngx_http_oauth_pg_query(w->deleted
-                                   ? ngx_http_oauth_shared_delete_sql
-                                   : ngx_http_oauth_shared_upsert_sql,
-                                   w->n, w->values, w->lens, 0,
-                                   ngx_http_oauth_shared_write_done, w,
-                                   &err)
-           == NULL)
+        || ngx_http_oauth_shared_send(w) != NGX_OK)
     {
         if (ngx_http_oauth_shared_npending >= NGX_HTTP_OAUTH_SHARED_PENDING)
         {
@@ -1150,10 +1205,30 @@ ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w)
 
         ngx_queue_insert_tail(&ngx_http_oauth_shared_pending, &w->queue);
         ngx_http_oauth_shared_npending++;
-        return;
+    }
+}
+
+
+/* the change on its way to PostgreSQL, or NGX_ERROR while it is away */
+
+static ngx_int_t
+ngx_http_oauth_shared_send(ngx_http_oauth_shared_write_t *w)
+{
+    const char  *err;
+
+    if (ngx_http_oauth_pg_query(w->deleted
+                                ? ngx_http_oauth_shared_delete_sql
+                                : ngx_http_oauth_shared_upsert_sql,
+                                w->n, w->values, w->lens, 0,
+                                ngx_http_oauth_shared_write_done, w, &err)
+        == NULL)
+    {
+        return NGX_ERROR;
     }
 
     ngx_http_oauth_shared_writing++;
+
+    return NGX_OK;
 }
 
 
@@ -1200,27 +1275,18 @@ static void
 ngx_http_oauth_shared_flush(void)
 {
     ngx_queue_t                    *q;
-    const char                     *err;
     ngx_http_oauth_shared_write_t  *w;
 
     while (!ngx_queue_empty(&ngx_http_oauth_shared_pending)) {
         q = ngx_queue_head(&ngx_http_oauth_shared_pending);
         w = ngx_queue_data(q, ngx_http_oauth_shared_write_t, queue);
 
-        if (ngx_http_oauth_pg_query(w->deleted
-                                    ? ngx_http_oauth_shared_delete_sql
-                                    : ngx_http_oauth_shared_upsert_sql,
-                                    w->n, w->values, w->lens, 0,
-                                    ngx_http_oauth_shared_write_done, w,
-                                    &err)
-            == NULL)
-        {
+        if (ngx_http_oauth_shared_send(w) != NGX_OK) {
             return;
         }
 
         ngx_queue_remove(q);
         ngx_http_oauth_shared_npending--;
-        ngx_http_oauth_shared_writing++;
     }
 }
 
@@ -1567,11 +1633,7 @@ ngx_http_oauth_shared_miss(ngx_http_request_t *r,
     }
 
     w->query = ngx_http_oauth_pg_query(account
-                                       ? "SELECT record, version::text "
-                                         "FROM oauth_connections "
-                                         "WHERE owner = $1::text "
-                                         "AND provider = $2::text "
-                                         "AND account = $3::text"
+                                       ? ngx_http_oauth_shared_fetch_sql
                                        : "SELECT record, version::text "
                                          "FROM oauth_connections "
                                          "WHERE owner = $1::text "
@@ -1635,7 +1697,7 @@ ngx_int_t
 ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn)
 {
-    u_char                         *p, secs[NGX_INT_T_LEN];
+    u_char                          secs[NGX_INT_T_LEN];
     ssize_t                         lens[5];
     const char                     *err;
     const u_char                   *values[5];
@@ -1673,15 +1735,10 @@ ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
     ls->refresh.len = conn->refresh.len;
     ngx_memcpy(ls->refresh.data, conn->refresh.data, conn->refresh.len);
 
-    p = ngx_sprintf(ls->holder, "%s-%P-%uL", sc->node, ngx_pid, rf->holder);
-    ls->holder_len = p - ls->holder;
+    ls->holder_len = ngx_http_oauth_shared_holder(sc, rf, ls->holder)
+                     - ls->holder;
 
-    values[0] = rf->owner.data;
-    lens[0] = rf->owner.len;
-    values[1] = rf->provider->name.data;
-    lens[1] = rf->provider->name.len;
-    values[2] = rf->account.data;
-    lens[2] = rf->account.len;
+    ngx_http_oauth_shared_key(rf, values, lens);
     values[3] = ls->holder;
     lens[3] = ls->holder_len;
     values[4] = secs;
@@ -1750,18 +1807,9 @@ ngx_http_oauth_shared_lease_done(void *data, PGresult *res, const char *err)
 
     rf->shared_leased = 1;
 
-    values[0] = rf->owner.data;
-    lens[0] = rf->owner.len;
-    values[1] = rf->provider->name.data;
-    lens[1] = rf->provider->name.len;
-    values[2] = rf->account.data;
-    lens[2] = rf->account.len;
+    ngx_http_oauth_shared_key(rf, values, lens);
 
-    ls->query = ngx_http_oauth_pg_query("SELECT record, version::text "
-                                        "FROM oauth_connections "
-                                        "WHERE owner = $1::text "
-                                        "AND provider = $2::text "
-                                        "AND account = $3::text",
+    ls->query = ngx_http_oauth_pg_query(ngx_http_oauth_shared_fetch_sql,
                                         3, values, lens, 0,
                                         ngx_http_oauth_shared_lease_read_done,
                                         ls, &err);
@@ -1873,14 +1921,9 @@ ngx_http_oauth_shared_lease_drop(ngx_http_oauth_refresh_t *rf)
 
     rf->shared_leased = 0;
 
-    p = ngx_sprintf(holder, "%s-%P-%uL", sc->node, ngx_pid, rf->holder);
+    p = ngx_http_oauth_shared_holder(sc, rf, holder);
 
-    values[0] = rf->owner.data;
-    lens[0] = rf->owner.len;
-    values[1] = rf->provider->name.data;
-    lens[1] = rf->provider->name.len;
-    values[2] = rf->account.data;
-    lens[2] = rf->account.len;
+    ngx_http_oauth_shared_key(rf, values, lens);
     values[3] = holder;
     lens[3] = p - holder;
 
@@ -1894,4 +1937,29 @@ ngx_http_oauth_shared_lease_drop(ngx_http_oauth_refresh_t *rf)
                                    4, values, lens,
                                    NGX_HTTP_OAUTH_PG_QUEUE_DOWN, NULL, NULL,
                                    &err);
+}
+
+
+/* $1, $2, $3: the connection a refresh is for */
+
+static void
+ngx_http_oauth_shared_key(ngx_http_oauth_refresh_t *rf,
+    const u_char **values, ssize_t *lens)
+{
+    values[0] = rf->owner.data;
+    lens[0] = rf->owner.len;
+    values[1] = rf->provider->name.data;
+    lens[1] = rf->provider->name.len;
+    values[2] = rf->account.data;
+    lens[2] = rf->account.len;
+}
+
+
+/* the fleet lease's holder: this node, worker and refresh (64 bytes) */
+
+static u_char *
+ngx_http_oauth_shared_holder(ngx_http_oauth_shared_conf_t *sc,
+    ngx_http_oauth_refresh_t *rf, u_char *buf)
+{
+    return ngx_sprintf(buf, "%s-%P-%uL", sc->node, ngx_pid, rf->holder);
 }

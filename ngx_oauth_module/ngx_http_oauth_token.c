@@ -208,23 +208,6 @@ ngx_http_variable_t  ngx_http_oauth_token_vars[] = {
 };
 
 
-ngx_int_t
-ngx_http_oauth_redact_handler(ngx_http_request_t *r)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->handler == ngx_http_oauth_callback_handler
-        && ngx_http_oauth_callback_redact(r) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DECLINED;
-}
-
-
 /*
  * The precontent handler returns NGX_DECLINED when done, so that
  * try_files and mirror still run.

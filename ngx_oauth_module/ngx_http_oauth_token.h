@@ -29,8 +29,5 @@ ngx_int_t ngx_http_oauth_token_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_token_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth_token_header_filter(ngx_http_request_t *r);
 
-/* rewrite phase: hides the callback's code before limit_req can log it */
-ngx_int_t ngx_http_oauth_redact_handler(ngx_http_request_t *r);
-
 
 #endif /* _NGX_HTTP_OAUTH_TOKEN_H_INCLUDED_ */
