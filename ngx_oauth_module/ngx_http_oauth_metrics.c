@@ -64,6 +64,12 @@ static ngx_int_t ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
     ngx_http_oauth_counters_t *old);
+static u_char *ngx_http_oauth_metrics_head(u_char *p, const char *name,
+    const char *help, const char *type);
+static u_char *ngx_http_oauth_metrics_counters(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
+static u_char *ngx_http_oauth_metrics_gauges(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_uint_t *counts);
 static u_char *ngx_http_oauth_metrics_store(ngx_http_request_t *r,
     ngx_http_oauth_main_conf_t *omcf, u_char *p);
 static int ngx_http_oauth_metrics_count(const ngx_oauth_conn_t *conn,
@@ -306,11 +312,9 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
     size_t                       size;
     ngx_str_t                    type = ngx_string("text/plain; "
                                                    "version=0.0.4");
-    ngx_uint_t                   i, j, n, cum;
+    ngx_uint_t                   n;
     ngx_http_oauth_shm_t        *shm;
     ngx_http_oauth_gauge_t       g;
-    ngx_http_oauth_provider_t   *pr;
-    ngx_http_oauth_counters_t   *c;
     ngx_http_oauth_main_conf_t  *omcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -325,7 +329,6 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
     }
 
     n = omcf->providers.nelts;
-    pr = omcf->providers.elts;
 
     g.omcf = omcf;
     g.counts = ngx_pcalloc(r->pool, sizeof(ngx_uint_t) * (n + 1) * 4);
@@ -353,23 +356,51 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = body;
+    p = ngx_http_oauth_metrics_counters(body, omcf, shm);
+    p = ngx_http_oauth_metrics_gauges(p, omcf, g.counts);
+    p = ngx_http_oauth_webhook_metrics(omcf, p);
+    p = ngx_http_oauth_metrics_store(r, omcf, p);
 
-    p = ngx_sprintf(p, "# HELP oauth_flows_started_total Authorization "
-                    "flows started.\n"
-                    "# TYPE oauth_flows_started_total counter\n");
+    return ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body, p - body);
+}
 
-    for (i = 0; i < n && i < shm->nproviders; i++) {
-        c = &shm->providers[i];
+
+static u_char *
+ngx_http_oauth_metrics_head(u_char *p, const char *name, const char *help,
+    const char *type)
+{
+    return ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n",
+                       name, help, name, type);
+}
+
+
+/* the counters in shared memory: flows, refreshes, injections, calls */
+
+static u_char *
+ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_http_oauth_shm_t *shm)
+{
+    ngx_uint_t                  i, j, n, cum;
+    ngx_http_oauth_provider_t  *pr;
+    ngx_http_oauth_counters_t  *c;
+
+    n = ngx_min(omcf->providers.nelts, shm->nproviders);
+    pr = omcf->providers.elts;
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_flows_started_total",
+                                    "Authorization flows started.",
+                                    "counter");
+
+    for (i = 0; i < n; i++) {
         p = ngx_sprintf(p, "oauth_flows_started_total{provider=\"%V\"} "
-                        "%uA\n", &pr[i].name, c->started);
+                        "%uA\n", &pr[i].name, shm->providers[i].started);
     }
 
-    p = ngx_sprintf(p, "# HELP oauth_flows_completed_total Authorization "
-                    "flows completed, by result.\n"
-                    "# TYPE oauth_flows_completed_total counter\n");
+    p = ngx_http_oauth_metrics_head(p, "oauth_flows_completed_total",
+                                    "Authorization flows completed, by "
+                                    "result.", "counter");
 
-    for (i = 0; i < n && i < shm->nproviders; i++) {
+    for (i = 0; i < n; i++) {
         c = &shm->providers[i];
         p = ngx_sprintf(p, "oauth_flows_completed_total{provider=\"%V\","
                         "result=\"connected\"} %uA\n"
@@ -378,24 +409,22 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                         &pr[i].name, c->flows[0], &pr[i].name, c->flows[1]);
     }
 
-    p = ngx_sprintf(p, "# HELP oauth_refreshes_total Token refreshes, by "
-                    "result.\n"
-                    "# TYPE oauth_refreshes_total counter\n");
+    p = ngx_http_oauth_metrics_head(p, "oauth_refreshes_total",
+                                    "Token refreshes, by result.",
+                                    "counter");
 
-    for (i = 0; i < n && i < shm->nproviders; i++) {
-        c = &shm->providers[i];
-
+    for (i = 0; i < n; i++) {
         for (j = 0; j <= NGX_HTTP_OAUTH_REFRESH_ERROR; j++) {
             p = ngx_sprintf(p, "oauth_refreshes_total{provider=\"%V\","
                             "result=\"%s\"} %uA\n", &pr[i].name,
                             ngx_http_oauth_refresh_names[j],
-                            c->refreshes[j]);
+                            shm->providers[i].refreshes[j]);
         }
     }
 
-    p = ngx_sprintf(p, "# HELP oauth_token_injections_total Requests "
-                    "through oauth_token, by result.\n"
-                    "# TYPE oauth_token_injections_total counter\n");
+    p = ngx_http_oauth_metrics_head(p, "oauth_token_injections_total",
+                                    "Requests through oauth_token, by "
+                                    "result.", "counter");
 
     for (j = 0; j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
         p = ngx_sprintf(p, "oauth_token_injections_total{result=\"%s\"} "
@@ -403,10 +432,10 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                         shm->injections[j]);
     }
 
-    p = ngx_sprintf(p, "# HELP oauth_outbound_request_duration_seconds "
-                    "Calls to token, userinfo and revocation endpoints.\n"
-                    "# TYPE oauth_outbound_request_duration_seconds "
-                    "histogram\n");
+    p = ngx_http_oauth_metrics_head(p,
+                                    "oauth_outbound_request_duration_seconds",
+                                    "Calls to token, userinfo and "
+                                    "revocation endpoints.", "histogram");
 
     cum = 0;
 
@@ -416,26 +445,40 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                         "{le=\"%s\"} %ui\n", ngx_http_oauth_le[j], cum);
     }
 
-    p = ngx_sprintf(p, "oauth_outbound_request_duration_seconds_sum "
-                    "%uA.%03uA\n"
-                    "oauth_outbound_request_duration_seconds_count %uA\n",
-                    shm->sum_ms / 1000, shm->sum_ms % 1000, shm->count);
+    return ngx_sprintf(p, "oauth_outbound_request_duration_seconds_sum "
+                       "%uA.%03uA\n"
+                       "oauth_outbound_request_duration_seconds_count %uA\n",
+                       shm->sum_ms / 1000, shm->sum_ms % 1000, shm->count);
+}
 
-    p = ngx_sprintf(p, "# HELP oauth_connections Stored connections, by "
-                    "provider and status.\n"
-                    "# TYPE oauth_connections gauge\n");
+
+/* what is now: stored connections by status, circuits */
+
+static u_char *
+ngx_http_oauth_metrics_gauges(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_uint_t *counts)
+{
+    ngx_uint_t                  i, j, n;
+    ngx_http_oauth_provider_t  *pr;
+
+    n = omcf->providers.nelts;
+    pr = omcf->providers.elts;
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_connections",
+                                    "Stored connections, by provider and "
+                                    "status.", "gauge");
 
     for (i = 0; i < n; i++) {
         for (j = 0; j < 4; j++) {
             p = ngx_sprintf(p, "oauth_connections{provider=\"%V\","
                             "status=\"%s\"} %ui\n", &pr[i].name,
-                            ngx_oauth_status_name(j), g.counts[i * 4 + j]);
+                            ngx_oauth_status_name(j), counts[i * 4 + j]);
         }
     }
 
-    p = ngx_sprintf(p, "# HELP oauth_circuit_open Whether the provider's "
-                    "circuit is open (1) or half open (0.5).\n"
-                    "# TYPE oauth_circuit_open gauge\n");
+    p = ngx_http_oauth_metrics_head(p, "oauth_circuit_open",
+                                    "Whether the provider's circuit is "
+                                    "open (1) or half open (0.5).", "gauge");
 
     for (i = 0; i < n; i++) {
         j = ngx_http_oauth_circuit_state(omcf, &pr[i].name);
@@ -447,10 +490,7 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                         : "0");
     }
 
-    p = ngx_http_oauth_webhook_metrics(omcf, p);
-    p = ngx_http_oauth_metrics_store(r, omcf, p);
-
-    return ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body, p - body);
+    return p;
 }
 
 

@@ -75,6 +75,8 @@ static ngx_int_t ngx_http_oauth_webhook_header(ngx_pool_t *pool,
 static void ngx_http_oauth_webhook_done(ngx_http_oauth_fetch_t *f);
 static void ngx_http_oauth_webhook_failed(ngx_http_oauth_webhook_worker_t *w,
     const char *why);
+static void ngx_http_oauth_webhook_next(
+    ngx_http_oauth_webhook_worker_t *w);
 static void ngx_http_oauth_webhook_release(
     ngx_http_oauth_webhook_worker_t *w);
 
@@ -784,17 +786,9 @@ ngx_http_oauth_webhook_done(ngx_http_oauth_fetch_t *f)
                    "oauth: webhook event %V (%V) delivered",
                    &w->id, &w->type);
 
-    ngx_destroy_pool(w->pool);
-    w->pool = NULL;
-    w->fetch = NULL;
-
     /* the next one at once: a backlog drains at the receiver's pace */
 
-    if (w->tick.timer_set) {
-        ngx_del_timer(&w->tick);
-    }
-
-    ngx_http_oauth_webhook_schedule(1);
+    ngx_http_oauth_webhook_next(w);
 }
 
 
@@ -868,6 +862,15 @@ ngx_http_oauth_webhook_failed(ngx_http_oauth_webhook_worker_t *w,
                       ngx_oauth_store_error(w->omcf->store));
     }
 
+    ngx_http_oauth_webhook_next(w);
+}
+
+
+/* an attempt is over, delivered or not: its pool goes, the next comes */
+
+static void
+ngx_http_oauth_webhook_next(ngx_http_oauth_webhook_worker_t *w)
+{
     if (w->pool) {
         ngx_destroy_pool(w->pool);
         w->pool = NULL;
