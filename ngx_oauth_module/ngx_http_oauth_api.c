@@ -386,39 +386,12 @@ ngx_http_oauth_api_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_oauth_api_origin(ngx_http_request_t *r)
 {
-    u_char                      *p;
-    ngx_str_t                   *origin, *allowed, host;
-    ngx_uint_t                   i, secure;
-    ngx_list_part_t             *part;
-    ngx_table_elt_t             *h;
-    ngx_http_oauth_loc_conf_t   *olcf;
+    u_char      *p;
+    ngx_str_t   *origin, host;
+    ngx_uint_t   secure;
 
-    origin = NULL;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == 6
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin", 6) == 0)
-        {
-            if (origin) {
-                goto forbidden;     /* two origins: refuse */
-            }
-
-            origin = &h[i].value;
-        }
+    if (ngx_http_oauth_cors_request_origin(r, &origin) != NGX_OK) {
+        goto forbidden;     /* two origins: refuse */
     }
 
     if (origin == NULL) {
@@ -453,19 +426,8 @@ ngx_http_oauth_api_origin(ngx_http_request_t *r)
         }
     }
 
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
-
-    if (olcf->allowed_origins) {
-        allowed = olcf->allowed_origins->elts;
-
-        for (i = 0; i < olcf->allowed_origins->nelts; i++) {
-            if (allowed[i].len == origin->len
-                && ngx_strncasecmp(allowed[i].data, origin->data,
-                                   origin->len) == 0)
-            {
-                return NGX_OK;
-            }
-        }
+    if (ngx_http_oauth_cors_allowed(r, origin)) {
+        return NGX_OK;
     }
 
 forbidden:

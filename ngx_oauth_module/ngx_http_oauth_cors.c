@@ -14,6 +14,8 @@
 
 static ngx_str_t *ngx_http_oauth_cors_header(ngx_http_request_t *r,
     const char *name, size_t len);
+static ngx_int_t ngx_http_oauth_cors_find(ngx_http_request_t *r,
+    const char *name, size_t len, ngx_str_t **value);
 static ngx_str_t *ngx_http_oauth_cors_origin(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_oauth_cors_token_list(ngx_str_t *s);
 
@@ -106,19 +108,35 @@ ngx_http_oauth_cors_headers(ngx_http_request_t *r)
 static ngx_str_t *
 ngx_http_oauth_cors_origin(ngx_http_request_t *r)
 {
-    ngx_str_t                  *origin, *allowed;
+    ngx_str_t  *origin;
+
+    origin = ngx_http_oauth_cors_header(r, "origin", 6);
+
+    if (origin == NULL) {
+        return NULL;
+    }
+
+    return ngx_http_oauth_cors_allowed(r, origin);
+}
+
+
+ngx_int_t
+ngx_http_oauth_cors_request_origin(ngx_http_request_t *r, ngx_str_t **origin)
+{
+    return ngx_http_oauth_cors_find(r, "origin", 6, origin);
+}
+
+
+ngx_str_t *
+ngx_http_oauth_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
+{
+    ngx_str_t                  *allowed;
     ngx_uint_t                  i;
     ngx_http_oauth_loc_conf_t  *olcf;
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
 
     if (olcf->allowed_origins == NULL) {
-        return NULL;
-    }
-
-    origin = ngx_http_oauth_cors_header(r, "origin", 6);
-
-    if (origin == NULL) {
         return NULL;
     }
 
@@ -143,12 +161,28 @@ static ngx_str_t *
 ngx_http_oauth_cors_header(ngx_http_request_t *r, const char *name,
     size_t len)
 {
-    ngx_str_t        *found;
+    ngx_str_t  *value;
+
+    if (ngx_http_oauth_cors_find(r, name, len, &value) != NGX_OK) {
+        return NULL;
+    }
+
+    return value;
+}
+
+
+/* NGX_OK with the header's value or NULL; NGX_DECLINED when repeated */
+
+static ngx_int_t
+ngx_http_oauth_cors_find(ngx_http_request_t *r, const char *name, size_t len,
+    ngx_str_t **value)
+{
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    found = NULL;
+    *value = NULL;
+
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -167,15 +201,16 @@ ngx_http_oauth_cors_header(ngx_http_request_t *r, const char *name,
         if (h[i].key.len == len
             && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
-            if (found) {
-                return NULL;
+            if (*value) {
+                *value = NULL;
+                return NGX_DECLINED;
             }
 
-            found = &h[i].value;
+            *value = &h[i].value;
         }
     }
 
-    return found;
+    return NGX_OK;
 }
 
 

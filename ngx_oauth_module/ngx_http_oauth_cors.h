@@ -31,5 +31,16 @@ ngx_int_t ngx_http_oauth_cors_preflight(ngx_http_request_t *r,
 /* the CORS headers of an answer to an allowed origin; NGX_OK if none */
 ngx_int_t ngx_http_oauth_cors_headers(ngx_http_request_t *r);
 
+/*
+ * The request's Origin header: NGX_OK, with *origin NULL when there is
+ * none; NGX_DECLINED when it is sent more than once.
+ */
+ngx_int_t ngx_http_oauth_cors_request_origin(ngx_http_request_t *r,
+    ngx_str_t **origin);
+
+/* the entry of oauth_allowed_origins that is origin exactly, or NULL */
+ngx_str_t *ngx_http_oauth_cors_allowed(ngx_http_request_t *r,
+    ngx_str_t *origin);
+
 
 #endif /* _NGX_HTTP_OAUTH_CORS_H_INCLUDED_ */

@@ -101,6 +101,9 @@ static ngx_int_t ngx_http_oauth_arg(ngx_http_request_t *r, const char *name,
 static ngx_int_t ngx_http_oauth_authorization_url(ngx_http_request_t *r,
     ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
     char *challenge, ngx_str_t *url);
+static size_t ngx_http_oauth_authorization_query(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    char *challenge, ngx_oauth_buf_t *scope, ngx_oauth_pair_t *q);
 static ngx_int_t ngx_http_oauth_set_cookie(ngx_http_request_t *r,
     char *state, char *value, time_t ttl);
 static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
@@ -150,6 +153,9 @@ static ngx_int_t ngx_http_oauth_result(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
 static ngx_int_t ngx_http_oauth_result_popup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account);
+static void ngx_http_oauth_popup_page(ngx_oauth_buf_t *b,
+    ngx_http_oauth_cb_ctx_t *ctx, char *nonce, const char *error,
+    ngx_str_t *account);
 static void ngx_http_oauth_return_url(ngx_oauth_buf_t *out,
     ngx_oauth_str_t *return_to);
 static ngx_int_t ngx_http_oauth_param_value(ngx_http_request_t *r,
@@ -207,6 +213,85 @@ ngx_http_oauth_start_handler(ngx_http_request_t *r)
     ngx_explicit_memzero(st.cookie, sizeof(st.cookie));
 
     return st.rc;
+}
+
+
+/*
+ * The authorization request's query: the protocol's parameters, then the
+ * provider's own; scope is the buffer of the joined scopes.  The number
+ * of parameters in q, or 0 on failure.
+ */
+
+static size_t
+ngx_http_oauth_authorization_query(ngx_http_request_t *r,
+    ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
+    char *challenge, ngx_oauth_buf_t *scope, ngx_oauth_pair_t *q)
+{
+    size_t                  n;
+    ngx_uint_t              i;
+    ngx_str_t              *s;
+    ngx_http_oauth_pair_t  *ap;
+
+    n = 0;
+
+    ngx_http_oauth_pair_set(&q[n++], "response_type", "code", 4);
+    ngx_http_oauth_pair_set(&q[n++], (char *) p->client_id_param.data,
+                            p->client_id.data, p->client_id.len);
+    ngx_http_oauth_pair_set(&q[n++], "redirect_uri", p->redirect_uri.data,
+                            p->redirect_uri.len);
+
+    if (p->scopes && p->scopes->nelts) {
+        s = p->scopes->elts;
+
+        for (i = 0; i < p->scopes->nelts; i++) {
+            if (i) {
+                ngx_oauth_buf_add(scope, p->scope_separator.data,
+                                  p->scope_separator.len);
+            }
+
+            ngx_oauth_buf_add(scope, s[i].data, s[i].len);
+        }
+
+        if (scope->failed) {
+            return 0;
+        }
+
+        ngx_http_oauth_pair_set(&q[n++], "scope", scope->data, scope->len);
+    }
+
+    ngx_http_oauth_pair_set(&q[n++], "state", state, NGX_OAUTH_STATE_LEN);
+
+    if (challenge) {
+        ngx_http_oauth_pair_set(&q[n++], "code_challenge", challenge,
+                                NGX_OAUTH_CHALLENGE_LEN);
+        ngx_http_oauth_pair_set(&q[n++], "code_challenge_method", "S256",
+                                4);
+    }
+
+    if (p->authorization_params) {
+        ap = p->authorization_params->elts;
+
+        for (i = 0; i < p->authorization_params->nelts && n < 16 + 16; i++) {
+            q[n].name.data = ap[i].name.data;
+            q[n].name.len = ap[i].name.len;
+            q[n].value.data = ap[i].value.data;
+            q[n].value.len = ap[i].value.len;
+
+            /* a value may name the client (Walmart's camelCase copies) */
+
+            if (ngx_strlchr(ap[i].value.data,
+                            ap[i].value.data + ap[i].value.len, '{')
+                && ngx_http_oauth_param_value(r, p, params, state, &q[n])
+                   != NGX_OK)
+            {
+                return 0;
+            }
+
+            n++;
+        }
+    }
+
+    return n;
 }
 
 
@@ -765,17 +850,14 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
     ngx_http_oauth_provider_t *p, ngx_array_t *params, char *state,
     char *challenge, ngx_str_t *url)
 {
-    int                     erc;
-    size_t                  n;
-    ngx_int_t               rc;
-    ngx_uint_t              i;
-    ngx_oauth_buf_t         base = ngx_oauth_buf_init;
-    ngx_oauth_buf_t         out = ngx_oauth_buf_init;
-    ngx_oauth_buf_t         scope = ngx_oauth_buf_init;
-    ngx_oauth_pair_t        q[16 + NGX_HTTP_OAUTH_PARAMS_MAX];
-    ngx_oauth_str_t         missing;
-    ngx_str_t              *s;
-    ngx_http_oauth_pair_t  *ap;
+    int                erc;
+    size_t             n;
+    ngx_int_t          rc;
+    ngx_oauth_buf_t    base = ngx_oauth_buf_init;
+    ngx_oauth_buf_t    out = ngx_oauth_buf_init;
+    ngx_oauth_buf_t    scope = ngx_oauth_buf_init;
+    ngx_oauth_pair_t   q[16 + NGX_HTTP_OAUTH_PARAMS_MAX];
+    ngx_oauth_str_t    missing;
 
     rc = NGX_ERROR;
 
@@ -799,63 +881,10 @@ ngx_http_oauth_authorization_url(ngx_http_request_t *r,
         goto done;
     }
 
-    n = 0;
-
-    ngx_http_oauth_pair_set(&q[n++], "response_type", "code", 4);
-    ngx_http_oauth_pair_set(&q[n++], (char *) p->client_id_param.data,
-                            p->client_id.data, p->client_id.len);
-    ngx_http_oauth_pair_set(&q[n++], "redirect_uri", p->redirect_uri.data,
-                            p->redirect_uri.len);
-
-    if (p->scopes && p->scopes->nelts) {
-        s = p->scopes->elts;
-
-        for (i = 0; i < p->scopes->nelts; i++) {
-            if (i) {
-                ngx_oauth_buf_add(&scope, p->scope_separator.data,
-                                  p->scope_separator.len);
-            }
-
-            ngx_oauth_buf_add(&scope, s[i].data, s[i].len);
-        }
-
-        if (scope.failed) {
-            goto done;
-        }
-
-        ngx_http_oauth_pair_set(&q[n++], "scope", scope.data, scope.len);
-    }
-
-    ngx_http_oauth_pair_set(&q[n++], "state", state, NGX_OAUTH_STATE_LEN);
-
-    if (challenge) {
-        ngx_http_oauth_pair_set(&q[n++], "code_challenge", challenge,
-                                NGX_OAUTH_CHALLENGE_LEN);
-        ngx_http_oauth_pair_set(&q[n++], "code_challenge_method", "S256",
-                                4);
-    }
-
-    if (p->authorization_params) {
-        ap = p->authorization_params->elts;
-
-        for (i = 0; i < p->authorization_params->nelts && n < 16 + 16; i++) {
-            q[n].name.data = ap[i].name.data;
-            q[n].name.len = ap[i].name.len;
-            q[n].value.data = ap[i].value.data;
-            q[n].value.len = ap[i].value.len;
-
-            /* a value may name the client (Walmart's camelCase copies) */
-
-            if (ngx_strlchr(ap[i].value.data,
-                            ap[i].value.data + ap[i].value.len, '{')
-                && ngx_http_oauth_param_value(r, p, params, state, &q[n])
-                   != NGX_OK)
-            {
-                goto done;
-            }
-
-            n++;
-        }
+    n = ngx_http_oauth_authorization_query(r, p, params, state, challenge,
+                                           &scope, q);
+    if (n == 0) {
+        goto done;
     }
 
     if (ngx_oauth_url_append_params(&out, base.data, base.len, q, n)
@@ -984,9 +1013,9 @@ static ngx_int_t
 ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
     time_t ttl)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *h;
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   cookie;
 
     len = sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX) - 1 + NGX_HTTP_OAUTH_COOKIE_ID
           + 1 + NGX_OAUTH_STATE_LEN
@@ -998,24 +1027,18 @@ ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
         return NGX_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Set-Cookie");
-    h->value.data = p;
+    cookie.data = p;
 
     p = ngx_sprintf(p, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s=%*s; Max-Age=%T; "
                     "Path=/; HttpOnly; Secure; SameSite=Lax",
                     (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state,
                     (size_t) NGX_OAUTH_STATE_LEN, value, ttl);
 
-    h->value.len = p - h->value.data;
+    cookie.len = p - cookie.data;
+
+    if (ngx_http_oauth_push_header(r, "Set-Cookie", &cookie) == NULL) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -2609,19 +2632,55 @@ ngx_http_oauth_result_popup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, const char *error, ngx_str_t *account)
 {
     char              nonce[NGX_OAUTH_STATE_LEN + 1];
-    char              origin[NGX_OAUTH_ORIGIN_MAX];
-    size_t            olen;
     ngx_int_t         rc;
     ngx_str_t         body, type = ngx_string("text/html; charset=utf-8");
-    const char       *why;
+    ngx_str_t         cspv;
     ngx_oauth_buf_t   b = ngx_oauth_buf_init;
     ngx_oauth_buf_t   csp = ngx_oauth_buf_init;
-    ngx_str_t         cspv;
-    ngx_table_elt_t  *h;
 
     if (ngx_oauth_random_token(nonce) != NGX_OAUTH_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_http_oauth_popup_page(&b, ctx, nonce, error, account);
+
+    ngx_oauth_buf_add_cstr(&csp, "default-src 'none'; script-src 'nonce-");
+    ngx_oauth_buf_add_cstr(&csp, nonce);
+    ngx_oauth_buf_add_cstr(&csp, "'; base-uri 'none'; form-action 'none'; "
+                           "frame-ancestors 'none'");
+
+    if (ngx_http_oauth_pool_str(r, &b, &body) != NGX_OK
+        || ngx_http_oauth_pool_str(r, &csp, &cspv) != NGX_OK
+        || ngx_http_oauth_push_header(r, "Content-Security-Policy", &cspv)
+           == NULL)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    rc = ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body.data, body.len);
+
+done:
+
+    ngx_oauth_buf_free(&b);
+    ngx_oauth_buf_free(&csp);
+
+    return rc;
+}
+
+
+/*
+ * The popup's page: it posts the result to its opener at the flow's
+ * origin, then closes; its one script runs by the CSP nonce.
+ */
+
+static void
+ngx_http_oauth_popup_page(ngx_oauth_buf_t *b, ngx_http_oauth_cb_ctx_t *ctx,
+    char *nonce, const char *error, ngx_str_t *account)
+{
+    char         origin[NGX_OAUTH_ORIGIN_MAX];
+    size_t       olen;
+    const char  *why;
 
     /*
      * A relative return_to means the origin of our own redirect_uri.  A
@@ -2642,80 +2701,46 @@ ngx_http_oauth_result_popup(ngx_http_request_t *r,
         olen = 0;
     }
 
-    ngx_oauth_buf_add_cstr(&b, "<!DOCTYPE html>\n<html><head>"
+    ngx_oauth_buf_add_cstr(b, "<!DOCTYPE html>\n<html><head>"
                            "<meta charset=\"utf-8\">"
                            "<title>Connecting</title></head><body>"
                            "<p>You can close this window.</p>"
                            "<script nonce=\"");
-    ngx_oauth_buf_add_cstr(&b, nonce);
-    ngx_oauth_buf_add_cstr(&b, "\">(function(){var m={\"type\":"
+    ngx_oauth_buf_add_cstr(b, nonce);
+    ngx_oauth_buf_add_cstr(b, "\">(function(){var m={\"type\":"
                            "\"oauth:result\",\"status\":");
-    ngx_oauth_json_add_string(&b, (u_char *) (error ? "error" : "connected"),
-                          error ? 5 : 9);
-    ngx_oauth_buf_add_cstr(&b, ",\"provider\":");
-    ngx_oauth_json_add_string(&b, ctx->flow.provider.data,
-                          ctx->flow.provider.len);
-    ngx_oauth_buf_add_cstr(&b, ",\"account\":");
+    ngx_oauth_json_add_string(b, (u_char *) (error ? "error" : "connected"),
+                              error ? 5 : 9);
+    ngx_oauth_buf_add_cstr(b, ",\"provider\":");
+    ngx_oauth_json_add_string(b, ctx->flow.provider.data,
+                              ctx->flow.provider.len);
+    ngx_oauth_buf_add_cstr(b, ",\"account\":");
 
     if (account && account->len) {
-        ngx_oauth_json_add_string(&b, account->data, account->len);
+        ngx_oauth_json_add_string(b, account->data, account->len);
 
     } else {
-        ngx_oauth_buf_add_cstr(&b, "null");
+        ngx_oauth_buf_add_cstr(b, "null");
     }
 
-    ngx_oauth_buf_add_cstr(&b, ",\"error\":");
+    ngx_oauth_buf_add_cstr(b, ",\"error\":");
 
     if (error) {
-        ngx_oauth_json_add_string(&b, (u_char *) error, ngx_strlen(error));
+        ngx_oauth_json_add_string(b, (u_char *) error, ngx_strlen(error));
 
     } else {
-        ngx_oauth_buf_add_cstr(&b, "null");
+        ngx_oauth_buf_add_cstr(b, "null");
     }
 
-    ngx_oauth_buf_add_cstr(&b, "};");
+    ngx_oauth_buf_add_cstr(b, "};");
 
     if (olen) {
-        ngx_oauth_buf_add_cstr(&b, "if(window.opener){window.opener."
+        ngx_oauth_buf_add_cstr(b, "if(window.opener){window.opener."
                                "postMessage(m,");
-        ngx_oauth_json_add_string(&b, (u_char *) origin, olen);
-        ngx_oauth_buf_add_cstr(&b, ");}");
+        ngx_oauth_json_add_string(b, (u_char *) origin, olen);
+        ngx_oauth_buf_add_cstr(b, ");}");
     }
 
-    ngx_oauth_buf_add_cstr(&b, "window.close();})();</script>"
+    ngx_oauth_buf_add_cstr(b, "window.close();})();</script>"
                            "</body></html>\n");
-
-    ngx_oauth_buf_add_cstr(&csp, "default-src 'none'; script-src 'nonce-");
-    ngx_oauth_buf_add_cstr(&csp, nonce);
-    ngx_oauth_buf_add_cstr(&csp, "'; base-uri 'none'; form-action 'none'; "
-                           "frame-ancestors 'none'");
-
-    if (ngx_http_oauth_pool_str(r, &b, &body) != NGX_OK
-        || ngx_http_oauth_pool_str(r, &csp, &cspv) != NGX_OK)
-    {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Content-Security-Policy");
-    h->value = cspv;
-
-    rc = ngx_http_oauth_send(r, NGX_HTTP_OK, &type, body.data, body.len);
-
-done:
-
-    ngx_oauth_buf_free(&b);
-    ngx_oauth_buf_free(&csp);
-
-    return rc;
 }
