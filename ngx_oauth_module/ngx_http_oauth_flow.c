@@ -83,6 +83,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_oauth_start_parse(ngx_http_request_t *r,
     ngx_http_oauth_start_t *st);
+static ngx_int_t ngx_http_oauth_start_mode(ngx_http_request_t *r,
+    ngx_http_oauth_start_t *st);
 static ngx_int_t ngx_http_oauth_start_return_to(ngx_http_request_t *r,
     ngx_http_oauth_loc_conf_t *olcf, ngx_http_oauth_start_t *st);
 static ngx_int_t ngx_http_oauth_start_flow(ngx_http_request_t *r,
@@ -123,6 +125,8 @@ static ngx_int_t ngx_http_oauth_cb_params(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_cb_check(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
+static ngx_uint_t ngx_http_oauth_cb_browser_ok(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, u_char *state);
 static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
@@ -304,7 +308,7 @@ static ngx_int_t
 ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    name, mode, bad;
+    ngx_str_t                    name, bad;
     ngx_http_oauth_loc_conf_t   *olcf;
     ngx_http_oauth_main_conf_t  *omcf;
 
@@ -355,6 +359,38 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
         return NGX_DONE;
     }
 
+    if (ngx_http_oauth_start_mode(r, st) != NGX_OK) {
+        return NGX_DONE;
+    }
+
+    if (ngx_array_init(&st->params, r->pool, 4, sizeof(ngx_oauth_pair_t))
+        != NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_oauth_start_params(r, st->provider, &st->params, &bad);
+
+    if (rc == NGX_DECLINED) {
+        st->rc = ngx_http_oauth_bad_param(r, &bad);
+        return NGX_DONE;
+    }
+
+    return (rc == NGX_OK) ? NGX_OK : NGX_DONE;
+}
+
+
+/*
+ * mode=redirect (the default), popup or json; NGX_OK, or NGX_DONE with
+ * the answer in st->rc.
+ */
+
+static ngx_int_t
+ngx_http_oauth_start_mode(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
+{
+    ngx_int_t  rc;
+    ngx_str_t  mode;
+
     st->mode = NGX_OAUTH_MODE_REDIRECT;
 
     rc = ngx_http_oauth_arg(r, "mode", st->mbuf, sizeof(st->mbuf), &mode);
@@ -388,20 +424,7 @@ ngx_http_oauth_start_parse(ngx_http_request_t *r, ngx_http_oauth_start_t *st)
         return NGX_DONE;
     }
 
-    if (ngx_array_init(&st->params, r->pool, 4, sizeof(ngx_oauth_pair_t))
-        != NGX_OK)
-    {
-        return NGX_DONE;
-    }
-
-    rc = ngx_http_oauth_start_params(r, st->provider, &st->params, &bad);
-
-    if (rc == NGX_DECLINED) {
-        st->rc = ngx_http_oauth_bad_param(r, &bad);
-        return NGX_DONE;
-    }
-
-    return (rc == NGX_OK) ? NGX_OK : NGX_DONE;
+    return NGX_OK;
 }
 
 
@@ -1577,11 +1600,8 @@ static ngx_int_t
 ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     u_char *state, const char **error)
 {
-    u_char                      name[sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX)
-                                     + NGX_HTTP_OAUTH_COOKIE_ID];
-    u_char                      hash[NGX_OAUTH_SHA256_LEN];
     ngx_int_t                   rc;
-    ngx_str_t                   cname, cookie, owner, provider;
+    ngx_str_t                   owner, provider;
     ngx_http_oauth_loc_conf_t  *olcf;
 
     *error = NULL;
@@ -1601,26 +1621,7 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return NGX_OK;
     }
 
-    cname.data = name;
-    cname.len = ngx_sprintf(name, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s",
-                            (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state)
-                - name;
-
-#if (nginx_version >= 1023000)
-    rc = (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, &cname,
-                                            &cookie) == NULL)
-         ? NGX_DECLINED : NGX_OK;
-#else
-    rc = (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &cname,
-                                            &cookie) == NGX_DECLINED)
-         ? NGX_DECLINED : NGX_OK;
-#endif
-
-    if (rc != NGX_OK || cookie.len != NGX_OAUTH_STATE_LEN
-        || ngx_oauth_sha256(cookie.data, cookie.len, hash) != NGX_OAUTH_OK
-        || ctx->flow.browser.len != sizeof(hash)
-        || !ngx_oauth_equal(hash, ctx->flow.browser.data, sizeof(hash)))
-    {
+    if (!ngx_http_oauth_cb_browser_ok(r, ctx, state)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth: callback from another browser than the one "
                       "that started the flow");
@@ -1676,6 +1677,47 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The browser binding: the cookie the start set, named by the state,
+ * hashes to the flow's.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_cb_browser_ok(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, u_char *state)
+{
+    u_char      name[sizeof(NGX_HTTP_OAUTH_COOKIE_PREFIX)
+                     + NGX_HTTP_OAUTH_COOKIE_ID];
+    u_char      hash[NGX_OAUTH_SHA256_LEN];
+    ngx_int_t   rc;
+    ngx_str_t   cname, cookie;
+
+    cname.data = name;
+    cname.len = ngx_sprintf(name, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s",
+                            (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state)
+                - name;
+
+#if (nginx_version >= 1023000)
+    rc = (ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, &cname,
+                                            &cookie) == NULL)
+         ? NGX_DECLINED : NGX_OK;
+#else
+    rc = (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &cname,
+                                            &cookie) == NGX_DECLINED)
+         ? NGX_DECLINED : NGX_OK;
+#endif
+
+    if (rc != NGX_OK || cookie.len != NGX_OAUTH_STATE_LEN
+        || ngx_oauth_sha256(cookie.data, cookie.len, hash) != NGX_OAUTH_OK)
+    {
+        return 0;
+    }
+
+    return ctx->flow.browser.len == sizeof(hash)
+           && ngx_oauth_equal(hash, ctx->flow.browser.data, sizeof(hash));
 }
 
 
