@@ -321,20 +321,21 @@ pong
 
 
 === TEST 7: an expired flow is refused before any exchange (T04)
-Expired flows are purged one oauth_state_ttl after they expire, so a late
-callback still gets expired_state; the refresher is off so that no purge
-pass runs during the block at all.
+Expired flows are purged one oauth_state_ttl after they expire (the
+housekeeping timer runs even with the refresher off), so a callback 3.2 s
+after a start with a 2 s TTL is past the flow's expiry (whole seconds) and
+always before its purge: it gets expired_state.
 --- http_config eval
 $::Store . $::Demo . $::Fake . <<'_EOC_'
-    oauth_state_ttl           1s;
+    oauth_state_ttl           2s;
     oauth_background_refresh  off;
 _EOC_
 --- config eval: $::Locations
 --- init
 package main;
 my $flow = start_flow(owner => 'alice');
-like($flow->{res}{headers}{'set-cookie'}, qr/Max-Age=1;/, 'the cookie lives as long as the flow');
-Time::HiRes::sleep(2.2);
+like($flow->{res}{headers}{'set-cookie'}, qr/Max-Age=2;/, 'the cookie lives as long as the flow');
+Time::HiRes::sleep(3.2);
 my $r = flow_result(callback($flow));
 is($r->{status}, 'error', 'error');
 is($r->{error}, 'expired_state', 'expired_state');
