@@ -187,7 +187,7 @@ static void ngx_http_oauth_api_verified(ngx_http_oauth_fetch_t *f);
 static ngx_int_t ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *value,
     ngx_oauth_pair_t *params, ngx_uint_t nparams,
-    ngx_http_oauth_fetch_handler_pt handler);
+    ngx_http_oauth_fetch_handler_pt handler, const char *what);
 static json_t *ngx_http_oauth_api_conn_json(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_conn_t *conn);
 static json_t *ngx_http_oauth_api_time(time_t t);
@@ -1241,7 +1241,7 @@ ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
     if (rc == NGX_OK) {
         rc = ngx_http_oauth_api_userinfo(r, ctx, &value, conn->params,
                                          conn->nparams,
-                                         ngx_http_oauth_api_tested);
+                                         ngx_http_oauth_api_tested, "test");
     }
 
     if (rc != NGX_OK) {
@@ -1251,24 +1251,21 @@ ngx_http_oauth_api_test(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
                                          "tried");
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth api: test: userinfo call to provider \"%V\"",
-                   &ctx->provider->name);
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->main->count++;
-
     return NGX_DONE;
 }
 
 
-/* a GET of userinfo_url carrying conn's credential the way APIs get it */
+/*
+ * A GET of userinfo_url carrying conn's credential the way APIs get it;
+ * on NGX_OK the request waits for the answer (the caller returns
+ * NGX_DONE).
+ */
 
 static ngx_int_t
 ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
     ngx_http_oauth_api_ctx_t *ctx, ngx_str_t *value,
     ngx_oauth_pair_t *params, ngx_uint_t nparams,
-    ngx_http_oauth_fetch_handler_pt handler)
+    ngx_http_oauth_fetch_handler_pt handler, const char *what)
 {
     ngx_http_oauth_fetch_t  *f;
 
@@ -1284,6 +1281,15 @@ ngx_http_oauth_api_userinfo(ngx_http_request_t *r,
     }
 
     ctx->fetch = f;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth api: %s: userinfo call to provider \"%V\"",
+                   what, &ctx->provider->name);
+
+    /* the request waits for the answer; handler finalizes it */
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
 
     return NGX_OK;
 }
@@ -2099,7 +2105,7 @@ ngx_http_oauth_api_create(ngx_http_request_t *r,
                                         &ctx->secret, &value)
         != NGX_OK
         || ngx_http_oauth_api_userinfo(r, ctx, &value, NULL, 0,
-                                       ngx_http_oauth_api_verified)
+                                       ngx_http_oauth_api_verified, "create")
            != NGX_OK)
     {
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_GATEWAY,
@@ -2107,13 +2113,6 @@ ngx_http_oauth_api_create(ngx_http_request_t *r,
                                          "the credentials could not be "
                                          "verified");
     }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth api: create: verifying at provider \"%V\"",
-                   &ctx->provider->name);
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->main->count++;
 
     return NGX_DONE;
 }

@@ -55,11 +55,11 @@ typedef struct {
 
 static void ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf);
 static ngx_int_t ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
-    ngx_oauth_conn_t *conn);
+    ngx_oauth_conn_t **conn);
 static ngx_int_t ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn, time_t now);
 static ngx_int_t ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
-    ngx_oauth_conn_t *conn, time_t now);
+    ngx_oauth_conn_t **conn, time_t now);
 static void ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_conn_t *conn);
 static ngx_http_oauth_fetch_t *ngx_http_oauth_refresh_fetch(
@@ -255,17 +255,19 @@ ngx_http_oauth_refresh_wait_handler(ngx_event_t *ev)
 static void
 ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 {
-    time_t            now;
-    ngx_int_t         rc;
-    ngx_uint_t        rereads;
-    ngx_oauth_conn_t  conn;
+    time_t             now;
+    ngx_int_t          rc;
+    ngx_uint_t         rereads;
+    ngx_oauth_conn_t  *conn;
 
     now = ngx_time();
+
+    /* the records read are freed with the refresh's pool */
 
     for (rereads = 0; /* void */; rereads++) {
 
         if (ngx_http_oauth_refresh_read(rf, &conn) != NGX_OK
-            || ngx_http_oauth_refresh_decide(rf, &conn, now) != NGX_OK)
+            || ngx_http_oauth_refresh_decide(rf, conn, now) != NGX_OK)
         {
             return;
         }
@@ -289,7 +291,7 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 
     /* several nodes: PostgreSQL's lease too (ngx_http_oauth_shared.c) */
 
-    rc = ngx_http_oauth_shared_lease(rf, &conn);
+    rc = ngx_http_oauth_shared_lease(rf, conn);
 
     if (rc == NGX_BUSY) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
@@ -301,7 +303,7 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
         return;
     }
 
-    ngx_http_oauth_refresh_call(rf, &conn);
+    ngx_http_oauth_refresh_call(rf, conn);
 }
 
 
@@ -309,7 +311,7 @@ ngx_http_oauth_refresh_step(ngx_http_oauth_refresh_t *rf)
 
 static ngx_int_t
 ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
-    ngx_oauth_conn_t *conn)
+    ngx_oauth_conn_t **conn)
 {
     int                          rc;
     ngx_http_oauth_main_conf_t  *omcf;
@@ -322,9 +324,9 @@ ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
         return NGX_DECLINED;
     }
 
-    rc = ngx_oauth_store_conn_get(omcf->store, &rf->owner,
-                                  (ngx_oauth_str_t *) &rf->provider->name,
-                                  &rf->account, conn);
+    rc = ngx_http_oauth_conn_get(rf->pool, omcf->store, &rf->owner,
+                                 (ngx_oauth_str_t *) &rf->provider->name,
+                                 &rf->account, conn);
 
     if (rc == NGX_OAUTH_NOT_FOUND) {
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_GONE,
@@ -351,7 +353,7 @@ ngx_http_oauth_refresh_read(ngx_http_oauth_refresh_t *rf,
  * stored: fresh tokens make the token not due, a refusal makes the status
  * "error", and a provider failure sets a retry time, which must not be
  * answered with a second call (nor a "reauthorization_required": the
- * grant is fine).  NGX_DECLINED: conn is freed and the refresh ended.
+ * grant is fine).  NGX_DECLINED: the refresh ended.
  */
 
 static ngx_int_t
@@ -394,7 +396,6 @@ ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
                    "oauth refresh: provider \"%V\": not called: %s",
                    &p->name, error ? error : "not due");
 
-    ngx_oauth_conn_free(conn);
     ngx_http_oauth_refresh_finish(rf, result, error);
 
     return NGX_DECLINED;
@@ -402,15 +403,15 @@ ngx_http_oauth_refresh_decide(ngx_http_oauth_refresh_t *rf,
 
 
 /*
- * The lease, then the record again under it.  NGX_OK: leased, conn is
- * current.  NGX_AGAIN: conn changed meanwhile, decide again.  NGX_DONE:
- * another worker refreshes, we wait.  NGX_DECLINED: the refresh ended.
- * conn is freed unless NGX_OK.
+ * The lease, then the record again under it.  NGX_OK: leased, *conn is
+ * the current record.  NGX_AGAIN: the record changed meanwhile, decide
+ * again.  NGX_DONE: another worker refreshes, we wait.  NGX_DECLINED: the
+ * refresh ended.
  */
 
 static ngx_int_t
 ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
-    ngx_oauth_conn_t *conn, time_t now)
+    ngx_oauth_conn_t **conn, time_t now)
 {
     int                             rc;
     time_t                          deadline;
@@ -444,13 +445,12 @@ ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
          * runs out of time.
          */
 
-        if (!rf->force && ngx_http_oauth_refresh_usable(conn, now)) {
+        if (!rf->force && ngx_http_oauth_refresh_usable(*conn, now)) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rf->log, 0,
                            "oauth refresh: provider \"%V\": lease busy, "
                            "the current token is still valid",
                            &rf->provider->name);
 
-            ngx_oauth_conn_free(conn);
             ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK,
                                           NULL);
             return NGX_DECLINED;
@@ -462,13 +462,18 @@ ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
                        "oauth refresh: provider \"%V\": lease busy, "
                        "wait %ui", &rf->provider->name, rf->waits);
 
-        ngx_oauth_conn_free(conn);
+        /*
+         * The wait polls every NGX_HTTP_OAUTH_WAIT_MS: each poll's record
+         * goes now rather than with the pool (its cleanup then finds it
+         * empty).
+         */
+
+        ngx_oauth_conn_free(*conn);
         ngx_http_oauth_refresh_timer(rf, NGX_HTTP_OAUTH_WAIT_MS);
         return NGX_DONE;
     }
 
     if (rc != NGX_OAUTH_OK) {
-        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "store_error");
         return NGX_DECLINED;
@@ -501,20 +506,15 @@ ngx_http_oauth_refresh_lease(ngx_http_oauth_refresh_t *rf,
      * again, and decide again from the fresh one if it changed.
      */
 
-    version = conn->version;
-    ngx_oauth_conn_free(conn);
+    version = (*conn)->version;
 
-    rc = ngx_oauth_store_conn_get(omcf->store, &rf->owner,
-                                  (ngx_oauth_str_t *) &rf->provider->name,
-                                  &rf->account, conn);
+    rc = ngx_http_oauth_conn_get(rf->pool, omcf->store, &rf->owner,
+                                 (ngx_oauth_str_t *) &rf->provider->name,
+                                 &rf->account, conn);
 
-    if (rc == NGX_OAUTH_OK && conn->version == version) {
-        rf->version = conn->version;
+    if (rc == NGX_OAUTH_OK && (*conn)->version == version) {
+        rf->version = version;
         return NGX_OK;
-    }
-
-    if (rc == NGX_OAUTH_OK) {
-        ngx_oauth_conn_free(conn);
     }
 
     return NGX_AGAIN;
@@ -542,7 +542,6 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     name.data = p->name.data;
 
     if (!ngx_http_oauth_circuit_allow(rf->omcf, &name, rf->holder, &probe)) {
-        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
                                       "circuit_open");
         return;
@@ -569,7 +568,6 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     plain.data = ngx_http_oauth_conn_secret_alloc(rf->pool, grant->len);
 
     if (priv->spent.data == NULL || plain.data == NULL) {
-        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "internal_error");
         return;
@@ -583,7 +581,6 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
         ngx_log_error(NGX_LOG_ERR, rf->log, 0,
                       "oauth: cannot open the sealed %s",
                       ngx_oauth_sealed_name(field));
-        ngx_oauth_conn_free(conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                       "unsealing_failed");
         return;
@@ -594,8 +591,6 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     f = ngx_http_oauth_refresh_fetch(rf, conn, &plain);
 
     usable = ngx_http_oauth_refresh_usable(conn, ngx_time());
-
-    ngx_oauth_conn_free(conn);
 
     if (f == NULL
         || ngx_http_oauth_endpoint_start(f, ngx_http_oauth_refresh_done, rf)
@@ -688,7 +683,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
     ngx_str_t                       name;
     ngx_uint_t                      status;
     ngx_oauth_str_t                *grant;
-    ngx_oauth_conn_t                conn;
+    ngx_oauth_conn_t               *conn;
     ngx_oauth_token_t               token;
     ngx_oauth_answer_t              answer;
     ngx_http_oauth_refresh_t       *rf;
@@ -716,9 +711,9 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 
     ngx_http_oauth_circuit_record(rf->omcf, &name, !answer.down);
 
-    rc = ngx_oauth_store_conn_get(rf->omcf->store, &rf->owner,
-                                  (ngx_oauth_str_t *) &rf->provider->name,
-                                  &rf->account, &conn);
+    rc = ngx_http_oauth_conn_get(rf->pool, rf->omcf->store, &rf->owner,
+                                 (ngx_oauth_str_t *) &rf->provider->name,
+                                 &rf->account, &conn);
 
     if (rc != NGX_OAUTH_OK) {
         ngx_oauth_token_free(&token);
@@ -754,22 +749,21 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
-    grant = rf->provider->refresh_url.len ? &conn.access : &conn.refresh;
+    grant = rf->provider->refresh_url.len ? &conn->access : &conn->refresh;
 
-    if (conn.version != rf->version
+    if (conn->version != rf->version
         && (grant->len != priv->spent.len
             || ngx_memcmp(grant->data, priv->spent.data, priv->spent.len)
                != 0))
     {
         ngx_oauth_token_free(&token);
-        ngx_oauth_conn_free(&conn);
         ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_OK, NULL);
         return;
     }
 
-    rf->version = conn.version;
+    rf->version = conn->version;
 
-    ngx_http_oauth_refresh_answer(rf, f, &conn, &token, &answer);
+    ngx_http_oauth_refresh_answer(rf, f, conn, &token, &answer);
 }
 
 
@@ -882,8 +876,6 @@ again:
         ngx_http_oauth_shared_conn_saved(rf->omcf, conn);
     }
 
-    ngx_oauth_conn_free(conn);
-
     if (rc == NGX_OAUTH_CONFLICT && tries++ < 3) {
 
         /*
@@ -893,9 +885,9 @@ again:
          * lose the rotated refresh token for good.
          */
 
-        rc = ngx_oauth_store_conn_get(rf->omcf->store, &rf->owner,
-                                    (ngx_oauth_str_t *) &rf->provider->name,
-                                    &rf->account, conn);
+        rc = ngx_http_oauth_conn_get(rf->pool, rf->omcf->store, &rf->owner,
+                                     (ngx_oauth_str_t *) &rf->provider->name,
+                                     &rf->account, &conn);
 
         if (rc == NGX_OAUTH_OK
             && conn->refresh.len == priv->spent.len
@@ -905,10 +897,6 @@ again:
         {
             rf->version = conn->version;
             goto again;
-        }
-
-        if (rc == NGX_OAUTH_OK) {
-            ngx_oauth_conn_free(conn);
         }
 
         rc = NGX_OAUTH_CONFLICT;
@@ -943,7 +931,6 @@ again:
 
 failed:
 
-    ngx_oauth_conn_free(conn);
     ngx_http_oauth_refresh_finish(rf, NGX_HTTP_OAUTH_REFRESH_ERROR,
                                   "internal_error");
 }

@@ -105,6 +105,8 @@ static unsigned char *ngx_oauth_record_copy(unsigned char *p,
 static void ngx_oauth_record_set_num(const ngx_oauth_record_field_t *f,
     unsigned char *base, uint64_t v);
 static time_t ngx_oauth_record_time(uint64_t v);
+static void ngx_oauth_record_free(const ngx_oauth_record_type_t *rt,
+    void *rec);
 static const ngx_oauth_record_field_t *ngx_oauth_record_find(
     const ngx_oauth_record_type_t *rt, unsigned tag, size_t *index);
 static void ngx_oauth_record_put32(unsigned char *p, uint32_t v);
@@ -268,12 +270,7 @@ ngx_oauth_flow_decode(const unsigned char *buf, size_t len,
 void
 ngx_oauth_flow_free(ngx_oauth_flow_t *flow)
 {
-    if (flow == NULL) {
-        return;
-    }
-
-    free(flow->mem);
-    memset(flow, 0, sizeof(ngx_oauth_flow_t));
+    ngx_oauth_record_free(&ngx_oauth_flow_record, flow);
 }
 
 
@@ -296,12 +293,7 @@ ngx_oauth_conn_decode(const unsigned char *buf, size_t len,
 void
 ngx_oauth_conn_free(ngx_oauth_conn_t *conn)
 {
-    if (conn == NULL) {
-        return;
-    }
-
-    free(conn->mem);
-    memset(conn, 0, sizeof(ngx_oauth_conn_t));
+    ngx_oauth_record_free(&ngx_oauth_conn_record, conn);
 }
 
 
@@ -1022,6 +1014,20 @@ ngx_oauth_record_time(uint64_t v)
     t = (v > INT64_MAX) ? -(int64_t) (~v) - 1 : (int64_t) v;
 
     return (time_t) t;
+}
+
+
+/* the memory block of a decoded record; the record is left zeroed */
+
+static void
+ngx_oauth_record_free(const ngx_oauth_record_type_t *rt, void *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+
+    free(*(void **) ((unsigned char *) rec + rt->mem));
+    memset(rec, 0, rt->size);
 }
 
 
