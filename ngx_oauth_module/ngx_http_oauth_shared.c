@@ -844,7 +844,7 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
     u_char                      *p, *f[5], key[3][2 * NGX_OAUTH_OWNER_MAX];
     size_t                       len[3];
     uint64_t                     version;
-    ngx_uint_t                   i, k;
+    ngx_uint_t                   i, k, stale;
     const u_char                *values[3];
     ssize_t                      lens[3];
     ngx_oauth_str_t              s[3];
@@ -926,14 +926,13 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
         return;
     }
 
-    if (conn.version >= version) {
-        ngx_oauth_conn_free(&conn);
-        return;
-    }
+    stale = (conn.version < version);
 
     ngx_oauth_conn_free(&conn);
 
-    ngx_http_oauth_shared_refetch(values, lens);
+    if (stale) {
+        ngx_http_oauth_shared_refetch(values, lens);
+    }
 }
 
 
@@ -1712,14 +1711,12 @@ ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
     }
 
     if (rf->shared_down || !ngx_http_oauth_pg_up()) {
-        ngx_oauth_conn_free(conn);
         return NGX_BUSY;
     }
 
     cln = ngx_pool_cleanup_add(rf->pool, sizeof(ngx_http_oauth_shared_lease_t)
                                          + conn->refresh.len);
     if (cln == NULL) {
-        ngx_oauth_conn_free(conn);
         return NGX_BUSY;
     }
 
@@ -1744,8 +1741,6 @@ ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
     values[4] = secs;
     lens[4] = ngx_sprintf(secs, "%M", rf->omcf->http_timeout / 1000 + 5)
               - secs;
-
-    ngx_oauth_conn_free(conn);
 
     /*
      * Taken when free, expired or ours; the record is read by a second

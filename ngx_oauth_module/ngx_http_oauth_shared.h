@@ -72,7 +72,7 @@ void ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
 
 /*
  * The fleet's refresh lease, after the node's: conn is the record read
- * under the node's lease (freed unless NGX_DECLINED).  NGX_AGAIN: the
+ * under the node's lease (the refresh's pool frees it).  NGX_AGAIN: the
  * refresh steps again later (rf->wait), leased or having waited.
  */
 ngx_int_t ngx_http_oauth_shared_lease(ngx_http_oauth_refresh_t *rf,
