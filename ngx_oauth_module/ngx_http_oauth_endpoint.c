@@ -21,11 +21,17 @@
 typedef struct {
     ngx_http_oauth_fetch_handler_pt   handler;
     void                             *data;
+    ngx_http_oauth_provider_t        *provider;   /* for the metrics */
+    ngx_uint_t                        call;       /* NGX_HTTP_OAUTH_CALL_* */
 } ngx_http_oauth_endpoint_call_t;
 
 
 static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_create(
-    ngx_pool_t *pool, ngx_log_t *log);
+    ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    ngx_uint_t call);
+static ngx_uint_t ngx_http_oauth_endpoint_token_call(
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    ngx_oauth_buf_t *body);
 static void ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f);
 static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
     ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
@@ -136,7 +142,9 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
         goto done;
     }
 
-    f = ngx_http_oauth_endpoint_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log, p,
+                              ngx_http_oauth_endpoint_token_call(p, endpoint,
+                                                                 body));
     if (f == NULL) {
         goto done;
     }
@@ -325,7 +333,8 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
 
     all = ngx_http_oauth_endpoint_vars(pool, p, vars, nvars, &n);
 
-    f = ngx_http_oauth_endpoint_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log, p,
+                                       NGX_HTTP_OAUTH_CALL_REVOKE);
 
     if (all == NULL || f == NULL
         || ngx_http_oauth_endpoint_url(pool, &p->revocation_url, all, n,
@@ -507,7 +516,10 @@ ngx_http_oauth_endpoint_get_token(ngx_pool_t *pool, ngx_log_t *log,
     all[n].value.len = p->client_secret.len;
     n++;
 
-    f = ngx_http_oauth_endpoint_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log, p,
+                                       endpoint == &p->exchange_url
+                                       ? NGX_HTTP_OAUTH_CALL_EXCHANGE
+                                       : NGX_HTTP_OAUTH_CALL_REFRESH);
 
     if (f == NULL
         || ngx_http_oauth_endpoint_url(pool, endpoint, all, n, &f->url)
@@ -536,7 +548,8 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     ngx_table_elt_t         *h;
     ngx_http_oauth_fetch_t  *f;
 
-    f = ngx_http_oauth_endpoint_create(pool, log);
+    f = ngx_http_oauth_endpoint_create(pool, log, p,
+                                       NGX_HTTP_OAUTH_CALL_USERINFO);
     if (f == NULL) {
         return NULL;
     }
@@ -597,7 +610,8 @@ ngx_http_oauth_endpoint_start(ngx_http_oauth_fetch_t *f,
 
 
 static ngx_http_oauth_fetch_t *
-ngx_http_oauth_endpoint_create(ngx_pool_t *pool, ngx_log_t *log)
+ngx_http_oauth_endpoint_create(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_uint_t kind)
 {
     ngx_http_oauth_fetch_t          *f;
     ngx_http_oauth_endpoint_call_t  *call;
@@ -612,9 +626,39 @@ ngx_http_oauth_endpoint_create(ngx_pool_t *pool, ngx_log_t *log)
         return NULL;
     }
 
+    call->provider = p;
+    call->call = kind;
+
     f->data = call;
 
     return f;
+}
+
+
+/*
+ * What a POST to the token or revocation endpoint is, for the metrics:
+ * the grant says a code exchange from a refresh.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_endpoint_token_call(ngx_http_oauth_provider_t *p,
+    ngx_str_t *endpoint, ngx_oauth_buf_t *body)
+{
+    static u_char  grant[] = "grant_type=refresh_token";
+
+    if (endpoint == &p->revocation_url) {
+        return NGX_HTTP_OAUTH_CALL_REVOKE;
+    }
+
+    if (body->len >= sizeof(grant) - 1 && !body->failed
+        && ngx_strlcasestrn(body->data, body->data + body->len, grant,
+                            sizeof(grant) - 2)
+           != NULL)
+    {
+        return NGX_HTTP_OAUTH_CALL_REFRESH;
+    }
+
+    return NGX_HTTP_OAUTH_CALL_TOKEN;
 }
 
 
@@ -625,7 +669,7 @@ ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f)
 
     call = f->data;
 
-    ngx_http_oauth_metrics_fetch(f->elapsed);
+    ngx_http_oauth_metrics_fetch(call->provider, call->call, f->elapsed);
 
     f->handler = call->handler;
     f->data = call->data;

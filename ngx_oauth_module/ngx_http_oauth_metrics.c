@@ -26,9 +26,18 @@
 
 
 typedef struct {
+    ngx_atomic_t                 buckets[NGX_HTTP_OAUTH_BUCKETS];
+    ngx_atomic_t                 sum_ms;
+    ngx_atomic_t                 count;
+} ngx_http_oauth_histogram_t;
+
+
+typedef struct {
     ngx_atomic_t                 started;
     ngx_atomic_t                 flows[2];        /* connected, error */
     ngx_atomic_t                 refreshes[NGX_HTTP_OAUTH_REFRESH_ERROR + 1];
+    ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
+    ngx_http_oauth_histogram_t   calls[NGX_HTTP_OAUTH_CALL_LAST];
     size_t                       name_len;        /* whose they are */
     u_char                       name[NGX_OAUTH_PROVIDER_MAX];
 } ngx_http_oauth_counters_t;
@@ -46,10 +55,9 @@ typedef struct ngx_http_oauth_shm_s  ngx_http_oauth_shm_t;
 struct ngx_http_oauth_shm_s {
     ngx_http_oauth_shm_t        *retired;         /* the block before */
     ngx_uint_t                   nproviders;
+    /* of requests whose provider is not known (an unknown name) */
     ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
-    ngx_atomic_t                 buckets[NGX_HTTP_OAUTH_BUCKETS];
-    ngx_atomic_t                 sum_ms;
-    ngx_atomic_t                 count;
+    ngx_http_oauth_histogram_t   calls;           /* every call */
     ngx_http_oauth_counters_t    providers[1];
 };
 
@@ -64,6 +72,19 @@ static ngx_int_t ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
     ngx_http_oauth_counters_t *old);
+static void ngx_http_oauth_metrics_observe(ngx_http_oauth_histogram_t *h,
+    ngx_uint_t bucket, ngx_msec_t elapsed);
+static u_char *ngx_http_oauth_metrics_injections(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
+static u_char *ngx_http_oauth_metrics_calls(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
+static u_char *ngx_http_oauth_metrics_histogram(u_char *p,
+    ngx_http_oauth_histogram_t *h, const char *name, ngx_str_t *provider,
+    const char *call);
+static u_char *ngx_http_oauth_metrics_circuits(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_pool_t *pool);
+static ngx_uint_t ngx_http_oauth_metrics_series(
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
 static u_char *ngx_http_oauth_metrics_head(u_char *p, const char *name,
     const char *help, const char *type);
 static u_char *ngx_http_oauth_metrics_counters(u_char *p,
@@ -93,6 +114,14 @@ static const char  *ngx_http_oauth_inject_names[] = {
 
 static const char  *ngx_http_oauth_refresh_names[] = {
     "ok", "refused", "unavailable", "gone", "error"
+};
+
+static const char  *ngx_http_oauth_call_names[] = {
+    "token", "refresh", "exchange", "userinfo", "revoke"
+};
+
+static const char  *ngx_http_oauth_circuit_names[] = {
+    "closed", "open", "half_open"
 };
 
 
@@ -180,12 +209,7 @@ ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             shm->injections[j] = old->injections[j];
         }
 
-        for (j = 0; j < NGX_HTTP_OAUTH_BUCKETS; j++) {
-            shm->buckets[j] = old->buckets[j];
-        }
-
-        shm->sum_ms = old->sum_ms;
-        shm->count = old->count;
+        shm->calls = old->calls;
 
         for (i = 0; i < shm->nproviders; i++) {
             c = &shm->providers[i];
@@ -224,6 +248,14 @@ ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
 
     for (i = 0; i <= NGX_HTTP_OAUTH_REFRESH_ERROR; i++) {
         c->refreshes[i] = old->refreshes[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_OAUTH_INJECT_LAST; i++) {
+        c->injections[i] = old->injections[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_OAUTH_CALL_LAST; i++) {
+        c->calls[i] = old->calls[i];
     }
 }
 
@@ -274,20 +306,32 @@ ngx_http_oauth_metrics_refresh(ngx_http_oauth_provider_t *p,
 }
 
 
+/* on every proxied request: one atomic increment, nothing else */
+
 void
-ngx_http_oauth_metrics_inject(ngx_uint_t result)
+ngx_http_oauth_metrics_inject(ngx_http_oauth_provider_t *p,
+    ngx_uint_t result)
 {
-    if (ngx_http_oauth_shm && result < NGX_HTTP_OAUTH_INJECT_LAST) {
-        (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->injections[result],
-                                    1);
+    ngx_http_oauth_counters_t  *c;
+
+    if (ngx_http_oauth_shm == NULL || result >= NGX_HTTP_OAUTH_INJECT_LAST) {
+        return;
     }
+
+    c = ngx_http_oauth_counters(p);
+
+    (void) ngx_atomic_fetch_add(c ? &c->injections[result]
+                                  : &ngx_http_oauth_shm->injections[result],
+                                1);
 }
 
 
 void
-ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed)
+ngx_http_oauth_metrics_fetch(ngx_http_oauth_provider_t *p, ngx_uint_t call,
+    ngx_msec_t elapsed)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                  i;
+    ngx_http_oauth_counters_t  *c;
 
     if (ngx_http_oauth_shm == NULL) {
         return;
@@ -299,9 +343,23 @@ ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed)
         }
     }
 
-    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->buckets[i], 1);
-    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->sum_ms, elapsed);
-    (void) ngx_atomic_fetch_add(&ngx_http_oauth_shm->count, 1);
+    ngx_http_oauth_metrics_observe(&ngx_http_oauth_shm->calls, i, elapsed);
+
+    c = ngx_http_oauth_counters(p);
+
+    if (c && call < NGX_HTTP_OAUTH_CALL_LAST) {
+        ngx_http_oauth_metrics_observe(&c->calls[call], i, elapsed);
+    }
+}
+
+
+static void
+ngx_http_oauth_metrics_observe(ngx_http_oauth_histogram_t *h,
+    ngx_uint_t bucket, ngx_msec_t elapsed)
+{
+    (void) ngx_atomic_fetch_add(&h->buckets[bucket], 1);
+    (void) ngx_atomic_fetch_add(&h->sum_ms, elapsed);
+    (void) ngx_atomic_fetch_add(&h->count, 1);
 }
 
 
@@ -345,10 +403,15 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
                       "oauth: metrics cannot read the store");
     }
 
-    /* every line is short; a provider name is at most 64 bytes */
+    /*
+     * every line is short; a provider name is at most 64 bytes; a
+     * histogram series (12 lines) only for a provider and endpoint that
+     * had a call, and one for all calls
+     */
 
-    size = 4096 + 1024 + (n + 1) * 24 * (NGX_OAUTH_PROVIDER_MAX + 128)
-           + NGX_HTTP_OAUTH_BUCKETS * 128
+    size = 4096 + 1024 + (n + 1) * 40 * (NGX_OAUTH_PROVIDER_MAX + 128)
+           + (ngx_http_oauth_metrics_series(omcf, shm) + 1)
+             * (NGX_HTTP_OAUTH_BUCKETS + 2) * (NGX_OAUTH_PROVIDER_MAX + 128)
            + NGX_HTTP_OAUTH_WEBHOOK_METRICS_LEN;
 
     body = ngx_pnalloc(r->pool, size);
@@ -358,6 +421,7 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
 
     p = ngx_http_oauth_metrics_counters(body, omcf, shm);
     p = ngx_http_oauth_metrics_gauges(p, omcf, g.counts);
+    p = ngx_http_oauth_metrics_circuits(p, omcf, r->pool);
     p = ngx_http_oauth_webhook_metrics(omcf, p);
     p = ngx_http_oauth_metrics_store(r, omcf, p);
 
@@ -380,7 +444,7 @@ static u_char *
 ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
     ngx_http_oauth_shm_t *shm)
 {
-    ngx_uint_t                  i, j, n, cum;
+    ngx_uint_t                  i, j, n;
     ngx_http_oauth_provider_t  *pr;
     ngx_http_oauth_counters_t  *c;
 
@@ -422,14 +486,85 @@ ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
         }
     }
 
+    p = ngx_http_oauth_metrics_injections(p, omcf, shm);
+
+    return ngx_http_oauth_metrics_calls(p, omcf, shm);
+}
+
+
+/*
+ * Injections by provider and result; those of a name that no provider
+ * has (oauth_token $variable) under provider="", once there are any.
+ */
+
+static u_char *
+ngx_http_oauth_metrics_injections(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_http_oauth_shm_t *shm)
+{
+    ngx_str_t                   none = ngx_null_string;
+    ngx_uint_t                  i, j, n, any;
+    ngx_http_oauth_provider_t  *pr;
+
+    n = ngx_min(omcf->providers.nelts, shm->nproviders);
+    pr = omcf->providers.elts;
+
     p = ngx_http_oauth_metrics_head(p, "oauth_token_injections_total",
                                     "Requests through oauth_token, by "
-                                    "result.", "counter");
+                                    "provider and result.", "counter");
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
+            p = ngx_sprintf(p, "oauth_token_injections_total{provider=\"%V\","
+                            "result=\"%s\"} %uA\n", &pr[i].name,
+                            ngx_http_oauth_inject_names[j],
+                            shm->providers[i].injections[j]);
+        }
+    }
+
+    any = 0;
 
     for (j = 0; j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
-        p = ngx_sprintf(p, "oauth_token_injections_total{result=\"%s\"} "
-                        "%uA\n", ngx_http_oauth_inject_names[j],
-                        shm->injections[j]);
+        any += shm->injections[j];
+    }
+
+    for (j = 0; any && j < NGX_HTTP_OAUTH_INJECT_LAST; j++) {
+        p = ngx_sprintf(p, "oauth_token_injections_total{provider=\"%V\","
+                        "result=\"%s\"} %uA\n", &none,
+                        ngx_http_oauth_inject_names[j], shm->injections[j]);
+    }
+
+    return p;
+}
+
+
+/*
+ * Outbound calls: by provider and endpoint, a series once a call was
+ * made; and all of them together, the histogram of earlier versions.
+ */
+
+static u_char *
+ngx_http_oauth_metrics_calls(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_http_oauth_shm_t *shm)
+{
+    ngx_uint_t                  i, j, n;
+    ngx_http_oauth_provider_t  *pr;
+
+    n = ngx_min(omcf->providers.nelts, shm->nproviders);
+    pr = omcf->providers.elts;
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_outbound_duration_seconds",
+                                    "Calls to providers, by provider and "
+                                    "endpoint.", "histogram");
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < NGX_HTTP_OAUTH_CALL_LAST; j++) {
+            if (shm->providers[i].calls[j].count) {
+                p = ngx_http_oauth_metrics_histogram(p,
+                                    &shm->providers[i].calls[j],
+                                    "oauth_outbound_duration_seconds",
+                                    &pr[i].name, ngx_http_oauth_call_names[j]);
+            }
+        }
     }
 
     p = ngx_http_oauth_metrics_head(p,
@@ -437,22 +572,74 @@ ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
                                     "Calls to token, userinfo and "
                                     "revocation endpoints.", "histogram");
 
-    cum = 0;
-
-    for (j = 0; j < NGX_HTTP_OAUTH_BUCKETS; j++) {
-        cum += shm->buckets[j];
-        p = ngx_sprintf(p, "oauth_outbound_request_duration_seconds_bucket"
-                        "{le=\"%s\"} %ui\n", ngx_http_oauth_le[j], cum);
-    }
-
-    return ngx_sprintf(p, "oauth_outbound_request_duration_seconds_sum "
-                       "%uA.%03uA\n"
-                       "oauth_outbound_request_duration_seconds_count %uA\n",
-                       shm->sum_ms / 1000, shm->sum_ms % 1000, shm->count);
+    return ngx_http_oauth_metrics_histogram(p, &shm->calls,
+                                    "oauth_outbound_request_duration_seconds",
+                                    NULL, NULL);
 }
 
 
-/* what is now: stored connections by status, circuits */
+/* one histogram series; without provider, one without labels */
+
+static u_char *
+ngx_http_oauth_metrics_histogram(u_char *p, ngx_http_oauth_histogram_t *h,
+    const char *name, ngx_str_t *provider, const char *call)
+{
+    u_char      labels[NGX_OAUTH_PROVIDER_MAX + 64], *end;
+    ngx_uint_t  j, cum;
+
+    end = labels;
+
+    if (provider) {
+        end = ngx_snprintf(labels, sizeof(labels),
+                           "provider=\"%V\",endpoint=\"%s\",",
+                           provider, call);
+    }
+
+    cum = 0;
+
+    for (j = 0; j < NGX_HTTP_OAUTH_BUCKETS; j++) {
+        cum += h->buckets[j];
+        p = ngx_sprintf(p, "%s_bucket{%*sle=\"%s\"} %ui\n", name,
+                        (size_t) (end - labels), labels,
+                        ngx_http_oauth_le[j], cum);
+    }
+
+    if (provider) {
+        end[-1] = '}';
+
+        return ngx_sprintf(p, "%s_sum{%*s %uA.%03uA\n%s_count{%*s %uA\n",
+                           name, (size_t) (end - labels), labels,
+                           h->sum_ms / 1000, h->sum_ms % 1000,
+                           name, (size_t) (end - labels), labels, h->count);
+    }
+
+    return ngx_sprintf(p, "%s_sum %uA.%03uA\n%s_count %uA\n", name,
+                       h->sum_ms / 1000, h->sum_ms % 1000, name, h->count);
+}
+
+
+/* the histogram series the scrape will show, to size its buffer */
+
+static ngx_uint_t
+ngx_http_oauth_metrics_series(ngx_http_oauth_main_conf_t *omcf,
+    ngx_http_oauth_shm_t *shm)
+{
+    ngx_uint_t  i, j, n, series;
+
+    n = ngx_min(omcf->providers.nelts, shm->nproviders);
+    series = 0;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < NGX_HTTP_OAUTH_CALL_LAST; j++) {
+            series += (shm->providers[i].calls[j].count != 0);
+        }
+    }
+
+    return series;
+}
+
+
+/* what is now: stored connections by status */
 
 static u_char *
 ngx_http_oauth_metrics_gauges(u_char *p, ngx_http_oauth_main_conf_t *omcf,
@@ -476,17 +663,63 @@ ngx_http_oauth_metrics_gauges(u_char *p, ngx_http_oauth_main_conf_t *omcf,
         }
     }
 
-    p = ngx_http_oauth_metrics_head(p, "oauth_circuit_open",
-                                    "Whether the provider's circuit is "
-                                    "open (1) or half open (0.5).", "gauge");
+    return p;
+}
+
+
+/*
+ * The circuit of each provider: its state as a label, 1 on the current
+ * one and 0 on the others; and oauth_circuit_open of earlier versions.
+ */
+
+static u_char *
+ngx_http_oauth_metrics_circuits(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_pool_t *pool)
+{
+    ngx_uint_t                  i, j, n, *state;
+    ngx_http_oauth_provider_t  *pr;
+
+    n = omcf->providers.nelts;
+    pr = omcf->providers.elts;
+
+    /* read once: both families show the same moment */
+
+    state = ngx_palloc(pool, sizeof(ngx_uint_t) * (n + 1));
+    if (state == NULL) {
+        return p;
+    }
 
     for (i = 0; i < n; i++) {
-        j = ngx_http_oauth_circuit_state(omcf, &pr[i].name);
+        state[i] = ngx_http_oauth_circuit_state(omcf, &pr[i].name);
 
+        if (state[i] > NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN) {
+            state[i] = NGX_HTTP_OAUTH_CIRCUIT_CLOSED;
+        }
+    }
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_circuit_state",
+                                    "The provider's circuit breaker: 1 on "
+                                    "its current state.", "gauge");
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j <= NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN; j++) {
+            p = ngx_sprintf(p, "oauth_circuit_state{provider=\"%V\","
+                            "state=\"%s\"} %s\n", &pr[i].name,
+                            ngx_http_oauth_circuit_names[j],
+                            state[i] == j ? "1" : "0");
+        }
+    }
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_circuit_open",
+                                    "Whether the provider's circuit is "
+                                    "open (1) or half open (0.5); see "
+                                    "oauth_circuit_state.", "gauge");
+
+    for (i = 0; i < n; i++) {
         p = ngx_sprintf(p, "oauth_circuit_open{provider=\"%V\"} %s\n",
                         &pr[i].name,
-                        j == NGX_HTTP_OAUTH_CIRCUIT_OPEN ? "1"
-                        : j == NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN ? "0.5"
+                        state[i] == NGX_HTTP_OAUTH_CIRCUIT_OPEN ? "1"
+                        : state[i] == NGX_HTTP_OAUTH_CIRCUIT_HALF_OPEN ? "0.5"
                         : "0");
     }
 

@@ -164,6 +164,14 @@ extern ngx_module_t  ngx_http_oauth_module;
 #define NGX_HTTP_OAUTH_INJECT_ERROR          6
 #define NGX_HTTP_OAUTH_INJECT_LAST           7
 
+/* outbound calls timed by provider and endpoint */
+#define NGX_HTTP_OAUTH_CALL_TOKEN            0
+#define NGX_HTTP_OAUTH_CALL_REFRESH          1
+#define NGX_HTTP_OAUTH_CALL_EXCHANGE         2
+#define NGX_HTTP_OAUTH_CALL_USERINFO         3
+#define NGX_HTTP_OAUTH_CALL_REVOKE           4
+#define NGX_HTTP_OAUTH_CALL_LAST             5
+
 /* metrics (ngx_http_oauth_metrics.c); a flow event < 0 is a start */
 ngx_int_t ngx_http_oauth_metrics_zone(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf);
@@ -171,8 +179,10 @@ void ngx_http_oauth_metrics_flow(ngx_http_oauth_provider_t *p,
     ngx_int_t event);
 void ngx_http_oauth_metrics_refresh(ngx_http_oauth_provider_t *p,
     ngx_uint_t result);
-void ngx_http_oauth_metrics_inject(ngx_uint_t result);
-void ngx_http_oauth_metrics_fetch(ngx_msec_t elapsed);
+void ngx_http_oauth_metrics_inject(ngx_http_oauth_provider_t *p,
+    ngx_uint_t result);
+void ngx_http_oauth_metrics_fetch(ngx_http_oauth_provider_t *p,
+    ngx_uint_t call, ngx_msec_t elapsed);
 ngx_int_t ngx_http_oauth_metrics_handler(ngx_http_request_t *r);
 
 /* handlers (ngx_http_oauth_flow.c) */

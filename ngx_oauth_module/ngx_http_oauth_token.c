@@ -351,7 +351,7 @@ ngx_http_oauth_token_use(ngx_http_request_t *r,
 
     ctx->state = NGX_HTTP_OAUTH_TOKEN_DONE;
 
-    ngx_http_oauth_metrics_inject(NGX_HTTP_OAUTH_INJECT_OK);
+    ngx_http_oauth_metrics_inject(ctx->provider, NGX_HTTP_OAUTH_INJECT_OK);
 
     return NGX_DECLINED;
 }
@@ -413,14 +413,16 @@ static ngx_int_t
 ngx_http_oauth_token_fail(ngx_http_request_t *r, ngx_uint_t err)
 {
     ngx_int_t                     rc;
+    ngx_http_oauth_token_ctx_t    *ctx;
     ngx_http_oauth_token_error_t  *e;
 
     e = &ngx_http_oauth_token_errors[err];
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: token not injected: %s", e->code);
 
-    ngx_http_oauth_metrics_inject(e->metric);
+    ngx_http_oauth_metrics_inject(ctx ? ctx->provider : NULL, e->metric);
 
     rc = ngx_http_oauth_send_error(r, e->status, e->code, e->message);
 
@@ -571,6 +573,14 @@ ngx_http_oauth_token_target(ngx_http_request_t *r,
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
 
+    if (ngx_http_complex_value(r, olcf->token, &name) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* known before the owner: a refusal is counted by provider */
+
+    ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
+
     rc = ngx_http_oauth_owner(r, olcf, &ctx->owner);
 
     if (rc == NGX_DECLINED) {
@@ -578,13 +588,9 @@ ngx_http_oauth_token_target(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (rc != NGX_OK
-        || ngx_http_complex_value(r, olcf->token, &name) != NGX_OK)
-    {
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
-
-    ctx->provider = ngx_http_oauth_provider_find(omcf, &name);
 
     if (ctx->provider == NULL) {
 

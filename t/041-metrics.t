@@ -75,12 +75,15 @@ sub check_format {
     return \%type;
 }
 
-# A histogram: cumulative buckets, +Inf equal to _count.
+# A histogram: cumulative buckets, +Inf equal to _count; $labels, the
+# series' other labels as written ('provider="p",endpoint="token",')
 sub check_histogram {
-    my ($m, $name, $what) = @_;
+    my ($m, $name, $what, $labels) = @_;
     my @b;
+    $labels //= '';
     for my $k (keys %$m) {
-        push @b, [ $1, $m->{$k} ] if $k =~ /^${name}_bucket\{le="([^"]+)"\}$/;
+        push @b, [ $1, $m->{$k} ]
+            if $k =~ /^${name}_bucket\{\Q$labels\Ele="([^"]+)"\}$/;
     }
     @b = sort { ($a->[0] eq '+Inf' ? 9e99 : $a->[0])
                 <=> ($b->[0] eq '+Inf' ? 9e99 : $b->[0]) } @b;
@@ -91,8 +94,10 @@ sub check_histogram {
         $mono = 0 if $b[$i][1] < $b[$i - 1][1];
     }
     ok($mono, "$what: buckets are cumulative");
-    is($b[-1][1], $m->{"${name}_count"}, "$what: +Inf bucket equals _count");
-    ok(defined $m->{"${name}_sum"}, "$what: _sum");
+    (my $l = $labels) =~ s/,$//;
+    $l = "{$l}" if length $l;
+    is($b[-1][1], $m->{"${name}_count$l"}, "$what: +Inf bucket equals _count");
+    ok(defined $m->{"${name}_sum$l"}, "$what: _sum");
     return { map { $_->[0] => $_->[1] } @b };
 }
 
@@ -106,6 +111,33 @@ sub scrape {
 sub delta {
     my ($m0, $m1, $name, %l) = @_;
     return (metric($m1, $name, %l) // 0) - (metric($m0, $name, %l) // 0);
+}
+
+# The outbound series present: { "provider/endpoint" => _count }, each
+# checked as a histogram
+sub calls {
+    my ($m, $what) = @_;
+    my %c;
+    for my $k (keys %$m) {
+        next unless $k =~ /^oauth_outbound_duration_seconds_count
+                           \{provider="([^"]*)",endpoint="([^"]*)"\}$/x;
+        $c{"$1/$2"} = $m->{$k};
+        check_histogram($m, 'oauth_outbound_duration_seconds', "$what $1/$2",
+                        qq{provider="$1",endpoint="$2",});
+    }
+    return \%c;
+}
+
+# The injection series that are not 0: { "provider/result" => n }
+sub injections {
+    my $m = shift;
+    my %c;
+    for my $k (keys %$m) {
+        next unless $k =~ /^oauth_token_injections_total
+                           \{provider="([^"]*)",result="([^"]*)"\}$/x;
+        $c{"$1/$2"} = $m->{$k} if $m->{$k};
+    }
+    return \%c;
 }
 
 sub connected_ok {
@@ -127,10 +159,15 @@ sub t_counters {
         is(metric($m0, 'oauth_connections', provider => $p,
                   status => 'connected'), 0, "connections{$p} start at 0");
     }
-    for my $res (qw(ok unauthenticated not_connected account_required)) {
-        is(metric($m0, 'oauth_token_injections_total', result => $res), 0,
-           "injections{$res} start at 0");
+    for my $res (qw(ok unauthenticated not_connected account_required
+                    reauthorization_required provider_unavailable error)) {
+        is(metric($m0, 'oauth_token_injections_total', provider => 'fake',
+                  result => $res), 0, "injections{fake,$res} start at 0");
     }
+    is(metric($m0, 'oauth_token_injections_total', result => 'ok'), undef,
+       'no injection series without a provider');
+    is_deeply(calls($m0, 'first scrape'), {},
+              'no outbound series before a call');
     my $h0 = check_histogram($m0, 'oauth_outbound_request_duration_seconds',
                              'first scrape');
     is($m0->{oauth_outbound_request_duration_seconds_count}, 0,
@@ -162,6 +199,9 @@ sub t_counters {
               status => 'connected'), 2, 'gauge: two fake connections');
     is(delta($m0, $m1, 'oauth_outbound_request_duration_seconds_count'), 4,
        'four outbound calls (token and userinfo, twice)');
+    is_deeply(calls($m1, 'after the flows'),
+              { 'fake/token' => 2, 'fake/userinfo' => 2 },
+              'by provider and endpoint: two code exchanges, two userinfo');
 
     # refreshes by result
     is(api('POST', 'connections/fake/a1/refresh', owner => 'alice')->{status},
@@ -181,6 +221,11 @@ sub t_counters {
               status => 'error'), 1, 'gauge: the refused one is in error');
     is(metric($m2, 'oauth_connections', provider => 'refuser',
               status => 'connected'), 0, 'gauge: and no longer connected');
+    is_deeply(calls($m2, 'after the refreshes'),
+              { 'fake/token' => 2, 'fake/userinfo' => 2, 'fake/refresh' => 1,
+                'refuser/token' => 1, 'refuser/userinfo' => 1,
+                'refuser/refresh' => 1 },
+              'refreshes are timed as endpoint="refresh"');
 
     # token injections by result
     is(request('GET', '/proxy/fake/x?account=a1', owner => 'alice')->{status},
@@ -192,17 +237,17 @@ sub t_counters {
     is(request('GET', '/proxy/fake/x')->{status}, 401, 'no owner');
     is(request('GET', '/proxy/fake/x', owner => 'alice')->{status}, 409,
        'two accounts, none chosen');
+    is(request('GET', '/proxy/refuser/x', owner => 'alice')->{status}, 401,
+       'refused refresh: reauthorization required');
+    is(request('GET', '/by-name/x?p=nosuch', owner => 'alice')->{status},
+       404, 'a name no provider has');
 
     my $m3 = scrape('after the injections');
-    is(delta($m2, $m3, 'oauth_token_injections_total', result => 'ok'), 2,
-       'injections{ok} +2');
-    is(delta($m2, $m3, 'oauth_token_injections_total',
-             result => 'not_connected'), 1, 'injections{not_connected} +1');
-    is(delta($m2, $m3, 'oauth_token_injections_total',
-             result => 'unauthenticated'), 1, 'injections{unauthenticated} +1');
-    is(delta($m2, $m3, 'oauth_token_injections_total',
-             result => 'account_required'), 1,
-       'injections{account_required} +1');
+    is_deeply(injections($m3),
+              { 'fake/ok' => 2, 'fake/not_connected' => 1,
+                'fake/unauthenticated' => 1, 'fake/account_required' => 1,
+                'refuser/reauthorization_required' => 1, '/error' => 1 },
+              'injections by provider and result: exactly these');
 
     # disconnect: the gauge goes down, revocation calls are timed
     api('DELETE', 'connections/fake/a2', owner => 'alice');
@@ -211,6 +256,12 @@ sub t_counters {
               status => 'connected'), 1, 'gauge: one fake connection left');
     is(delta($m3, $m4, 'oauth_outbound_request_duration_seconds_count'), 2,
        'two revocation calls timed');
+    is(calls($m4, 'after a disconnect')->{'fake/revoke'}, 2,
+       'as endpoint="revoke"');
+    my $sum = 0;
+    $sum += $_ for values %{ calls($m4, 'sum') };
+    is($sum, $m4->{oauth_outbound_request_duration_seconds_count},
+       'the series by provider and endpoint add up to every call');
 
     # every counter only ever goes up
     for my $k (keys %$m4) {
@@ -227,6 +278,17 @@ sub t_counters {
        && $m4->{oauth_outbound_request_duration_seconds_sum} < 10,
        'a plausible _sum');
     is($h4->{'0.05'} + 0 > 0, 1, 'loopback calls land in the first bucket');
+}
+
+# { state => value } of a provider's oauth_circuit_state, every state
+sub circuit {
+    my ($m, $p) = @_;
+    my %s;
+    for my $k (keys %$m) {
+        $s{$1} = $m->{$k}
+            if $k =~ /^oauth_circuit_state\{provider="\Q$p\E",state="([^"]+)"\}$/;
+    }
+    return \%s;
 }
 
 sub t_gauges {
@@ -257,6 +319,8 @@ sub t_gauges {
     # the circuit: two failed refreshes open it
     is(metric($m, 'oauth_circuit_open', provider => 'down'), 0,
        'circuit closed');
+    is_deeply(circuit($m, 'down'), { closed => 1, open => 0, half_open => 0 },
+              'oauth_circuit_state: closed');
     connected_ok('alice', 'down', 'd1');
     for (1 .. 2) {
         is(api('POST', 'connections/down/d1/refresh',
@@ -267,6 +331,12 @@ sub t_gauges {
        'circuit open');
     is(metric($m, 'oauth_circuit_open', provider => 'fake'), 0,
        'other circuits stay closed');
+    is_deeply(circuit($m, 'down'), { closed => 0, open => 1, half_open => 0 },
+              'oauth_circuit_state: open');
+    is_deeply(circuit($m, 'fake'), { closed => 1, open => 0, half_open => 0 },
+              'oauth_circuit_state of another: closed');
+    is_deeply(calls($m, 'circuit')->{'down/refresh'}, 2,
+              'both failed refreshes timed');
     is(metric($m, 'oauth_refreshes_total', provider => 'down',
               result => 'unavailable'), 2, 'refreshes{down,unavailable}');
     my ($down) = grep { $_->{name} eq 'down' }
@@ -354,7 +424,9 @@ sub t_reload {
     for my $k (qw(oauth_flows_started_total oauth_flows_completed_total
                   oauth_refreshes_total oauth_token_injections_total
                   oauth_outbound_request_duration_seconds_bucket
-                  oauth_outbound_request_duration_seconds_count))
+                  oauth_outbound_request_duration_seconds_count
+                  oauth_outbound_duration_seconds_bucket
+                  oauth_outbound_duration_seconds_count))
     {
         for my $s (grep { /^\Q$k\E(\{|$)/ } sort keys %$m0) {
             is($m1->{$s}, $m0->{$s}, "a reload keeps $s");
@@ -364,6 +436,8 @@ sub t_reload {
        'fake keeps its own count');
     is(metric($m1, 'oauth_flows_started_total', provider => 'keys'), 0,
        'keys does not inherit it');
+    is(metric($m1, 'oauth_token_injections_total', provider => 'keys',
+              result => 'ok'), 0, 'nor its injections');
 
     # the new workers count on
     request('GET', '/connect/fake', owner => 'alice');
@@ -391,6 +465,19 @@ run_tests();
 __DATA__
 
 === TEST 1: counters move as the test acts; the format is checked line by line
+--- config eval
+OAuthKit::api_locations() . <<'_EOC_';
+
+    location /proxy/refuser/ {
+        oauth_token refuser;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/static/echo/;
+    }
+
+    location /by-name/ {
+        oauth_token $arg_p;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/static/echo/;
+    }
+_EOC_
 --- init
 main::t_counters();
 --- request
@@ -399,7 +486,7 @@ GET /metrics
 Content-Type: text/plain; version=0.0.4
 --- response_body_like
 ^# HELP oauth_flows_started_total .*
-oauth_token_injections_total\{result="ok"\} 2
+oauth_token_injections_total\{provider="fake",result="ok"\} 2
 --- no_error_log
 [alert]
 [emerg]
