@@ -37,8 +37,8 @@ static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
     ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_oauth_buf_t *body);
-static ngx_uint_t ngx_http_oauth_endpoint_host_templated(
-    ngx_str_t *endpoint);
+static ngx_uint_t ngx_http_oauth_endpoint_public_only(
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint);
 static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_str_t *url);
@@ -150,7 +150,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
     }
 
     f->url = url;
-    f->public_only = ngx_http_oauth_endpoint_host_templated(endpoint);
+    f->public_only = ngx_http_oauth_endpoint_public_only(p, endpoint);
     f->user_agent = p->user_agent;
 
     if (ngx_http_oauth_endpoint_copy(pool, body, &f->body) != NGX_OK) {
@@ -347,8 +347,8 @@ ngx_http_oauth_endpoint_revoke_grant(ngx_pool_t *pool, ngx_log_t *log,
         return NULL;
     }
 
-    f->public_only =
-                 ngx_http_oauth_endpoint_host_templated(&p->revocation_url);
+    f->public_only = ngx_http_oauth_endpoint_public_only(p,
+                                                         &p->revocation_url);
 
     if (p->revocation_body.len
         && ngx_http_oauth_endpoint_revoke_body(pool, p, all, n, f) != NGX_OK)
@@ -534,7 +534,7 @@ ngx_http_oauth_endpoint_get_token(ngx_pool_t *pool, ngx_log_t *log,
 
     f->user_agent = p->user_agent;
     f->wipe_url = 1;
-    f->public_only = ngx_http_oauth_endpoint_host_templated(endpoint);
+    f->public_only = ngx_http_oauth_endpoint_public_only(p, endpoint);
 
     return f;
 }
@@ -561,7 +561,8 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
         return NULL;
     }
 
-    f->public_only = ngx_http_oauth_endpoint_host_templated(&p->userinfo_url);
+    f->public_only = ngx_http_oauth_endpoint_public_only(p,
+                                                         &p->userinfo_url);
     f->user_agent = p->user_agent;
 
     /* the token goes the way the provider's API wants it */
@@ -683,13 +684,19 @@ ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f)
 /*
  * 1 when a placeholder fills part of the endpoint's host: a user's value
  * picks the host, so the call must not reach the operator's own network
- * (loopback, private and link-local addresses).
+ * (loopback, private and link-local addresses), unless the operator says
+ * it may (allow_private_hosts: an internal deployment).
  */
 
 static ngx_uint_t
-ngx_http_oauth_endpoint_host_templated(ngx_str_t *endpoint)
+ngx_http_oauth_endpoint_public_only(ngx_http_oauth_provider_t *p,
+    ngx_str_t *endpoint)
 {
     u_char  *c, *end;
+
+    if (p->allow_private_hosts) {
+        return 0;
+    }
 
     end = endpoint->data + endpoint->len;
 

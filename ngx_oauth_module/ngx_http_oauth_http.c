@@ -881,7 +881,8 @@ ngx_http_oauth_http_open_socket(void *data, curlsocktype purpose,
         ngx_log_error(NGX_LOG_ERR, ctx->fetch->log, 0,
                       "oauth: refused to connect to %*s: a loopback, "
                       "private or link-local address, and the host came "
-                      "from a connection_param", len, text);
+                      "from a connection_param (see allow_private_hosts)",
+                      len, text);
 
         return CURL_SOCKET_BAD;
     }

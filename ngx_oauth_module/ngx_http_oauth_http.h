@@ -44,7 +44,10 @@ struct ngx_http_oauth_fetch_s {
     ngx_str_t                         body_type;  /* default: form */
     ngx_str_t                         user_agent; /* default: the module's */
     unsigned                          post:1;     /* POST even when empty */
-    /* refuse loopback, private and link-local addresses of the host */
+    /*
+     * refuse loopback, private and link-local addresses of the host (a
+     * templated host without the provider's allow_private_hosts)
+     */
     unsigned                          public_only:1;
     unsigned                          wipe_url:1; /* the URL holds secrets */
 
@@ -66,6 +69,13 @@ struct ngx_http_oauth_fetch_s {
 
 
 /*
+ * What a call sends is an allow-list built here, never a copy of a client
+ * request (a fetch has none): Host, User-Agent (user_agent or the
+ * module's), Accept, Content-Type and Content-Length of a body,
+ * Authorization (Basic from user and password, or authorization), and
+ * headers, which only the module fills from configuration (token_header,
+ * token_header_param, a webhook's signature).
+ *
  * The fetch lives in pool; destroying the pool cancels a transfer still
  * running and wipes the request and response bodies.
  *

@@ -73,6 +73,8 @@ typedef struct {
     ngx_flag_t                   pkce;
     ngx_uint_t                   token_auth;
     ngx_flag_t                   refresh;
+    /* a templated host may resolve to loopback, private, link-local */
+    ngx_flag_t                   allow_private_hosts;
 
     ngx_array_t                 *authorization_params;  /* pair */
     ngx_array_t                 *token_params;          /* pair */

@@ -354,6 +354,11 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         &ngx_http_oauth_provider_nonempty_post },
       "revocation_body", ngx_http_oauth_preset_str, 0, 0 },
 
+    { { ngx_string("allow_private_hosts"), NGX_CONF_TAKE1,
+        ngx_conf_set_flag_slot, 0, ngx_http_oauth_p(allow_private_hosts),
+        NULL },
+      NULL, NULL, 0, 0 },
+
     { { ngx_string("callback_hmac"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
         0, ngx_http_oauth_p(callback_hmac),
         &ngx_http_oauth_provider_nonempty_post },
@@ -425,6 +430,7 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->pkce = NGX_CONF_UNSET;
     p->token_auth = NGX_CONF_UNSET_UINT;
     p->refresh = NGX_CONF_UNSET;
+    p->allow_private_hosts = NGX_CONF_UNSET;
     p->keep_callback_params = NGX_CONF_UNSET_PTR;
     p->file = cf->conf_file->file.name.data;
     p->line = cf->conf_file->line;
@@ -2006,6 +2012,7 @@ ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p)
     ngx_conf_init_uint_value(p->kind, NGX_OAUTH_KIND_OAUTH2);
     ngx_conf_init_value(p->pkce, 1);
     ngx_conf_init_value(p->refresh, 1);
+    ngx_conf_init_value(p->allow_private_hosts, 0);
     ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
     ngx_conf_init_ptr_value(p->keep_callback_params, NULL);
 
