@@ -37,7 +37,7 @@
 #define NGX_HTTP_OAUTH_PARAM_MAX      512
 #define NGX_HTTP_OAUTH_CODE_MAX       4096
 #define NGX_HTTP_OAUTH_PARAMS_MAX     32
-#define NGX_HTTP_OAUTH_COOKIE_PREFIX  "oauth_flow_"
+#define NGX_HTTP_OAUTH_COOKIE_PREFIX  "__Host-oauth_flow_"
 #define NGX_HTTP_OAUTH_COOKIE_ID      12   /* state chars in the name */
 
 
@@ -1029,7 +1029,9 @@ ngx_http_oauth_pair_set(ngx_oauth_pair_t *pr, const char *name, void *value,
 /*
  * The browser-binding cookie: its value is random, only its hash is in
  * the flow; the name carries part of the state so that two tabs can run
- * two flows at once.
+ * two flows at once.  "__Host-": only this host over https may set it
+ * (Secure, Path=/, no Domain), so a sibling subdomain cannot plant one.
+ * value NULL clears it (the callback, once the flow is spent or unknown).
  */
 
 static ngx_int_t
@@ -1055,7 +1057,8 @@ ngx_http_oauth_set_cookie(ngx_http_request_t *r, char *state, char *value,
     p = ngx_sprintf(p, NGX_HTTP_OAUTH_COOKIE_PREFIX "%*s=%*s; Max-Age=%T; "
                     "Path=/; HttpOnly; Secure; SameSite=Lax",
                     (size_t) NGX_HTTP_OAUTH_COOKIE_ID, state,
-                    (size_t) NGX_OAUTH_STATE_LEN, value, ttl);
+                    value ? (size_t) NGX_OAUTH_STATE_LEN : 0,
+                    value ? value : "", value ? ttl : 0);
 
     cookie.len = p - cookie.data;
 
@@ -1135,7 +1138,7 @@ ngx_int_t
 ngx_http_oauth_callback_handler(ngx_http_request_t *r)
 {
     u_char                       sbuf[NGX_OAUTH_STATE_LEN + 2];
-    ngx_int_t                    rc;
+    ngx_int_t                    rc, taken;
     ngx_str_t                    state;
     const char                  *err;
     ngx_http_oauth_cb_ctx_t     *ctx;
@@ -1196,16 +1199,26 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                                          "available");
     }
 
-    switch (ngx_http_oauth_cb_take(r, ctx, &state, &rc)) {
+    taken = ngx_http_oauth_cb_take(r, ctx, &state, &rc);
 
-    case NGX_OK:
-        break;
-
-    case NGX_DECLINED:
-        return ngx_http_oauth_cb_bad_state(r);
-
-    default: /* NGX_DONE */
+    if (taken == NGX_DONE) {
         return rc;
+    }
+
+    /*
+     * The flow is spent, or there never was one: its binding cookie has
+     * no use left, whatever the answer.  (A flow left unspent, at another
+     * provider's callback path or after a store error, keeps it.)
+     */
+
+    if (ngx_http_oauth_set_cookie(r, (char *) state.data, NULL, 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (taken == NGX_DECLINED) {
+        return ngx_http_oauth_cb_bad_state(r);
     }
 
     if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
@@ -1910,6 +1923,23 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
                       "oauth: provider \"%V\": token endpoint refused "
                       "(HTTP %ui)", &p->name, f->status);
         ngx_http_oauth_cb_finish(r, ctx, "token_error", NULL);
+        return;
+    }
+
+    /* tokens that cannot go out as bearer tokens are not kept */
+
+    if (ngx_oauth_token_type_check(&ctx->token,
+                                   p->token_types ? p->token_types->elts
+                                                  : NULL,
+                                   p->token_types ? p->token_types->nelts
+                                                  : 0)
+        != NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": token_type is not bearer "
+                      "nor a \"token_type\" of the provider",
+                      &p->name);
+        ngx_http_oauth_cb_finish(r, ctx, "unsupported_token_type", NULL);
         return;
     }
 

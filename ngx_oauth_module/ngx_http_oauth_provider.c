@@ -322,6 +322,12 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         ngx_http_oauth_p(keep_token_fields), NULL },
       "keep_token_fields", ngx_http_oauth_preset_keep_fields, 0, 0 },
 
+    { { ngx_string("token_type"), NGX_CONF_TAKE1,
+        ngx_conf_set_str_array_slot, 0, ngx_http_oauth_p(token_types),
+        &ngx_http_oauth_provider_nonempty_post },
+      "token_types", ngx_http_oauth_preset_kept,
+      ngx_http_oauth_e(token_types), ngx_http_oauth_e(ntoken_types) },
+
     { { ngx_string("code_param"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
         ngx_http_oauth_p(code_param), &ngx_http_oauth_provider_nonempty_post },
       "code_param", ngx_http_oauth_preset_str, 0, 0 },
@@ -432,6 +438,7 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->refresh = NGX_CONF_UNSET;
     p->allow_private_hosts = NGX_CONF_UNSET;
     p->keep_callback_params = NGX_CONF_UNSET_PTR;
+    p->token_types = NGX_CONF_UNSET_PTR;
     p->file = cf->conf_file->file.name.data;
     p->line = cf->conf_file->line;
 
@@ -2015,6 +2022,7 @@ ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p)
     ngx_conf_init_value(p->allow_private_hosts, 0);
     ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
     ngx_conf_init_ptr_value(p->keep_callback_params, NULL);
+    ngx_conf_init_ptr_value(p->token_types, NULL);
 
     if (p->display_name.data == NULL) {
         p->display_name = p->name;

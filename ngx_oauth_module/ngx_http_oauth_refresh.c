@@ -682,6 +682,7 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
     int                             rc;
     ngx_str_t                       name;
     ngx_uint_t                      status;
+    ngx_array_t                    *types;
     ngx_oauth_str_t                *grant;
     ngx_oauth_conn_t               *conn;
     ngx_oauth_token_t               token;
@@ -701,8 +702,13 @@ ngx_http_oauth_refresh_done(ngx_http_oauth_fetch_t *f)
 
     status = (f->result == NGX_HTTP_OAUTH_FETCH_OK) ? f->status : 0;
 
+    types = rf->provider->token_types;
+
     (void) ngx_oauth_refresh_classify(status, f->response.data,
-                                      f->response.len, &token, &answer);
+                                      f->response.len,
+                                      types ? types->elts : NULL,
+                                      types ? types->nelts : 0,
+                                      &token, &answer);
 
     /*
      * The provider's health counts whatever became of the connection

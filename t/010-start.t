@@ -136,7 +136,7 @@ X-Owner: alice
 --- error_code: 302
 --- response_headers_like
 Location: ^https://auth\.example/authorize\?response_type=code&client_id=demo\+client&redirect_uri=https%3A%2F%2Fapp\.example%2Fcallback&scope=read%2Cwrite%3Aall%2Copenid&state=[A-Za-z0-9_-]{43}&code_challenge=[A-Za-z0-9_-]{43}&code_challenge_method=S256&access_type=offline&prompt=consent$
-Set-Cookie: ^oauth_flow_[A-Za-z0-9_-]{12}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Lax$
+Set-Cookie: ^__Host-oauth_flow_[A-Za-z0-9_-]{12}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Lax$
 Cache-Control: no-store
 --- no_error_log
 [error]
@@ -155,7 +155,7 @@ for my $i (1 .. 5) {
     is($f->{status}, 302, "start $i redirects");
     like($f->{state}, qr/^[A-Za-z0-9_-]{43}\z/, "state $i is 256 bits of base64url");
     my ($name, $value) = split /=/, $f->{cookie}, 2;
-    is($name, 'oauth_flow_' . substr($f->{state}, 0, 12),
+    is($name, '__Host-oauth_flow_' . substr($f->{state}, 0, 12),
        "cookie $i is named after the first 12 characters of the state");
     like($value, qr/^[A-Za-z0-9_-]{43}\z/, "cookie $i value is random");
     isnt($value, $f->{state}, "cookie $i value is not the state");
@@ -167,7 +167,7 @@ for my $i (1 .. 5) {
 # T10: a pre-planted state or cookie changes nothing.
 my $res = http_get('/connect/demo?state=planted-state-value',
                    'X-Owner' => 'alice',
-                   Cookie => 'oauth_flow_plantedstate=planted-cookie-value');
+                   Cookie => '__Host-oauth_flow_plantedstate=planted-cookie-value');
 is($res->{status}, 302, 'start with planted values still redirects');
 my $q = query_params($res->{headers}{location});
 like($q->{state}, qr/^[A-Za-z0-9_-]{43}\z/, 'state is minted, not taken from the query');

@@ -124,6 +124,11 @@ is(flow_result($res)->{location},
    'back to return_to with the result (T11: no code, no state)');
 is($res->{headers}{'cache-control'}, 'no-store', 'not cached');
 is($res->{headers}{'referrer-policy'}, 'no-referrer', 'no referrer');
+my ($cname) = split /=/, $flow->{cookie}, 2;
+like($cname, qr/^__Host-oauth_flow_[A-Za-z0-9_-]{12}\z/, 'the binding cookie is a __Host- cookie');
+is($res->{headers}{'set-cookie'},
+   "$cname=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax",
+   'the callback clears the binding cookie');
 
 my $reqs = token_requests();
 is(scalar @$reqs, 1, 'one token request');
@@ -310,6 +315,8 @@ for my $i (1 .. 3) {
     my $again = callback($flow, code => 'code-1');
     is($again->{status}, 400, "replay $i: 400");
     like($again->{content}, qr/^\{"error":"invalid_state"/, "replay $i: invalid_state");
+    like($again->{headers}{'set-cookie'} // '', qr/^__Host-oauth_flow_\S+=; Max-Age=0;/,
+         "replay $i: the cookie is cleared");
 }
 is(scalar @{ token_requests() }, 1, 'exactly one token request');
 is(scalar @{ connections('alice') }, 1, 'one connection');
@@ -459,9 +466,12 @@ for my $c (@cases) {
                : $how eq 'other'          ? $other->{cookie}
                : $how eq 'renamed'        ? "$name=$ovalue"
                :                            "$name=" . ('y' x 43) . "; $flow->{cookie}";
-    my $r = flow_result(callback($flow, cookie => $cookie));
+    my $res = callback($flow, cookie => $cookie);
+    my $r = flow_result($res);
     is($r->{status}, 'error', "$why: error");
     is($r->{error}, 'browser_mismatch', "$why: browser_mismatch");
+    is($res->{headers}{'set-cookie'}, "$name=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax",
+       "$why: the cookie is cleared all the same");
     is(callback($flow)->{status}, 400, "$why: the flow is consumed");
 }
 is(scalar @{ token_requests() }, 0, 'no token request');
@@ -604,7 +614,7 @@ X-Owner: alice
 
 
 
-=== TEST 15: token endpoint failures: each ends the flow with a code, nothing is stored (T19)
+=== TEST 15: token endpoint failures: each ends the flow with a code, nothing is stored (T19); a token_type other than bearer is refused
 --- http_config eval
 my $cfg = $::Store . $::LogFormat;
 my %cases = (
@@ -628,6 +638,8 @@ my %cases = (
     deep    => 'error_page 405 =200 /deep.json; return 405;',
     badutf8 => "return 200 '{\"access_token\":\"AT-\xff\xfe\",\"user\":{\"id\":\"u\"}}';",
     nul     => 'return 200 \'{"access_token":"AT\\u0000x","user":{"id":"u"}}\';',
+    mac     => 'return 200 \'{"access_token":"AT-m","token_type":"mac","user":{"id":"u"}}\';',
+    dpop    => 'return 200 \'{"access_token":"AT-d","token_type":"DPoP","user":{"id":"u"}}\';',
 );
 $cfg .= "    server {\n        listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_1;\n"
       . "        access_log \$TEST_NGINX_OAUTH_DIR/as.log as;\n"
@@ -673,6 +685,8 @@ my %expect = (
     deep     => 'invalid_token_response',
     badutf8  => 'invalid_token_response',
     nul      => 'invalid_token_response',
+    mac      => 'unsupported_token_type',
+    dpop     => 'unsupported_token_type',
 );
 for my $p (sort keys %expect) {
     my ($r, $flow, $res) = connect_flow(uri => "/connect/$p");
@@ -688,7 +702,7 @@ X-Owner: alice
 --- response_body
 []
 --- no_error_log eval
-[qr/AT-500|AT-form|AT-a\b|AT-n\b|AT-o\b|AT-c\b|AT-l\b|AT-t\b|bad_verification_code|passed is incorrect/,
+[qr/AT-500|AT-form|AT-a\b|AT-n\b|AT-o\b|AT-c\b|AT-l\b|AT-t\b|AT-[md]\b|bad_verification_code|passed is incorrect/,
  "[alert]", "[crit]"]
 
 

@@ -93,6 +93,10 @@ static const ngx_oauth_catalog_key_t  ngx_oauth_catalog_keys[] = {
       ngx_oauth_catalog_off(keep_callback_params),
       ngx_oauth_catalog_off(nkeep_callback_params) },
 
+    { "token_types", ngx_oauth_catalog_strings,
+      ngx_oauth_catalog_off(token_types),
+      ngx_oauth_catalog_off(ntoken_types) },
+
     { "requires", ngx_oauth_catalog_strings,
       ngx_oauth_catalog_off(requires), ngx_oauth_catalog_off(nrequires) },
 
@@ -384,6 +388,7 @@ ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
     free(e->token_params);
     free(e->connection_params);
     free(e->keep_callback_params);
+    free(e->token_types);
     free(e->keep_token_fields);
     free(e->requires);
     free(e->scope_required);

@@ -73,6 +73,8 @@ typedef struct {
     ngx_oauth_catalog_keep_t  *keep_token_fields;
     size_t                     nrequires;
     ngx_oauth_str_t           *requires;
+    size_t                     ntoken_types;
+    ngx_oauth_str_t           *token_types;
     size_t                     nscope_required;
     ngx_oauth_str_t           *scope_required;
     size_t                     ntoken_headers;

@@ -50,6 +50,9 @@ ngx_oauth_strerror(int rc)
     case NGX_OAUTH_TOO_LARGE:
         return "too large";
 
+    case NGX_OAUTH_UNSUPPORTED:
+        return "unsupported";
+
     default:
         return "unknown error";
     }

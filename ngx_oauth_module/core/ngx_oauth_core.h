@@ -35,7 +35,8 @@ typedef enum {
     NGX_OAUTH_BUSY = -107,       /* lease held by someone else */
     NGX_OAUTH_CONFLICT = -108,   /* record changed since it was read */
     NGX_OAUTH_NOMEM = -109,
-    NGX_OAUTH_TOO_LARGE = -110
+    NGX_OAUTH_TOO_LARGE = -110,
+    NGX_OAUTH_UNSUPPORTED = -111 /* well-formed, not one we can use */
 } ngx_oauth_rc_t;
 
 

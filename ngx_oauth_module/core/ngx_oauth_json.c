@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>           /* strncasecmp() */
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -284,6 +285,43 @@ ngx_oauth_token_free(ngx_oauth_token_t *t)
 
     memset(t, 0, sizeof(ngx_oauth_token_t));
     t->expires_in = -1;
+}
+
+
+/*
+ * The module sends every token as a bearer token (RFC 6750).  A token of
+ * another type (DPoP, MAC, N_A) sent as one would be refused at best and
+ * misused at worst.  No token_type at all is taken as bearer, as many
+ * providers send none; a provider may name its bearer tokens otherwise
+ * (Slack: "bot", "user"), given in also.
+ */
+
+int
+ngx_oauth_token_type_check(const ngx_oauth_token_t *t,
+    const ngx_oauth_str_t *also, size_t n)
+{
+    size_t  i;
+
+    if (t->token_type.len == 0
+        || (t->token_type.len == sizeof("bearer") - 1
+            && strncasecmp((char *) t->token_type.data, "bearer",
+                           sizeof("bearer") - 1)
+               == 0))
+    {
+        return NGX_OAUTH_OK;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (also[i].len == t->token_type.len
+            && strncasecmp((char *) t->token_type.data,
+                           (char *) also[i].data, also[i].len)
+               == 0)
+        {
+            return NGX_OAUTH_OK;
+        }
+    }
+
+    return NGX_OAUTH_UNSUPPORTED;
 }
 
 

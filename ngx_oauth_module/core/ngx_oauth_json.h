@@ -86,6 +86,15 @@ int ngx_oauth_token_parse_at(const unsigned char *body, size_t len,
 void ngx_oauth_token_free(ngx_oauth_token_t *t);
 
 /*
+ * Whether a parsed token is one the module may send as a bearer token:
+ * no token_type, "bearer" in any case, or one of also[0..n) (a provider's
+ * own names for its bearer tokens), compared without case.
+ * NGX_OAUTH_UNSUPPORTED otherwise.
+ */
+int ngx_oauth_token_type_check(const ngx_oauth_token_t *t,
+    const ngx_oauth_str_t *also, size_t n);
+
+/*
  * Looks a dotted path up in a parsed document: "sub", "user.id",
  * "data.0.id" (a numeric segment indexes an array; on an object it is a
  * key).  A string is returned as it is; an integer, a real or a boolean as

@@ -30,7 +30,8 @@ static const char  *ngx_oauth_refresh_refusals[] = {
 
 ngx_oauth_answer_e
 ngx_oauth_refresh_classify(unsigned status, const unsigned char *body,
-    size_t len, ngx_oauth_token_t *token, ngx_oauth_answer_t *answer)
+    size_t len, const ngx_oauth_str_t *types, size_t ntypes,
+    ngx_oauth_token_t *token, ngx_oauth_answer_t *answer)
 {
     const char  *code;
 
@@ -72,6 +73,14 @@ ngx_oauth_refresh_classify(unsigned status, const unsigned char *body,
         ngx_oauth_token_free(token);
         return ngx_oauth_refresh_verdict(answer, NGX_OAUTH_ANSWER_RETRY,
                                          "invalid_response");
+    }
+
+    /* tokens of a type the module cannot send: asking again won't do */
+
+    if (ngx_oauth_token_type_check(token, types, ntypes) != NGX_OAUTH_OK) {
+        ngx_oauth_token_free(token);
+        return ngx_oauth_refresh_verdict(answer, NGX_OAUTH_ANSWER_FATAL,
+                                         "unsupported_token_type");
     }
 
     return ngx_oauth_refresh_verdict(answer, NGX_OAUTH_ANSWER_OK, NULL);

@@ -41,14 +41,16 @@ typedef struct {
  * answer (connection failure, timeout).  An answer with an RFC 6749 5.2
  * error code ("invalid_grant", "invalid_client", "unauthorized_client",
  * "unsupported_grant_type", "invalid_scope", "invalid_request") is FATAL
- * whatever its status; no answer, 5xx, 429, a body that is not a token
- * response (an HTML page), an unknown error code or a non-2xx status
- * without one are RETRY.  Only on NGX_OAUTH_ANSWER_OK is token filled,
+ * whatever its status, and so are tokens whose token_type is neither
+ * bearer nor one of types[0..ntypes) ("unsupported_token_type", see
+ * ngx_oauth_token_type_check()); no answer, 5xx, 429, a body that is not a
+ * token response (an HTML page), an unknown error code or a non-2xx
+ * status without one are RETRY.  Only on NGX_OAUTH_ANSWER_OK is token filled,
  * and the caller then calls ngx_oauth_token_free().
  */
 ngx_oauth_answer_e ngx_oauth_refresh_classify(unsigned status,
-    const unsigned char *body, size_t len, ngx_oauth_token_t *token,
-    ngx_oauth_answer_t *answer);
+    const unsigned char *body, size_t len, const ngx_oauth_str_t *types,
+    size_t ntypes, ngx_oauth_token_t *token, ngx_oauth_answer_t *answer);
 
 
 #endif /* _NGX_OAUTH_REFRESH_H_INCLUDED_ */

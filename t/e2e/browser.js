@@ -223,9 +223,9 @@ async function main() {
     assert(await page.title() === 'e2e done', `title ${await page.title()}`);
   });
 
-  await check('the browser-binding cookie is Secure, HttpOnly, SameSite=Lax (and was sent back over http://127.0.0.1)', page, async () => {
+  await check('the browser-binding cookie is __Host-, Secure, HttpOnly, SameSite=Lax (and was sent back over http://127.0.0.1)', page, async () => {
     assert(flowCookie, 'no Set-Cookie seen on /connect');
-    assert(/^oauth_flow_/.test(flowCookie), `cookie: ${flowCookie.split('=')[0]}`);
+    assert(/^__Host-oauth_flow_/.test(flowCookie), `cookie: ${flowCookie.split('=')[0]}`);
     for (const attr of ['Secure', 'HttpOnly', 'SameSite=Lax']) {
       assert(flowCookie.includes(attr), `no ${attr} in the flow cookie`);
     }

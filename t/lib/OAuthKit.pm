@@ -512,7 +512,7 @@ sub start_flow {
     my $loc = header($res, 'location');
     my $cookie;
     for my $c (header($res, 'set-cookie')) {
-        ($cookie) = $c =~ /^([^;]+)/ if $c =~ /^oauth_flow_/ || !$cookie;
+        ($cookie) = $c =~ /^([^;]+)/ if $c =~ /^__Host-oauth_flow_/ || !$cookie;
     }
     my $q = query_params($loc);
     return {

@@ -35,6 +35,20 @@ static const test_case_t  test_cases[] = {
            "\"expires_in\":3600,\"refresh_token\":\"rt\"}",
       NGX_OAUTH_ANSWER_OK, NULL, 0 },
     { 201, "{\"access_token\":\"at\"}", NGX_OAUTH_ANSWER_OK, NULL, 0 },
+    { 200, "{\"access_token\":\"at\",\"token_type\":\"BEARER\"}",
+      NGX_OAUTH_ANSWER_OK, NULL, 0 },
+
+    /* the provider's own name for a bearer token (the cases pass "bot") */
+    { 200, "{\"access_token\":\"at\",\"token_type\":\"bot\"}",
+      NGX_OAUTH_ANSWER_OK, NULL, 0 },
+
+    /* tokens the module cannot send as bearer tokens */
+    { 200, "{\"access_token\":\"at\",\"token_type\":\"mac\"}",
+      NGX_OAUTH_ANSWER_FATAL, "unsupported_token_type", 0 },
+    { 200, "{\"access_token\":\"at\",\"token_type\":\"DPoP\"}",
+      NGX_OAUTH_ANSWER_FATAL, "unsupported_token_type", 0 },
+    { 200, "{\"access_token\":\"at\",\"token_type\":\"bearerx\"}",
+      NGX_OAUTH_ANSWER_FATAL, "unsupported_token_type", 0 },
 
     /* 5.2: every code is a refusal, whatever the status */
     { 400, "{\"error\":\"invalid_grant\"}",
@@ -105,6 +119,7 @@ test_classify(void **state)
     ngx_oauth_answer_t   answer;
     ngx_oauth_answer_e   verdict;
     const test_case_t   *c;
+    ngx_oauth_str_t      bot = ngx_oauth_string("bot");
 
     for (i = 0; i < sizeof(test_cases) / sizeof(test_cases[0]); i++) {
         c = &test_cases[i];
@@ -113,8 +128,8 @@ test_classify(void **state)
 
         verdict = ngx_oauth_refresh_classify(c->status,
                                              (const unsigned char *) c->body,
-                                             strlen(c->body), &token,
-                                             &answer);
+                                             strlen(c->body), &bot, 1,
+                                             &token, &answer);
 
         if (verdict != c->verdict || answer.verdict != c->verdict
             || answer.down != c->down
@@ -150,8 +165,8 @@ test_static_code(void **state)
     ngx_oauth_answer_t   answer;
 
     assert_int_equal(ngx_oauth_refresh_classify(400, (unsigned char *) body,
-                                                sizeof(body) - 1, &token,
-                                                &answer),
+                                                sizeof(body) - 1, NULL, 0,
+                                                &token, &answer),
                      NGX_OAUTH_ANSWER_FATAL);
 
     assert_true(answer.error < body || answer.error >= body + sizeof(body));
