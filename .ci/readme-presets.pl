@@ -75,7 +75,8 @@ sub quirks {
     } elsif ($acc) {
         push @q, "account: `$acc`";
     }
-    my @keep = (@{ $e->{keep_callback_params} // [] },
+    my @keep = ((map { ref $_ ? $_->{name} : $_ }
+                 @{ $e->{keep_callback_params} // [] }),
                 map { $_->{as} // $_->{path} } @{ $e->{keep_token_fields} // [] });
     push @q, 'keeps ' . join ', ', map { "`$_`" } @keep if @keep;
     my $h = $e->{token_header} // {};

@@ -127,6 +127,8 @@ static ngx_int_t ngx_http_oauth_cb_check(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, u_char *state, const char **error);
 static ngx_uint_t ngx_http_oauth_cb_browser_ok(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, u_char *state);
+static ngx_int_t ngx_http_oauth_cb_same_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
@@ -1689,6 +1691,96 @@ ngx_http_oauth_cb_check(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /*
+     * Shopify's callback names the shop, signed or not: a shop other than
+     * the one given at start means the flow went somewhere it was not
+     * sent.  The flow is spent, like after any other failed check, so
+     * that it cannot be tried again with another shop.
+     */
+
+    rc = ngx_http_oauth_cb_same_params(r, ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        *error = "invalid_request";
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A connection param the callback carries too (Shopify's shop) must be
+ * there once and name what the start was given: the same suffix dropped,
+ * compared without case (a shop is a host name).  NGX_DECLINED if not.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_same_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    u_char                       *buf;
+    ngx_int_t                     rc;
+    ngx_str_t                     value;
+    ngx_uint_t                    i, j;
+    ngx_oauth_str_t              *given;
+    ngx_http_oauth_conn_param_t  *cp;
+
+    if (ctx->provider->connection_params == NULL) {
+        return NGX_OK;
+    }
+
+    buf = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH_PARAM_MAX);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    cp = ctx->provider->connection_params->elts;
+
+    for (i = 0; i < ctx->provider->connection_params->nelts; i++) {
+
+        rc = ngx_http_oauth_arg(r, (char *) cp[i].name.data, buf,
+                                NGX_HTTP_OAUTH_PARAM_MAX, &value);
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        given = NULL;
+
+        for (j = 0; rc == NGX_OK && j < ctx->flow.nparams; j++) {
+            if (ctx->flow.params[j].name.len == cp[i].name.len
+                && ngx_strncmp(ctx->flow.params[j].name.data,
+                               cp[i].name.data, cp[i].name.len)
+                   == 0)
+            {
+                given = &ctx->flow.params[j].value;
+            }
+        }
+
+        if (given && cp[i].strip.len && value.len > cp[i].strip.len
+            && ngx_strncasecmp(value.data + value.len - cp[i].strip.len,
+                               cp[i].strip.data, cp[i].strip.len)
+               == 0)
+        {
+            value.len -= cp[i].strip.len;
+        }
+
+        if (given == NULL || given->len != value.len
+            || ngx_strncasecmp(given->data, value.data, value.len) != 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "oauth: callback parameter \"%V\" is repeated "
+                          "or differs from the one given at start",
+                          &cp[i].name);
+            return NGX_DECLINED;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -1739,11 +1831,12 @@ ngx_http_oauth_cb_browser_ok(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
 {
-    u_char            *buf;
-    ngx_int_t          rc;
-    ngx_str_t          value, *name;
-    ngx_uint_t         i;
-    ngx_oauth_pair_t  *kp;
+    u_char                       *buf;
+    ngx_int_t                     rc;
+    ngx_str_t                     value;
+    ngx_uint_t                    i;
+    ngx_oauth_pair_t             *kp;
+    ngx_http_oauth_conn_param_t  *name;
 
     if (ngx_array_init(&ctx->kept, r->pool, 4, sizeof(ngx_oauth_pair_t))
         != NGX_OK)
@@ -1773,20 +1866,30 @@ ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        rc = ngx_http_oauth_arg(r, (char *) name[i].data, buf,
+        rc = ngx_http_oauth_arg(r, (char *) name[i].name.data, buf,
                                 NGX_HTTP_OAUTH_PARAM_MAX, &value);
 
         if (rc == NGX_DECLINED) {
             continue;
         }
 
-        /* kept values end up in URLs and headers: plain tokens only */
+        /*
+         * kept values end up in URLs and headers: plain tokens only, and
+         * what the param's own pattern allows (QuickBooks: digits)
+         */
 
         if (rc != NGX_OK
             || ngx_oauth_pattern_match("^[A-Za-z0-9._~:-]{1,256}$",
                                        value.data, value.len)
-               != NGX_OAUTH_OK)
+               != NGX_OAUTH_OK
+            || (name[i].compiled
+                && ngx_oauth_pattern_exec(name[i].compiled, value.data,
+                                          value.len)
+                   != NGX_OAUTH_OK))
         {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth: callback parameter \"%V\" is repeated "
+                          "or does not match its pattern", &name[i].name);
             return NGX_DECLINED;
         }
 
@@ -1795,7 +1898,7 @@ ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        ngx_http_oauth_ostr(&kp->name, &name[i]);
+        ngx_http_oauth_ostr(&kp->name, &name[i].name);
         ngx_http_oauth_ostr(&kp->value, &value);
     }
 
@@ -2238,6 +2341,16 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     if (p->account_name.len
         && ngx_http_oauth_lookup(r, ctx, &p->account_name, &name) == NGX_OK)
     {
+        /* shown in pages and APIs, maybe in headers: printable only */
+
+        if (ngx_http_oauth_has_control(name.data, name.len)) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "oauth: provider \"%V\": account name at \"%V\" "
+                          "has a control character", &p->name,
+                          &p->account_name);
+            return "invalid_account";
+        }
+
         ngx_http_oauth_ostr(&conn.account_name, &name);
     }
 
@@ -2254,6 +2367,13 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
     if (ngx_http_oauth_conn_scopes(r, ctx, &conn) != NGX_OK) {
         return "internal_error";
+    }
+
+    if (ngx_http_oauth_has_control(conn.scopes.data, conn.scopes.len)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth: provider \"%V\": granted scope has a "
+                      "control character", &p->name);
+        return "invalid_token_response";
     }
 
     rc = ngx_http_oauth_conn_params(r, ctx, &conn);

@@ -79,7 +79,7 @@ typedef struct {
     ngx_array_t                 *authorization_params;  /* pair */
     ngx_array_t                 *token_params;          /* pair */
     ngx_array_t                 *connection_params;     /* conn_param */
-    ngx_array_t                 *keep_callback_params;  /* ngx_str_t */
+    ngx_array_t                 *keep_callback_params;  /* conn_param */
     ngx_array_t                 *keep_token_fields;     /* keep_field */
     ngx_array_t                 *token_types;  /* ngx_str_t, also bearer */
 

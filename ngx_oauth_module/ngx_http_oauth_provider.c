@@ -87,6 +87,10 @@ static char *ngx_http_oauth_provider_keep_field(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth_provider_conn_param(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth_provider_keep_param(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_oauth_preset_kept_params(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
 
 static ngx_int_t ngx_http_oauth_catalog_open(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf, ngx_oauth_catalog_t **cat);
@@ -309,13 +313,10 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         ngx_http_oauth_p(connection_params), NULL },
       "connection_params", ngx_http_oauth_preset_conn_params, 0, 0 },
 
-    { { ngx_string("keep_callback_param"), NGX_CONF_TAKE1,
-        ngx_conf_set_str_array_slot, 0,
-        ngx_http_oauth_p(keep_callback_params),
-        &ngx_http_oauth_provider_nonempty_post },
-      "keep_callback_params", ngx_http_oauth_preset_kept,
-      ngx_http_oauth_e(keep_callback_params),
-      ngx_http_oauth_e(nkeep_callback_params) },
+    { { ngx_string("keep_callback_param"), NGX_CONF_TAKE12,
+        ngx_http_oauth_provider_keep_param, 0,
+        ngx_http_oauth_p(keep_callback_params), NULL },
+      "keep_callback_params", ngx_http_oauth_preset_kept_params, 0, 0 },
 
     { { ngx_string("keep_token_field"), NGX_CONF_TAKE13,
         ngx_http_oauth_provider_keep_field, 0,
@@ -923,6 +924,61 @@ ngx_http_oauth_provider_conn_param(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/*
+ * keep_callback_param NAME [pattern=RE]: the value must match RE as well
+ * as the rule every kept callback value meets (the flow's plain-token
+ * check); connection_param's pattern checker compiles it.
+ */
+
+static char *
+ngx_http_oauth_provider_keep_param(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth_provider_t *p = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_oauth_conn_param_t  *kp;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return ngx_http_oauth_provider_error(cf,
+                                     "empty value in \"%V\" of "
+                                     "oauth_provider \"%V\"");
+    }
+
+    kp = ngx_http_oauth_provider_push(cf, &p->keep_callback_params,
+                                      sizeof(ngx_http_oauth_conn_param_t));
+    if (kp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(kp, sizeof(ngx_http_oauth_conn_param_t));
+    kp->name = value[1];
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[2].data, "pattern=", 8) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in "
+                           "\"keep_callback_param\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    kp->pattern.len = value[2].len - 8;
+    kp->pattern.data = value[2].data + 8;
+    kp->explicit_pattern = 1;
+
+    if (ngx_http_oauth_pattern_check(cf, NULL, kp) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 char *
 ngx_http_oauth_providers_init(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf)
@@ -1385,6 +1441,51 @@ ngx_http_oauth_preset_kept(ngx_conf_t *cf, ngx_http_oauth_provider_cmd_t *pc,
         ngx_http_oauth_preset_arg(&arg, &a[i]);
 
         if (ngx_http_oauth_preset_line(cf, pc, &arg, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a kept callback param the block names itself is the block's */
+
+static ngx_int_t
+ngx_http_oauth_preset_kept_params(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
+{
+    size_t            i;
+    ngx_str_t         args[2];
+    ngx_oauth_str_t  *pat;
+
+    for (i = 0; i < e->nkeep_callback_params; i++) {
+        if (ngx_http_oauth_list_has(ngx_http_oauth_preset_list(cf, pc), 0,
+                                    e->keep_callback_params[i].data,
+                                    e->keep_callback_params[i].len))
+        {
+            continue;
+        }
+
+        ngx_http_oauth_preset_arg(&args[0], &e->keep_callback_params[i]);
+
+        pat = &e->keep_callback_patterns[i];
+
+        if (pat->len) {
+            args[1].len = sizeof("pattern=") - 1 + pat->len;
+            args[1].data = ngx_pnalloc(cf->temp_pool, args[1].len);
+            if (args[1].data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ngx_cpymem(args[1].data, "pattern=",
+                                  sizeof("pattern=") - 1),
+                       pat->data, pat->len);
+        }
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, pat->len ? 2 : 1)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -1907,11 +2008,12 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 static ngx_int_t
 ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
 {
-    u_char                 *c;
-    ngx_str_t              *s, name;
-    ngx_uint_t              i, k;
-    const char             *bad;
-    ngx_http_oauth_pair_t  *h;
+    u_char                       *c;
+    ngx_str_t                    *s, name;
+    ngx_uint_t                    i, k;
+    const char                   *bad;
+    ngx_http_oauth_pair_t        *h;
+    ngx_http_oauth_conn_param_t  *kp;
 
     bad = NULL;
 
@@ -1998,13 +2100,14 @@ ngx_http_oauth_provider_quirks(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             return NGX_OK;
         }
 
-        s = ngx_http_oauth_provider_push(cf, &p->keep_callback_params,
-                                         sizeof(ngx_str_t));
-        if (s == NULL) {
+        kp = ngx_http_oauth_provider_push(cf, &p->keep_callback_params,
+                                    sizeof(ngx_http_oauth_conn_param_t));
+        if (kp == NULL) {
             return NGX_ERROR;
         }
 
-        *s = name;
+        ngx_memzero(kp, sizeof(ngx_http_oauth_conn_param_t));
+        kp->name = name;
     }
 
     return NGX_OK;

@@ -60,6 +60,8 @@ static int ngx_oauth_catalog_params(ngx_oauth_catalog_entry_t *e,
     json_t *v, size_t off, const char **why);
 static int ngx_oauth_catalog_keeps(ngx_oauth_catalog_entry_t *e, json_t *v,
     size_t off, const char **why);
+static int ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v,
+    size_t off, const char **why);
 static int ngx_oauth_catalog_string(json_t *v, int nonempty,
     ngx_oauth_str_t *s);
 static int ngx_oauth_catalog_only(json_t *o, const char **keys);
@@ -89,9 +91,7 @@ static const ngx_oauth_catalog_key_t  ngx_oauth_catalog_keys[] = {
     { "scope", ngx_oauth_catalog_strings, ngx_oauth_catalog_off(scopes),
       ngx_oauth_catalog_off(nscopes) },
 
-    { "keep_callback_params", ngx_oauth_catalog_strings,
-      ngx_oauth_catalog_off(keep_callback_params),
-      ngx_oauth_catalog_off(nkeep_callback_params) },
+    { "keep_callback_params", ngx_oauth_catalog_kept, 0, 0 },
 
     { "token_types", ngx_oauth_catalog_strings,
       ngx_oauth_catalog_off(token_types),
@@ -388,6 +388,7 @@ ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
     free(e->token_params);
     free(e->connection_params);
     free(e->keep_callback_params);
+    free(e->keep_callback_patterns);
     free(e->token_types);
     free(e->keep_token_fields);
     free(e->requires);
@@ -564,6 +565,74 @@ ngx_oauth_catalog_strings(ngx_oauth_catalog_entry_t *e, json_t *v,
 
     json_array_foreach(v, i, x) {
         if (ngx_oauth_catalog_string(x, 1, &a[i]) != NGX_OAUTH_OK) {
+            return NGX_OAUTH_INVALID;
+        }
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * keep_callback_params[]: a name, or {"name": ..., "pattern": ...}; the
+ * patterns go in a parallel array (len 0: none but the default rule).
+ */
+
+static int
+ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
+    const char **why)
+{
+    size_t            i, n;
+    json_t           *o, *x;
+    ngx_oauth_str_t  *a, *pat;
+
+    static const char  *keys[] = { "name", "pattern", NULL };
+
+    *why = "must be an array of non-empty strings or of {\"name\", "
+           "\"pattern\"} with a pattern that compiles";
+
+    if (!json_is_array(v)) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    n = json_array_size(v);
+
+    a = calloc(n + 1, sizeof(ngx_oauth_str_t));
+    pat = calloc(n + 1, sizeof(ngx_oauth_str_t));
+
+    e->keep_callback_params = a;
+    e->keep_callback_patterns = pat;
+
+    if (a == NULL || pat == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    e->nkeep_callback_params = n;
+
+    json_array_foreach(v, i, o) {
+        if (json_is_string(o)) {
+            if (ngx_oauth_catalog_string(o, 1, &a[i]) != NGX_OAUTH_OK) {
+                return NGX_OAUTH_INVALID;
+            }
+
+            continue;
+        }
+
+        if (!json_is_object(o) || !ngx_oauth_catalog_only(o, keys)
+            || ngx_oauth_catalog_string(json_object_get(o, "name"), 1,
+                                        &a[i])
+               != NGX_OAUTH_OK)
+        {
+            return NGX_OAUTH_INVALID;
+        }
+
+        x = json_object_get(o, "pattern");
+
+        if (x != NULL
+            && (ngx_oauth_catalog_string(x, 1, &pat[i]) != NGX_OAUTH_OK
+                || ngx_oauth_pattern_check((char *) pat[i].data, NULL, 0)
+                   != NGX_OAUTH_OK))
+        {
             return NGX_OAUTH_INVALID;
         }
     }

@@ -198,6 +198,13 @@ static const test_bad_t  test_bad[] = {
       "\"keep_token_fields\" must be" },
     { "{\"a\":{\"keep_callback_params\":[\"\"]}}",
       "\"keep_callback_params\" must be" },
+    { "{\"a\":{\"keep_callback_params\":[{\"name\":\"r\","
+      "\"pattern\":\"(\"}]}}", "\"keep_callback_params\" must be" },
+    { "{\"a\":{\"keep_callback_params\":[{\"pattern\":\"^1$\"}]}}",
+      "\"keep_callback_params\" must be" },
+    { "{\"a\":{\"keep_callback_params\":[{\"name\":\"r\",\"x\":1}]}}",
+      "\"keep_callback_params\" must be" },
+    { "{\"a\":{\"token_types\":[\"\"]}}", "\"token_types\" must be" },
     /* a good entry first, then a bad one: nothing of it is kept */
     { "{\"a\":{\"kind\":\"oauth2\"},\"b\":{\"kind\":\"x\"}}",
       "preset \"b\": \"kind\" must be" },
@@ -241,7 +248,9 @@ test_strict(void **state)
         "\"token_params\":{\"x\":\"1\",\"y\":\"\"},"
         "\"connection_params\":[{\"name\":\"d\"}],"
         "\"keep_token_fields\":[{\"path\":\"o.id\"}],"
-        "\"keep_callback_params\":[\"shop\"],\"revocation_body\":null,"
+        "\"keep_callback_params\":[\"shop\",{\"name\":\"realmId\","
+        "\"pattern\":\"^[0-9]{1,32}$\"}],\"revocation_body\":null,"
+        "\"token_types\":[\"bot\"],"
         "\"requires\":[\"user_agent\"],\"token_headers\":{\"X-A\":\"1\"}"
         "}}"), err, sizeof(err)),
         NGX_OAUTH_OK);
@@ -259,7 +268,13 @@ test_strict(void **state)
     assert_int_equal(e->connection_params[0].pattern.len, 0);
     assert_false(e->connection_params[0].required);
     assert_string_equal((char *) e->keep_token_fields[0].as.data, "o.id");
-    assert_int_equal(e->nkeep_callback_params, 1);
+    assert_int_equal(e->nkeep_callback_params, 2);
+    assert_int_equal(e->keep_callback_patterns[0].len, 0);
+    assert_string_equal((char *) e->keep_callback_params[1].data, "realmId");
+    assert_string_equal((char *) e->keep_callback_patterns[1].data,
+                        "^[0-9]{1,32}$");
+    assert_int_equal(e->ntoken_types, 1);
+    assert_string_equal((char *) e->token_types[0].data, "bot");
     assert_null(ngx_oauth_catalog_str(e, "revocation_body"));
     assert_int_equal(e->nrequires, 1);
     assert_int_equal(e->ntoken_headers, 1);
