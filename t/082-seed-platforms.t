@@ -122,7 +122,9 @@ our %P = (
         auth => 'basic', pkce => 0, rotate => 1,
         tok => { x_refresh_token_expires_in => 8726400 },
         ui => { sub => 'intuit-user', email => 'u@example.com' },
-        account => 'realm-{a}', cb => { realmId => 'realm-{a}' },
+        # a realmId is a company number: the preset keeps digits only
+        account => '{a}', cb => { realmId => '{a}' },
+        codes => [ '9130355', '9130356' ],
         header => [ 'Authorization', 'Bearer ' ], refresh => 1,
         revoke => { auth => 'basic', body => 'json' }, skip => 'revoke',
     },
