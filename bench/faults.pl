@@ -24,7 +24,8 @@
 # "lost" means: requests that failed, committed connections missing
 # afterwards, connections whose refresh token was lost (the provider saw a
 # spent one again, or the connection ended in error).  Figures, not
-# assertions: the machine is shared.  FAULTS="reload crash" picks scenarios.
+# assertions: the machine is shared.  FAULTS="reload crash" picks scenarios;
+# FAULTS_KEEP=1 keeps each nginx directory, FAULTS_LOG_LEVEL=debug logs more.
 
 use strict;
 use warnings;
@@ -82,7 +83,7 @@ master_process on;
 worker_processes 2;
 $user
 pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log notice;
+error_log $dir/logs/error.log @{[ $ENV{FAULTS_LOG_LEVEL} // "notice" ]};
 load_module $module;
 events { worker_connections 1024; }
 http {
@@ -167,12 +168,14 @@ sub missing {
     return $n;
 }
 
+# connections whose grant is gone (the user must connect again); an
+# "expired" one whose refresh failed for now is retried, not lost
 sub in_error {
     my $n = 0;
     for my $o (@_) {
         my ($s, $d) = api_list($o);
         $n++ if $s == 200 && ref $d eq 'ARRAY' && @$d
-                && ($d->[0]{status} // '') ne 'connected';
+                && ($d->[0]{status} // '') =~ /^(?:error|revoked)\z/;
     }
     return $n;
 }
@@ -322,10 +325,12 @@ $scenario{leasevalid} = sub {
         $max = $t if $t > $max;
     }
     OAuthKit::wait_for(sub { $fake->count('refresh') >= 2 }, 10);
+    my $c = conn_of($owners[0]);
     report('leasevalid', _order => [qw(holder_killed first_request_s
                                        answered_200 of statuses
                                        slowest_after_kill_s
-                                       refresh_calls grants_lost)],
+                                       refresh_calls status grants_lost)],
+           status => $c->{status} // 'none',
            holder_killed => $holder ? 'yes' : 'NOT FOUND',
            first_request_s => sprintf('%.2f', $t0) . " ($s0)",
            answered_200 => $ok, of => 6, statuses => join(',', @st),

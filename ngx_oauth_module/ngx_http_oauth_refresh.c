@@ -33,6 +33,9 @@
 #define NGX_HTTP_OAUTH_REREADS        8
 #define NGX_HTTP_OAUTH_BACKOFF_MAX    300
 
+/* last_error of a grant a dead process may have spent; see _call() */
+#define NGX_HTTP_OAUTH_INTERRUPTED    "refresh_interrupted"
+
 
 /*
  * What only this file sees of a refresh: the public part comes first, so
@@ -552,6 +555,22 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
     priv = (ngx_http_oauth_refresh_priv_t *) rf;
 
     /*
+     * A careful attempt after a takeover that got no answer (a timeout, a
+     * dropped connection) says nothing about the grant: it stays
+     * retryable, and its last_error keeps the note that a dead process
+     * may have spent the refresh token, so that the next attempt is the
+     * careful one in its turn.
+     */
+
+    if (conn->last_error.len == sizeof(NGX_HTTP_OAUTH_INTERRUPTED) - 1
+        && ngx_memcmp(conn->last_error.data, NGX_HTTP_OAUTH_INTERRUPTED,
+                      sizeof(NGX_HTTP_OAUTH_INTERRUPTED) - 1)
+           == 0)
+    {
+        priv->interrupted = 1;
+    }
+
+    /*
      * A provider's own refresh (refresh_url: Instagram's ig_refresh_token)
      * trades the access token itself; it is then the one spent.
      */
@@ -603,9 +622,10 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 
     rf->fetch = f;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rf->log, 0,
-                   "oauth refresh: provider \"%V\" called%s", &p->name,
-                   probe ? " (half-open probe)" : "");
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, rf->log, 0,
+                   "oauth refresh: provider \"%V\" called%s%s", &p->name,
+                   probe ? " (half-open probe)" : "",
+                   priv->interrupted ? " (careful attempt)" : "");
 
     /*
      * A request whose token still works does not wait for the provider:
@@ -818,7 +838,7 @@ ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
         ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_REFUSED,
                                      priv->interrupted
-                                     ? "refresh_interrupted"
+                                     ? NGX_HTTP_OAUTH_INTERRUPTED
                                      : answer->error);
         return;
 
@@ -833,12 +853,20 @@ ngx_http_oauth_refresh_answer(ngx_http_oauth_refresh_t *rf,
 
         ngx_log_error(NGX_LOG_ERR, rf->log, 0,
                       "oauth: provider \"%V\": refresh failed: %s "
-                      "(transfer %s, HTTP %ui)", &name, answer->error,
+                      "(transfer %s, HTTP %ui)%s", &name, answer->error,
                       ngx_http_oauth_fetch_result_name(f->result),
-                      f->status);
+                      f->status,
+                      priv->interrupted
+                      ? "; the careful attempt after an interrupted "
+                        "refresh is tried again later" : "");
+
+        /* after a takeover: the next attempt is careful too (_call()) */
+
         ngx_http_oauth_refresh_store(rf, conn, NULL,
                                      NGX_HTTP_OAUTH_REFRESH_UNAVAILABLE,
-                                     answer->error);
+                                     priv->interrupted
+                                     ? NGX_HTTP_OAUTH_INTERRUPTED
+                                     : answer->error);
         return;
     }
 }

@@ -437,3 +437,64 @@ X-Owner: alice
 qr/^Authorization: Bearer at-3-alice-1\r$/m
 --- no_error_log
 cannot purge expired flows
+
+
+
+=== TEST 8: finding 9: the careful attempt after a takeover gets no answer: the connection stays retryable, and the next attempt is careful too
+--- http_config
+    oauth_background_refresh off;
+    oauth_http_timeout 2s;
+--- config
+    location /api/ {
+        oauth_token demo;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
+    }
+--- init
+my $fake = T::fake();
+# a strict provider: rotates, and revokes the grant on reuse
+$fake->reset(expires_in => 1, rotate => 1);
+OAuthKit::connect_ok(owner => 'alice', code => 'alice-1');
+T::pause(1.2);
+$fake->set(expires_in => 3600, delay => 3);
+
+# the holder's call spends rt-1 at the provider, and dies with its answer
+my $storm = OAuthKit::storm_start(2, '/api/x');
+my $holder = OAuthKit::wait_for(sub { T::token_caller() }, 5);
+Test::More::ok($holder, 'the lease holder is calling the provider');
+kill 'KILL', $holder if $holder;
+OAuthKit::storm_wait($storm, 20);
+T::respawned();
+
+# the takeover's careful attempt: the provider answers nothing in time
+$fake->set(refresh_mode => 'drop', delay => 3);
+my $r = T::timed('/api/next');
+Test::More::is($r->[0], 503, 'the takeover got no answer: 503');
+my $c = T::conn('alice');
+Test::More::isnt($c->{status}, 'error', 'a timeout does not end the grant');
+Test::More::is($c->{last_error}, 'refresh_interrupted',
+               'the note that the refresh token may be spent stays');
+
+# after the backoff, the next attempt is the careful one: the provider
+# refuses the spent token, and the record says why
+$fake->set(refresh_mode => 'ok', delay => 0);
+T::pause(2.1);
+$r = T::timed('/api/later');
+Test::More::is($r->[0], 401, 'the next attempt: 401');
+$c = T::conn('alice');
+Test::More::is($c->{status}, 'error', 'the connection needs the user again');
+Test::More::is($c->{last_error}, 'refresh_interrupted',
+               'and says why (not a bare invalid_grant)');
+Test::More::is($fake->count('reuse'), 1, 'the spent token came back once');
+Test::More::is($fake->count('refresh'), 3,
+               'three calls: the dead one, the timed-out one, the last one');
+T::respawned();
+--- request
+GET /api/x
+--- more_headers
+X-Owner: alice
+--- error_code: 401
+--- response_body_like eval
+qr/"error":"reauthorization_required"/
+--- error_log eval
+[qr/refresh failed: provider_unavailable \(transfer timeout, HTTP 0\); the careful attempt after an interrupted refresh is tried again later/,
+ qr/refused the refresh: invalid_grant \(HTTP 400\); the refresh token was most likely spent/]

@@ -155,10 +155,17 @@ sub run {
         @Started = ();
         # nothing the test process holds by now (the runner's reserved
         # ports, client sockets) may stay open in the server: a listening
-        # socket kept here would take connections meant for nginx
+        # socket kept here would take connections meant for nginx.  Each
+        # is replaced by /dev/null rather than closed: a Perl handle may
+        # still own the number, and a file opened later on that number
+        # would then never really close (Perl counts the number's users),
+        # an flock of the state included: every request would wait for
+        # the slowest answer.
         my $keep = fileno $listen;
+        my $null = POSIX::open('/dev/null', POSIX::O_RDWR());
         for my $fd (map { m{/(\d+)\z} ? $1 : () } glob '/proc/self/fd/*') {
-            POSIX::close($fd) if $fd > 2 && $fd != $keep;
+            next if $fd <= 2 || $fd == $keep || $fd == $null;
+            POSIX::dup2($null, $fd);
         }
         $self->_serve($listen);
         POSIX::_exit(0);
@@ -308,6 +315,8 @@ sub _locked {
         close $out or die "FakeProvider: $tmp: $!\n";
         rename $tmp, $self->{state} or die "FakeProvider: rename: $!\n";
     }
+    # unlocked before the close: the lock must never outlive this call
+    flock $lk, LOCK_UN;
     close $lk;
 }
 
