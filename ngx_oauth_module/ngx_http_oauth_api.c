@@ -1556,7 +1556,9 @@ ngx_http_oauth_api_patch(ngx_http_request_t *r, ngx_http_oauth_api_ctx_t *ctx)
         }
 
         expect = conn->version;
-        rc = ngx_oauth_store_conn_put(ctx->omcf->store, conn, &expect);
+        rc = ngx_http_oauth_webhook_conn_put(ctx->omcf, r->connection->log,
+                                             conn, &expect,
+                                             NGX_OAUTH_EVENT_UPDATED);
 
         if (rc == NGX_OAUTH_OK) {
             ngx_http_oauth_shared_conn_saved(ctx->omcf, conn);
@@ -1683,8 +1685,9 @@ ngx_http_oauth_api_delete_all(ngx_http_request_t *r,
             }
         }
 
-        rc = ngx_oauth_store_conn_delete(ctx->omcf->store, &owner, &provider,
-                                         &account);
+        rc = ngx_http_oauth_webhook_conn_delete(ctx->omcf,
+                                                r->connection->log, &owner,
+                                                &provider, &account);
 
         if (rc == NGX_OAUTH_OK) {
             ngx_http_oauth_shared_conn_deleted(ctx->omcf, &owner, &provider,

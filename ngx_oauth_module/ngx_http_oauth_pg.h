@@ -19,7 +19,7 @@
  * ever blocks the worker.
  */
 
-#define NGX_HTTP_OAUTH_PG_PARAMS_MAX  8
+#define NGX_HTTP_OAUTH_PG_PARAMS_MAX  10
 
 /* query flags */
 #define NGX_HTTP_OAUTH_PG_SETUP       0x01  /* runs before ready, at head */

@@ -11,7 +11,9 @@
 #include "ngx_http_oauth_pg.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
+#include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_crypto.h"
+#include "ngx_oauth_event.h"
 
 
 /*
@@ -25,7 +27,7 @@
  */
 
 
-#define NGX_HTTP_OAUTH_SHARED_SCHEMA   1
+#define NGX_HTTP_OAUTH_SHARED_SCHEMA_S "2"     /* oauth_schema version */
 #define NGX_HTTP_OAUTH_SHARED_CHANNEL  "oauth_conn"
 #define NGX_HTTP_OAUTH_SHARED_NODE     16      /* hex chars of a node id */
 #define NGX_HTTP_OAUTH_SHARED_TIMEOUT  5000
@@ -44,11 +46,26 @@ typedef struct {
 typedef struct {
     ngx_queue_t                  queue;
     ngx_uint_t                   n;
-    const u_char                *values[7];
-    ssize_t                      lens[7];
+    const u_char                *values[10];
+    ssize_t                      lens[10];
     u_char                       version[NGX_INT64_LEN];
     unsigned                     deleted:1;
 } ngx_http_oauth_shared_write_t;
+
+
+/* the webhook event of the next connection write (at most one) */
+
+typedef struct {
+    ngx_uint_t                   set;
+    size_t                       id_len;
+    size_t                       type_len;
+    size_t                       body_len;
+    size_t                       key_len;
+    u_char                       key[3 * 1024];  /* owner provider account */
+    u_char                       id[NGX_OAUTH_EVENT_ID_LEN];
+    u_char                       type[64];
+    u_char                       body[NGX_OAUTH_EVENT_BODY_MAX];
+} ngx_http_oauth_shared_event_t;
 
 
 /* a request that waits on PostgreSQL */
@@ -129,6 +146,8 @@ static void ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w);
 static void ngx_http_oauth_shared_write_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_flush(void);
+static u_char *ngx_http_oauth_shared_event_params(
+    ngx_http_oauth_shared_write_t *w, ngx_uint_t i, u_char *p);
 static u_char *ngx_http_oauth_shared_payload(u_char *p, char op,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account);
@@ -155,6 +174,7 @@ static ngx_http_oauth_main_conf_t  *ngx_http_oauth_shared_omcf;
 static ngx_queue_t                  ngx_http_oauth_shared_pending;
 static ngx_uint_t                   ngx_http_oauth_shared_npending;
 static ngx_uint_t                   ngx_http_oauth_shared_writing;
+static ngx_http_oauth_shared_event_t  ngx_http_oauth_shared_next_event;
 
 
 /*
@@ -189,12 +209,42 @@ static const char  ngx_http_oauth_shared_schema_sql[] =
         "provider text PRIMARY KEY, state bytea NOT NULL, "
         "updated_at timestamptz NOT NULL DEFAULT now()); "
       "INSERT INTO oauth_schema VALUES (1); "
-    "ELSIF v > 1 THEN "
+      "v := 1; "
+    "ELSIF v > " NGX_HTTP_OAUTH_SHARED_SCHEMA_S " THEN "
       "RAISE EXCEPTION 'oauth schema version % is newer than this "
-        "module knows (1)', v; "
+        "module knows (" NGX_HTTP_OAUTH_SHARED_SCHEMA_S ")', v; "
+    "END IF; "
+
+    /* 1 to 2: the webhook outbox of the fleet */
+
+    "IF v = 1 THEN "
+      "CREATE TABLE IF NOT EXISTS oauth_events ("
+        "seq bigserial PRIMARY KEY, owner text NOT NULL, "
+        "provider text NOT NULL, account text NOT NULL, "
+        "id text NOT NULL, type text NOT NULL, body bytea NOT NULL, "
+        "created_at timestamptz NOT NULL DEFAULT now(), "
+        "next_at timestamptz NOT NULL DEFAULT now(), "
+        "attempts int NOT NULL DEFAULT 0); "
+      "CREATE INDEX IF NOT EXISTS oauth_events_conn "
+        "ON oauth_events (owner, provider, account, seq); "
+      "UPDATE oauth_schema SET version = 2; "
     "END IF; "
     "DELETE FROM oauth_flows WHERE expires_at < now(); "
     "END $oauth$";
+
+
+/*
+ * The change's webhook event, in the statement (so the transaction) of
+ * the change: written only when the change was (a write PostgreSQL
+ * refuses as superseded, a delete of a row already gone, give none), and
+ * never when the event parameters are NULL (no webhook wants this one).
+ */
+
+#define NGX_HTTP_OAUTH_SHARED_EVENT_SQL(cte, id, type, body)                 \
+    "ev AS (INSERT INTO oauth_events "                                        \
+      "(owner, provider, account, id, type, body) "                           \
+      "SELECT $1::text, $2::text, $3::text, $" id "::text, $" type "::text, " \
+        "$" body "::bytea FROM " cte " WHERE $" id "::text IS NOT NULL) "
 
 
 /*
@@ -216,7 +266,8 @@ static const char  ngx_http_oauth_shared_upsert_sql[] =
       "record = EXCLUDED.record, updated_at = now() "
       "WHERE $7::text = 'r' "
         "OR oauth_connections.version < EXCLUDED.version "
-      "RETURNING version) "
+      "RETURNING version), "
+    NGX_HTTP_OAUTH_SHARED_EVENT_SQL("up", "8", "9", "10")
     "SELECT pg_notify('" NGX_HTTP_OAUTH_SHARED_CHANNEL "', "
       "$5::text || ' ' || version) FROM up";
 
@@ -248,10 +299,10 @@ static const char  ngx_http_oauth_shared_fetch_sql[] =
 static const char  ngx_http_oauth_shared_delete_sql[] =
     "WITH d AS (DELETE FROM oauth_connections "
       "WHERE owner = $1::text AND provider = $2::text "
-      "AND account = $3::text RETURNING version) "
+      "AND account = $3::text RETURNING version), "
+    NGX_HTTP_OAUTH_SHARED_EVENT_SQL("d", "5", "6", "7")
     "SELECT pg_notify('" NGX_HTTP_OAUTH_SHARED_CHANNEL "', "
       "$4::text || ' 0') FROM d";
-
 
 char *
 ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -1082,12 +1133,14 @@ ngx_http_oauth_shared_conn_write(ngx_http_oauth_main_conf_t *omcf,
     ngx_http_oauth_shared_write_t  *w;
 
     if (omcf->shared == NULL || ngx_http_oauth_shared_omcf == NULL) {
+        ngx_http_oauth_shared_next_event.set = 0;
         return;
     }
 
     /* the record exactly as LMDB has it: sealed, the same AAD */
 
     if (ngx_oauth_conn_encode(conn, &rec, &rlen) != NGX_OAUTH_OK) {
+        ngx_http_oauth_shared_next_event.set = 0;
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                       "oauth: cannot encode a connection for the shared "
                       "store");
@@ -1098,16 +1151,18 @@ ngx_http_oauth_shared_conn_write(ngx_http_oauth_main_conf_t *omcf,
            + 2 * (conn->owner.len + conn->provider.len + conn->account.len);
 
     w = ngx_alloc(sizeof(ngx_http_oauth_shared_write_t) + conn->owner.len
-                  + conn->provider.len + conn->account.len + rlen + plen,
+                  + conn->provider.len + conn->account.len + rlen + plen
+                  + sizeof(ngx_http_oauth_shared_event_t),
                   ngx_cycle->log);
     if (w == NULL) {
+        ngx_http_oauth_shared_next_event.set = 0;
         free(rec);
         return;
     }
 
     p = (u_char *) (w + 1);
 
-    w->n = 7;
+    w->n = 10;
     w->deleted = 0;
     w->values[5] = w->version;
     w->lens[5] = ngx_sprintf(w->version, "%uL", (uint64_t) conn->version)
@@ -1132,6 +1187,9 @@ ngx_http_oauth_shared_conn_write(ngx_http_oauth_main_conf_t *omcf,
                                                &conn->provider,
                                                &conn->account)
                  - p;
+    p += w->lens[4];
+
+    (void) ngx_http_oauth_shared_event_params(w, 7, p);
 
     ngx_explicit_memzero(rec, rlen);
     free(rec);
@@ -1150,6 +1208,7 @@ ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
     ngx_http_oauth_shared_write_t  *w;
 
     if (omcf->shared == NULL || ngx_http_oauth_shared_omcf == NULL) {
+        ngx_http_oauth_shared_next_event.set = 0;
         return;
     }
 
@@ -1157,14 +1216,16 @@ ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
            + 2 * (owner->len + provider->len + account->len);
 
     w = ngx_alloc(sizeof(ngx_http_oauth_shared_write_t) + owner->len
-                  + provider->len + account->len + plen, ngx_cycle->log);
+                  + provider->len + account->len + plen
+                  + sizeof(ngx_http_oauth_shared_event_t), ngx_cycle->log);
     if (w == NULL) {
+        ngx_http_oauth_shared_next_event.set = 0;
         return;
     }
 
     p = (u_char *) (w + 1);
 
-    w->n = 4;
+    w->n = 7;
     w->deleted = 1;
 
     w->values[0] = p;
@@ -1180,8 +1241,110 @@ ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
     w->lens[3] = ngx_http_oauth_shared_payload(p, 'd', owner, provider,
                                                account)
                  - p;
+    p += w->lens[3];
+
+    (void) ngx_http_oauth_shared_event_params(w, 4, p);
 
     ngx_http_oauth_shared_write(w);
+}
+
+
+void
+ngx_http_oauth_shared_event(const ngx_oauth_event_t *ev,
+    const ngx_str_t *type, const ngx_str_t *body)
+{
+    u_char                         *p;
+    ngx_str_t                       id;
+    ngx_http_oauth_shared_event_t  *e;
+
+    e = &ngx_http_oauth_shared_next_event;
+
+    e->set = 0;
+
+    if (ev == NULL) {
+        return;
+    }
+
+    id.data = (u_char *) ev->id;
+    id.len = ngx_strlen(ev->id);
+
+    if (id.len > sizeof(e->id) || type->len > sizeof(e->type)
+        || body->len > sizeof(e->body)
+        || ev->owner.len + ev->provider.len + ev->account.len + 2
+           > sizeof(e->key))
+    {
+        return;
+    }
+
+    p = ngx_cpymem(e->key, ev->owner.data, ev->owner.len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, ev->provider.data, ev->provider.len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, ev->account.data, ev->account.len);
+    e->key_len = p - e->key;
+
+    e->id_len = id.len;
+    e->type_len = type->len;
+    e->body_len = body->len;
+    ngx_memcpy(e->id, id.data, id.len);
+    ngx_memcpy(e->type, type->data, type->len);
+    ngx_memcpy(e->body, body->data, body->len);
+    e->set = 1;
+}
+
+
+/*
+ * The event parameters (id, type, body) from i on: the event set for this
+ * write, copied after p, or NULLs (no event).  The event is taken: it
+ * belongs to this write alone.
+ */
+
+static u_char *
+ngx_http_oauth_shared_event_params(ngx_http_oauth_shared_write_t *w,
+    ngx_uint_t i, u_char *p)
+{
+    ngx_http_oauth_shared_event_t  *e;
+
+    e = &ngx_http_oauth_shared_next_event;
+
+    /* an event left over from a change that was not written is not this */
+
+    if (e->set
+        && (e->key_len != (size_t) (w->lens[0] + w->lens[1] + w->lens[2]
+                                    + 2)
+            || ngx_memcmp(e->key, w->values[0], w->lens[0]) != 0
+            || ngx_memcmp(e->key + w->lens[0] + 1, w->values[1], w->lens[1])
+               != 0
+            || ngx_memcmp(e->key + w->lens[0] + w->lens[1] + 2, w->values[2],
+                          w->lens[2])
+               != 0))
+    {
+        e->set = 0;
+    }
+
+    if (!e->set) {
+        w->values[i] = NULL;
+        w->values[i + 1] = NULL;
+        w->values[i + 2] = NULL;
+        w->lens[i] = 0;
+        w->lens[i + 1] = 0;
+        w->lens[i + 2] = 0;
+        return p;
+    }
+
+    w->values[i] = p;
+    w->lens[i] = e->id_len;
+    p = ngx_cpymem(p, e->id, e->id_len);
+    w->values[i + 1] = p;
+    w->lens[i + 1] = e->type_len;
+    p = ngx_cpymem(p, e->type, e->type_len);
+    w->values[i + 2] = p;
+    w->lens[i + 2] = e->body_len;
+    p = ngx_cpymem(p, e->body, e->body_len);
+
+    e->set = 0;
+
+    return p;
 }
 
 
@@ -1251,6 +1414,10 @@ ngx_http_oauth_shared_write_done(void *data, PGresult *res, const char *err)
                       "newer one in the shared store");
 
         ngx_http_oauth_shared_refetch(w->values, w->lens);
+    }
+
+    if (res && PQntuples(res) > 0 && w->values[w->deleted ? 4 : 7]) {
+        ngx_http_oauth_webhook_written(ngx_http_oauth_shared_omcf);
     }
 
     if (res == NULL) {

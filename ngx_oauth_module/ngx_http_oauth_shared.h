@@ -13,6 +13,7 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_refresh.h"
+#include "ngx_oauth_event.h"
 
 
 /*
@@ -69,6 +70,17 @@ void ngx_http_oauth_shared_conn_replaced(ngx_http_oauth_main_conf_t *omcf,
 void ngx_http_oauth_shared_conn_deleted(ngx_http_oauth_main_conf_t *omcf,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account);
+
+/*
+ * The webhook event of the change: the next _conn_saved(), _replaced()
+ * or _deleted() writes it into oauth_events in the same statement (so
+ * the same transaction) as the change, and only if PostgreSQL takes the
+ * change.  Set by ngx_http_oauth_webhook_conn_put() and _delete() just
+ * before their caller reports the change here, which must be of the
+ * event's connection; NULL clears it.
+ */
+void ngx_http_oauth_shared_event(const ngx_oauth_event_t *ev,
+    const ngx_str_t *type, const ngx_str_t *body);
 
 /*
  * The fleet's refresh lease, after the node's: conn is the record read

@@ -9,6 +9,8 @@
 
 #include "ngx_http_oauth_module.h"
 #include "ngx_http_oauth_http.h"
+#include "ngx_http_oauth_pg.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_http_oauth_webhook.h"
 #include "ngx_oauth_url.h"
@@ -36,6 +38,8 @@ typedef struct {
     ngx_atomic_t                 retried;
     ngx_atomic_t                 dropped_full;
     ngx_atomic_t                 dropped_expired;
+    ngx_atomic_t                 fleet_depth;   /* as the fleet's */
+    ngx_atomic_t                 fleet_oldest;  /* holder last saw */
 } ngx_http_oauth_webhook_counters_t;
 
 
@@ -52,6 +56,8 @@ typedef struct {
     ngx_str_t                    type;       /* in pool */
     time_t                       created;
     uint32_t                     attempts;
+    ngx_http_oauth_pg_query_t   *query;      /* fleet: the poll in flight */
+    u_char                       fleet_holder[NGX_INT64_LEN + 64];
     unsigned                     leased:1;
 } ngx_http_oauth_webhook_worker_t;
 
@@ -62,6 +68,8 @@ static char *ngx_http_oauth_webhook_events(ngx_conf_t *cf,
     ngx_http_oauth_webhook_t *wh, u_char *p, u_char *last);
 static ngx_int_t ngx_http_oauth_webhook_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_int_t ngx_http_oauth_webhook_shared_event(ngx_log_t *log,
+    ngx_oauth_event_t *ev);
 static void ngx_http_oauth_webhook_added(ngx_http_oauth_main_conf_t *omcf,
     ngx_log_t *log, ngx_oauth_event_add_t *add);
 static ngx_http_oauth_webhook_counters_t *ngx_http_oauth_webhook_counters(
@@ -79,6 +87,16 @@ static void ngx_http_oauth_webhook_next(
     ngx_http_oauth_webhook_worker_t *w);
 static void ngx_http_oauth_webhook_release(
     ngx_http_oauth_webhook_worker_t *w);
+static int ngx_http_oauth_webhook_settle(ngx_http_oauth_webhook_worker_t *w,
+    int keep, time_t next_at, uint32_t attempts);
+static void ngx_http_oauth_webhook_fleet_tick(
+    ngx_http_oauth_webhook_worker_t *w);
+static void ngx_http_oauth_webhook_fleet_next(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_webhook_fleet_capped(
+    ngx_http_oauth_webhook_worker_t *w, PGresult *res);
+static void ngx_http_oauth_webhook_fleet_settled(void *data, PGresult *res,
+    const char *err);
 
 
 static ngx_http_oauth_webhook_worker_t  ngx_http_oauth_webhook_worker;
@@ -99,6 +117,50 @@ static ngx_oauth_str_t  ngx_http_oauth_webhook_what = {
 static ngx_oauth_str_t  ngx_http_oauth_webhook_which = {
     sizeof("deliver") - 1, (u_char *) "deliver"
 };
+
+
+/*
+ * The fleet's outbox (oauth_shared_store): one statement per poll takes
+ * or keeps the delivery lease (a row of oauth_leases with an empty owner,
+ * which no connection has), drops the oldest events over the cap, and
+ * picks the oldest event that is due and has no older one of its
+ * connection still waiting (events of a connection go out in order).
+ * No row back: another worker of the fleet holds the lease.
+ */
+
+static const char  ngx_http_oauth_webhook_fleet_sql[] =
+    "WITH l AS (INSERT INTO oauth_leases "
+      "(owner, provider, account, holder, lease_until) "
+      "VALUES ('', 'webhook', 'outbox', $1::text, "
+        "now() + interval '10 s') "
+      "ON CONFLICT (owner, provider, account) DO UPDATE "
+      "SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until "
+      "WHERE oauth_leases.lease_until < now() "
+        "OR oauth_leases.holder = EXCLUDED.holder "
+      "RETURNING 1), "
+    "cap AS (DELETE FROM oauth_events WHERE EXISTS (SELECT 1 FROM l) "
+      "AND seq <= (SELECT seq FROM oauth_events ORDER BY seq DESC "
+        "OFFSET $2::text::bigint LIMIT 1) RETURNING seq) "
+    "SELECT (SELECT count(*) FROM cap)::text, e.seq::text, e.id, e.type, "
+      "e.body, extract(epoch FROM e.created_at)::bigint::text, "
+      "e.attempts::text, (SELECT count(*) FROM oauth_events)::text, "
+      "(SELECT extract(epoch FROM min(created_at))::bigint "
+        "FROM oauth_events)::text "
+    "FROM l LEFT JOIN LATERAL (SELECT * FROM oauth_events e "
+      "WHERE e.next_at <= now() AND e.seq NOT IN (SELECT seq FROM cap) "
+      "AND NOT EXISTS (SELECT 1 FROM oauth_events o "
+        "WHERE o.owner = e.owner AND o.provider = e.provider "
+        "AND o.account = e.account AND o.seq < e.seq "
+        "AND o.seq NOT IN (SELECT seq FROM cap)) "
+      "ORDER BY e.seq LIMIT 1) e ON true";
+
+static const char  ngx_http_oauth_webhook_fleet_delete_sql[] =
+    "DELETE FROM oauth_events WHERE seq = $1::text::bigint";
+
+static const char  ngx_http_oauth_webhook_fleet_retry_sql[] =
+    "UPDATE oauth_events SET attempts = $2::text::int, "
+      "next_at = to_timestamp($3::text::bigint) "
+    "WHERE seq = $1::text::bigint";
 
 
 /* configuration */
@@ -359,6 +421,20 @@ ngx_http_oauth_webhook_conn_put(ngx_http_oauth_main_conf_t *omcf,
     ev.status = ngx_oauth_status_name(conn->status);
     ev.error = conn->last_error;
 
+    if (omcf->shared) {
+        if (ngx_http_oauth_webhook_shared_event(log, &ev) != NGX_OK) {
+            return NGX_OAUTH_ERROR;
+        }
+
+        rc = ngx_oauth_store_conn_put(omcf->store, conn, expect);
+
+        if (rc != NGX_OAUTH_OK) {
+            ngx_http_oauth_shared_event(NULL, NULL, NULL);
+        }
+
+        return rc;
+    }
+
     ngx_memzero(&add, sizeof(ngx_oauth_event_add_t));
     add.event = &ev;
     add.max = omcf->webhook->max_events;
@@ -402,6 +478,21 @@ ngx_http_oauth_webhook_conn_delete(ngx_http_oauth_main_conf_t *omcf,
     ev.account = *account;
     ev.status = "deleted";
 
+    if (omcf->shared) {
+        if (ngx_http_oauth_webhook_shared_event(log, &ev) != NGX_OK) {
+            return NGX_OAUTH_ERROR;
+        }
+
+        rc = ngx_oauth_store_conn_delete(omcf->store, owner, provider,
+                                         account);
+
+        if (rc != NGX_OAUTH_OK) {
+            ngx_http_oauth_shared_event(NULL, NULL, NULL);
+        }
+
+        return rc;
+    }
+
     ngx_memzero(&add, sizeof(ngx_oauth_event_add_t));
     add.event = &ev;
     add.max = omcf->webhook->max_events;
@@ -414,6 +505,57 @@ ngx_http_oauth_webhook_conn_delete(ngx_http_oauth_main_conf_t *omcf,
     }
 
     return rc;
+}
+
+
+/*
+ * In a fleet the event goes to PostgreSQL with the change (the caller
+ * reports it to the shared store next), not to this node's outbox: it is
+ * written only if PostgreSQL takes the change, and delivered once for
+ * the fleet.  Counted as written when PostgreSQL has it.
+ */
+
+static ngx_int_t
+ngx_http_oauth_webhook_shared_event(ngx_log_t *log, ngx_oauth_event_t *ev)
+{
+    ngx_str_t        type, body;
+    const char      *name;
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+
+    if (ngx_oauth_event_json(ev, &b) != NGX_OAUTH_OK
+        || b.len > NGX_OAUTH_EVENT_BODY_MAX)
+    {
+        ngx_oauth_buf_free(&b);
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "oauth: webhook event: cannot build its body");
+        return NGX_ERROR;
+    }
+
+    name = ngx_oauth_event_type_name(ev->type);
+
+    type.data = (u_char *) name;
+    type.len = ngx_strlen(name);
+    body.data = b.data;
+    body.len = b.len;
+
+    ngx_http_oauth_shared_event(ev, &type, &body);
+
+    ngx_oauth_buf_free(&b);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_oauth_webhook_written(ngx_http_oauth_main_conf_t *omcf)
+{
+    ngx_http_oauth_webhook_counters_t  *c;
+
+    c = ngx_http_oauth_webhook_counters(omcf);
+
+    if (c) {
+        (void) ngx_atomic_fetch_add(&c->written, 1);
+    }
 }
 
 
@@ -463,6 +605,12 @@ ngx_http_oauth_webhook_init_process(ngx_cycle_t *cycle,
     w->omcf = omcf;
     w->holder = ((uint64_t) ngx_pid << 32) | 0x77;
 
+    /* the fleet lease's holder: this host and worker */
+
+    ngx_snprintf(w->fleet_holder, sizeof(w->fleet_holder) - 1, "%*s %P%Z",
+                 ngx_min(ngx_cycle->hostname.len, 48),
+                 ngx_cycle->hostname.data, ngx_pid);
+
     w->tick.handler = ngx_http_oauth_webhook_tick;
     w->tick.data = w;
     w->tick.log = cycle->log;
@@ -493,6 +641,11 @@ ngx_http_oauth_webhook_exit_process(ngx_cycle_t *cycle,
 
     if (w->tick.timer_set) {
         ngx_del_timer(&w->tick);
+    }
+
+    if (w->query) {
+        ngx_http_oauth_pg_cancel(w->query);
+        w->query = NULL;
     }
 
     /* the event in flight stays in the outbox: sent again, at least once */
@@ -554,6 +707,11 @@ ngx_http_oauth_webhook_tick(ngx_event_t *ev)
             ngx_http_oauth_webhook_release(w);
         }
 
+        return;
+    }
+
+    if (omcf->shared) {
+        ngx_http_oauth_webhook_fleet_tick(w);
         return;
     }
 
@@ -746,7 +904,6 @@ ngx_http_oauth_webhook_done(ngx_http_oauth_fetch_t *f)
 
     int                                 rc;
     u_char                              why[64];
-    ngx_oauth_str_t                     id;
     ngx_http_oauth_webhook_counters_t  *c;
 
     if (f->result != NGX_HTTP_OAUTH_FETCH_OK
@@ -764,10 +921,7 @@ ngx_http_oauth_webhook_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    id.data = w->id.data;
-    id.len = w->id.len;
-
-    rc = ngx_oauth_store_outbox_settle(w->omcf->store, w->seq, &id, 0, 0, 0);
+    rc = ngx_http_oauth_webhook_settle(w, 0, 0, 0);
 
     if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_NOT_FOUND) {
         ngx_log_error(NGX_LOG_ERR, w->tick.log, 0,
@@ -806,16 +960,12 @@ ngx_http_oauth_webhook_failed(ngx_http_oauth_webhook_worker_t *w,
     time_t                              now, delay, deadline;
     uint32_t                            attempts;
     ngx_uint_t                          i;
-    ngx_oauth_str_t                     id;
     ngx_http_oauth_webhook_counters_t  *c;
 
     now = ngx_time();
     attempts = w->attempts + 1;
     deadline = w->created + w->omcf->webhook->retry;
     c = ngx_http_oauth_webhook_counters(w->omcf);
-
-    id.data = w->id.data;
-    id.len = w->id.len;
 
     for (delay = 1, i = 1;
          i < attempts && delay < NGX_HTTP_OAUTH_WEBHOOK_BACKOFF;
@@ -828,8 +978,7 @@ ngx_http_oauth_webhook_failed(ngx_http_oauth_webhook_worker_t *w,
     delay += (time_t) (ngx_random() % (delay / 4 + 1));
 
     if (now >= deadline) {
-        rc = ngx_oauth_store_outbox_settle(w->omcf->store, w->seq, &id, 0,
-                                           0, 0);
+        rc = ngx_http_oauth_webhook_settle(w, 0, 0, 0);
 
         ngx_log_error(NGX_LOG_ERR, w->tick.log, 0,
                       "oauth: webhook event %V (%V) dropped after %uD "
@@ -841,7 +990,7 @@ ngx_http_oauth_webhook_failed(ngx_http_oauth_webhook_worker_t *w,
         }
 
     } else {
-        rc = ngx_oauth_store_outbox_settle(w->omcf->store, w->seq, &id, 1,
+        rc = ngx_http_oauth_webhook_settle(w, 1,
                                            ngx_min(now + delay, deadline),
                                            attempts);
 
@@ -902,6 +1051,198 @@ ngx_http_oauth_webhook_release(ngx_http_oauth_webhook_worker_t *w)
 }
 
 
+/* the event sent last removed (keep 0) or rescheduled */
+
+static int
+ngx_http_oauth_webhook_settle(ngx_http_oauth_webhook_worker_t *w, int keep,
+    time_t next_at, uint32_t attempts)
+{
+    u_char           seq[NGX_INT64_LEN + 1], att[NGX_INT64_LEN + 1];
+    u_char           at[NGX_INT64_LEN + 1];
+    const char      *err;
+    const u_char    *values[3];
+    ngx_oauth_str_t  id;
+
+    if (w->omcf->shared == NULL) {
+        id.data = w->id.data;
+        id.len = w->id.len;
+
+        return ngx_oauth_store_outbox_settle(w->omcf->store, w->seq, &id,
+                                             keep, next_at, attempts);
+    }
+
+    /* on the worker's one connection, ahead of its next poll */
+
+    ngx_sprintf(seq, "%uL%Z", w->seq);
+    ngx_sprintf(att, "%uD%Z", attempts);
+    ngx_sprintf(at, "%T%Z", next_at);
+
+    values[0] = seq;
+    values[1] = att;
+    values[2] = at;
+
+    if (ngx_http_oauth_pg_query(keep ? ngx_http_oauth_webhook_fleet_retry_sql
+                                : ngx_http_oauth_webhook_fleet_delete_sql,
+                                keep ? 3 : 1, values,
+                                (ssize_t []) { -1, -1, -1 },
+                                NGX_HTTP_OAUTH_PG_QUEUE_DOWN,
+                                ngx_http_oauth_webhook_fleet_settled, w,
+                                &err)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, w->tick.log, 0,
+                      "oauth: webhook event %V not settled in the shared "
+                      "store: %s", &w->id, err);
+        return NGX_OAUTH_ERROR;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+static void
+ngx_http_oauth_webhook_fleet_settled(void *data, PGresult *res,
+    const char *err)
+{
+    if (res == NULL) {
+
+        /* sent again later: at least once */
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "oauth: webhook event not settled in the shared "
+                      "store: %s", err);
+    }
+}
+
+
+static void
+ngx_http_oauth_webhook_fleet_tick(ngx_http_oauth_webhook_worker_t *w)
+{
+    u_char        max[NGX_INT64_LEN + 1];
+    const char   *err;
+    const u_char *values[2];
+
+    if (w->fetch || w->query) {
+        ngx_http_oauth_webhook_schedule(NGX_HTTP_OAUTH_WEBHOOK_TICK);
+        return;
+    }
+
+    if (!ngx_http_oauth_pg_up()) {
+        w->leased = 0;
+        ngx_http_oauth_webhook_schedule(NGX_HTTP_OAUTH_WEBHOOK_TICK);
+        return;
+    }
+
+    ngx_sprintf(max, "%ui%Z", w->omcf->webhook->max_events);
+
+    values[0] = w->fleet_holder;
+    values[1] = max;
+
+    w->query = ngx_http_oauth_pg_query(ngx_http_oauth_webhook_fleet_sql, 2,
+                                       values, (ssize_t []) { -1, -1 }, 0,
+                                       ngx_http_oauth_webhook_fleet_next, w,
+                                       &err);
+
+    if (w->query == NULL) {
+        ngx_http_oauth_webhook_schedule(NGX_HTTP_OAUTH_WEBHOOK_TICK);
+    }
+}
+
+
+static void
+ngx_http_oauth_webhook_fleet_next(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_webhook_worker_t *w = data;
+
+    ngx_oauth_outbox_rec_t  rec;
+
+    w->query = NULL;
+
+    if (res == NULL || PQntuples(res) != 1) {
+        if (res == NULL) {
+            ngx_log_error(NGX_LOG_WARN, w->tick.log, 0,
+                          "oauth: webhook outbox in the shared store: %s",
+                          err);
+        }
+
+        /* another worker of the fleet delivers */
+
+        w->leased = 0;
+        ngx_http_oauth_webhook_schedule(NGX_HTTP_OAUTH_WEBHOOK_TICK);
+        return;
+    }
+
+    w->leased = 1;
+
+    ngx_http_oauth_webhook_fleet_capped(w, res);
+
+    if (PQgetisnull(res, 0, 1) || ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_http_oauth_webhook_schedule(NGX_HTTP_OAUTH_WEBHOOK_TICK);
+        return;
+    }
+
+    ngx_memzero(&rec, sizeof(ngx_oauth_outbox_rec_t));
+
+    rec.seq = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, 0, 1),
+                                   PQgetlength(res, 0, 1));
+    rec.id.data = (u_char *) PQgetvalue(res, 0, 2);
+    rec.id.len = PQgetlength(res, 0, 2);
+    rec.type.data = (u_char *) PQgetvalue(res, 0, 3);
+    rec.type.len = PQgetlength(res, 0, 3);
+    rec.body.data = (u_char *) PQgetvalue(res, 0, 4);
+    rec.body.len = PQgetlength(res, 0, 4);
+    rec.created = (time_t) ngx_atotm((u_char *) PQgetvalue(res, 0, 5),
+                                     PQgetlength(res, 0, 5));
+    rec.attempts = (uint32_t) ngx_atoi((u_char *) PQgetvalue(res, 0, 6),
+                                       PQgetlength(res, 0, 6));
+
+    if (ngx_http_oauth_webhook_send(w, &rec) != NGX_OK) {
+        ngx_http_oauth_webhook_failed(w, "not sent");
+    }
+}
+
+
+/* the oldest events over the cap went; the gauges the holder saw */
+
+static void
+ngx_http_oauth_webhook_fleet_capped(ngx_http_oauth_webhook_worker_t *w,
+    PGresult *res)
+{
+    ngx_int_t                           capped, depth;
+    ngx_http_oauth_webhook_counters_t  *c;
+
+    c = ngx_http_oauth_webhook_counters(w->omcf);
+
+    capped = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                      PQgetlength(res, 0, 0));
+    depth = ngx_atoi((u_char *) PQgetvalue(res, 0, 7),
+                     PQgetlength(res, 0, 7));
+
+    if (capped > 0) {
+        ngx_log_error(NGX_LOG_ERR, w->tick.log, 0,
+                      "oauth: webhook outbox full (max_events=%ui): "
+                      "%i oldest events dropped",
+                      w->omcf->webhook->max_events, capped);
+    }
+
+    if (c == NULL) {
+        return;
+    }
+
+    if (capped > 0) {
+        (void) ngx_atomic_fetch_add(&c->dropped_full, capped);
+    }
+
+    c->fleet_depth = (depth > capped) ? (ngx_atomic_uint_t) (depth - capped)
+                                      : 0;
+    c->fleet_oldest = PQgetisnull(res, 0, 8)
+                      ? 0
+                      : (ngx_atomic_uint_t)
+                        ngx_atotm((u_char *) PQgetvalue(res, 0, 8),
+                                  PQgetlength(res, 0, 8));
+}
+
+
 /* metrics */
 
 u_char *
@@ -920,7 +1261,14 @@ ngx_http_oauth_webhook_metrics(ngx_http_oauth_main_conf_t *omcf, u_char *p)
     depth = 0;
     oldest = 0;
 
-    if (omcf->store) {
+    if (omcf->shared) {
+
+        /* the fleet's outbox as this node's delivering worker last saw */
+
+        depth = (size_t) c->fleet_depth;
+        oldest = (time_t) c->fleet_oldest;
+
+    } else if (omcf->store) {
         (void) ngx_oauth_store_outbox_stat(omcf->store, &depth, &oldest);
     }
 

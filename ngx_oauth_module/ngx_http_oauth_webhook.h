@@ -47,6 +47,9 @@ int ngx_http_oauth_webhook_conn_delete(ngx_http_oauth_main_conf_t *omcf,
     ngx_log_t *log, ngx_oauth_str_t *owner, ngx_oauth_str_t *provider,
     ngx_oauth_str_t *account);
 
+/* PostgreSQL took a change with its event (oauth_shared_store) */
+void ngx_http_oauth_webhook_written(ngx_http_oauth_main_conf_t *omcf);
+
 /* the delivery timer of a worker, from init_process and exit_process */
 ngx_int_t ngx_http_oauth_webhook_init_process(ngx_cycle_t *cycle,
     ngx_http_oauth_main_conf_t *omcf);

@@ -29,7 +29,7 @@ my $fake = $Fake;
 node_start('A');
 node_start('B');
 
-ok(wait_for(sub { psql('SELECT version FROM oauth_schema') eq '1' }),
+ok(wait_for(sub { psql('SELECT version FROM oauth_schema') eq '2' }),
    'schema created by the nodes');
 
 # every worker is ready (connected, listening, its cache checked): under

@@ -33,7 +33,7 @@
 #include "ngx_oauth_cli.h"
 
 
-#define NGX_OAUTH_CLI_SHARED_SCHEMA    1
+#define NGX_OAUTH_CLI_SHARED_SCHEMA    2
 #define NGX_OAUTH_CLI_SHARED_CHANNEL   "oauth_conn"
 #define NGX_OAUTH_CLI_SHARED_NODE      16     /* hex chars, as a node's */
 #define NGX_OAUTH_CLI_SHARED_TRIES     20     /* per row: busy or changed */

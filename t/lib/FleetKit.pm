@@ -141,6 +141,7 @@ sub node_conf {
     my $prefix = $Node{$name}{prefix};
     my $user = $DbUser{$name} // 'oauth';
     my $load = join '', map { "load_module $_;\n" } @MODULES;
+    my $extra = $Node{$name}{http} // '';     # more http-level lines
     return <<"_EOC_";
 $load
 worker_processes 2;
@@ -153,6 +154,7 @@ http {
     oauth_key_file $KeyFile;
     oauth_shared_store postgresql://$user\@127.0.0.1:$PGPORT/fleet;
     oauth_owner \$http_x_user;
+$extra
     oauth_provider demo {
         client_id          test-client;
         client_secret      test-secret;
