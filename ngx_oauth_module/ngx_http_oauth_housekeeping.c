@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_housekeeping.h"
+#include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 
@@ -106,19 +107,20 @@ ngx_http_oauth_housekeeping_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_oauth_store_watch(omcf, ev->log);
-    ngx_http_oauth_flow_purge(omcf, ev->log);
-
-    if (omcf->background_refresh && omcf->providers.nelts) {
-        ngx_http_oauth_background_refresh(omcf, ev->log);
-    }
-
     /* look again well within the window, but not busily */
 
     interval = omcf->background_refresh ? omcf->refresh_ahead / 4
                                         : omcf->state_ttl;
     interval = ngx_max(interval, 1);
     interval = ngx_min(interval, 30);
+
+    ngx_http_oauth_store_watch(omcf, ev->log);
+    ngx_http_oauth_flow_purge(omcf, ev->log);
+    ngx_http_oauth_shared_flow_purge(omcf, interval);
+
+    if (omcf->background_refresh && omcf->providers.nelts) {
+        ngx_http_oauth_background_refresh(omcf, ev->log);
+    }
 
     ngx_add_timer(ev, interval * 1000 + ngx_random() % 500);
 }

@@ -146,6 +146,8 @@ static void ngx_http_oauth_shared_write(ngx_http_oauth_shared_write_t *w);
 static void ngx_http_oauth_shared_write_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_flush(void);
+static void ngx_http_oauth_shared_purge_done(void *data, PGresult *res,
+    const char *err);
 static u_char *ngx_http_oauth_shared_event_params(
     ngx_http_oauth_shared_write_t *w, ngx_uint_t i, u_char *p);
 static u_char *ngx_http_oauth_shared_payload(u_char *p, char op,
@@ -290,6 +292,26 @@ static const char  ngx_http_oauth_shared_revalidate_sql[] =
     "LEFT JOIN oauth_connections c ON c.owner = k.o "
       "AND c.provider = k.p AND c.account = k.a "
     "WHERE c.version IS DISTINCT FROM k.v";
+
+/*
+ * Expired flows, purged by the housekeeping timers: the first worker of
+ * the fleet whose timer fires takes a lease row (empty owner) for one
+ * interval and deletes, the others find it held and do nothing.  As in
+ * LMDB, a flow stays one oauth_state_ttl past its expiry, so that a late
+ * callback is told expired_state.
+ */
+
+static const char  ngx_http_oauth_shared_purge_sql[] =
+    "WITH l AS (INSERT INTO oauth_leases "
+      "(owner, provider, account, holder, lease_until) "
+      "VALUES ('', 'flows', 'purge', $1::text, "
+        "now() + $2::text::int * interval '1 s') "
+      "ON CONFLICT (owner, provider, account) DO UPDATE "
+      "SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until "
+      "WHERE oauth_leases.lease_until < now() "
+      "RETURNING 1) "
+    "DELETE FROM oauth_flows WHERE EXISTS (SELECT 1 FROM l) "
+      "AND expires_at < now() - $3::text::int * interval '1 s'";
 
 static const char  ngx_http_oauth_shared_fetch_sql[] =
     "SELECT record, version::text FROM oauth_connections "
@@ -1453,6 +1475,65 @@ ngx_http_oauth_shared_flush(void)
 
         ngx_queue_remove(q);
         ngx_http_oauth_shared_npending--;
+    }
+}
+
+
+void
+ngx_http_oauth_shared_flow_purge(ngx_http_oauth_main_conf_t *omcf,
+    time_t interval)
+{
+    u_char        holder[NGX_HTTP_OAUTH_SHARED_NODE + NGX_INT64_LEN + 2];
+    u_char        every[NGX_INT64_LEN + 1], ttl[NGX_INT64_LEN + 1];
+    const char   *err;
+    const u_char *values[3];
+
+    if (omcf->shared == NULL || ngx_http_oauth_shared_omcf == NULL
+        || !ngx_http_oauth_pg_up())
+    {
+        return;
+    }
+
+    ngx_sprintf(holder, "%*s %P%Z", (size_t) NGX_HTTP_OAUTH_SHARED_NODE,
+                ((ngx_http_oauth_shared_conf_t *) omcf->shared)->node,
+                ngx_pid);
+    ngx_sprintf(every, "%T%Z", interval);
+    ngx_sprintf(ttl, "%T%Z", omcf->state_ttl);
+
+    values[0] = holder;
+    values[1] = every;
+    values[2] = ttl;
+
+    if (ngx_http_oauth_pg_query(ngx_http_oauth_shared_purge_sql, 3, values,
+                                (ssize_t []) { -1, -1, -1 }, 0,
+                                ngx_http_oauth_shared_purge_done, NULL,
+                                &err)
+        == NULL)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "oauth shared: flows not purged: %s", err);
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_purge_done(void *data, PGresult *res, const char *err)
+{
+    char  *n;
+
+    if (res == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "oauth: cannot purge expired flows in the shared "
+                      "store: %s", err);
+        return;
+    }
+
+    n = PQcmdTuples(res);
+
+    if (n && n[0] != '\0' && ngx_strcmp(n, "0") != 0) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "oauth: %s expired flows purged from the shared store",
+                      n);
     }
 }
 

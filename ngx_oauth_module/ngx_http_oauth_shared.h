@@ -83,6 +83,13 @@ void ngx_http_oauth_shared_event(const ngx_oauth_event_t *ev,
     const ngx_str_t *type, const ngx_str_t *body);
 
 /*
+ * Expired flows purged from PostgreSQL, by one worker of the fleet per
+ * interval (seconds); from the housekeeping timer, never waits.
+ */
+void ngx_http_oauth_shared_flow_purge(ngx_http_oauth_main_conf_t *omcf,
+    time_t interval);
+
+/*
  * The fleet's refresh lease, after the node's: conn is the record read
  * under the node's lease (the refresh's pool frees it).  NGX_AGAIN: the
  * refresh steps again later (rf->wait), leased or having waited.

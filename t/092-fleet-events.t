@@ -29,8 +29,9 @@ my $Rx = WebhookReceiver->start;
 my $RxPort = $Rx->port;
 
 for my $n (qw(A B)) {
+    # a short flow life: the housekeeping timers purge every 3 s
     $Node{$n}{http} = "    oauth_webhook http://127.0.0.1:$RxPort/hook "
-                      . "secret_file=$sf;";
+                      . "secret_file=$sf;\n    oauth_state_ttl 3s;";
 }
 
 node_start('A');
@@ -150,6 +151,23 @@ sub types_of {
     sleep 2;
     is(psql('SELECT count(*) FROM oauth_events'), '0', 'no event written');
     is(scalar events(), $before, 'no event sent');
+}
+
+# 4. expired flows are purged from PostgreSQL by the timers, not only
+#    when a worker connects; a flow still alive stays
+{
+    psql("INSERT INTO oauth_flows VALUES ('\\x01', '\\x00', "
+         . "now() - interval '1 hour'), ('\\x02', '\\x00', "
+         . "now() + interval '1 hour')");
+    is(psql('SELECT count(*) FROM oauth_flows'), '2', 'two flows');
+
+    ok(wait_for(sub { psql('SELECT count(*) FROM oauth_flows') eq '1' }, 15),
+       'the expired flow was purged');
+    is(psql("SELECT encode(state_hash, 'hex') FROM oauth_flows"), '02',
+       'the live one stays');
+    like(psql("SELECT holder FROM oauth_leases WHERE owner = '' "
+              . "AND provider = 'flows'"), qr/ \d+$/,
+         'one worker of the fleet purges per interval (a lease)');
 }
 
 # no token or secret ever went out
