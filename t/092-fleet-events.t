@@ -29,9 +29,11 @@ my $Rx = WebhookReceiver->start;
 my $RxPort = $Rx->port;
 
 for my $n (qw(A B)) {
-    # a short flow life: the housekeeping timers purge every 3 s
+    # a short flow life and no background refresh: the housekeeping
+    # timers purge every 3 s
     $Node{$n}{http} = "    oauth_webhook http://127.0.0.1:$RxPort/hook "
-                      . "secret_file=$sf;\n    oauth_state_ttl 3s;";
+                      . "secret_file=$sf;\n    oauth_state_ttl 3s;\n"
+                      . "    oauth_background_refresh off;";
 }
 
 node_start('A');
