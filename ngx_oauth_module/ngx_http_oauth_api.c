@@ -769,6 +769,16 @@ ngx_http_oauth_api_read_body(ngx_http_request_t *r,
 
         } else {
             len = ngx_cpymem(data + len, b->pos, b->last - b->pos) - data;
+
+            /*
+             * The body may carry credentials (POST connections/P): what
+             * nginx read of it, in its own buffer or in the header
+             * buffer it came with, is wiped once copied.  A body that
+             * nginx wrote to a temporary file is removed with the
+             * request.
+             */
+
+            ngx_explicit_memzero(b->pos, b->last - b->pos);
         }
     }
 

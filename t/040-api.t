@@ -760,6 +760,60 @@ sub t_encoded_account {
        404, 'deleted');
 }
 
+# Finding 7 (issue 9): a body that carries credentials leaves no copy in
+# the worker's memory once answered.  The scan reads every readable mapping
+# of every worker through /proc/PID/mem; it proves it can see by finding a
+# label (stored in plaintext in the store's map) that it was given too.
+sub mem_has {
+    my ($needle) = @_;
+    my $n = 0;
+    # without master_process (the runners' default) nginx is one process
+    my @pids = OAuthKit::worker_pids();
+    @pids = grep { defined } OAuthKit::master_pid() unless @pids;
+    for my $pid (@pids) {
+        open my $maps, '<', "/proc/$pid/maps" or next;
+        open my $mem, '<:raw', "/proc/$pid/mem" or next;
+        while (my $line = <$maps>) {
+            my ($lo, $hi, $perm, $path) =
+                $line =~ /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/
+                or next;
+            next unless $perm =~ /^r/;
+            next if $path =~ /^\[(vvar|vsyscall|vdso)\]/;
+            # page by page (overlapping by the needle's length): the
+            # store's map past the file's end does not read at all
+            my $step = 4096;
+            for (my $at = hex($lo); $at < hex($hi); $at += $step) {
+                my $len = hex($hi) - $at;
+                $len = $step + length $needle if $len > $step + length $needle;
+                sysseek($mem, $at, 0) or next;
+                my $buf = '';
+                my $got = sysread($mem, $buf, $len);
+                next unless $got;
+                if (index($buf, $needle) >= 0) {
+                    $n++;
+                    last;
+                }
+            }
+        }
+    }
+    return $n;
+}
+
+sub t_body_wiped {
+    my $key = 'wipe-key-' . join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+    my $label = 'seen-label-' . join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+
+    my $r = api('POST', 'connections/keys', owner => 'alice',
+                json => { account => 'w1', credentials => { api_key => $key } });
+    is($r->{status}, 201, 'credentials stored');
+    $r = api('PATCH', 'connections/keys/w1', owner => 'alice',
+             json => { label => $label });
+    is($r->{status}, 200, 'a label set');
+    OAuthKit::wait_for(sub { mem_has($label) }, 5);
+    ok(mem_has($label), 'the scan sees what is in the workers\' memory');
+    is(mem_has($key), 0, 'no copy of the credential is left in a worker');
+}
+
 sub t_expired {
     connected_ok('alice', 'short', 's1');
     my $r = api('GET', 'connections/short/s1', owner => 'alice');
@@ -1033,3 +1087,14 @@ X-Owner: alice
 --- no_error_log
 [alert]
 [emerg]
+
+
+
+=== TEST 15: finding 7: a request body with credentials is wiped: no copy is left in any worker's memory
+--- init
+main::t_body_wiped();
+--- request
+GET /oauth/api/connections/keys/w1
+--- more_headers
+X-Owner: alice
+--- response_body_like: "label":"seen-label-
