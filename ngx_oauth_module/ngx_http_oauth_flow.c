@@ -113,7 +113,10 @@ static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_cb_take(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *state, ngx_int_t *rc);
-static ngx_int_t ngx_http_oauth_cb_bad_state(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth_cb_bad_state(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
+static void ngx_http_oauth_cb_failed(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, const char *reason);
 static void ngx_http_oauth_cb_cleanup(void *data);
 static ngx_uint_t ngx_http_oauth_cb_path_ok(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
@@ -1163,7 +1166,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     rc = ngx_http_oauth_arg(r, "state", sbuf, sizeof(sbuf), &state);
 
     if (rc != NGX_OK || state.len != NGX_OAUTH_STATE_LEN) {
-        return ngx_http_oauth_cb_bad_state(r);
+        return ngx_http_oauth_cb_bad_state(r, NULL);
     }
 
     ctx = ngx_http_oauth_cb_create(r, omcf);
@@ -1184,6 +1187,8 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
                       "oauth: callback with a repeated, malformed or too "
                       "long code, iss or error");
 
+        ngx_http_oauth_cb_failed(r, ctx, "invalid_request");
+
         return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                          "invalid_request",
                                          "a callback parameter is repeated, "
@@ -1195,6 +1200,8 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_oauth_store_ready(r, omcf) != NGX_OK) {
+        ngx_http_oauth_cb_failed(r, ctx, "store_unavailable");
+
         return ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "store_unavailable",
                                          "the credential store is not "
@@ -1220,7 +1227,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     }
 
     if (taken == NGX_DECLINED) {
-        return ngx_http_oauth_cb_bad_state(r);
+        return ngx_http_oauth_cb_bad_state(r, ctx);
     }
 
     if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
@@ -1273,6 +1280,7 @@ ngx_http_oauth_cb_take(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
     }
 
     if (n == NGX_BUSY) {
+        ngx_http_oauth_cb_failed(r, ctx, "store_unavailable");
         *rc = ngx_http_oauth_shared_unavailable(r);
         return NGX_DONE;
     }
@@ -1296,6 +1304,7 @@ ngx_http_oauth_cb_take(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                       "oauth: cannot read flow: %s (%s)",
                       ngx_oauth_strerror(n),
                       ngx_oauth_store_error(omcf->store));
+        ngx_http_oauth_cb_failed(r, ctx, "store_error");
         *rc = ngx_http_oauth_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "store_error",
                                         "the flow could not be read");
@@ -1318,6 +1327,8 @@ ngx_http_oauth_cb_take(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
                       &ctx->flow.provider,
                       n == NGX_OAUTH_OK ? "" : "; it could not be kept");
 
+        ngx_http_oauth_cb_failed(r, ctx, "wrong_callback");
+
         *rc = ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                         "wrong_callback",
                                         "this is not the callback of the "
@@ -1335,11 +1346,14 @@ ngx_http_oauth_cb_take(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
  */
 
 static ngx_int_t
-ngx_http_oauth_cb_bad_state(ngx_http_request_t *r)
+ngx_http_oauth_cb_bad_state(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
 {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "oauth: callback with a missing, repeated, unknown or "
                   "used state");
+
+    ngx_http_oauth_cb_failed(r, ctx, "invalid_state");
 
     if (ngx_http_oauth_wants_html(r)) {
         return ngx_http_oauth_send_page(r, NGX_HTTP_BAD_REQUEST,
@@ -1354,6 +1368,55 @@ ngx_http_oauth_cb_bad_state(ngx_http_request_t *r)
     return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_state",
                                      "unknown, used or expired state");
+}
+
+
+/*
+ * A callback that did not connect: counted by provider and reason, and
+ * an audit line (a browser or owner mismatch may be someone else's
+ * attempt on the flow).  The owner is the flow's, or without a known
+ * flow the request's; never the code or the state.
+ */
+
+static void
+ngx_http_oauth_cb_failed(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    const char *reason)
+{
+    ngx_str_t                    name, *provider, rowner;
+    ngx_oauth_str_t              owner, *ownerp;
+    ngx_http_oauth_provider_t   *p;
+    ngx_http_oauth_loc_conf_t   *olcf;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    p = NULL;
+    provider = NULL;
+    ownerp = NULL;
+
+    if (ctx && ctx->flow.provider.len) {
+        name.len = ctx->flow.provider.len;
+        name.data = ctx->flow.provider.data;
+        provider = &name;
+        ownerp = &ctx->flow.owner;
+
+        p = ctx->provider ? ctx->provider
+                          : ngx_http_oauth_provider_find(omcf, &name);
+
+    } else {
+        olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
+
+        if (ngx_http_oauth_owner(r, olcf, &rowner) == NGX_OK) {
+            ngx_http_oauth_ostr(&owner, &rowner);
+            ownerp = &owner;
+        }
+    }
+
+    ngx_http_oauth_metrics_connect_failure(p, reason);
+
+    ngx_http_oauth_audit(omcf, r->connection->log, "connect_failed", ownerp,
+                         provider, NULL, "error", reason,
+                         &r->connection->addr_text);
 }
 
 
@@ -2670,6 +2733,8 @@ ngx_http_oauth_result(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth: flow for provider \"%V\" ended: %s",
                       &ctx->flow.provider, error);
+
+        ngx_http_oauth_cb_failed(r, ctx, error);
     }
 
     ngx_http_oauth_metrics_flow(ctx->provider, error ? 1 : 0);

@@ -23,6 +23,7 @@
 
 
 #define NGX_HTTP_OAUTH_BUCKETS   10
+#define NGX_HTTP_OAUTH_FAILURES  22      /* ngx_http_oauth_failure_names */
 
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
 typedef struct {
     ngx_atomic_t                 started;
     ngx_atomic_t                 flows[2];        /* connected, error */
+    ngx_atomic_t                 failures[NGX_HTTP_OAUTH_FAILURES];
     ngx_atomic_t                 refreshes[NGX_HTTP_OAUTH_REFRESH_ERROR + 1];
     ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
     ngx_http_oauth_histogram_t   calls[NGX_HTTP_OAUTH_CALL_LAST];
@@ -57,6 +59,8 @@ struct ngx_http_oauth_shm_s {
     ngx_uint_t                   nproviders;
     /* of requests whose provider is not known (an unknown name) */
     ngx_atomic_t                 injections[NGX_HTTP_OAUTH_INJECT_LAST];
+    /* of callbacks whose flow, and so provider, is not known */
+    ngx_atomic_t                 failures[NGX_HTTP_OAUTH_FAILURES];
     ngx_http_oauth_histogram_t   calls;           /* every call */
     ngx_http_oauth_counters_t    providers[1];
 };
@@ -74,6 +78,8 @@ static void ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
     ngx_http_oauth_counters_t *old);
 static void ngx_http_oauth_metrics_observe(ngx_http_oauth_histogram_t *h,
     ngx_uint_t bucket, ngx_msec_t elapsed);
+static u_char *ngx_http_oauth_metrics_failures(u_char *p,
+    ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
 static u_char *ngx_http_oauth_metrics_injections(u_char *p,
     ngx_http_oauth_main_conf_t *omcf, ngx_http_oauth_shm_t *shm);
 static u_char *ngx_http_oauth_metrics_calls(u_char *p,
@@ -114,6 +120,18 @@ static const char  *ngx_http_oauth_inject_names[] = {
 
 static const char  *ngx_http_oauth_refresh_names[] = {
     "ok", "refused", "unavailable", "gone", "error"
+};
+
+/* the callback's oauth_error codes; "other" last, for a code not here */
+
+static const char  *ngx_http_oauth_failure_names[NGX_HTTP_OAUTH_FAILURES] = {
+    "invalid_state", "expired_state", "browser_mismatch", "owner_mismatch",
+    "issuer_mismatch", "wrong_callback", "access_denied", "provider_error",
+    "invalid_request", "invalid_signature", "token_request_failed",
+    "invalid_token_response", "unsupported_token_type", "token_error",
+    "userinfo_failed", "missing_account", "invalid_account",
+    "unknown_provider", "store_full", "store_error", "store_unavailable",
+    "other"
 };
 
 static const char  *ngx_http_oauth_call_names[] = {
@@ -209,6 +227,10 @@ ngx_http_oauth_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             shm->injections[j] = old->injections[j];
         }
 
+        for (j = 0; j < NGX_HTTP_OAUTH_FAILURES; j++) {
+            shm->failures[j] = old->failures[j];
+        }
+
         shm->calls = old->calls;
 
         for (i = 0; i < shm->nproviders; i++) {
@@ -244,6 +266,10 @@ ngx_http_oauth_metrics_carry(ngx_http_oauth_counters_t *c,
 
     for (i = 0; i < 2; i++) {
         c->flows[i] = old->flows[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_OAUTH_FAILURES; i++) {
+        c->failures[i] = old->failures[i];
     }
 
     for (i = 0; i <= NGX_HTTP_OAUTH_REFRESH_ERROR; i++) {
@@ -289,6 +315,41 @@ ngx_http_oauth_metrics_flow(ngx_http_oauth_provider_t *p, ngx_int_t event)
     } else {
         (void) ngx_atomic_fetch_add(&c->flows[event ? 1 : 0], 1);
     }
+}
+
+
+/*
+ * A callback that did not connect, by its oauth_error code; without a
+ * provider (an unknown state, a removed provider) under provider="".
+ */
+
+void
+ngx_http_oauth_metrics_connect_failure(ngx_http_oauth_provider_t *p,
+    const char *reason)
+{
+    size_t                      len;
+    ngx_uint_t                  i;
+    ngx_http_oauth_counters_t  *c;
+
+    if (ngx_http_oauth_shm == NULL) {
+        return;
+    }
+
+    len = ngx_strlen(reason);
+
+    for (i = 0; i < NGX_HTTP_OAUTH_FAILURES - 1; i++) {
+        if (ngx_strlen(ngx_http_oauth_failure_names[i]) == len
+            && ngx_strncmp(ngx_http_oauth_failure_names[i], reason, len) == 0)
+        {
+            break;
+        }
+    }
+
+    c = ngx_http_oauth_counters(p);
+
+    (void) ngx_atomic_fetch_add(c ? &c->failures[i]
+                                  : &ngx_http_oauth_shm->failures[i],
+                                1);
 }
 
 
@@ -409,7 +470,9 @@ ngx_http_oauth_metrics_handler(ngx_http_request_t *r)
      * had a call, and one for all calls
      */
 
-    size = 4096 + 1024 + (n + 1) * 40 * (NGX_OAUTH_PROVIDER_MAX + 128)
+    size = 4096 + 1024
+           + (n + 1) * (40 + NGX_HTTP_OAUTH_FAILURES)
+             * (NGX_OAUTH_PROVIDER_MAX + 128)
            + (ngx_http_oauth_metrics_series(omcf, shm) + 1)
              * (NGX_HTTP_OAUTH_BUCKETS + 2) * (NGX_OAUTH_PROVIDER_MAX + 128)
            + NGX_HTTP_OAUTH_WEBHOOK_METRICS_LEN;
@@ -473,6 +536,8 @@ ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
                         &pr[i].name, c->flows[0], &pr[i].name, c->flows[1]);
     }
 
+    p = ngx_http_oauth_metrics_failures(p, omcf, shm);
+
     p = ngx_http_oauth_metrics_head(p, "oauth_refreshes_total",
                                     "Token refreshes, by result.",
                                     "counter");
@@ -489,6 +554,45 @@ ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
     p = ngx_http_oauth_metrics_injections(p, omcf, shm);
 
     return ngx_http_oauth_metrics_calls(p, omcf, shm);
+}
+
+
+/*
+ * Callbacks that did not connect, by provider and reason: a series
+ * appears with its first failure (22 reasons a provider would be many
+ * lines of zeros); those without a known flow under provider="".
+ */
+
+static u_char *
+ngx_http_oauth_metrics_failures(u_char *p, ngx_http_oauth_main_conf_t *omcf,
+    ngx_http_oauth_shm_t *shm)
+{
+    ngx_str_t                   none = ngx_null_string;
+    ngx_uint_t                  i, j, n;
+    ngx_atomic_uint_t           v;
+    ngx_http_oauth_provider_t  *pr;
+
+    n = ngx_min(omcf->providers.nelts, shm->nproviders);
+    pr = omcf->providers.elts;
+
+    p = ngx_http_oauth_metrics_head(p, "oauth_connect_failures_total",
+                                    "Callbacks that did not connect, by "
+                                    "provider and reason.", "counter");
+
+    for (i = 0; i <= n; i++) {
+        for (j = 0; j < NGX_HTTP_OAUTH_FAILURES; j++) {
+            v = (i < n) ? shm->providers[i].failures[j] : shm->failures[j];
+
+            if (v) {
+                p = ngx_sprintf(p, "oauth_connect_failures_total{provider="
+                                "\"%V\",reason=\"%s\"} %uA\n",
+                                i < n ? &pr[i].name : &none,
+                                ngx_http_oauth_failure_names[j], v);
+            }
+        }
+    }
+
+    return p;
 }
 
 

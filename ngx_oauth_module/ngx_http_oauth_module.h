@@ -186,6 +186,9 @@ void ngx_http_oauth_metrics_inject(ngx_http_oauth_provider_t *p,
     ngx_uint_t result);
 void ngx_http_oauth_metrics_fetch(ngx_http_oauth_provider_t *p,
     ngx_uint_t call, ngx_msec_t elapsed);
+/* a callback that did not connect: reason is its oauth_error code */
+void ngx_http_oauth_metrics_connect_failure(ngx_http_oauth_provider_t *p,
+    const char *reason);
 ngx_int_t ngx_http_oauth_metrics_handler(ngx_http_request_t *r);
 
 /* handlers (ngx_http_oauth_flow.c) */

@@ -460,6 +460,72 @@ sub t_reload {
        'started{refuser} kept');
 }
 
+# Failed connect attempts: { "provider/reason" => n } of the series that
+# are not 0
+sub failures {
+    my $m = shift;
+    my %c;
+    for my $k (keys %$m) {
+        next unless $k =~ /^oauth_connect_failures_total
+                           \{provider="([^"]*)",reason="([^"]*)"\}$/x;
+        $c{"$1/$2"} = $m->{$k} if $m->{$k};
+    }
+    return \%c;
+}
+
+sub failed_ok {
+    my ($res, $error, $what) = @_;
+    is(OAuthKit::flow_result($res)->{error}, $error, "$what: $error");
+}
+
+sub t_failures {
+    my $m0 = scrape('before the failures');
+    like(metrics_text(), qr/^# TYPE oauth_connect_failures_total counter$/m,
+         'the family is there');
+    is_deeply(failures($m0), {}, 'no failure series yet');
+
+    my $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    failed_ok(callback($f, cookie => undef), 'browser_mismatch',
+              'no binding cookie');
+
+    $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    failed_ok(callback($f, owner => 'mallory'), 'owner_mismatch',
+              'another owner');
+
+    $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    failed_ok(callback($f, owner => 'mallory'), 'owner_mismatch',
+              'another owner again');
+
+    $f = start_flow(uri => '/connect/issued', owner => 'alice');
+    failed_ok(callback($f, query => 'iss=https%3A%2F%2Fevil.example'),
+              'issuer_mismatch', 'another issuer');
+
+    $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    failed_ok(callback($f, no_code => 1, query => 'error=access_denied'),
+              'access_denied', 'the user said no');
+
+    $f = start_flow(uri => '/connect/nowhere', owner => 'alice');
+    failed_ok(callback($f), 'token_request_failed', 'no token endpoint');
+
+    # a state no flow ever had: the provider is not known
+    my $forged = { state => 'A' x 43, cookie => undef, owner => 'alice' };
+    is(callback($forged)->{status}, 400, 'a forged state: 400');
+    is(callback({ state => 'short' })->{status}, 400, 'a malformed state');
+
+    my $ok = connected_ok('alice', 'fake', 'a1');
+    is($ok->{status}, 'connected', 'a connect is no failure');
+
+    my $m1 = scrape('after the failures');
+    is_deeply(failures($m1),
+              { 'fake/browser_mismatch' => 1, 'fake/owner_mismatch' => 2,
+                'issued/issuer_mismatch' => 1, 'fake/access_denied' => 1,
+                'nowhere/token_request_failed' => 1,
+                '/invalid_state' => 2 },
+              'oauth_connect_failures_total: exactly these');
+    is(delta($m0, $m1, 'oauth_flows_completed_total', provider => 'fake',
+             result => 'error'), 4, 'the known flows completed in error');
+}
+
 run_tests();
 
 __DATA__
@@ -549,3 +615,32 @@ GET /metrics
 [alert]
 [emerg]
 [crit]
+
+
+
+=== TEST 5: failed connect attempts, by provider and reason
+--- http_config
+    oauth_provider issued {
+        client_id issued-client;
+        redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/static/token;
+        issuer https://issuer.example;
+        account_id sub;
+    }
+
+    oauth_provider nowhere {
+        client_id nowhere-client;
+        redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:1/token;
+        account_id sub;
+    }
+--- init
+main::t_failures();
+--- request
+GET /metrics
+--- response_body_like: oauth_connect_failures_total\{provider="fake",reason="owner_mismatch"\} 2\n(?:.*\n)*oauth_connect_failures_total\{provider="",reason="invalid_state"\} 2\n
+--- no_error_log
+[alert]
+[emerg]

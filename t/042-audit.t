@@ -1,6 +1,7 @@
 # oauth_audit_log: one JSON line per credential event of SPEC section 8
 # (connected, refreshed, refresh_failed, disconnected, revoke_failed,
-# credentials_set), each with exactly the SPEC fields, never a secret.
+# credentials_set, and connect_failed for a callback that did not connect),
+# each with exactly the SPEC fields, never a secret.
 
 use strict;
 use warnings;
@@ -157,6 +158,67 @@ sub t_audit_off {
     ok(!-e $ENV{TEST_NGINX_OAUTH_AUDIT}, 'no audit file');
 }
 
+# failed connect attempts: one connect_failed line each, with the owner
+# (the flow's; the request's when no flow is known), the provider when
+# known, the reason; never the state or the code
+sub t_failures {
+    my (@states, @codes);
+    my $fail = sub {
+        my ($f, $error, $what, %o) = @_;
+        push @states, $f->{state};
+        push @codes, $o{code} if defined $o{code};
+        my $r = OAuthKit::flow_result(callback($f, %o));
+        is($r->{error}, $error, "$what: $error");
+    };
+
+    my $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    $fail->($f, 'browser_mismatch', 'no cookie', cookie => undef,
+            code => 'code-bm-1');
+
+    $f = start_flow(uri => '/connect/fake', owner => 'alice');
+    $fail->($f, 'owner_mismatch', 'another owner', owner => 'mallory',
+            code => 'code-om-1');
+
+    $f = start_flow(uri => '/connect/issued', owner => 'bob');
+    $fail->($f, 'issuer_mismatch', 'another issuer', code => 'code-im-1',
+            query => 'iss=https%3A%2F%2Fevil.example');
+
+    $f = start_flow(uri => '/connect/nowhere', owner => 'bob');
+    $fail->($f, 'token_request_failed', 'no token endpoint',
+            code => 'code-tr-1');
+
+    my $forged = 'F' x 43;
+    push @states, $forged;
+    is(callback({ state => $forged, owner => 'carol' },
+                code => 'code-fs-1')->{status},
+       400, 'a forged state');
+    push @codes, 'code-fs-1';
+    is(callback({ state => $forged }, code => 'code-fs-2')->{status}, 400,
+       'a forged state, no owner');
+    push @codes, 'code-fs-2';
+
+    my @raw = audit_lines();
+    my @ev = audit_events();
+    is(scalar @ev, scalar @raw, 'every line decodes');
+    is_deeply([ map { join ' ', map { $_ // '-' }
+                      @$_{qw(event owner provider account result error)} }
+                @ev ],
+              [ 'connect_failed alice fake - error browser_mismatch',
+                'connect_failed alice fake - error owner_mismatch',
+                'connect_failed bob issued - error issuer_mismatch',
+                'connect_failed bob nowhere - error token_request_failed',
+                'connect_failed carol - - error invalid_state',
+                'connect_failed - - - error invalid_state' ],
+              'one connect_failed line each: owner, provider, reason');
+    is($_->{remote_addr}, '127.0.0.1', "$_->{error}: remote_addr")
+        for @ev;
+
+    my $all = join "\n", @raw;
+    for my $s (@states, @codes) {
+        unlike($all, qr/\Q$s\E/, 'no state or code in the audit log');
+    }
+}
+
 run_tests();
 
 __DATA__
@@ -216,3 +278,35 @@ X-Owner: alice
 [alert]
 [emerg]
 [error]
+
+
+
+=== TEST 4: failed connect attempts: a connect_failed line each
+--- http_config
+    oauth_provider issued {
+        client_id issued-client;
+        redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/static/token;
+        issuer https://issuer.example;
+        account_id sub;
+    }
+
+    oauth_provider nowhere {
+        client_id nowhere-client;
+        redirect_uri http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url http://127.0.0.1:1/token;
+        account_id sub;
+    }
+--- init
+main::t_failures();
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- no_error_log
+[alert]
+[emerg]
