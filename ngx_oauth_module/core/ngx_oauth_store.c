@@ -45,6 +45,20 @@
      + NGX_OAUTH_ACCOUNT_MAX)
 
 
+/*
+ * What a visitor of a cursor walk returns: _NEXT, _STOP, _BAD (a record
+ * that does not decode, counted in *bad) or a negative NGX_OAUTH_* code
+ * that aborts the walk.
+ */
+#define NGX_OAUTH_STORE_NEXT  0
+#define NGX_OAUTH_STORE_STOP  1
+#define NGX_OAUTH_STORE_BAD   2
+
+
+typedef int (*ngx_oauth_store_visit_pt)(ngx_oauth_store_t *st,
+    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
+
+
 struct ngx_oauth_store_s {
     MDB_env            *env;
     MDB_dbi             meta;
@@ -76,8 +90,15 @@ static int ngx_oauth_store_check_file(ngx_oauth_store_t *st,
 static int ngx_oauth_store_check_mode(const char *path, int fd);
 static int ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path,
     char *err, size_t errlen);
+static int ngx_oauth_store_tag(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_dbi *const *dbi, const char *path, char *err, size_t errlen);
+static int ngx_oauth_store_init_fail(ngx_oauth_store_t *st, int rc,
+    const char *what, const char *path, char *err, size_t errlen);
+static int ngx_oauth_store_same_process(ngx_oauth_store_t *st);
 static int ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags,
     MDB_txn **txn);
+static int ngx_oauth_store_commit(ngx_oauth_store_t *st, MDB_txn *txn,
+    ngx_oauth_event_add_t *add);
 static int ngx_oauth_store_fail(ngx_oauth_store_t *st, int rc,
     const char *what);
 static int ngx_oauth_store_flow_key(ngx_oauth_store_t *st,
@@ -87,22 +108,49 @@ static int ngx_oauth_store_conn_key(unsigned char *key, size_t *len,
     const ngx_oauth_str_t *account);
 static int ngx_oauth_store_conn_prefix(unsigned char *key, size_t *len,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider);
+static int ngx_oauth_store_conn_kv(ngx_oauth_store_t *st, unsigned char *key,
+    MDB_val *k, const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static int ngx_oauth_store_prefixed(const MDB_val *k,
+    const unsigned char *prefix, size_t plen);
+static int ngx_oauth_store_str_eq(const ngx_oauth_str_t *a,
+    const ngx_oauth_str_t *b);
 static int ngx_oauth_store_conn_check(const ngx_oauth_conn_t *conn,
     const MDB_val *key);
 static int ngx_oauth_store_meta_key(const char *key, MDB_val *k);
+static int ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi,
+    unsigned flags, const unsigned char *prefix, size_t plen,
+    ngx_oauth_store_visit_pt visit, void *data, size_t *bad);
+static int ngx_oauth_store_walk_txn(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_dbi dbi, const unsigned char *prefix, size_t plen,
+    ngx_oauth_store_visit_pt visit, void *data, size_t *bad);
+static int ngx_oauth_store_purge_visit(ngx_oauth_store_t *st,
+    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
+static int ngx_oauth_store_evict_visit(ngx_oauth_store_t *st,
+    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
+static int ngx_oauth_store_due_visit(ngx_oauth_store_t *st,
+    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
 static int ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn,
     MDB_dbi dbi, MDB_val *k, MDB_val *v);
+static int ngx_oauth_store_del_commit(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_dbi dbi, MDB_val *k);
 static time_t ngx_oauth_store_time(uint64_t v);
 static int ngx_oauth_store_room(ngx_oauth_store_t *st, size_t len);
 static int ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
     const ngx_oauth_str_t *owner, size_t keep, size_t *evicted);
 static int ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder,
     time_t now);
+static int ngx_oauth_store_lease_other(const MDB_val *v, uint64_t holder);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
 static int ngx_oauth_store_conn_write(ngx_oauth_store_t *st,
     ngx_oauth_conn_t *conn, const uint64_t *expect,
     ngx_oauth_event_add_t *add, int keep);
+static int ngx_oauth_store_conn_stored(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_val *k, int strict, int *exists, uint64_t *version);
+static int ngx_oauth_store_conn_may(ngx_oauth_store_t *st,
+    const ngx_oauth_conn_t *conn, const uint64_t *expect, int keep,
+    int exists, uint64_t version);
 static int ngx_oauth_store_outbox_add(ngx_oauth_store_t *st, MDB_txn *txn,
     ngx_oauth_event_add_t *add);
 static int ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
@@ -235,8 +283,7 @@ ngx_oauth_store_reader_check(ngx_oauth_store_t *st, int *stale)
         *stale = 0;
     }
 
-    if (st->pid != getpid()) {
-        snprintf(st->err, sizeof(st->err), "store used across fork()");
+    if (ngx_oauth_store_same_process(st) != NGX_OAUTH_OK) {
         return NGX_OAUTH_ERROR;
     }
 
@@ -331,15 +378,8 @@ ngx_oauth_store_flow_add(ngx_oauth_store_t *st, const char *state,
 
     /* the transaction is gone after a commit, whatever the result */
 
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_commit(st, txn, NULL);
     txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
 
 done:
 
@@ -391,17 +431,10 @@ ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
     dec = ngx_oauth_flow_decode(v.mv_data, v.mv_size, flow);
     memcpy(flow->state_hash, key, sizeof(flow->state_hash));
 
-    rc = mdb_del(txn, st->flows, &k, NULL);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
-        goto done;
-    }
-
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_del_commit(st, txn, st->flows, &k);
     txn = NULL;
 
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+    if (ret != NGX_OAUTH_OK) {
         goto done;
     }
 
@@ -425,96 +458,69 @@ done:
 }
 
 
+typedef struct {
+    time_t  now;
+    size_t  purged;
+} ngx_oauth_store_purge_t;
+
+
 int
 ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     size_t *purged)
 {
-    int                rc, ret;
-    size_t             n;
-    MDB_val            k, v;
-    MDB_txn           *txn;
-    MDB_cursor        *cur;
-    ngx_oauth_flow_t   flow;
+    int                      ret;
+    size_t                   bad;
+    ngx_oauth_store_purge_t  p;
 
     if (purged != NULL) {
         *purged = 0;
     }
 
-    cur = NULL;
-    n = 0;
+    p.now = now;
+    p.purged = 0;
 
-    ret = ngx_oauth_store_begin(st, 0, &txn);
-    if (ret != NGX_OAUTH_OK) {
-        return ret;
-    }
+    ret = ngx_oauth_store_walk(st, st->flows, 0, NULL, 0,
+                               ngx_oauth_store_purge_visit, &p, &bad);
 
-    rc = mdb_cursor_open(txn, st->flows, &cur);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-        goto done;
-    }
-
-    /* after mdb_cursor_del() the cursor is on the next item already */
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (ngx_oauth_flow_decode(v.mv_data, v.mv_size, &flow)
-            == NGX_OAUTH_OK)
-        {
-            if (flow.expires >= now) {
-                ngx_oauth_flow_free(&flow);
-                continue;
-            }
-
-            ngx_oauth_flow_free(&flow);
-        }
-
-        /* expired, or a record nobody can use */
-
-        rc = mdb_cursor_del(cur, 0);
-        if (rc != 0) {
-            ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_del");
-            goto done;
-        }
-
-        n++;
-    }
-
-    if (rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-        goto done;
-    }
-
-    mdb_cursor_close(cur);
-    cur = NULL;
-
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    if (purged != NULL) {
-        *purged = n;
-    }
-
-    ret = NGX_OAUTH_OK;
-
-done:
-
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
+    if (ret == NGX_OAUTH_OK && purged != NULL) {
+        *purged = p.purged;
     }
 
     return ret;
+}
+
+
+static int
+ngx_oauth_store_purge_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_purge_t  *p = data;
+
+    int               rc;
+    time_t            expires;
+    ngx_oauth_flow_t  flow;
+
+    if (ngx_oauth_flow_decode(v->mv_data, v->mv_size, &flow)
+        == NGX_OAUTH_OK)
+    {
+        expires = flow.expires;
+        ngx_oauth_flow_free(&flow);
+
+        if (expires >= p->now) {
+            return NGX_OAUTH_STORE_NEXT;
+        }
+    }
+
+    /* expired, or a record nobody can use */
+
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_del");
+    }
+
+    p->purged++;
+
+    return NGX_OAUTH_STORE_NEXT;
 }
 
 
@@ -530,14 +536,10 @@ ngx_oauth_store_conn_get(ngx_oauth_store_t *st,
 
     memset(conn, 0, sizeof(ngx_oauth_conn_t));
 
-    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
-        != NGX_OAUTH_OK)
-    {
-        snprintf(st->err, sizeof(st->err), "invalid connection key");
-        return NGX_OAUTH_INVALID;
+    ret = ngx_oauth_store_conn_kv(st, key, &k, owner, provider, account);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
     }
-
-    k.mv_data = key;
 
     ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
     if (ret != NGX_OAUTH_OK) {
@@ -618,7 +620,7 @@ ngx_oauth_store_conn_only(ngx_oauth_store_t *st,
 
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 
-    if (rc == 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+    if (rc == 0 && !ngx_oauth_store_prefixed(&k, prefix, plen)) {
         rc = MDB_NOTFOUND;
     }
 
@@ -629,8 +631,7 @@ ngx_oauth_store_conn_only(ngx_oauth_store_t *st,
 
     rc = mdb_cursor_get(cur, &k2, &v2, MDB_NEXT);
 
-    if (rc == 0 && k2.mv_size >= plen && memcmp(k2.mv_data, prefix, plen) == 0)
-    {
+    if (rc == 0 && ngx_oauth_store_prefixed(&k2, prefix, plen)) {
         ret = NGX_OAUTH_CONFLICT;
         goto close;
     }
@@ -702,19 +703,15 @@ ngx_oauth_store_conn_write(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
     MDB_txn          *txn;
     uint64_t          version;
     unsigned char    *buf, key[NGX_OAUTH_STORE_KEY_MAX];
-    ngx_oauth_conn_t  old, rec;
+    ngx_oauth_conn_t  rec;
 
     buf = NULL;
 
-    if (ngx_oauth_store_conn_key(key, &k.mv_size, &conn->owner,
-                                 &conn->provider, &conn->account)
-        != NGX_OAUTH_OK)
-    {
-        snprintf(st->err, sizeof(st->err), "invalid connection key");
-        return NGX_OAUTH_INVALID;
+    ret = ngx_oauth_store_conn_kv(st, key, &k, &conn->owner, &conn->provider,
+                                  &conn->account);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
     }
-
-    k.mv_data = key;
 
     /*
      * Looked at before the write transaction: the free list can only be
@@ -733,53 +730,14 @@ ngx_oauth_store_conn_write(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
 
     /* the read, the check and the write share one write transaction */
 
-    version = 0;
-    exists = 0;
-
-    rc = mdb_get(txn, st->conns, &k, &v);
-
-    if (rc == 0) {
-        exists = 1;
-
-        if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, &old)
-            == NGX_OAUTH_OK)
-        {
-            version = old.version;
-            ngx_oauth_conn_free(&old);
-
-        } else if (expect != NULL) {
-            snprintf(st->err, sizeof(st->err),
-                     "stored connection record does not decode");
-            ret = NGX_OAUTH_INVALID;
-            goto done;
-        }
-
-    } else if (rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+    ret = ngx_oauth_store_conn_stored(st, txn, &k, expect != NULL, &exists,
+                                      &version);
+    if (ret != NGX_OAUTH_OK) {
         goto done;
     }
 
-    if (expect != NULL
-        && (*expect == 0 ? exists : (!exists || version != *expect)))
-    {
-        snprintf(st->err, sizeof(st->err),
-                 "connection changed: version %llu, expected %llu",
-                 (unsigned long long) version,
-                 (unsigned long long) *expect);
-        ret = NGX_OAUTH_CONFLICT;
-        goto done;
-    }
-
-    /* a copy of another store's record keeps its version, not an older */
-
-    if (keep == NGX_OAUTH_STORE_KEEP_NEWER && exists
-        && version > conn->version)
-    {
-        snprintf(st->err, sizeof(st->err),
-                 "connection is newer: version %llu, given %llu",
-                 (unsigned long long) version,
-                 (unsigned long long) conn->version);
-        ret = NGX_OAUTH_CONFLICT;
+    ret = ngx_oauth_store_conn_may(st, conn, expect, keep, exists, version);
+    if (ret != NGX_OAUTH_OK) {
         goto done;
     }
 
@@ -810,23 +768,12 @@ ngx_oauth_store_conn_write(ngx_oauth_store_t *st, ngx_oauth_conn_t *conn,
         goto done;
     }
 
-    if (add != NULL) {
-        ret = ngx_oauth_store_outbox_add(st, txn, add);
-        if (ret != NGX_OAUTH_OK) {
-            goto done;
-        }
-    }
-
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_commit(st, txn, add);
     txn = NULL;
 
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
+    if (ret == NGX_OAUTH_OK) {
+        conn->version = rec.version;
     }
-
-    conn->version = rec.version;
-    ret = NGX_OAUTH_OK;
 
 done:
 
@@ -837,6 +784,82 @@ done:
     free(buf);
 
     return ret;
+}
+
+
+/*
+ * Whether a connection is stored under k and its version (0 if not, or
+ * if its record does not decode and strict is not set).
+ */
+
+static int
+ngx_oauth_store_conn_stored(ngx_oauth_store_t *st, MDB_txn *txn, MDB_val *k,
+    int strict, int *exists, uint64_t *version)
+{
+    int               rc;
+    MDB_val           v;
+    ngx_oauth_conn_t  old;
+
+    *exists = 0;
+    *version = 0;
+
+    rc = mdb_get(txn, st->conns, k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return NGX_OAUTH_OK;
+    }
+
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_get");
+    }
+
+    *exists = 1;
+
+    if (ngx_oauth_conn_decode(v.mv_data, v.mv_size, &old) == NGX_OAUTH_OK) {
+        *version = old.version;
+        ngx_oauth_conn_free(&old);
+        return NGX_OAUTH_OK;
+    }
+
+    if (strict) {
+        snprintf(st->err, sizeof(st->err),
+                 "stored connection record does not decode");
+        return NGX_OAUTH_INVALID;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* whether conn may replace the stored version (exists: one is stored) */
+
+static int
+ngx_oauth_store_conn_may(ngx_oauth_store_t *st, const ngx_oauth_conn_t *conn,
+    const uint64_t *expect, int keep, int exists, uint64_t version)
+{
+    if (expect != NULL
+        && (*expect == 0 ? exists : (!exists || version != *expect)))
+    {
+        snprintf(st->err, sizeof(st->err),
+                 "connection changed: version %llu, expected %llu",
+                 (unsigned long long) version,
+                 (unsigned long long) *expect);
+        return NGX_OAUTH_CONFLICT;
+    }
+
+    /* a copy of another store's record keeps its version, not an older */
+
+    if (keep == NGX_OAUTH_STORE_KEEP_NEWER && exists
+        && version > conn->version)
+    {
+        snprintf(st->err, sizeof(st->err),
+                 "connection is newer: version %llu, given %llu",
+                 (unsigned long long) version,
+                 (unsigned long long) conn->version);
+        return NGX_OAUTH_CONFLICT;
+    }
+
+    return NGX_OAUTH_OK;
 }
 
 
@@ -860,14 +883,10 @@ ngx_oauth_store_conn_delete_event(ngx_oauth_store_t *st,
     MDB_txn        *txn;
     unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
 
-    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
-        != NGX_OAUTH_OK)
-    {
-        snprintf(st->err, sizeof(st->err), "invalid connection key");
-        return NGX_OAUTH_INVALID;
+    ret = ngx_oauth_store_conn_kv(st, key, &k, owner, provider, account);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
     }
-
-    k.mv_data = key;
 
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
@@ -888,22 +907,8 @@ ngx_oauth_store_conn_delete_event(ngx_oauth_store_t *st,
         goto done;
     }
 
-    if (add != NULL) {
-        ret = ngx_oauth_store_outbox_add(st, txn, add);
-        if (ret != NGX_OAUTH_OK) {
-            goto done;
-        }
-    }
-
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_commit(st, txn, add);
     txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
 
 done:
 
@@ -1079,74 +1084,38 @@ ngx_oauth_store_aged_cmp(const void *a, const void *b)
 }
 
 
+typedef struct {
+    const ngx_oauth_str_t   *owner;
+    size_t                   n;
+    size_t                   size;
+    ngx_oauth_store_aged_t  *aged;
+} ngx_oauth_store_evict_t;
+
+
 static int
 ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
     const ngx_oauth_str_t *owner, size_t keep, size_t *evicted)
 {
     int                      rc, ret;
-    size_t                   n, size, i;
-    MDB_val                  k, v;
-    MDB_cursor              *cur;
-    ngx_oauth_flow_t         f;
-    ngx_oauth_store_aged_t  *aged, *p;
+    size_t                   i, bad;
+    MDB_val                  k;
+    ngx_oauth_store_evict_t  e;
 
-    aged = NULL;
-    n = 0;
-    size = 0;
+    e.owner = owner;
+    e.n = 0;
+    e.size = 0;
+    e.aged = NULL;
 
-    rc = mdb_cursor_open(txn, st->flows, &cur);
-    if (rc != 0) {
-        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-    }
+    ret = ngx_oauth_store_walk_txn(st, txn, st->flows, NULL, 0,
+                                   ngx_oauth_store_evict_visit, &e, &bad);
 
-    ret = NGX_OAUTH_OK;
-
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-
-        if (k.mv_size != NGX_OAUTH_STORE_HASH_LEN
-            || ngx_oauth_flow_decode(v.mv_data, v.mv_size, &f)
-               != NGX_OAUTH_OK)
-        {
-            continue;
-        }
-
-        if (f.owner.len == owner->len
-            && memcmp(f.owner.data, owner->data, owner->len) == 0)
-        {
-            if (n == size) {
-                size = size ? size * 2 : 32;
-                p = realloc(aged, size * sizeof(ngx_oauth_store_aged_t));
-                if (p == NULL) {
-                    ngx_oauth_flow_free(&f);
-                    snprintf(st->err, sizeof(st->err), "out of memory");
-                    ret = NGX_OAUTH_ERROR;
-                    break;
-                }
-
-                aged = p;
-            }
-
-            aged[n].created = f.created;
-            memcpy(aged[n].key, k.mv_data, NGX_OAUTH_STORE_HASH_LEN);
-            n++;
-        }
-
-        ngx_oauth_flow_free(&f);
-    }
-
-    mdb_cursor_close(cur);
-
-    if (ret == NGX_OAUTH_OK && rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-    }
-
-    if (ret == NGX_OAUTH_OK && n > keep) {
-        qsort(aged, n, sizeof(ngx_oauth_store_aged_t),
+    if (ret == NGX_OAUTH_OK && e.n > keep) {
+        qsort(e.aged, e.n, sizeof(ngx_oauth_store_aged_t),
               ngx_oauth_store_aged_cmp);
 
-        for (i = 0; i < n - keep; i++) {
+        for (i = 0; i < e.n - keep; i++) {
             k.mv_size = NGX_OAUTH_STORE_HASH_LEN;
-            k.mv_data = aged[i].key;
+            k.mv_data = e.aged[i].key;
 
             rc = mdb_del(txn, st->flows, &k, NULL);
             if (rc != 0) {
@@ -1156,13 +1125,59 @@ ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
         }
 
         if (ret == NGX_OAUTH_OK && evicted) {
-            *evicted = n - keep;
+            *evicted = e.n - keep;
         }
     }
 
-    free(aged);
+    free(e.aged);
 
     return ret;
+}
+
+
+/* collects the key and the age of each flow of e->owner */
+
+static int
+ngx_oauth_store_evict_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_evict_t  *e = data;
+
+    ngx_oauth_flow_t         f;
+    ngx_oauth_store_aged_t  *p;
+
+    if (k->mv_size != NGX_OAUTH_STORE_HASH_LEN
+        || ngx_oauth_flow_decode(v->mv_data, v->mv_size, &f)
+           != NGX_OAUTH_OK)
+    {
+        return NGX_OAUTH_STORE_BAD;
+    }
+
+    if (!ngx_oauth_store_str_eq(&f.owner, e->owner)) {
+        ngx_oauth_flow_free(&f);
+        return NGX_OAUTH_STORE_NEXT;
+    }
+
+    if (e->n == e->size) {
+        e->size = e->size ? e->size * 2 : 32;
+
+        p = realloc(e->aged, e->size * sizeof(ngx_oauth_store_aged_t));
+        if (p == NULL) {
+            ngx_oauth_flow_free(&f);
+            snprintf(st->err, sizeof(st->err), "out of memory");
+            return NGX_OAUTH_ERROR;
+        }
+
+        e->aged = p;
+    }
+
+    e->aged[e->n].created = f.created;
+    memcpy(e->aged[e->n].key, k->mv_data, NGX_OAUTH_STORE_HASH_LEN);
+    e->n++;
+
+    ngx_oauth_flow_free(&f);
+
+    return NGX_OAUTH_STORE_NEXT;
 }
 
 
@@ -1180,43 +1195,42 @@ ngx_oauth_store_put_commit(ngx_oauth_store_t *st, MDB_txn *txn, MDB_dbi dbi,
         return ngx_oauth_store_fail(st, rc, "mdb_put");
     }
 
-    rc = mdb_txn_commit(txn);
+    return ngx_oauth_store_commit(st, txn, NULL);
+}
+
+
+/* one delete and the commit; the transaction ends whatever happens */
+
+static int
+ngx_oauth_store_del_commit(ngx_oauth_store_t *st, MDB_txn *txn, MDB_dbi dbi,
+    MDB_val *k)
+{
+    int  rc;
+
+    rc = mdb_del(txn, dbi, k, NULL);
     if (rc != 0) {
-        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
+        mdb_txn_abort(txn);
+        return ngx_oauth_store_fail(st, rc, "mdb_del");
     }
 
-    return NGX_OAUTH_OK;
+    return ngx_oauth_store_commit(st, txn, NULL);
 }
 
 
 /*
  * One cursor walk for every "each": a read-only or a write transaction,
- * optionally limited to keys starting with prefix.  visit returns
- * NGX_OAUTH_STORE_NEXT, _STOP, _BAD (a record that does not decode,
- * counted in *bad) or a negative NGX_OAUTH_* code that aborts the walk.
- * A write walk is committed only when it ran to its end.
+ * optionally limited to keys starting with prefix.  A write walk is
+ * committed only when it ran to its end.
  */
-
-#define NGX_OAUTH_STORE_NEXT  0
-#define NGX_OAUTH_STORE_STOP  1
-#define NGX_OAUTH_STORE_BAD   2
-
-
-typedef int (*ngx_oauth_store_visit_pt)(ngx_oauth_store_t *st,
-    MDB_cursor *cur, MDB_val *k, MDB_val *v, void *data);
-
 
 static int
 ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
     const unsigned char *prefix, size_t plen, ngx_oauth_store_visit_pt visit,
     void *data, size_t *bad)
 {
-    int          rc, ret, r;
-    MDB_val      k, v;
-    MDB_txn     *txn;
-    MDB_cursor  *cur;
+    int       ret;
+    MDB_txn  *txn;
 
-    cur = NULL;
     *bad = 0;
 
     ret = ngx_oauth_store_begin(st, flags, &txn);
@@ -1224,10 +1238,34 @@ ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
         return ret;
     }
 
+    ret = ngx_oauth_store_walk_txn(st, txn, dbi, prefix, plen, visit, data,
+                                   bad);
+
+    if (ret != NGX_OAUTH_OK || (flags & MDB_RDONLY)) {
+        mdb_txn_abort(txn);
+        return ret;
+    }
+
+    return ngx_oauth_store_commit(st, txn, NULL);
+}
+
+
+/* the walk inside a transaction the caller ends */
+
+static int
+ngx_oauth_store_walk_txn(ngx_oauth_store_t *st, MDB_txn *txn, MDB_dbi dbi,
+    const unsigned char *prefix, size_t plen, ngx_oauth_store_visit_pt visit,
+    void *data, size_t *bad)
+{
+    int          rc, ret, r;
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    *bad = 0;
+
     rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-        goto failed;
+        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
     }
 
     if (plen) {
@@ -1239,9 +1277,13 @@ ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     }
 
+    ret = NGX_OAUTH_OK;
+
+    /* after mdb_cursor_del() MDB_NEXT gives the item after the deleted */
+
     for ( /* void */ ; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 
-        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+        if (plen && !ngx_oauth_store_prefixed(&k, prefix, plen)) {
             break;
         }
 
@@ -1249,7 +1291,7 @@ ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
 
         if (r < 0) {
             ret = r;
-            goto failed;
+            break;
         }
 
         if (r == NGX_OAUTH_STORE_BAD) {
@@ -1262,32 +1304,11 @@ ngx_oauth_store_walk(ngx_oauth_store_t *st, MDB_dbi dbi, unsigned flags,
         }
     }
 
-    if (rc != 0 && rc != MDB_NOTFOUND) {
+    if (ret == NGX_OAUTH_OK && rc != 0 && rc != MDB_NOTFOUND) {
         ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-        goto failed;
     }
 
     mdb_cursor_close(cur);
-
-    if (flags & MDB_RDONLY) {
-        mdb_txn_abort(txn);
-        return NGX_OAUTH_OK;
-    }
-
-    rc = mdb_txn_commit(txn);
-    if (rc != 0) {
-        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-    }
-
-    return NGX_OAUTH_OK;
-
-failed:
-
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-
-    mdb_txn_abort(txn);
 
     return ret;
 }
@@ -1323,9 +1344,7 @@ ngx_oauth_store_conn_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
     /* without an owner the provider is filtered here, not by the key */
 
     if (w->provider != NULL
-        && (conn.provider.len != w->provider->len
-            || memcmp(conn.provider.data, w->provider->data,
-                      w->provider->len)))
+        && !ngx_oauth_store_str_eq(&conn.provider, w->provider))
     {
         ngx_oauth_conn_free(&conn);
         return NGX_OAUTH_STORE_NEXT;
@@ -1519,14 +1538,10 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
         *taken = 0;
     }
 
-    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
-        != NGX_OAUTH_OK)
-    {
-        snprintf(st->err, sizeof(st->err), "invalid connection key");
-        return NGX_OAUTH_INVALID;
+    ret = ngx_oauth_store_conn_kv(st, key, &k, owner, provider, account);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
     }
-
-    k.mv_data = key;
 
     /*
      * Requests waiting on someone else's refresh poll here: a read-only
@@ -1622,20 +1637,19 @@ static int
 ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder, time_t now)
 {
     pid_t     pid;
+    time_t    deadline;
     uint64_t  other;
 
-    if (v->mv_size != NGX_OAUTH_STORE_LEASE_LEN
-        && v->mv_size != NGX_OAUTH_STORE_LEASE_OLD)
-    {
+    if (!ngx_oauth_store_lease_other(v, holder)) {
         return 0;
     }
 
     other = ngx_oauth_store_get64(v->mv_data);
 
-    if (other == holder
-        || ngx_oauth_store_time(ngx_oauth_store_get64(
-               (unsigned char *) v->mv_data + 8)) < now)
-    {
+    deadline = ngx_oauth_store_time(
+                   ngx_oauth_store_get64((unsigned char *) v->mv_data + 8));
+
+    if (deadline < now) {
         return 0;
     }
 
@@ -1649,6 +1663,21 @@ ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder, time_t now)
 }
 
 
+/* a lease value of a known size whose holder is not holder */
+
+static int
+ngx_oauth_store_lease_other(const MDB_val *v, uint64_t holder)
+{
+    if (v->mv_size != NGX_OAUTH_STORE_LEASE_LEN
+        && v->mv_size != NGX_OAUTH_STORE_LEASE_OLD)
+    {
+        return 0;
+    }
+
+    return ngx_oauth_store_get64(v->mv_data) != holder;
+}
+
+
 int
 ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
@@ -1659,14 +1688,10 @@ ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
     MDB_txn        *txn;
     unsigned char   key[NGX_OAUTH_STORE_KEY_MAX];
 
-    if (ngx_oauth_store_conn_key(key, &k.mv_size, owner, provider, account)
-        != NGX_OAUTH_OK)
-    {
-        snprintf(st->err, sizeof(st->err), "invalid connection key");
-        return NGX_OAUTH_INVALID;
+    ret = ngx_oauth_store_conn_kv(st, key, &k, owner, provider, account);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
     }
-
-    k.mv_data = key;
 
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
@@ -1679,29 +1704,13 @@ ngx_oauth_store_lease_drop(ngx_oauth_store_t *st,
         goto done;
     }
 
-    if ((v.mv_size == NGX_OAUTH_STORE_LEASE_LEN
-         || v.mv_size == NGX_OAUTH_STORE_LEASE_OLD)
-        && ngx_oauth_store_get64(v.mv_data) != holder)
-    {
+    if (ngx_oauth_store_lease_other(&v, holder)) {
         ret = NGX_OAUTH_BUSY;
         goto done;
     }
 
-    rc = mdb_del(txn, st->leases, &k, NULL);
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_del");
-        goto done;
-    }
-
-    rc = mdb_txn_commit(txn);
+    ret = ngx_oauth_store_del_commit(st, txn, st->leases, &k);
     txn = NULL;
-
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
-        goto done;
-    }
-
-    ret = NGX_OAUTH_OK;
 
 done:
 
@@ -1861,8 +1870,7 @@ ngx_oauth_store_copy(ngx_oauth_store_t *st, const char *dest)
 {
     int  fd, rc, ret;
 
-    if (st->pid != getpid()) {
-        snprintf(st->err, sizeof(st->err), "store used across fork()");
+    if (ngx_oauth_store_same_process(st) != NGX_OAUTH_OK) {
         return NGX_OAUTH_ERROR;
     }
 
@@ -2025,17 +2033,9 @@ ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
     size_t  i;
 
     for (i = 0; i < n; i++) {
-        if (rec->owner.len == list[i].owner.len
-            && rec->provider.len == list[i].provider.len
-            && rec->account.len == list[i].account.len
-            && memcmp(rec->owner.data, list[i].owner.data, rec->owner.len)
-               == 0
-            && memcmp(rec->provider.data, list[i].provider.data,
-                      rec->provider.len)
-               == 0
-            && memcmp(rec->account.data, list[i].account.data,
-                      rec->account.len)
-               == 0)
+        if (ngx_oauth_store_str_eq(&rec->owner, &list[i].owner)
+            && ngx_oauth_store_str_eq(&rec->provider, &list[i].provider)
+            && ngx_oauth_store_str_eq(&rec->account, &list[i].account))
         {
             return 1;
         }
@@ -2045,76 +2045,88 @@ ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
 }
 
 
+typedef struct {
+    time_t                   now;
+    size_t                   scanned;
+    size_t                   nblocked;
+    int                      found;
+    ngx_oauth_outbox_rec_t  *out;
+    ngx_oauth_outbox_rec_t   blocked[NGX_OAUTH_OUTBOX_BLOCKED];
+} ngx_oauth_store_due_t;
+
+
 int
 ngx_oauth_store_outbox_next(ngx_oauth_store_t *st, time_t now,
     ngx_oauth_outbox_rec_t *out)
 {
-    int                      rc, ret;
-    size_t                   nblocked, scanned;
-    MDB_val                  k, v;
-    MDB_txn                 *txn;
-    MDB_cursor              *cur;
-    ngx_oauth_outbox_rec_t   rec;
-    ngx_oauth_outbox_rec_t   blocked[NGX_OAUTH_OUTBOX_BLOCKED];
+    int                    ret;
+    size_t                 bad;
+    ngx_oauth_store_due_t  d;
 
     memset(out, 0, sizeof(ngx_oauth_outbox_rec_t));
 
-    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
-    if (ret != NGX_OAUTH_OK) {
-        return ret;
+    d.now = now;
+    d.scanned = 0;
+    d.nblocked = 0;
+    d.found = 0;
+    d.out = out;
+
+    ret = ngx_oauth_store_walk(st, st->events, MDB_RDONLY, NULL, 0,
+                               ngx_oauth_store_due_visit, &d, &bad);
+
+    if (ret == NGX_OAUTH_OK && !d.found) {
+        ret = NGX_OAUTH_NOT_FOUND;
     }
-
-    rc = mdb_cursor_open(txn, st->events, &cur);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return ngx_oauth_store_fail(st, rc, "mdb_cursor_open");
-    }
-
-    /*
-     * The first due event whose connection has no earlier event waiting:
-     * the events of one connection go out in the order they were written.
-     */
-
-    ret = NGX_OAUTH_NOT_FOUND;
-    nblocked = 0;
-    scanned = 0;
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0 && scanned < NGX_OAUTH_OUTBOX_SCAN;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), scanned++)
-    {
-        if (k.mv_size != 8
-            || ngx_oauth_outbox_decode(v.mv_data, v.mv_size, &rec, 0)
-               != NGX_OAUTH_OK
-            || ngx_oauth_store_outbox_blocked(&rec, blocked, nblocked))
-        {
-            continue;
-        }
-
-        if (rec.next_at <= now) {
-            ret = ngx_oauth_outbox_decode(v.mv_data, v.mv_size, out, 1);
-            if (ret == NGX_OAUTH_OK) {
-                out->seq = ngx_oauth_store_get64(k.mv_data);
-            }
-
-            break;
-        }
-
-        if (nblocked == NGX_OAUTH_OUTBOX_BLOCKED) {
-            break;
-        }
-
-        blocked[nblocked++] = rec;
-    }
-
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_cursor_get");
-    }
-
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
 
     return ret;
+}
+
+
+/*
+ * The first due event whose connection has no earlier event waiting:
+ * the events of one connection go out in the order they were written.
+ */
+
+static int
+ngx_oauth_store_due_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
+    MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_oauth_store_due_t  *d = data;
+
+    int                     ret;
+    ngx_oauth_outbox_rec_t  rec;
+
+    if (d->scanned++ == NGX_OAUTH_OUTBOX_SCAN) {
+        return NGX_OAUTH_STORE_STOP;
+    }
+
+    if (k->mv_size != 8
+        || ngx_oauth_outbox_decode(v->mv_data, v->mv_size, &rec, 0)
+           != NGX_OAUTH_OK
+        || ngx_oauth_store_outbox_blocked(&rec, d->blocked, d->nblocked))
+    {
+        return NGX_OAUTH_STORE_NEXT;
+    }
+
+    if (rec.next_at <= d->now) {
+        ret = ngx_oauth_outbox_decode(v->mv_data, v->mv_size, d->out, 1);
+        if (ret != NGX_OAUTH_OK) {
+            return ret;
+        }
+
+        d->out->seq = ngx_oauth_store_get64(k->mv_data);
+        d->found = 1;
+
+        return NGX_OAUTH_STORE_STOP;
+    }
+
+    if (d->nblocked == NGX_OAUTH_OUTBOX_BLOCKED) {
+        return NGX_OAUTH_STORE_STOP;
+    }
+
+    d->blocked[d->nblocked++] = rec;
+
+    return NGX_OAUTH_STORE_NEXT;
 }
 
 
@@ -2153,8 +2165,7 @@ ngx_oauth_store_outbox_settle(ngx_oauth_store_t *st, uint64_t seq,
 
     if (ngx_oauth_outbox_decode(v.mv_data, v.mv_size, &rec, 0)
         != NGX_OAUTH_OK
-        || rec.id.len != id->len
-        || memcmp(rec.id.data, id->data, id->len) != 0)
+        || !ngx_oauth_store_str_eq(&rec.id, id))
     {
         snprintf(st->err, sizeof(st->err), "event %llu was replaced",
                  (unsigned long long) seq);
@@ -2163,35 +2174,23 @@ ngx_oauth_store_outbox_settle(ngx_oauth_store_t *st, uint64_t seq,
     }
 
     if (!retry) {
-        rc = mdb_del(txn, st->events, &k, NULL);
-        if (rc != 0) {
-            ret = ngx_oauth_store_fail(st, rc, "mdb_del");
-            goto done;
-        }
-
-    } else {
-        buf = malloc(v.mv_size);
-        if (buf == NULL) {
-            ret = NGX_OAUTH_NOMEM;
-            goto done;
-        }
-
-        memcpy(buf, v.mv_data, v.mv_size);
-        (void) ngx_oauth_outbox_reschedule(buf, v.mv_size, next_at,
-                                           attempts);
-        v.mv_data = buf;
-
-        rc = mdb_put(txn, st->events, &k, &v, 0);
-        if (rc != 0) {
-            ret = ngx_oauth_store_fail(st, rc, "mdb_put");
-            goto done;
-        }
+        ret = ngx_oauth_store_del_commit(st, txn, st->events, &k);
+        txn = NULL;
+        goto done;
     }
 
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
+    buf = malloc(v.mv_size);
+    if (buf == NULL) {
+        ret = NGX_OAUTH_NOMEM;
+        goto done;
+    }
 
-    ret = rc ? ngx_oauth_store_fail(st, rc, "mdb_txn_commit") : NGX_OAUTH_OK;
+    memcpy(buf, v.mv_data, v.mv_size);
+    (void) ngx_oauth_outbox_reschedule(buf, v.mv_size, next_at, attempts);
+    v.mv_data = buf;
+
+    ret = ngx_oauth_store_put_commit(st, txn, st->events, &k, &v);
+    txn = NULL;
 
 done:
 
@@ -2521,16 +2520,10 @@ static int
 ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
     size_t errlen)
 {
-    int             rc, ret;
-    size_t          i;
-    MDB_val         k, v;
-    MDB_txn        *txn;
-    MDB_stat        ms;
-    unsigned long   version;
-    const char     *what;
-    unsigned char   c;
-    char            buf[16];
-    MDB_dbi        *dbi[NGX_OAUTH_STORE_DBS];
+    int       rc, ret;
+    size_t    i;
+    MDB_txn  *txn;
+    MDB_dbi  *dbi[NGX_OAUTH_STORE_DBS];
 
     dbi[0] = &st->meta;
     dbi[1] = &st->flows;
@@ -2544,69 +2537,61 @@ ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
         return ret;
     }
 
-    /*
-     * rc stays 0 unless an LMDB call failed: the exit turns it into ret
-     * and the message; the other failures set ret themselves
-     */
-
-    ret = NGX_OAUTH_INVALID;
-
     /* handles opened in a transaction live on once it commits */
 
     for (i = 0; i < NGX_OAUTH_STORE_DBS; i++) {
-        what = "mdb_dbi_open";
-
         rc = mdb_dbi_open(txn, ngx_oauth_store_dbs[i], MDB_CREATE, dbi[i]);
         if (rc != 0) {
-            goto done;
+            mdb_txn_abort(txn);
+            return ngx_oauth_store_init_fail(st, rc, "mdb_dbi_open", path,
+                                             err, errlen);
         }
     }
+
+    ret = ngx_oauth_store_tag(st, txn, dbi, path, err, errlen);
+    if (ret != NGX_OAUTH_OK) {
+        mdb_txn_abort(txn);
+        return ret;
+    }
+
+    ret = ngx_oauth_store_commit(st, txn, NULL);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(err, errlen, "store \"%s\": %s", path, st->err);
+    }
+
+    return ret;
+}
+
+
+/*
+ * The format version tag: written in a new store, checked in any other.
+ * A store of another version is never wiped: the operator decides what
+ * becomes of the data.
+ */
+
+static int
+ngx_oauth_store_tag(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_dbi *const *dbi, const char *path, char *err, size_t errlen)
+{
+    int             rc;
+    size_t          i;
+    MDB_val         k, v;
+    MDB_stat        ms;
+    unsigned long   version;
+    unsigned char   c;
+    char            buf[16];
 
     k.mv_size = sizeof(NGX_OAUTH_STORE_VERSION_KEY) - 1;
     k.mv_data = NGX_OAUTH_STORE_VERSION_KEY;
 
-    what = "mdb_get";
-
     rc = mdb_get(txn, st->meta, &k, &v);
 
-    if (rc == MDB_NOTFOUND) {
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ngx_oauth_store_init_fail(st, rc, "mdb_get", path, err,
+                                         errlen);
+    }
 
-        /* no tag: only a store without any record is new */
-
-        for (i = 0; i < NGX_OAUTH_STORE_DBS; i++) {
-            what = "mdb_stat";
-
-            rc = mdb_stat(txn, *dbi[i], &ms);
-            if (rc != 0) {
-                goto done;
-            }
-
-            if (ms.ms_entries) {
-                snprintf(err, errlen, "store \"%s\" has records but no "
-                         "version tag: not an ngx_oauth store, refused",
-                         path);
-                goto done;
-            }
-        }
-
-        v.mv_size = (size_t) snprintf(buf, sizeof(buf), "%d",
-                                      NGX_OAUTH_STORE_VERSION);
-        v.mv_data = buf;
-
-        what = "mdb_put";
-
-        rc = mdb_put(txn, st->meta, &k, &v, 0);
-        if (rc != 0) {
-            goto done;
-        }
-
-    } else if (rc != 0) {
-        goto done;
-
-    } else {
-
-        /* never wiped: the operator decides what becomes of the data */
-
+    if (rc == 0) {
         version = 0;
 
         for (i = 0; i < v.mv_size; i++) {
@@ -2625,31 +2610,50 @@ ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
                      "\"%.*s\", this build reads version %d only: refused",
                      path, (int) (v.mv_size < 16 ? v.mv_size : 16),
                      (char *) v.mv_data, NGX_OAUTH_STORE_VERSION);
-            goto done;
+            return NGX_OAUTH_INVALID;
+        }
+
+        return NGX_OAUTH_OK;
+    }
+
+    /* no tag: only a store without any record is new */
+
+    for (i = 0; i < NGX_OAUTH_STORE_DBS; i++) {
+        rc = mdb_stat(txn, *dbi[i], &ms);
+        if (rc != 0) {
+            return ngx_oauth_store_init_fail(st, rc, "mdb_stat", path, err,
+                                             errlen);
+        }
+
+        if (ms.ms_entries) {
+            snprintf(err, errlen, "store \"%s\" has records but no "
+                     "version tag: not an ngx_oauth store, refused", path);
+            return NGX_OAUTH_INVALID;
         }
     }
 
-    what = "mdb_txn_commit";
+    v.mv_size = (size_t) snprintf(buf, sizeof(buf), "%d",
+                                  NGX_OAUTH_STORE_VERSION);
+    v.mv_data = buf;
 
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-
+    rc = mdb_put(txn, st->meta, &k, &v, 0);
     if (rc != 0) {
-        goto done;
+        return ngx_oauth_store_init_fail(st, rc, "mdb_put", path, err,
+                                         errlen);
     }
 
-    ret = NGX_OAUTH_OK;
+    return NGX_OAUTH_OK;
+}
 
-done:
 
-    if (rc != 0) {
-        ret = ngx_oauth_store_fail(st, rc, what);
-        snprintf(err, errlen, "store \"%s\": %s", path, st->err);
-    }
+static int
+ngx_oauth_store_init_fail(ngx_oauth_store_t *st, int rc, const char *what,
+    const char *path, char *err, size_t errlen)
+{
+    int  ret;
 
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
-    }
+    ret = ngx_oauth_store_fail(st, rc, what);
+    snprintf(err, errlen, "store \"%s\": %s", path, st->err);
 
     return ret;
 }
@@ -2663,16 +2667,27 @@ ngx_oauth_store_forked(void)
 
 
 static int
+ngx_oauth_store_same_process(ngx_oauth_store_t *st)
+{
+    if (st->forks != ngx_oauth_store_forks
+        || (!ngx_oauth_store_atfork && st->pid != getpid()))
+    {
+        snprintf(st->err, sizeof(st->err), "store used across fork()");
+        return NGX_OAUTH_ERROR;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
 ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags, MDB_txn **txn)
 {
     int  rc, dead;
 
     *txn = NULL;
 
-    if (st->forks != ngx_oauth_store_forks
-        || (!ngx_oauth_store_atfork && st->pid != getpid()))
-    {
-        snprintf(st->err, sizeof(st->err), "store used across fork()");
+    if (ngx_oauth_store_same_process(st) != NGX_OAUTH_OK) {
         return NGX_OAUTH_ERROR;
     }
 
@@ -2700,6 +2715,35 @@ ngx_oauth_store_begin(ngx_oauth_store_t *st, unsigned flags, MDB_txn **txn)
     if (rc != 0) {
         *txn = NULL;
         return ngx_oauth_store_fail(st, rc, "mdb_txn_begin");
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * Commits txn, with add's event written into it first when add is not
+ * NULL: the event of a change is stored with the change or not at all.
+ * The transaction ends whatever happens.
+ */
+
+static int
+ngx_oauth_store_commit(ngx_oauth_store_t *st, MDB_txn *txn,
+    ngx_oauth_event_add_t *add)
+{
+    int  rc, ret;
+
+    if (add != NULL) {
+        ret = ngx_oauth_store_outbox_add(st, txn, add);
+        if (ret != NGX_OAUTH_OK) {
+            mdb_txn_abort(txn);
+            return ret;
+        }
+    }
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_txn_commit");
     }
 
     return NGX_OAUTH_OK;
@@ -2808,6 +2852,42 @@ ngx_oauth_store_conn_prefix(unsigned char *key, size_t *len,
     *len = (size_t) (p - key);
 
     return NGX_OAUTH_OK;
+}
+
+
+/* the key of a connection in k, or a message in st->err */
+
+static int
+ngx_oauth_store_conn_kv(ngx_oauth_store_t *st, unsigned char *key,
+    MDB_val *k, const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account)
+{
+    if (ngx_oauth_store_conn_key(key, &k->mv_size, owner, provider, account)
+        != NGX_OAUTH_OK)
+    {
+        snprintf(st->err, sizeof(st->err), "invalid connection key");
+        return NGX_OAUTH_INVALID;
+    }
+
+    k->mv_data = key;
+
+    return NGX_OAUTH_OK;
+}
+
+
+static int
+ngx_oauth_store_prefixed(const MDB_val *k, const unsigned char *prefix,
+    size_t plen)
+{
+    return k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
+}
+
+
+static int
+ngx_oauth_store_str_eq(const ngx_oauth_str_t *a, const ngx_oauth_str_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
 
