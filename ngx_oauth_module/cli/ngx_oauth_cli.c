@@ -105,6 +105,14 @@ typedef struct {
 } ngx_oauth_cli_option_t;
 
 
+/* what rotate did to one connection's values */
+typedef struct {
+    size_t                    done;
+    size_t                    current;
+    size_t                    failed;
+} ngx_oauth_cli_count_t;
+
+
 /* a connection rotate will re-seal, copied out of the read transaction */
 typedef struct {
     ngx_oauth_str_t           owner;
@@ -140,6 +148,9 @@ static int ngx_oauth_cli_rotate_scan(const ngx_oauth_conn_t *conn,
     void *data);
 static int ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
     const ngx_oauth_cli_target_t *t);
+static int ngx_oauth_cli_reseal_conn(ngx_oauth_cli_t *cli,
+    ngx_oauth_conn_t *conn, ngx_oauth_conn_t *rec, ngx_oauth_str_t *sealed,
+    ngx_oauth_buf_t *report, ngx_oauth_cli_count_t *n);
 static int ngx_oauth_cli_reseal(ngx_oauth_cli_t *cli,
     const ngx_oauth_conn_t *conn, ngx_oauth_sealed_e f,
     ngx_oauth_str_t *out);
@@ -158,6 +169,11 @@ static int ngx_oauth_cli_is_active(ngx_oauth_cli_t *cli,
 static void ngx_oauth_cli_failure(ngx_oauth_buf_t *b,
     const ngx_oauth_conn_t *conn, const char *field, int rc,
     const ngx_oauth_str_t *sealed);
+static void ngx_oauth_cli_add_who(ngx_oauth_buf_t *b,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static void ngx_oauth_cli_add_keys(ngx_oauth_buf_t *b,
+    const ngx_oauth_conn_t *conn, int json);
 static void ngx_oauth_cli_add_text(ngx_oauth_buf_t *b, const void *p,
     size_t len);
 static void ngx_oauth_cli_add_json(ngx_oauth_buf_t *b, const void *p,
@@ -677,16 +693,7 @@ static void
 ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
     time_t now)
 {
-    size_t                         n;
-    ngx_oauth_str_t                kid;
-    const ngx_oauth_str_t         *s;
-    ngx_oauth_sealed_e             f;
-
-    ngx_oauth_cli_add_text(b, conn->owner.data, conn->owner.len);
-    (void) ngx_oauth_buf_add_byte(b, '\t');
-    ngx_oauth_cli_add_text(b, conn->provider.data, conn->provider.len);
-    (void) ngx_oauth_buf_add_byte(b, '\t');
-    ngx_oauth_cli_add_text(b, conn->account.data, conn->account.len);
+    ngx_oauth_cli_add_who(b, &conn->owner, &conn->provider, &conn->account);
     (void) ngx_oauth_buf_add_fmt(b, "\t%s\t%s\t",
                                  ngx_oauth_kind_name(conn->kind),
                                  ngx_oauth_status_name(
@@ -695,30 +702,8 @@ ngx_oauth_cli_list_row(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
     (void) ngx_oauth_buf_add_byte(b, '\t');
     ngx_oauth_cli_add_time(b, conn->updated_at, 0);
     (void) ngx_oauth_buf_add_byte(b, '\t');
-
-    /* "access=k1,refresh=k1": which key each value needs to open */
-
-    n = 0;
-
-    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
-        s = ngx_oauth_conn_sealed(conn, f);
-
-        if (s->len == 0) {
-            continue;
-        }
-
-        (void) ngx_oauth_buf_add_fmt(b, "%s%s=", n++ ? "," : "",
-                                     ngx_oauth_sealed_name(f));
-
-        if (ngx_oauth_sealed_kid(s->data, s->len, &kid) == NGX_OAUTH_OK) {
-            (void) ngx_oauth_buf_add_str(b, &kid);
-
-        } else {
-            (void) ngx_oauth_buf_add_byte(b, '?');
-        }
-    }
-
-    (void) ngx_oauth_buf_add_cstr(b, n ? "\n" : "-\n");
+    ngx_oauth_cli_add_keys(b, conn, 0);
+    (void) ngx_oauth_buf_add_byte(b, '\n');
 }
 
 
@@ -726,11 +711,6 @@ static void
 ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
     time_t now)
 {
-    size_t                         n;
-    ngx_oauth_str_t                kid;
-    const ngx_oauth_str_t         *s;
-    ngx_oauth_sealed_e             f;
-
     (void) ngx_oauth_buf_add_cstr(b, "{\"owner\":");
     ngx_oauth_cli_add_json(b, conn->owner.data, conn->owner.len);
     (void) ngx_oauth_buf_add_cstr(b, ",\"provider\":");
@@ -764,27 +744,7 @@ ngx_oauth_cli_list_object(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
 
     (void) ngx_oauth_buf_add_fmt(b, ",\"version\":%llu,\"keys\":{",
                                  (unsigned long long) conn->version);
-
-    n = 0;
-
-    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
-        s = ngx_oauth_conn_sealed(conn, f);
-
-        if (s->len == 0) {
-            continue;
-        }
-
-        (void) ngx_oauth_buf_add_fmt(b, "%s\"%s\":", n++ ? "," : "",
-                                     ngx_oauth_sealed_name(f));
-
-        if (ngx_oauth_sealed_kid(s->data, s->len, &kid) == NGX_OAUTH_OK) {
-            ngx_oauth_cli_add_json(b, kid.data, kid.len);
-
-        } else {
-            (void) ngx_oauth_buf_add_cstr(b, "null");
-        }
-    }
-
+    ngx_oauth_cli_add_keys(b, conn, 1);
     (void) ngx_oauth_buf_add_cstr(b, "}}");
 }
 
@@ -1150,12 +1110,13 @@ static int
 ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
     const ngx_oauth_cli_target_t *t)
 {
-    int                            rc;
-    size_t                         tries, done, current, failed;
-    ngx_oauth_buf_t                report;
-    ngx_oauth_str_t                sealed[NGX_OAUTH_SEALED_CONN_FIELDS];
-    ngx_oauth_conn_t               conn, rec;
-    ngx_oauth_sealed_e             f;
+    int                    rc;
+    size_t                 tries;
+    ngx_oauth_buf_t        report;
+    ngx_oauth_str_t        sealed[NGX_OAUTH_SEALED_CONN_FIELDS];
+    ngx_oauth_conn_t       conn, rec;
+    ngx_oauth_sealed_e     f;
+    ngx_oauth_cli_count_t  n;
 
     memset(&report, 0, sizeof(ngx_oauth_buf_t));
 
@@ -1178,45 +1139,10 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
 
         ngx_oauth_buf_reset(&report);
         memset(sealed, 0, sizeof(sealed));
-        rec = conn;
-        done = 0;
-        current = 0;
-        failed = 0;
 
-        for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        rc = ngx_oauth_cli_reseal_conn(cli, &conn, &rec, sealed, &report, &n);
 
-            if (ngx_oauth_conn_sealed(&conn, f)->len == 0) {
-                continue;
-            }
-
-            rc = ngx_oauth_cli_reseal(cli, &conn, f, &sealed[f]);
-
-            if (rc == NGX_OAUTH_OK) {
-                if (sealed[f].len == 0) {
-                    current++;
-
-                } else {
-                    *ngx_oauth_conn_sealed(&rec, f) = sealed[f];
-                    done++;
-                }
-
-                continue;
-            }
-
-            if (rc == NGX_OAUTH_NOMEM || rc == NGX_OAUTH_ERROR) {
-                ngx_oauth_cli_error("rotate: %s", ngx_oauth_strerror(rc));
-                break;
-            }
-
-            /* left as it is: check will keep reporting it */
-
-            failed++;
-            ngx_oauth_cli_failure(&report, &conn, ngx_oauth_sealed_name(f),
-                                  rc, ngx_oauth_conn_sealed(&conn, f));
-            rc = NGX_OAUTH_OK;
-        }
-
-        if (rc == NGX_OAUTH_OK && done) {
+        if (rc == NGX_OAUTH_OK && n.done) {
             rc = ngx_oauth_store_conn_put(cli->store, &rec, &conn.version);
 
             if (rc != NGX_OAUTH_OK && rc != NGX_OAUTH_CONFLICT) {
@@ -1240,17 +1166,17 @@ ngx_oauth_cli_rotate_conn(ngx_oauth_cli_t *cli,
         /* still changing under nginx: the next run will catch it */
         ngx_oauth_buf_reset(&report);
         ngx_oauth_cli_failure(&report, &conn, "-", rc, NULL);
-        failed += done;
-        done = 0;
+        n.failed += n.done;
+        n.done = 0;
         rc = NGX_OAUTH_OK;
     }
 
     ngx_oauth_conn_free(&conn);
 
     if (rc == NGX_OAUTH_OK) {
-        cli->done += done;
-        cli->current += current;
-        cli->failed += failed;
+        cli->done += n.done;
+        cli->current += n.current;
+        cli->failed += n.failed;
         (void) ngx_oauth_buf_add(&cli->out, report.data, report.len);
     }
 
@@ -1259,6 +1185,60 @@ exit:
     ngx_oauth_buf_free(&report);
 
     return rc;
+}
+
+
+/*
+ * rec: conn with each value that needs it re-sealed into sealed[]; a
+ * value that does not open stays as it is and goes into the report.
+ */
+
+static int
+ngx_oauth_cli_reseal_conn(ngx_oauth_cli_t *cli, ngx_oauth_conn_t *conn,
+    ngx_oauth_conn_t *rec, ngx_oauth_str_t *sealed, ngx_oauth_buf_t *report,
+    ngx_oauth_cli_count_t *n)
+{
+    int                 rc;
+    ngx_oauth_sealed_e  f;
+
+    *rec = *conn;
+    n->done = 0;
+    n->current = 0;
+    n->failed = 0;
+
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+
+        if (ngx_oauth_conn_sealed(conn, f)->len == 0) {
+            continue;
+        }
+
+        rc = ngx_oauth_cli_reseal(cli, conn, f, &sealed[f]);
+
+        if (rc == NGX_OAUTH_OK) {
+            if (sealed[f].len == 0) {
+                n->current++;
+
+            } else {
+                *ngx_oauth_conn_sealed(rec, f) = sealed[f];
+                n->done++;
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_OAUTH_NOMEM || rc == NGX_OAUTH_ERROR) {
+            ngx_oauth_cli_error("rotate: %s", ngx_oauth_strerror(rc));
+            return rc;
+        }
+
+        /* left as it is: check will keep reporting it */
+
+        n->failed++;
+        ngx_oauth_cli_failure(report, conn, ngx_oauth_sealed_name(f), rc,
+                              ngx_oauth_conn_sealed(conn, f));
+    }
+
+    return NGX_OAUTH_OK;
 }
 
 
@@ -1432,11 +1412,7 @@ ngx_oauth_cli_events_row(const ngx_oauth_outbox_rec_t *rec, void *data)
         (void) ngx_oauth_buf_add_byte(b, '\t');
         ngx_oauth_cli_add_text(b, rec->type.data, rec->type.len);
         (void) ngx_oauth_buf_add_byte(b, '\t');
-        ngx_oauth_cli_add_text(b, rec->owner.data, rec->owner.len);
-        (void) ngx_oauth_buf_add_byte(b, '\t');
-        ngx_oauth_cli_add_text(b, rec->provider.data, rec->provider.len);
-        (void) ngx_oauth_buf_add_byte(b, '\t');
-        ngx_oauth_cli_add_text(b, rec->account.data, rec->account.len);
+        ngx_oauth_cli_add_who(b, &rec->owner, &rec->provider, &rec->account);
         (void) ngx_oauth_buf_add_byte(b, '\t');
         ngx_oauth_cli_add_time(b, rec->created, 0);
         (void) ngx_oauth_buf_add_fmt(b, "\t%u\t", (unsigned) rec->attempts);
@@ -1529,11 +1505,7 @@ ngx_oauth_cli_failure(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
     ngx_oauth_str_t  kid;
 
     (void) ngx_oauth_buf_add_cstr(b, "failed\t");
-    ngx_oauth_cli_add_text(b, conn->owner.data, conn->owner.len);
-    (void) ngx_oauth_buf_add_byte(b, '\t');
-    ngx_oauth_cli_add_text(b, conn->provider.data, conn->provider.len);
-    (void) ngx_oauth_buf_add_byte(b, '\t');
-    ngx_oauth_cli_add_text(b, conn->account.data, conn->account.len);
+    ngx_oauth_cli_add_who(b, &conn->owner, &conn->provider, &conn->account);
     (void) ngx_oauth_buf_add_fmt(b, "\t%s\t%s\t", field,
                                  ngx_oauth_strerror(rc));
 
@@ -1552,6 +1524,65 @@ ngx_oauth_cli_failure(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
 
 
 /* a table cell: one line, one cell, whatever the bytes; empty is "-" */
+
+/* "owner\tprovider\taccount" */
+
+static void
+ngx_oauth_cli_add_who(ngx_oauth_buf_t *b, const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account)
+{
+    ngx_oauth_cli_add_text(b, owner->data, owner->len);
+    (void) ngx_oauth_buf_add_byte(b, '\t');
+    ngx_oauth_cli_add_text(b, provider->data, provider->len);
+    (void) ngx_oauth_buf_add_byte(b, '\t');
+    ngx_oauth_cli_add_text(b, account->data, account->len);
+}
+
+
+/*
+ * Which key each value needs to open: "access=k1,refresh=k1" ("-" for
+ * none, "?" for a value without a readable key id), or in JSON the
+ * members "access":"k1" (null for no key id).
+ */
+
+static void
+ngx_oauth_cli_add_keys(ngx_oauth_buf_t *b, const ngx_oauth_conn_t *conn,
+    int json)
+{
+    size_t                  n;
+    ngx_oauth_str_t         kid;
+    ngx_oauth_sealed_e      f;
+    const ngx_oauth_str_t  *s;
+
+    n = 0;
+
+    for (f = 0; f < NGX_OAUTH_SEALED_CONN_FIELDS; f++) {
+        s = ngx_oauth_conn_sealed(conn, f);
+
+        if (s->len == 0) {
+            continue;
+        }
+
+        (void) ngx_oauth_buf_add_fmt(b, json ? "%s\"%s\":" : "%s%s=",
+                                     n++ ? "," : "",
+                                     ngx_oauth_sealed_name(f));
+
+        if (ngx_oauth_sealed_kid(s->data, s->len, &kid) != NGX_OAUTH_OK) {
+            (void) ngx_oauth_buf_add_cstr(b, json ? "null" : "?");
+
+        } else if (json) {
+            ngx_oauth_cli_add_json(b, kid.data, kid.len);
+
+        } else {
+            (void) ngx_oauth_buf_add_str(b, &kid);
+        }
+    }
+
+    if (n == 0 && !json) {
+        (void) ngx_oauth_buf_add_byte(b, '-');
+    }
+}
+
 
 static void
 ngx_oauth_cli_add_text(ngx_oauth_buf_t *b, const void *p, size_t len)

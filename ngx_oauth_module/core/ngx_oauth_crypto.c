@@ -55,6 +55,13 @@ typedef struct {
 static int ngx_oauth_sealed_parse(const unsigned char *p, size_t len,
     ngx_oauth_sealed_t *s);
 static int ngx_oauth_aad_check(const ngx_oauth_aad_t *aad);
+static int ngx_oauth_gcm_start(int enc, const ngx_oauth_key_t *key,
+    const unsigned char *nonce, const unsigned char *header,
+    size_t header_len, const ngx_oauth_aad_t *aad, EVP_CIPHER_CTX **ctx);
+static int ngx_oauth_keyfile_check(int fd, const char *path, char *err,
+    size_t errlen);
+static int ngx_oauth_keyfile_read(int fd, const char *path,
+    unsigned char *buf, size_t *len, char *err, size_t errlen);
 static int ngx_oauth_aad_update(EVP_CIPHER_CTX *ctx,
     const unsigned char *header, size_t header_len,
     const ngx_oauth_aad_t *aad);
@@ -277,8 +284,6 @@ ngx_oauth_keyring_load(ngx_oauth_keyring_t *kr, const char *path,
     int             fd, rc, e;
     char            msg[256];
     size_t          len;
-    ssize_t         n;
-    struct stat     st;
     unsigned char  *buf;
 
     fd = -1;
@@ -305,33 +310,8 @@ ngx_oauth_keyring_load(ngx_oauth_keyring_t *kr, const char *path,
         goto done;
     }
 
-    if (fstat(fd, &st) == -1) {
-        e = errno;
-        ngx_oauth_error(err, errlen, "cannot stat key file \"%s\": %s",
-                        path, strerror(e));
-        rc = NGX_OAUTH_ERROR;
-        goto done;
-    }
-
-    if (!S_ISREG(st.st_mode)) {
-        ngx_oauth_error(err, errlen, "key file \"%s\" is not a regular file",
-                        path);
-        rc = NGX_OAUTH_INVALID;
-        goto done;
-    }
-
-    if (st.st_mode & 077) {
-        ngx_oauth_error(err, errlen, "key file \"%s\" is accessible by group "
-                        "or others (mode %04o): chmod 600 it", path,
-                        (unsigned) (st.st_mode & 07777));
-        rc = NGX_OAUTH_INVALID;
-        goto done;
-    }
-
-    if (st.st_size > NGX_OAUTH_KEYFILE_MAX) {
-        ngx_oauth_error(err, errlen, "key file \"%s\" is larger than %d bytes",
-                        path, NGX_OAUTH_KEYFILE_MAX);
-        rc = NGX_OAUTH_TOO_LARGE;
+    rc = ngx_oauth_keyfile_check(fd, path, err, errlen);
+    if (rc != NGX_OAUTH_OK) {
         goto done;
     }
 
@@ -345,33 +325,8 @@ ngx_oauth_keyring_load(ngx_oauth_keyring_t *kr, const char *path,
         goto done;
     }
 
-    while (len < NGX_OAUTH_KEYFILE_MAX + 1) {
-        n = read(fd, buf + len, NGX_OAUTH_KEYFILE_MAX + 1 - len);
-
-        if (n == -1) {
-            e = errno;
-
-            if (e == EINTR) {
-                continue;
-            }
-
-            ngx_oauth_error(err, errlen, "cannot read key file \"%s\": %s",
-                            path, strerror(e));
-            rc = NGX_OAUTH_ERROR;
-            goto done;
-        }
-
-        if (n == 0) {
-            break;
-        }
-
-        len += n;
-    }
-
-    if (len > NGX_OAUTH_KEYFILE_MAX) {
-        ngx_oauth_error(err, errlen, "key file \"%s\" is larger than %d bytes",
-                        path, NGX_OAUTH_KEYFILE_MAX);
-        rc = NGX_OAUTH_TOO_LARGE;
+    rc = ngx_oauth_keyfile_read(fd, path, buf, &len, err, errlen);
+    if (rc != NGX_OAUTH_OK) {
         goto done;
     }
 
@@ -395,6 +350,88 @@ done:
     }
 
     return rc;
+}
+
+
+/* a regular file, for its owner's eyes only, of a key file's size */
+
+static int
+ngx_oauth_keyfile_check(int fd, const char *path, char *err, size_t errlen)
+{
+    struct stat  st;
+
+    if (fstat(fd, &st) == -1) {
+        ngx_oauth_error(err, errlen, "cannot stat key file \"%s\": %s",
+                        path, strerror(errno));
+        return NGX_OAUTH_ERROR;
+    }
+
+    if (!S_ISREG(st.st_mode)) {
+        ngx_oauth_error(err, errlen, "key file \"%s\" is not a regular file",
+                        path);
+        return NGX_OAUTH_INVALID;
+    }
+
+    if (st.st_mode & 077) {
+        ngx_oauth_error(err, errlen, "key file \"%s\" is accessible by group "
+                        "or others (mode %04o): chmod 600 it", path,
+                        (unsigned) (st.st_mode & 07777));
+        return NGX_OAUTH_INVALID;
+    }
+
+    if (st.st_size > NGX_OAUTH_KEYFILE_MAX) {
+        ngx_oauth_error(err, errlen, "key file \"%s\" is larger than %d bytes",
+                        path, NGX_OAUTH_KEYFILE_MAX);
+        return NGX_OAUTH_TOO_LARGE;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* buf holds NGX_OAUTH_KEYFILE_MAX + 1 bytes */
+
+static int
+ngx_oauth_keyfile_read(int fd, const char *path, unsigned char *buf,
+    size_t *len, char *err, size_t errlen)
+{
+    int      e;
+    size_t   n;
+    ssize_t  r;
+
+    n = 0;
+
+    while (n < NGX_OAUTH_KEYFILE_MAX + 1) {
+        r = read(fd, buf + n, NGX_OAUTH_KEYFILE_MAX + 1 - n);
+
+        if (r == -1) {
+            e = errno;
+
+            if (e == EINTR) {
+                continue;
+            }
+
+            ngx_oauth_error(err, errlen, "cannot read key file \"%s\": %s",
+                            path, strerror(e));
+            return NGX_OAUTH_ERROR;
+        }
+
+        if (r == 0) {
+            break;
+        }
+
+        n += r;
+    }
+
+    if (n > NGX_OAUTH_KEYFILE_MAX) {
+        ngx_oauth_error(err, errlen, "key file \"%s\" is larger than %d bytes",
+                        path, NGX_OAUTH_KEYFILE_MAX);
+        return NGX_OAUTH_TOO_LARGE;
+    }
+
+    *len = n;
+
+    return NGX_OAUTH_OK;
 }
 
 
@@ -487,25 +524,12 @@ ngx_oauth_seal(const ngx_oauth_keyring_t *kr, const ngx_oauth_aad_t *aad,
         goto done;
     }
 
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) {
-        rc = NGX_OAUTH_NOMEM;
+    rc = ngx_oauth_gcm_start(1, key, nonce, out, header_len, aad, &ctx);
+    if (rc != NGX_OAUTH_OK) {
         goto done;
     }
 
-    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
-        || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
-                               NGX_OAUTH_NONCE_LEN, NULL)
-           != 1
-        || EVP_EncryptInit_ex(ctx, NULL, NULL, key->key, nonce) != 1)
-    {
-        goto done;
-    }
-
-    if (ngx_oauth_aad_update(ctx, out, header_len, aad) != NGX_OAUTH_OK) {
-        goto done;
-    }
-
+    rc = NGX_OAUTH_ERROR;
     n = 0;
 
     if (plen != 0) {
@@ -583,33 +607,18 @@ ngx_oauth_open(const ngx_oauth_keyring_t *kr, const ngx_oauth_aad_t *aad,
         return NGX_OAUTH_UNKNOWN_KEY;
     }
 
-    ctx = NULL;
     written = 0;
-    rc = NGX_OAUTH_ERROR;
 
     /* EVP wants a writable tag buffer; the input stays const */
     memcpy(tag, s.tag, NGX_OAUTH_TAG_LEN);
 
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) {
-        rc = NGX_OAUTH_NOMEM;
+    rc = ngx_oauth_gcm_start(0, key, s.nonce, s.header, s.header_len, aad,
+                             &ctx);
+    if (rc != NGX_OAUTH_OK) {
         goto done;
     }
 
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
-        || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
-                               NGX_OAUTH_NONCE_LEN, NULL)
-           != 1
-        || EVP_DecryptInit_ex(ctx, NULL, NULL, key->key, s.nonce) != 1)
-    {
-        goto done;
-    }
-
-    if (ngx_oauth_aad_update(ctx, s.header, s.header_len, aad)
-        != NGX_OAUTH_OK)
-    {
-        goto done;
-    }
+    rc = NGX_OAUTH_ERROR;
 
     /*
      * GCM writes plaintext before the tag is checked: from here on,
@@ -677,6 +686,41 @@ ngx_oauth_sealed_kid(const unsigned char *sealed, size_t slen,
     kid->data = (unsigned char *) s.kid;
 
     return NGX_OAUTH_OK;
+}
+
+
+/*
+ * An AES-256-GCM context to encrypt (enc 1) or decrypt (enc 0) under key
+ * and nonce, the associated data already in: the header of the sealed
+ * value and aad.
+ */
+
+static int
+ngx_oauth_gcm_start(int enc, const ngx_oauth_key_t *key,
+    const unsigned char *nonce, const unsigned char *header,
+    size_t header_len, const ngx_oauth_aad_t *aad, EVP_CIPHER_CTX **ctx)
+{
+    EVP_CIPHER_CTX  *c;
+
+    *ctx = NULL;
+
+    c = EVP_CIPHER_CTX_new();
+    if (c == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    *ctx = c;
+
+    if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1
+        || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN,
+                               NGX_OAUTH_NONCE_LEN, NULL)
+           != 1
+        || EVP_CipherInit_ex(c, NULL, NULL, key->key, nonce, enc) != 1)
+    {
+        return NGX_OAUTH_ERROR;
+    }
+
+    return ngx_oauth_aad_update(c, header, header_len, aad);
 }
 
 

@@ -29,6 +29,12 @@ static int ngx_oauth_token_scope(json_t *root, ngx_oauth_str_t *s);
 static int ngx_oauth_token_expires_in(json_t *root, long long *expires_in);
 static void ngx_oauth_token_set(json_t *v, ngx_oauth_str_t *s);
 static int ngx_oauth_json_real_text(double d, char *out, size_t size);
+static int ngx_oauth_json_member(json_t *v, const unsigned char *name,
+    size_t len, json_t **member);
+static int ngx_oauth_json_find(json_t *root, const unsigned char *path,
+    size_t path_len, json_t **found);
+static int ngx_oauth_json_scalar(json_t *v, char *num, size_t size,
+    const char **text, size_t *len);
 
 
 static int         ngx_oauth_json_inited;
@@ -117,7 +123,6 @@ ngx_oauth_token_parse(const unsigned char *body, size_t len,
 static json_t *
 ngx_oauth_token_fields(json_t *root, const unsigned char *path, size_t len)
 {
-    char                  key[NGX_OAUTH_JSON_KEY_MAX];
     json_t               *v;
     const unsigned char  *p, *end, *seg;
 
@@ -147,16 +152,10 @@ ngx_oauth_token_fields(json_t *root, const unsigned char *path, size_t len)
             p++;
         }
 
-        if (p - seg == 0 || (size_t) (p - seg) >= sizeof(key)) {
-            return NULL;
-        }
-
-        memcpy(key, seg, p - seg);
-        key[p - seg] = '\0';
-
-        v = json_object_get(v, key);
-
-        if (!json_is_object(v)) {
+        if (p == seg
+            || ngx_oauth_json_member(v, seg, p - seg, &v) != NGX_OAUTH_OK
+            || !json_is_object(v))
+        {
             return NULL;
         }
 
@@ -329,15 +328,47 @@ int
 ngx_oauth_json_get(void *root, const unsigned char *path, size_t path_len,
     ngx_oauth_str_t *value)
 {
-    int                   n;
-    char                  key[NGX_OAUTH_JSON_KEY_MAX], num[32];
-    size_t                i, len, index;
-    json_t               *v;
-    const char           *text;
-    const unsigned char  *p, *end, *seg;
+    int          rc;
+    char         num[32];
+    size_t       len;
+    json_t      *v;
+    const char  *text;
 
     value->len = 0;
     value->data = NULL;
+
+    rc = ngx_oauth_json_find(root, path, path_len, &v);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    rc = ngx_oauth_json_scalar(v, num, sizeof(num), &text, &len);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    value->data = malloc(len + 1);
+    if (value->data == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    memcpy(value->data, text, len);
+    value->data[len] = '\0';
+    value->len = len;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the member of a dotted path: object keys and array indexes */
+
+static int
+ngx_oauth_json_find(json_t *root, const unsigned char *path, size_t path_len,
+    json_t **found)
+{
+    size_t                i, len, index;
+    json_t               *v;
+    const unsigned char  *p, *end, *seg;
 
     if (path_len == 0) {
         return NGX_OAUTH_INVALID;
@@ -365,14 +396,9 @@ ngx_oauth_json_get(void *root, const unsigned char *path, size_t path_len,
         }
 
         if (json_is_object(v)) {
-            if (len >= sizeof(key) || memchr(seg, '\0', len) != NULL) {
+            if (ngx_oauth_json_member(v, seg, len, &v) != NGX_OAUTH_OK) {
                 return NGX_OAUTH_NOT_FOUND;
             }
-
-            memcpy(key, seg, len);
-            key[len] = '\0';
-
-            v = json_object_get(v, key);
 
         } else if (json_is_array(v)) {
             if (len > 9) {
@@ -406,56 +432,84 @@ ngx_oauth_json_get(void *root, const unsigned char *path, size_t path_len,
         return NGX_OAUTH_NOT_FOUND;
     }
 
+    *found = v;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* the text of a string, number or boolean (num: room for a number) */
+
+static int
+ngx_oauth_json_scalar(json_t *v, char *num, size_t size, const char **text,
+    size_t *len)
+{
+    int  n;
+
     switch (json_typeof(v)) {
 
     case JSON_STRING:
-        text = json_string_value(v);
-        len = json_string_length(v);
-        break;
+        *text = json_string_value(v);
+        *len = json_string_length(v);
+        return NGX_OAUTH_OK;
 
     case JSON_INTEGER:
-        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+        n = snprintf(num, size, "%" JSON_INTEGER_FORMAT,
                      json_integer_value(v));
-        if (n < 0 || (size_t) n >= sizeof(num)) {
+        if (n < 0 || (size_t) n >= size) {
             return NGX_OAUTH_ERROR;
         }
 
-        text = num;
-        len = n;
         break;
 
     case JSON_REAL:
-        n = ngx_oauth_json_real_text(json_real_value(v), num, sizeof(num));
+        n = ngx_oauth_json_real_text(json_real_value(v), num, size);
         if (n < 0) {
             return NGX_OAUTH_ERROR;
         }
 
-        text = num;
-        len = n;
         break;
 
     case JSON_TRUE:
-        text = "true";
-        len = 4;
-        break;
+        *text = "true";
+        *len = 4;
+        return NGX_OAUTH_OK;
 
     case JSON_FALSE:
-        text = "false";
-        len = 5;
-        break;
+        *text = "false";
+        *len = 5;
+        return NGX_OAUTH_OK;
 
     default:
         return NGX_OAUTH_NOT_FOUND;
     }
 
-    value->data = malloc(len + 1);
-    if (value->data == NULL) {
-        return NGX_OAUTH_NOMEM;
+    *text = num;
+    *len = n;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * An object's member (*member NULL if there is none) by a name that is
+ * not NUL-terminated; NGX_OAUTH_NOT_FOUND for a name no key can have
+ */
+
+static int
+ngx_oauth_json_member(json_t *v, const unsigned char *name, size_t len,
+    json_t **member)
+{
+    char  key[NGX_OAUTH_JSON_KEY_MAX];
+
+    if (len >= sizeof(key) || memchr(name, '\0', len) != NULL) {
+        return NGX_OAUTH_NOT_FOUND;
     }
 
-    memcpy(value->data, text, len);
-    value->data[len] = '\0';
-    value->len = len;
+    memcpy(key, name, len);
+    key[len] = '\0';
+
+    *member = json_object_get(v, key);
 
     return NGX_OAUTH_OK;
 }

@@ -56,11 +56,25 @@ ngx_oauth_template_expand(ngx_oauth_buf_t *out, const unsigned char *tpl,
     end = tpl + len;
 
     while (p < end) {
-        q = p;
 
-        while (q < end && (*q != '{' || ngx_oauth_template_name(q, end) == 0))
-        {
-            q++;
+        /* the text up to the next placeholder */
+
+        n = 0;
+
+        for (q = p; q < end; q++) {
+            if (*q == '{') {
+                n = ngx_oauth_template_name(q, end);
+                if (n != 0) {
+                    break;
+                }
+            }
+
+            /* a URL template has no brace outside a placeholder */
+
+            if (mode == NGX_OAUTH_TPL_URL && (*q == '{' || *q == '}')) {
+                rc = NGX_OAUTH_INVALID;
+                goto failed;
+            }
         }
 
         rc = ngx_oauth_buf_add(out, p, q - p);
@@ -71,8 +85,6 @@ ngx_oauth_template_expand(ngx_oauth_buf_t *out, const unsigned char *tpl,
         if (q == end) {
             break;
         }
-
-        n = ngx_oauth_template_name(q, end);
 
         for (i = 0; i < nvars; i++) {
             if (vars[i].name.len == n - 2
@@ -125,6 +137,10 @@ ngx_oauth_template_value(ngx_oauth_buf_t *out, const ngx_oauth_str_t *v,
 
     if (mode == NGX_OAUTH_TPL_FORM) {
         return ngx_oauth_buf_add_form_escaped(out, v->data, v->len);
+    }
+
+    if (mode == NGX_OAUTH_TPL_URL) {
+        return ngx_oauth_buf_add_url_escaped(out, v->data, v->len);
     }
 
     if (mode == NGX_OAUTH_TPL_JSON) {

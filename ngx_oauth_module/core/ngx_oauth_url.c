@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "ngx_oauth_url.h"
+#include "ngx_oauth_template.h"
 
 
 #define NGX_OAUTH_RT_PATH      0x01    /* no space, even encoded */
@@ -20,6 +21,11 @@
 /* ngx_oauth_url_unescape(): a NUL byte, raw or "%00", is an error */
 #define NGX_OAUTH_URL_NO_NUL   0x100
 
+/* ngx_oauth_query_next() */
+#define NGX_OAUTH_QUERY_END    0
+#define NGX_OAUTH_QUERY_PARAM  1
+#define NGX_OAUTH_QUERY_EMPTY  2       /* between "&&" */
+
 #define ngx_oauth_url_is_alpha(c)                                            \
     (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define ngx_oauth_url_is_digit(c)  ((c) >= '0' && (c) <= '9')
@@ -28,6 +34,18 @@
 #define ngx_oauth_url_is_ctl(c)    ((c) < 0x20 || (c) == 0x7f)
 #define ngx_oauth_url_lower(c)                                               \
     (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
+
+
+/*
+ * What may not stand raw in a URL, and what to say: NULL for a class the
+ * caller lets through
+ */
+typedef struct {
+    const char      *ctl;           /* a control character or a space */
+    const char      *non_ascii;
+    const char      *backslash;
+    const char      *quote;         /* '"', '<', '>' or '`' */
+} ngx_oauth_url_raw_t;
 
 
 typedef struct {
@@ -44,20 +62,65 @@ static int ngx_oauth_url_unescape(const unsigned char *src, size_t len,
     unsigned flags, unsigned char *dst, size_t *dst_len);
 static int ngx_oauth_url_name_equal(const unsigned char *raw, size_t len,
     const unsigned char *name, size_t name_len);
-static void ngx_oauth_query_split(const unsigned char *p,
+static int ngx_oauth_url_unescape_char(const unsigned char *src, size_t len,
+    size_t *i, unsigned flags);
+static int ngx_oauth_query_next(const unsigned char **pos,
     const unsigned char *end, ngx_oauth_str_t *name, ngx_oauth_str_t *value);
 static int ngx_oauth_url_split(const unsigned char *url, size_t len,
     unsigned flags, ngx_oauth_url_parts_t *u, const char **reason);
+static int ngx_oauth_url_check_raw(const unsigned char *url, size_t len,
+    const ngx_oauth_url_raw_t *raw, const char **reason);
+static const char *ngx_oauth_url_raw_reason(unsigned char c,
+    const ngx_oauth_url_raw_t *raw);
+static int ngx_oauth_url_split_host(const unsigned char *auth,
+    const unsigned char *aend, unsigned flags, ngx_oauth_url_parts_t *u,
+    const unsigned char **colon, const char **reason);
+static int ngx_oauth_url_split_port(const unsigned char *colon,
+    const unsigned char *aend, unsigned *port, const char **reason);
 static int ngx_oauth_url_check_host(const ngx_oauth_str_t *host,
     unsigned flags, const char **reason);
 static int ngx_oauth_url_scheme_is(const ngx_oauth_str_t *scheme,
     const char *name);
 static int ngx_oauth_url_make_origin(const ngx_oauth_url_parts_t *u,
     char *origin, size_t *origin_len, const char **reason);
+static int ngx_oauth_return_to_allowed(const ngx_oauth_url_parts_t *u,
+    const ngx_oauth_str_t *origins, size_t norigins, const char **reason);
+static int ngx_oauth_return_to_rest(const unsigned char *p, size_t len,
+    unsigned how, const char **reason);
 static int ngx_oauth_return_to_levels(const unsigned char *p, size_t len,
     unsigned how, const char **reason);
 static int ngx_oauth_return_to_check_level(const unsigned char *p,
     size_t len, unsigned how, const char **reason);
+
+
+static const ngx_oauth_url_raw_t  ngx_oauth_url_raw_endpoint = {
+    "control character or space in URL",
+    "non-ASCII character in URL",
+    "backslash in URL",
+    "invalid character in URL"
+};
+
+
+static const ngx_oauth_url_raw_t  ngx_oauth_url_raw_origin = {
+    "control, space, backslash or non-ASCII character",
+    "control, space, backslash or non-ASCII character",
+    "control, space, backslash or non-ASCII character",
+    NULL
+};
+
+
+/*
+ * Browsers drop tabs and newlines inside URLs and read "\" as "/",
+ * which turns "/\evil" or "/\t/evil" into "//evil": none of them may
+ * appear, and neither may what cannot stand raw in a Location header.
+ */
+
+static const ngx_oauth_url_raw_t  ngx_oauth_url_raw_return_to = {
+    "control character or space in return_to",
+    "non-ASCII character in return_to",
+    "backslash in return_to",
+    "invalid character in return_to"
+};
 
 
 int
@@ -79,7 +142,7 @@ ngx_oauth_query_get(const unsigned char *query, size_t len,
     int                   rc;
     size_t                n, dlen;
     ngx_oauth_str_t       pn, pv, first;
-    const unsigned char  *p, *end, *amp;
+    const unsigned char  *p, *end;
 
     n = 0;
     first.len = 0;
@@ -104,14 +167,7 @@ ngx_oauth_query_get(const unsigned char *query, size_t len,
     p = query;
     end = query + len;
 
-    while (p < end) {
-        amp = memchr(p, '&', end - p);
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        ngx_oauth_query_split(p, amp, &pn, &pv);
-
+    while (ngx_oauth_query_next(&p, end, &pn, &pv) != NGX_OAUTH_QUERY_END) {
         if (ngx_oauth_url_name_equal(pn.data, pn.len, name, name_len)) {
             if (n == 0) {
                 first = pv;
@@ -119,8 +175,6 @@ ngx_oauth_query_get(const unsigned char *query, size_t len,
 
             n++;
         }
-
-        p = (amp < end) ? amp + 1 : end;
     }
 
     *count = n;
@@ -159,7 +213,7 @@ ngx_oauth_query_foreach(const unsigned char *query, size_t len,
     int                   rc;
     unsigned char        *scratch;
     ngx_oauth_str_t       pn, pv, name, value;
-    const unsigned char  *p, *end, *amp;
+    const unsigned char  *p, *end;
 
     if (len == 0) {
         return NGX_OAUTH_OK;
@@ -170,14 +224,7 @@ ngx_oauth_query_foreach(const unsigned char *query, size_t len,
     p = query;
     end = query + len;
 
-    while (p < end) {
-        amp = memchr(p, '&', end - p);
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        ngx_oauth_query_split(p, amp, &pn, &pv);
-
+    while (ngx_oauth_query_next(&p, end, &pn, &pv) != NGX_OAUTH_QUERY_END) {
         if (ngx_oauth_url_unescape(pn.data, pn.len, NGX_OAUTH_URL_NO_NUL,
                                    NULL, NULL)
             != NGX_OAUTH_OK
@@ -187,8 +234,6 @@ ngx_oauth_query_foreach(const unsigned char *query, size_t len,
         {
             return NGX_OAUTH_INVALID;
         }
-
-        p = (amp < end) ? amp + 1 : end;
     }
 
     /* names and values are decoded into one scratch, each NUL-terminated */
@@ -201,18 +246,17 @@ ngx_oauth_query_foreach(const unsigned char *query, size_t len,
     rc = NGX_OAUTH_OK;
     p = query;
 
-    while (p < end) {
-        amp = memchr(p, '&', end - p);
-        if (amp == NULL) {
-            amp = end;
+    for ( ;; ) {
+        rc = ngx_oauth_query_next(&p, end, &pn, &pv);
+
+        if (rc == NGX_OAUTH_QUERY_END) {
+            rc = NGX_OAUTH_OK;
+            break;
         }
 
-        if (amp == p) {
-            p = (amp < end) ? amp + 1 : end;
+        if (rc == NGX_OAUTH_QUERY_EMPTY) {
             continue;
         }
-
-        ngx_oauth_query_split(p, amp, &pn, &pv);
 
         name.data = scratch;
         rc = ngx_oauth_url_decode(pn.data, pn.len, NGX_OAUTH_URL_FORM,
@@ -236,8 +280,6 @@ ngx_oauth_query_foreach(const unsigned char *query, size_t len,
         if (rc != NGX_OAUTH_OK) {
             goto exit;
         }
-
-        p = (amp < end) ? amp + 1 : end;
     }
 
 exit:
@@ -254,94 +296,8 @@ ngx_oauth_url_expand(ngx_oauth_buf_t *out, const unsigned char *tpl,
     size_t len, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_oauth_str_t *missing)
 {
-    int                   rc;
-    size_t                i, start;
-    unsigned char         c;
-    const unsigned char  *p, *end, *q, *name;
-
-    start = out->len;
-    p = tpl;
-    end = tpl + len;
-
-    while (p < end) {
-        q = p;
-
-        while (q < end && *q != '{' && *q != '}') {
-            q++;
-        }
-
-        rc = ngx_oauth_buf_add(out, p, q - p);
-        if (rc != NGX_OAUTH_OK) {
-            goto failed;
-        }
-
-        if (q == end) {
-            break;
-        }
-
-        if (*q == '}') {
-            rc = NGX_OAUTH_INVALID;
-            goto failed;
-        }
-
-        name = ++q;
-
-        while (q < end && *q != '}') {
-            c = *q;
-
-            if (!ngx_oauth_url_is_alnum(c)
-                && c != '_' && c != '.' && c != '-')
-            {
-                rc = NGX_OAUTH_INVALID;
-                goto failed;
-            }
-
-            q++;
-        }
-
-        if (q == end || q == name) {
-            rc = NGX_OAUTH_INVALID;
-            goto failed;
-        }
-
-        for (i = 0; i < nvars; i++) {
-            if (vars[i].name.len == (size_t) (q - name)
-                && memcmp(vars[i].name.data, name, q - name) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == nvars) {
-            if (missing != NULL) {
-                missing->data = (unsigned char *) name;
-                missing->len = q - name;
-            }
-
-            rc = NGX_OAUTH_NOT_FOUND;
-            goto failed;
-        }
-
-        rc = ngx_oauth_buf_add_url_escaped(out, vars[i].value.data,
-                                           vars[i].value.len);
-        if (rc != NGX_OAUTH_OK) {
-            goto failed;
-        }
-
-        p = q + 1;
-    }
-
-    return NGX_OAUTH_OK;
-
-failed:
-
-    if (out->data != NULL && out->len >= start) {
-        OPENSSL_cleanse(out->data + start, out->len - start);
-        out->len = start;
-        out->data[start] = '\0';
-    }
-
-    return rc;
+    return ngx_oauth_template_expand(out, tpl, len, vars, nvars,
+                                     NGX_OAUTH_TPL_URL, missing);
 }
 
 
@@ -394,6 +350,7 @@ ngx_oauth_url_check_endpoint(const unsigned char *url, size_t len,
 {
     int                    rc;
     size_t                 i;
+    const char            *r;
     unsigned char          c;
     ngx_oauth_url_parts_t  u;
 
@@ -410,30 +367,19 @@ ngx_oauth_url_check_endpoint(const unsigned char *url, size_t len,
     for (i = 0; i < len; i++) {
         c = url[i];
 
-        if (ngx_oauth_url_is_ctl(c) || c == ' ') {
-            *reason = "control character or space in URL";
-            return NGX_OAUTH_INVALID;
-        }
+        r = ngx_oauth_url_raw_reason(c, &ngx_oauth_url_raw_endpoint);
 
-        if (c >= 0x80) {
-            *reason = "non-ASCII character in URL";
+        if (r != NULL) {
+            *reason = r;
             return NGX_OAUTH_INVALID;
         }
 
         switch (c) {
 
-        case '\\':
-            *reason = "backslash in URL";
-            return NGX_OAUTH_INVALID;
-
         case '#':
             *reason = "fragment in URL";
             return NGX_OAUTH_INVALID;
 
-        case '"':
-        case '<':
-        case '>':
-        case '`':
         case '^':
         case '|':
             *reason = "invalid character in URL";
@@ -479,8 +425,6 @@ ngx_oauth_url_origin(const unsigned char *url, size_t len, char *origin,
     size_t *origin_len, const char **reason)
 {
     int                    rc;
-    size_t                 i;
-    unsigned char          c;
     ngx_oauth_url_parts_t  u;
 
     if (len > NGX_OAUTH_URL_MAX) {
@@ -488,13 +432,10 @@ ngx_oauth_url_origin(const unsigned char *url, size_t len, char *origin,
         return NGX_OAUTH_INVALID;
     }
 
-    for (i = 0; i < len; i++) {
-        c = url[i];
-
-        if (ngx_oauth_url_is_ctl(c) || c == ' ' || c >= 0x80 || c == '\\') {
-            *reason = "control, space, backslash or non-ASCII character";
-            return NGX_OAUTH_INVALID;
-        }
+    rc = ngx_oauth_url_check_raw(url, len, &ngx_oauth_url_raw_origin,
+                                 reason);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
     }
 
     rc = ngx_oauth_url_split(url, len, 0, &u, reason);
@@ -511,11 +452,6 @@ ngx_oauth_return_to_check(const unsigned char *url, size_t len,
     const ngx_oauth_str_t *origins, size_t norigins, const char **reason)
 {
     int                    rc;
-    char                   origin[NGX_OAUTH_ORIGIN_MAX];
-    char                   allowed[NGX_OAUTH_ORIGIN_MAX];
-    size_t                 i, olen, alen, plen;
-    const char            *r;
-    unsigned char          c;
     ngx_oauth_url_parts_t  u;
 
     if (len == 0) {
@@ -528,52 +464,17 @@ ngx_oauth_return_to_check(const unsigned char *url, size_t len,
         return NGX_OAUTH_INVALID;
     }
 
-    /*
-     * Browsers drop tabs and newlines inside URLs and read "\" as "/",
-     * which turns "/\evil" or "/\t/evil" into "//evil": none of them may
-     * appear, and neither may what cannot stand raw in a Location header.
-     */
-
-    for (i = 0; i < len; i++) {
-        c = url[i];
-
-        if (ngx_oauth_url_is_ctl(c) || c == ' ') {
-            *reason = "control character or space in return_to";
-            return NGX_OAUTH_INVALID;
-        }
-
-        if (c >= 0x80) {
-            *reason = "non-ASCII character in return_to";
-            return NGX_OAUTH_INVALID;
-        }
-
-        if (c == '\\') {
-            *reason = "backslash in return_to";
-            return NGX_OAUTH_INVALID;
-        }
-
-        if (c == '"' || c == '<' || c == '>' || c == '`') {
-            *reason = "invalid character in return_to";
-            return NGX_OAUTH_INVALID;
-        }
+    rc = ngx_oauth_url_check_raw(url, len, &ngx_oauth_url_raw_return_to,
+                                 reason);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
     }
 
     if (url[0] == '/') {
-        for (plen = 0; plen < len; plen++) {
-            if (url[plen] == '?' || url[plen] == '#') {
-                break;
-            }
-        }
-
-        rc = ngx_oauth_return_to_levels(url, plen,
+        return ngx_oauth_return_to_rest(url, len,
                                         NGX_OAUTH_RT_PATH
                                         |NGX_OAUTH_RT_RELATIVE,
                                         reason);
-        if (rc != NGX_OAUTH_OK) {
-            return rc;
-        }
-
-        return ngx_oauth_return_to_levels(url + plen, len - plen, 0, reason);
     }
 
     /* an absolute URL: no "//host" shortcut, a scheme and an allowed origin */
@@ -583,7 +484,27 @@ ngx_oauth_return_to_check(const unsigned char *url, size_t len,
         return rc;
     }
 
-    rc = ngx_oauth_url_make_origin(&u, origin, &olen, reason);
+    rc = ngx_oauth_return_to_allowed(&u, origins, norigins, reason);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    return ngx_oauth_return_to_rest(u.rest.data, u.rest.len,
+                                    NGX_OAUTH_RT_PATH, reason);
+}
+
+
+static int
+ngx_oauth_return_to_allowed(const ngx_oauth_url_parts_t *u,
+    const ngx_oauth_str_t *origins, size_t norigins, const char **reason)
+{
+    int          rc;
+    char         origin[NGX_OAUTH_ORIGIN_MAX];
+    char         allowed[NGX_OAUTH_ORIGIN_MAX];
+    size_t       i, olen, alen;
+    const char  *r;
+
+    rc = ngx_oauth_url_make_origin(u, origin, &olen, reason);
     if (rc != NGX_OAUTH_OK) {
         return rc;
     }
@@ -597,29 +518,37 @@ ngx_oauth_return_to_check(const unsigned char *url, size_t len,
         }
 
         if (alen == olen && memcmp(allowed, origin, olen) == 0) {
+            return NGX_OAUTH_OK;
+        }
+    }
+
+    *reason = "return_to origin not allowed";
+
+    return NGX_OAUTH_INVALID;
+}
+
+
+/* the path (checked as how says), then the query and fragment */
+
+static int
+ngx_oauth_return_to_rest(const unsigned char *p, size_t len, unsigned how,
+    const char **reason)
+{
+    int     rc;
+    size_t  plen;
+
+    for (plen = 0; plen < len; plen++) {
+        if (p[plen] == '?' || p[plen] == '#') {
             break;
         }
     }
 
-    if (i == norigins) {
-        *reason = "return_to origin not allowed";
-        return NGX_OAUTH_INVALID;
-    }
-
-    for (plen = 0; plen < u.rest.len; plen++) {
-        if (u.rest.data[plen] == '?' || u.rest.data[plen] == '#') {
-            break;
-        }
-    }
-
-    rc = ngx_oauth_return_to_levels(u.rest.data, plen, NGX_OAUTH_RT_PATH,
-                                    reason);
+    rc = ngx_oauth_return_to_levels(p, plen, how, reason);
     if (rc != NGX_OAUTH_OK) {
         return rc;
     }
 
-    return ngx_oauth_return_to_levels(u.rest.data + plen, u.rest.len - plen,
-                                      0, reason);
+    return ngx_oauth_return_to_levels(p + plen, len - plen, 0, reason);
 }
 
 
@@ -649,40 +578,20 @@ static int
 ngx_oauth_url_unescape(const unsigned char *src, size_t len, unsigned flags,
     unsigned char *dst, size_t *dst_len)
 {
-    int            hi, lo;
-    size_t         i, n;
-    unsigned char  c;
+    int     c;
+    size_t  i, n;
 
     n = 0;
 
-    for (i = 0; i < len; i++) {
-        c = src[i];
+    for (i = 0; i < len; /* void */) {
+        c = ngx_oauth_url_unescape_char(src, len, &i, flags);
 
-        if (c == '%') {
-            if (len < 3 || i > len - 3) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            hi = ngx_oauth_url_hex(src[i + 1]);
-            lo = ngx_oauth_url_hex(src[i + 2]);
-
-            if (hi < 0 || lo < 0) {
-                return NGX_OAUTH_INVALID;
-            }
-
-            c = (unsigned char) (hi << 4 | lo);
-            i += 2;
-
-        } else if (c == '+' && (flags & NGX_OAUTH_URL_FORM)) {
-            c = ' ';
-        }
-
-        if (c == '\0' && (flags & NGX_OAUTH_URL_NO_NUL)) {
+        if (c < 0 || (c == '\0' && (flags & NGX_OAUTH_URL_NO_NUL))) {
             return NGX_OAUTH_INVALID;
         }
 
         if (dst != NULL) {
-            dst[n] = c;
+            dst[n] = (unsigned char) c;
         }
 
         n++;
@@ -696,41 +605,58 @@ ngx_oauth_url_unescape(const unsigned char *src, size_t len, unsigned flags,
 }
 
 
+/*
+ * The byte at src[*i], decoded ("%XX", and "+" with NGX_OAUTH_URL_FORM),
+ * and *i moved past it; -1 for a malformed escape.
+ */
+
+static int
+ngx_oauth_url_unescape_char(const unsigned char *src, size_t len, size_t *i,
+    unsigned flags)
+{
+    int            hi, lo;
+    unsigned char  c;
+
+    c = src[*i];
+
+    if (c == '%') {
+        if (len < 3 || *i > len - 3) {
+            return -1;
+        }
+
+        hi = ngx_oauth_url_hex(src[*i + 1]);
+        lo = ngx_oauth_url_hex(src[*i + 2]);
+
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+
+        *i += 3;
+
+        return hi << 4 | lo;
+    }
+
+    *i += 1;
+
+    return (c == '+' && (flags & NGX_OAUTH_URL_FORM)) ? ' ' : c;
+}
+
+
 /* compares a raw (form-encoded) parameter name with a decoded one */
 
 static int
 ngx_oauth_url_name_equal(const unsigned char *raw, size_t len,
     const unsigned char *name, size_t name_len)
 {
-    int            hi, lo;
-    size_t         i, n;
-    unsigned char  c;
+    int     c;
+    size_t  i, n;
 
     n = 0;
 
-    for (i = 0; i < len; i++) {
-        c = raw[i];
+    for (i = 0; i < len; /* void */) {
+        c = ngx_oauth_url_unescape_char(raw, len, &i, NGX_OAUTH_URL_FORM);
 
-        if (c == '%') {
-            if (len < 3 || i > len - 3) {
-                return 0;
-            }
-
-            hi = ngx_oauth_url_hex(raw[i + 1]);
-            lo = ngx_oauth_url_hex(raw[i + 2]);
-
-            if (hi < 0 || lo < 0) {
-                return 0;
-            }
-
-            c = (unsigned char) (hi << 4 | lo);
-            i += 2;
-
-        } else if (c == '+') {
-            c = ' ';
-        }
-
-        if (n == name_len || name[n] != c) {
+        if (c < 0 || n == name_len || name[n] != c) {
             return 0;
         }
 
@@ -741,26 +667,46 @@ ngx_oauth_url_name_equal(const unsigned char *raw, size_t len,
 }
 
 
-static void
-ngx_oauth_query_split(const unsigned char *p, const unsigned char *end,
+/*
+ * The next "&"-separated parameter at *pos, split at its first "=" (no
+ * "=": an empty value), and *pos moved past it.
+ */
+
+static int
+ngx_oauth_query_next(const unsigned char **pos, const unsigned char *end,
     ngx_oauth_str_t *name, ngx_oauth_str_t *value)
 {
-    const unsigned char  *eq;
+    const unsigned char  *p, *eq, *amp;
 
-    eq = memchr(p, '=', end - p);
+    p = *pos;
+
+    if (p >= end) {
+        return NGX_OAUTH_QUERY_END;
+    }
+
+    amp = memchr(p, '&', end - p);
+    if (amp == NULL) {
+        amp = end;
+    }
+
+    *pos = (amp < end) ? amp + 1 : end;
+
+    eq = memchr(p, '=', amp - p);
 
     name->data = (unsigned char *) p;
 
     if (eq == NULL) {
-        name->len = end - p;
-        value->data = (unsigned char *) end;
+        name->len = amp - p;
+        value->data = (unsigned char *) amp;
         value->len = 0;
-        return;
+
+    } else {
+        name->len = eq - p;
+        value->data = (unsigned char *) eq + 1;
+        value->len = amp - eq - 1;
     }
 
-    name->len = eq - p;
-    value->data = (unsigned char *) eq + 1;
-    value->len = end - eq - 1;
+    return (amp == p) ? NGX_OAUTH_QUERY_EMPTY : NGX_OAUTH_QUERY_PARAM;
 }
 
 
@@ -773,8 +719,7 @@ static int
 ngx_oauth_url_split(const unsigned char *url, size_t len, unsigned flags,
     ngx_oauth_url_parts_t *u, const char **reason)
 {
-    size_t                i, hlen;
-    unsigned              port;
+    int                   rc;
     unsigned char         c;
     const unsigned char  *p, *end, *auth, *aend, *colon;
 
@@ -829,61 +774,93 @@ ngx_oauth_url_split(const unsigned char *url, size_t len, unsigned flags,
         return NGX_OAUTH_INVALID;
     }
 
-    if (*auth == '[') {
-        p = memchr(auth, ']', aend - auth);
-        if (p == NULL) {
-            *reason = "unterminated IP-literal host";
-            return NGX_OAUTH_INVALID;
-        }
-
-        hlen = p + 1 - auth;
-
-        for (i = 1; i < hlen - 1; i++) {
-            c = auth[i];
-
-            if (ngx_oauth_url_hex(c) < 0 && c != ':' && c != '.') {
-                *reason = "invalid IP-literal host";
-                return NGX_OAUTH_INVALID;
-            }
-        }
-
-        if (hlen < 4 || memchr(auth, ':', hlen) == NULL) {
-            *reason = "invalid IP-literal host";
-            return NGX_OAUTH_INVALID;
-        }
-
-        colon = auth + hlen;
-
-        if (colon != aend && *colon != ':') {
-            *reason = "invalid IP-literal host";
-            return NGX_OAUTH_INVALID;
-        }
-
-        u->ip_literal = 1;
-
-    } else {
-        colon = memchr(auth, ':', aend - auth);
-        hlen = (colon ? colon : aend) - auth;
-    }
-
-    u->host.data = (unsigned char *) auth;
-    u->host.len = hlen;
-
-    if (!u->ip_literal) {
-        if (ngx_oauth_url_check_host(&u->host, flags, reason)
-            != NGX_OAUTH_OK)
-        {
-            return NGX_OAUTH_INVALID;
-        }
+    rc = ngx_oauth_url_split_host(auth, aend, flags, u, &colon, reason);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
     }
 
     if (colon == NULL || colon == aend) {
         return NGX_OAUTH_OK;
     }
 
-    /* a port: 1 to 5 digits, 1..65535; "host:" is refused, not defaulted */
+    return ngx_oauth_url_split_port(colon, aend, &u->port, reason);
+}
 
-    port = 0;
+
+/*
+ * The host of the authority auth..aend: a name or an IP-literal in
+ * brackets; *colon is where a port would start (NULL or aend: none).
+ */
+
+static int
+ngx_oauth_url_split_host(const unsigned char *auth,
+    const unsigned char *aend, unsigned flags, ngx_oauth_url_parts_t *u,
+    const unsigned char **colon, const char **reason)
+{
+    size_t                i, hlen;
+    unsigned char         c;
+    const unsigned char  *p;
+
+    if (*auth != '[') {
+        *colon = memchr(auth, ':', aend - auth);
+        hlen = (*colon ? *colon : aend) - auth;
+
+        u->host.data = (unsigned char *) auth;
+        u->host.len = hlen;
+
+        if (ngx_oauth_url_check_host(&u->host, flags, reason)
+            != NGX_OAUTH_OK)
+        {
+            return NGX_OAUTH_INVALID;
+        }
+
+        return NGX_OAUTH_OK;
+    }
+
+    p = memchr(auth, ']', aend - auth);
+    if (p == NULL) {
+        *reason = "unterminated IP-literal host";
+        return NGX_OAUTH_INVALID;
+    }
+
+    hlen = p + 1 - auth;
+
+    for (i = 1; i < hlen - 1; i++) {
+        c = auth[i];
+
+        if (ngx_oauth_url_hex(c) < 0 && c != ':' && c != '.') {
+            *reason = "invalid IP-literal host";
+            return NGX_OAUTH_INVALID;
+        }
+    }
+
+    *colon = auth + hlen;
+
+    if (hlen < 4 || memchr(auth, ':', hlen) == NULL
+        || (*colon != aend && **colon != ':'))
+    {
+        *reason = "invalid IP-literal host";
+        return NGX_OAUTH_INVALID;
+    }
+
+    u->ip_literal = 1;
+    u->host.data = (unsigned char *) auth;
+    u->host.len = hlen;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* a port: 1 to 5 digits, 1..65535; "host:" is refused, not defaulted */
+
+static int
+ngx_oauth_url_split_port(const unsigned char *colon,
+    const unsigned char *aend, unsigned *port, const char **reason)
+{
+    unsigned              n;
+    const unsigned char  *p;
+
+    n = 0;
 
     for (p = colon + 1; p < aend; p++) {
         if (!ngx_oauth_url_is_digit(*p) || p - colon > 5) {
@@ -891,17 +868,64 @@ ngx_oauth_url_split(const unsigned char *url, size_t len, unsigned flags,
             return NGX_OAUTH_INVALID;
         }
 
-        port = port * 10 + (*p - '0');
+        n = n * 10 + (*p - '0');
     }
 
-    if (p == colon + 1 || port == 0 || port > 65535) {
+    if (p == colon + 1 || n == 0 || n > 65535) {
         *reason = "invalid port in URL";
         return NGX_OAUTH_INVALID;
     }
 
-    u->port = port;
+    *port = n;
 
     return NGX_OAUTH_OK;
+}
+
+
+/* the first byte that may not stand raw in url, as raw says */
+
+static int
+ngx_oauth_url_check_raw(const unsigned char *url, size_t len,
+    const ngx_oauth_url_raw_t *raw, const char **reason)
+{
+    size_t       i;
+    const char  *r;
+
+    for (i = 0; i < len; i++) {
+        r = ngx_oauth_url_raw_reason(url[i], raw);
+
+        if (r != NULL) {
+            *reason = r;
+            return NGX_OAUTH_INVALID;
+        }
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* why c may not stand raw in a URL, as raw says; NULL if it may */
+
+static const char *
+ngx_oauth_url_raw_reason(unsigned char c, const ngx_oauth_url_raw_t *raw)
+{
+    if (ngx_oauth_url_is_ctl(c) || c == ' ') {
+        return raw->ctl;
+    }
+
+    if (c >= 0x80) {
+        return raw->non_ascii;
+    }
+
+    if (c == '\\') {
+        return raw->backslash;
+    }
+
+    if (c == '"' || c == '<' || c == '>' || c == '`') {
+        return raw->quote;
+    }
+
+    return NULL;
 }
 
 
