@@ -990,6 +990,20 @@ ngx_oauth_sha256(const unsigned char *data, size_t len, unsigned char *out)
 }
 
 
+void
+ngx_oauth_hex_encode(const unsigned char *src, size_t len, char *out)
+{
+    size_t  i;
+
+    static const char  digits[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[src[i] >> 4];
+        out[2 * i + 1] = digits[src[i] & 0x0f];
+    }
+}
+
+
 size_t
 ngx_oauth_base64url_encode(const unsigned char *src, size_t len, char *out)
 {

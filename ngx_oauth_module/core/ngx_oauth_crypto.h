@@ -111,6 +111,9 @@ int ngx_oauth_pkce_challenge(const char *verifier, size_t len, char *out);
 int ngx_oauth_sha256(const unsigned char *data, size_t len,
     unsigned char *out);
 
+/* 2 * len lower-case hex digits into out, no NUL */
+void ngx_oauth_hex_encode(const unsigned char *src, size_t len, char *out);
+
 /* returns the encoded length; out needs base64url_encoded_len(len) + 1 */
 size_t ngx_oauth_base64url_encode(const unsigned char *src, size_t len,
     char *out);

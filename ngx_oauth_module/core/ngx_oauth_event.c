@@ -75,9 +75,7 @@ ngx_oauth_event_type_parse(const unsigned char *name, size_t len)
 int
 ngx_oauth_event_init(ngx_oauth_event_t *ev, unsigned type, time_t now)
 {
-    size_t          i;
     unsigned char   rnd[16];
-    static const char  hex[] = "0123456789abcdef";
 
     if (type >= NGX_OAUTH_EVENT_TYPES) {
         return NGX_OAUTH_INVALID;
@@ -90,11 +88,7 @@ ngx_oauth_event_init(ngx_oauth_event_t *ev, unsigned type, time_t now)
     }
 
     memcpy(ev->id, "evt_", 4);
-
-    for (i = 0; i < sizeof(rnd); i++) {
-        ev->id[4 + 2 * i] = hex[rnd[i] >> 4];
-        ev->id[5 + 2 * i] = hex[rnd[i] & 0x0f];
-    }
+    ngx_oauth_hex_encode(rnd, sizeof(rnd), ev->id + 4);
 
     ev->id[NGX_OAUTH_EVENT_ID_LEN] = '\0';
     ev->type = type;
@@ -175,11 +169,9 @@ ngx_oauth_event_sign(const unsigned char *secret, size_t slen, time_t t,
     const unsigned char *body, size_t blen, char *out, size_t outlen)
 {
     int             n, ret;
-    size_t          i;
     char            ts[24];
     unsigned int    mlen;
     unsigned char  *msg, mac[EVP_MAX_MD_SIZE];
-    static const char  hex[] = "0123456789abcdef";
 
     if (outlen < NGX_OAUTH_EVENT_SIG_LEN + 1 || secret == NULL || slen == 0
         || slen > 4096 || blen > NGX_OAUTH_JSON_MAX_SIZE)
@@ -223,11 +215,7 @@ ngx_oauth_event_sign(const unsigned char *secret, size_t slen, time_t t,
         goto done;
     }
 
-    for (i = 0; i < mlen; i++) {
-        out[n + 2 * i] = hex[mac[i] >> 4];
-        out[n + 2 * i + 1] = hex[mac[i] & 0x0f];
-    }
-
+    ngx_oauth_hex_encode(mac, mlen, out + n);
     out[n + 2 * mlen] = '\0';
     ret = NGX_OAUTH_OK;
 

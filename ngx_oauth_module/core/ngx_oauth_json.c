@@ -29,6 +29,8 @@ static int ngx_oauth_token_scope(json_t *root, ngx_oauth_str_t *s);
 static int ngx_oauth_token_expires_in(json_t *root, long long *expires_in);
 static void ngx_oauth_token_set(json_t *v, ngx_oauth_str_t *s);
 static int ngx_oauth_json_real_text(double d, char *out, size_t size);
+static int ngx_oauth_json_decimal(const char *p, size_t len, size_t max,
+    unsigned long long *n);
 static int ngx_oauth_json_member(json_t *v, const unsigned char *name,
     size_t len, json_t **member);
 static int ngx_oauth_json_find(json_t *root, const unsigned char *path,
@@ -366,8 +368,9 @@ static int
 ngx_oauth_json_find(json_t *root, const unsigned char *path, size_t path_len,
     json_t **found)
 {
-    size_t                i, len, index;
+    size_t                len;
     json_t               *v;
+    unsigned long long    index;
     const unsigned char  *p, *end, *seg;
 
     if (path_len == 0) {
@@ -401,21 +404,13 @@ ngx_oauth_json_find(json_t *root, const unsigned char *path, size_t path_len,
             }
 
         } else if (json_is_array(v)) {
-            if (len > 9) {
+            if (ngx_oauth_json_decimal((const char *) seg, len, 9, &index)
+                != NGX_OAUTH_OK)
+            {
                 return NGX_OAUTH_NOT_FOUND;
             }
 
-            index = 0;
-
-            for (i = 0; i < len; i++) {
-                if (seg[i] < '0' || seg[i] > '9') {
-                    return NGX_OAUTH_NOT_FOUND;
-                }
-
-                index = index * 10 + (seg[i] - '0');
-            }
-
-            v = json_array_get(v, index);
+            v = json_array_get(v, (size_t) index);
 
         } else {
             return NGX_OAUTH_NOT_FOUND;
@@ -486,6 +481,32 @@ ngx_oauth_json_scalar(json_t *v, char *num, size_t size, const char **text,
 
     *text = num;
     *len = n;
+
+    return NGX_OAUTH_OK;
+}
+
+
+/* 1 to max decimal digits and nothing else */
+
+static int
+ngx_oauth_json_decimal(const char *p, size_t len, size_t max,
+    unsigned long long *n)
+{
+    size_t  i;
+
+    if (len == 0 || len > max) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    *n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return NGX_OAUTH_INVALID;
+        }
+
+        *n = *n * 10 + (unsigned long long) (p[i] - '0');
+    }
 
     return NGX_OAUTH_OK;
 }
@@ -941,11 +962,10 @@ exit:
 static int
 ngx_oauth_token_expires_in(json_t *root, long long *expires_in)
 {
-    size_t       i, len;
-    double       d;
-    json_t      *v;
-    long long    n;
-    const char  *p;
+    double               d;
+    json_t              *v;
+    long long            n;
+    unsigned long long   u;
 
     v = json_object_get(root, "expires_in");
 
@@ -969,22 +989,14 @@ ngx_oauth_token_expires_in(json_t *root, long long *expires_in)
     } else if (json_is_string(v)) {
         /* "3600", as some providers send it; nothing else in the string */
 
-        p = json_string_value(v);
-        len = json_string_length(v);
-
-        if (len == 0 || len > 12) {
+        if (ngx_oauth_json_decimal(json_string_value(v),
+                                   json_string_length(v), 12, &u)
+            != NGX_OAUTH_OK)
+        {
             return NGX_OAUTH_INVALID;
         }
 
-        n = 0;
-
-        for (i = 0; i < len; i++) {
-            if (p[i] < '0' || p[i] > '9') {
-                return NGX_OAUTH_INVALID;
-            }
-
-            n = n * 10 + (p[i] - '0');
-        }
+        n = (long long) u;
 
     } else {
         return NGX_OAUTH_INVALID;

@@ -33,6 +33,8 @@ typedef struct {
 static int ngx_oauth_sign_collect(void *data, const ngx_oauth_str_t *name,
     const ngx_oauth_str_t *value);
 static int ngx_oauth_sign_cmp(const void *a, const void *b);
+static int ngx_oauth_sigv4_hmac(const ngx_oauth_sigv4_t *req,
+    const ngx_oauth_buf_t *sts, unsigned char *sig);
 static void ngx_oauth_sign_escaped(ngx_oauth_buf_t *b,
     const ngx_oauth_buf_t *s, int name);
 
@@ -155,7 +157,6 @@ ngx_oauth_shopify_hmac_check(const unsigned char *query, size_t len,
     ngx_oauth_buf_t          msg = ngx_oauth_buf_init;
     ngx_oauth_sign_query_t  *q;
 
-    static const char  digits[] = "0123456789abcdef";
 
     q = calloc(1, sizeof(ngx_oauth_sign_query_t));
     if (q == NULL) {
@@ -202,10 +203,7 @@ ngx_oauth_shopify_hmac_check(const unsigned char *query, size_t len,
         goto done;
     }
 
-    for (i = 0; i < sizeof(mac); i++) {
-        hex[2 * i] = digits[mac[i] >> 4];
-        hex[2 * i + 1] = digits[mac[i] & 0x0f];
-    }
+    ngx_oauth_hex_encode(mac, sizeof(mac), (char *) hex);
 
     /* hex digits from Shopify are lower case; upper case is not refused */
 
@@ -237,20 +235,14 @@ done:
 int
 ngx_oauth_sha256_hex(const unsigned char *data, size_t len, char *hex)
 {
-    size_t         i;
     unsigned char  md[32];
 
-    static const char  digits[] = "0123456789abcdef";
 
     if (ngx_oauth_sha256(data, len, md) != NGX_OAUTH_OK) {
         return NGX_OAUTH_ERROR;
     }
 
-    for (i = 0; i < sizeof(md); i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0x0f];
-    }
-
+    ngx_oauth_hex_encode(md, sizeof(md), hex);
     hex[64] = '\0';
 
     return NGX_OAUTH_OK;
@@ -468,14 +460,11 @@ ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out, size_t size)
 {
     int              rc, n;
     char             hash[65];
-    size_t           i;
-    unsigned char    k[NGX_OAUTH_HMAC_LEN], sig[NGX_OAUTH_HMAC_LEN];
+    unsigned char    sig[NGX_OAUTH_HMAC_LEN];
     ngx_oauth_buf_t  cr = ngx_oauth_buf_init;
     ngx_oauth_buf_t  sh = ngx_oauth_buf_init;
     ngx_oauth_buf_t  sts = ngx_oauth_buf_init;
-    ngx_oauth_buf_t  key = ngx_oauth_buf_init;
 
-    static const char  digits[] = "0123456789abcdef";
 
     if (req->amz_date.len != 16 || req->amz_date.data[8] != 'T'
         || req->amz_date.data[15] != 'Z')
@@ -507,29 +496,7 @@ ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out, size_t size)
     ngx_oauth_buf_add_cstr(&sts, "/aws4_request\n");
     ngx_oauth_buf_add(&sts, hash, 64);
 
-    /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
-     * service), "aws4_request") */
-
-    ngx_oauth_buf_add_cstr(&key, "AWS4");
-    ngx_oauth_buf_add(&key, req->secret_key.data, req->secret_key.len);
-
-    if (sts.failed || key.failed
-        || ngx_oauth_hmac_sha256(key.data, key.len, req->amz_date.data, 8,
-                                 k)
-           != NGX_OAUTH_OK
-        || ngx_oauth_hmac_sha256(k, sizeof(k), req->region.data,
-                                 req->region.len, sig)
-           != NGX_OAUTH_OK
-        || ngx_oauth_hmac_sha256(sig, sizeof(sig), req->service.data,
-                                 req->service.len, k)
-           != NGX_OAUTH_OK
-        || ngx_oauth_hmac_sha256(k, sizeof(k),
-                                 (const unsigned char *) "aws4_request", 12,
-                                 sig)
-           != NGX_OAUTH_OK
-        || ngx_oauth_hmac_sha256(sig, sizeof(sig), sts.data, sts.len, k)
-           != NGX_OAUTH_OK)
-    {
+    if (sts.failed || ngx_oauth_sigv4_hmac(req, &sts, sig) != NGX_OAUTH_OK) {
         goto done;
     }
 
@@ -546,24 +513,63 @@ ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out, size_t size)
         goto done;
     }
 
-    /* the last HMAC, the signature, is in k */
-
-    for (i = 0; i < sizeof(k); i++) {
-        out[n + 2 * i] = digits[k[i] >> 4];
-        out[n + 2 * i + 1] = digits[k[i] & 0x0f];
-    }
-
+    ngx_oauth_hex_encode(sig, sizeof(sig), out + n);
     out[n + 2 * sizeof(sig)] = '\0';
 
     rc = NGX_OAUTH_OK;
 
 done:
 
-    ngx_oauth_wipe(k, sizeof(k));
     ngx_oauth_wipe(sig, sizeof(sig));
     ngx_oauth_buf_free(&cr);
     ngx_oauth_buf_free(&sh);
     ngx_oauth_buf_free(&sts);
+
+    return rc;
+}
+
+
+/*
+ * The signature of the string to sign sts under the signing key
+ * HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service),
+ * "aws4_request")
+ */
+
+static int
+ngx_oauth_sigv4_hmac(const ngx_oauth_sigv4_t *req, const ngx_oauth_buf_t *sts,
+    unsigned char *sig)
+{
+    int              rc;
+    unsigned char    a[NGX_OAUTH_HMAC_LEN], b[NGX_OAUTH_HMAC_LEN];
+    ngx_oauth_buf_t  key = ngx_oauth_buf_init;
+
+    ngx_oauth_buf_add_cstr(&key, "AWS4");
+    ngx_oauth_buf_add(&key, req->secret_key.data, req->secret_key.len);
+
+    rc = NGX_OAUTH_ERROR;
+
+    if (!key.failed
+        && ngx_oauth_hmac_sha256(key.data, key.len, req->amz_date.data, 8,
+                                 a)
+           == NGX_OAUTH_OK
+        && ngx_oauth_hmac_sha256(a, sizeof(a), req->region.data,
+                                 req->region.len, b)
+           == NGX_OAUTH_OK
+        && ngx_oauth_hmac_sha256(b, sizeof(b), req->service.data,
+                                 req->service.len, a)
+           == NGX_OAUTH_OK
+        && ngx_oauth_hmac_sha256(a, sizeof(a),
+                                 (const unsigned char *) "aws4_request", 12,
+                                 b)
+           == NGX_OAUTH_OK
+        && ngx_oauth_hmac_sha256(b, sizeof(b), sts->data, sts->len, sig)
+           == NGX_OAUTH_OK)
+    {
+        rc = NGX_OAUTH_OK;
+    }
+
+    ngx_oauth_wipe(a, sizeof(a));
+    ngx_oauth_wipe(b, sizeof(b));
     ngx_oauth_buf_free(&key);
 
     return rc;

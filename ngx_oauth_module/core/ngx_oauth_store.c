@@ -141,6 +141,8 @@ static int ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
 static int ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder,
     time_t now);
 static int ngx_oauth_store_lease_other(const MDB_val *v, uint64_t holder);
+static int ngx_oauth_store_lease_look(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_val *k, uint64_t holder, time_t now, unsigned *was);
 static void ngx_oauth_store_put64(unsigned char *p, uint64_t v);
 static uint64_t ngx_oauth_store_get64(const unsigned char *p);
 static int ngx_oauth_store_conn_write(ngx_oauth_store_t *st,
@@ -1527,7 +1529,7 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
     const ngx_oauth_str_t *account, uint64_t holder, time_t now,
     time_t deadline, unsigned flags, unsigned *taken)
 {
-    int             rc, ret;
+    int             ret;
     unsigned        was;
     MDB_val         k, v;
     MDB_txn        *txn;
@@ -1546,7 +1548,8 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
     /*
      * Requests waiting on someone else's refresh poll here: a read-only
      * look first, so that a busy lease costs no write transaction (which
-     * would queue behind every other process's commit).
+     * would queue behind every other process's commit).  A failure to
+     * read is left for the write transaction to report.
      */
 
     ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
@@ -1554,10 +1557,7 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
         return ret;
     }
 
-    rc = mdb_get(txn, st->leases, &k, &v);
-
-    ret = (rc == 0 && ngx_oauth_store_lease_held(&v, holder, now))
-          ? NGX_OAUTH_BUSY : NGX_OAUTH_OK;
+    ret = ngx_oauth_store_lease_look(st, txn, &k, holder, now, &was);
 
     mdb_txn_abort(txn);
 
@@ -1570,32 +1570,10 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
         return ret;
     }
 
-    rc = mdb_get(txn, st->leases, &k, &v);
-    was = 0;
-
-    if (rc == 0) {
-
-        /* a lease value of another size is garbage: take it over */
-
-        if (ngx_oauth_store_lease_held(&v, holder, now)) {
-            ret = NGX_OAUTH_BUSY;
-            goto done;
-        }
-
-        if (v.mv_size >= NGX_OAUTH_STORE_LEASE_OLD
-            && ngx_oauth_store_get64(v.mv_data) != holder)
-        {
-            was = NGX_OAUTH_LEASE_TAKEN_OVER;
-
-            if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN) {
-                was |= (unsigned) ngx_oauth_store_get64(
-                           (unsigned char *) v.mv_data + 16);
-            }
-        }
-
-    } else if (rc != MDB_NOTFOUND) {
-        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
-        goto done;
+    ret = ngx_oauth_store_lease_look(st, txn, &k, holder, now, &was);
+    if (ret != NGX_OAUTH_OK) {
+        mdb_txn_abort(txn);
+        return ret;
     }
 
     ngx_oauth_store_put64(lease, holder);
@@ -1608,19 +1586,58 @@ ngx_oauth_store_lease_claim(ngx_oauth_store_t *st,
     /* ends the transaction either way */
 
     ret = ngx_oauth_store_put_commit(st, txn, st->leases, &k, &v);
-    txn = NULL;
 
     if (ret == NGX_OAUTH_OK && taken) {
         *taken = was;
     }
 
-done:
+    return ret;
+}
 
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
+
+/*
+ * NGX_OAUTH_BUSY when the lease under k keeps holder out; else *was says
+ * whether the lease is taken over from another holder and how it was
+ * left (0: none, or holder's own).
+ */
+
+static int
+ngx_oauth_store_lease_look(ngx_oauth_store_t *st, MDB_txn *txn, MDB_val *k,
+    uint64_t holder, time_t now, unsigned *was)
+{
+    int      rc;
+    MDB_val  v;
+
+    *was = 0;
+
+    rc = mdb_get(txn, st->leases, k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return NGX_OAUTH_OK;
     }
 
-    return ret;
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_get");
+    }
+
+    /* a lease value of another size is garbage: take it over */
+
+    if (ngx_oauth_store_lease_held(&v, holder, now)) {
+        return NGX_OAUTH_BUSY;
+    }
+
+    if (v.mv_size >= NGX_OAUTH_STORE_LEASE_OLD
+        && ngx_oauth_store_get64(v.mv_data) != holder)
+    {
+        *was = NGX_OAUTH_LEASE_TAKEN_OVER;
+
+        if (v.mv_size == NGX_OAUTH_STORE_LEASE_LEN) {
+            *was |= (unsigned) ngx_oauth_store_get64(
+                        (unsigned char *) v.mv_data + 16);
+        }
+    }
+
+    return NGX_OAUTH_OK;
 }
 
 
