@@ -999,6 +999,21 @@ test_pkce(void **state)
 
 
 static void
+test_hex_encode(void **state)
+{
+    char  out[9];
+
+    static const unsigned char  in[] = { 0x00, 0x0f, 0xa5, 0xff };
+
+    memset(out, 'x', sizeof(out));
+    ngx_oauth_hex_encode(in, sizeof(in), out);
+
+    assert_memory_equal(out, "000fa5ff", 8);
+    assert_int_equal(out[8], 'x');      /* no NUL: the caller ends it */
+}
+
+
+static void
 test_sha256(void **state)
 {
     unsigned char  out[NGX_OAUTH_SHA256_LEN];
@@ -1653,6 +1668,7 @@ main(void)
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_random_token),
         cmocka_unit_test(test_pkce),
+        cmocka_unit_test(test_hex_encode),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_base64_encode),
         cmocka_unit_test(test_base64_decode),

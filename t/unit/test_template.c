@@ -59,6 +59,47 @@ test_raw(void **state)
 }
 
 
+/* ngx_oauth_url_expand(): every brace belongs to a placeholder */
+
+static void
+test_url(void **state)
+{
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+    ngx_oauth_str_t  missing;
+
+    assert_int_equal(ngx_oauth_template_expand(&b,
+                         S("https://x/{sellerId}?q={client_id}"), vars, 4,
+                         NGX_OAUTH_TPL_URL, NULL),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) b.data, "https://x/10001?q=id%20one");
+
+    assert_int_equal(ngx_oauth_template_expand(&b, S("/{sellerId}/}"), vars,
+                                               4, NGX_OAUTH_TPL_URL, NULL),
+                     NGX_OAUTH_INVALID);
+    assert_int_equal(ngx_oauth_template_expand(&b, S("/{}"), vars, 4,
+                                               NGX_OAUTH_TPL_URL, NULL),
+                     NGX_OAUTH_INVALID);
+    assert_int_equal(ngx_oauth_template_expand(&b, S("/{a b}"), vars, 4,
+                                               NGX_OAUTH_TPL_URL, NULL),
+                     NGX_OAUTH_INVALID);
+    assert_int_equal(ngx_oauth_template_expand(&b, S("/{sellerId"), vars, 4,
+                                               NGX_OAUTH_TPL_URL, NULL),
+                     NGX_OAUTH_INVALID);
+
+    /* the first problem from the left is the one reported */
+    assert_int_equal(ngx_oauth_template_expand(&b, S("/{nope}/}"), vars, 4,
+                                               NGX_OAUTH_TPL_URL, &missing),
+                     NGX_OAUTH_NOT_FOUND);
+    assert_int_equal(missing.len, 4);
+    assert_memory_equal(missing.data, "nope", 4);
+
+    /* nothing of a failed expansion stays */
+    assert_string_equal((char *) b.data, "https://x/10001?q=id%20one");
+
+    ngx_oauth_buf_free(&b);
+}
+
+
 static void
 test_json(void **state)
 {
@@ -136,6 +177,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raw),
+        cmocka_unit_test(test_url),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_form),
         cmocka_unit_test(test_names),
