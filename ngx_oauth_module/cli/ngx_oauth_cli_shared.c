@@ -102,6 +102,9 @@ static int ngx_oauth_cli_shared_check_flows(ngx_oauth_cli_shared_t *s,
     int rotate);
 static int ngx_oauth_cli_shared_flow(ngx_oauth_cli_shared_t *s,
     PGresult *res, int i, int rotate);
+static int ngx_oauth_cli_shared_flow_reseal(ngx_oauth_cli_shared_t *s,
+    PGresult *res, int i, ngx_oauth_flow_t *flow, unsigned char *plain,
+    size_t plen);
 static int ngx_oauth_cli_shared_rotate(ngx_oauth_cli_shared_t *s);
 static int ngx_oauth_cli_shared_rotate_conn(ngx_oauth_cli_shared_t *s,
     const ngx_oauth_cli_shared_row_t *key);
@@ -773,11 +776,9 @@ static int
 ngx_oauth_cli_shared_flow(ngx_oauth_cli_shared_t *s, PGresult *res, int i,
     int rotate)
 {
-    int                  rc, lens[3];
-    size_t               plen, slen;
-    unsigned char       *plain, *sealed, *rec;
-    const char          *values[3];
-    PGresult            *up;
+    int                  rc;
+    size_t               plen;
+    unsigned char       *plain;
     ngx_oauth_str_t      key[3];
     ngx_oauth_flow_t     flow;
 
@@ -811,7 +812,6 @@ ngx_oauth_cli_shared_flow(ngx_oauth_cli_shared_t *s, PGresult *res, int i,
 
     rc = NGX_OAUTH_OK;
     plain = NULL;
-    sealed = NULL;
 
     if (flow.verifier.len == 0
         || (rotate && ngx_oauth_cli_shared_is_active(s, &flow.verifier)))
@@ -843,31 +843,64 @@ ngx_oauth_cli_shared_flow(ngx_oauth_cli_shared_t *s, PGresult *res, int i,
         goto exit;
     }
 
+    rc = ngx_oauth_cli_shared_flow_reseal(s, res, i, &flow, plain, plen);
+
+exit:
+
+    free(plain);
+    ngx_oauth_flow_free(&flow);
+
+    return rc;
+}
+
+
+/*
+ * The flow's verifier (plain, wiped here) sealed under the first key and
+ * written back, unless its callback took the flow meanwhile.
+ */
+
+static int
+ngx_oauth_cli_shared_flow_reseal(ngx_oauth_cli_shared_t *s, PGresult *res,
+    int i, ngx_oauth_flow_t *flow, unsigned char *plain, size_t plen)
+{
+    int                  rc, lens[3];
+    size_t               slen;
+    unsigned char       *sealed, *rec;
+    const char          *values[3];
+    PGresult            *up;
+
     slen = ngx_oauth_sealed_size(&s->keyring, plen);
 
     sealed = malloc(slen);
     if (sealed == NULL) {
         ngx_oauth_wipe(plain, plen);
-        rc = NGX_OAUTH_NOMEM;
-        goto exit;
+        return NGX_OAUTH_NOMEM;
     }
 
     /* the same binding again (state NULL): the flow keeps its key */
 
-    rc = ngx_oauth_flow_seal_verifier(&s->keyring, &flow, NULL, 0, plain,
+    rc = ngx_oauth_flow_seal_verifier(&s->keyring, flow, NULL, 0, plain,
                                       plen, sealed, &slen);
     ngx_oauth_wipe(plain, plen);
 
     if (rc != NGX_OAUTH_OK) {
-        goto exit;
+        free(sealed);
+        return rc;
     }
 
-    flow.verifier.data = sealed;
-    flow.verifier.len = slen;
+    /* the record is encoded with the new verifier, then given its own */
 
-    rc = ngx_oauth_flow_encode(&flow, &rec, &slen);
+    flow->verifier.data = sealed;
+    flow->verifier.len = slen;
+
+    rc = ngx_oauth_flow_encode(flow, &rec, &slen);
+
+    flow->verifier.data = NULL;
+    flow->verifier.len = 0;
+    free(sealed);
+
     if (rc != NGX_OAUTH_OK) {
-        goto exit;
+        return rc;
     }
 
     values[0] = PQgetvalue(res, i, 0);
@@ -887,20 +920,13 @@ ngx_oauth_cli_shared_flow(ngx_oauth_cli_shared_t *s, PGresult *res, int i,
     free(rec);
 
     if (up == NULL) {
-        rc = NGX_OAUTH_CLI_SHARED_REPORTED;
-        goto exit;
+        return NGX_OAUTH_CLI_SHARED_REPORTED;
     }
 
     PQclear(up);
     s->flows_done++;
 
-exit:
-
-    free(plain);
-    free(sealed);
-    ngx_oauth_flow_free(&flow);
-
-    return rc;
+    return NGX_OAUTH_OK;
 }
 
 
