@@ -113,6 +113,17 @@ sub types_of {
     ok(wait_for(sub { psql('SELECT count(*) FROM oauth_events') eq '5' },
                 5), 'five events wait in PostgreSQL');
 
+    # the operator's view of the fleet's outbox
+    my ($rc, $out) = @{ cli('--shared', shared_url(), 'events') };
+    is($rc, 0, 'ngx-oauth --shared events runs');
+    my @rows = split /\n/, $out;
+    is(shift(@rows), "seq\tid\ttype\towner\tprovider\taccount\tcreated"
+                     . "\tattempts\tnext_at", 'its header');
+    is(scalar @rows, 5, 'the five pending events');
+    like($rows[0] // '', qr/^\d+\tevt_[0-9a-f]{32}\tconnection\.created\t\S+\tdemo\t\S+\t\d{4}-\d\d-\d\dT[\d:]+Z\t\d+\t\d{4}-/,
+         'seq, id, type, owner, provider, account, created, attempts, next_at');
+    unlike($out, qr/\Q$Secret\E|v1=/, 'no secret, no signature');
+
     # the worker that holds the lease dies without a word
     my ($pid) = psql("SELECT holder FROM oauth_leases WHERE owner = ''")
                 =~ / (\d+)$/;

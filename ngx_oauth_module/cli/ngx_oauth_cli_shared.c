@@ -115,6 +115,9 @@ static int ngx_oauth_cli_shared_lease(ngx_oauth_cli_shared_t *s,
 static int ngx_oauth_cli_shared_write(ngx_oauth_cli_shared_t *s,
     const ngx_oauth_conn_t *conn, uint64_t expect, const char *sql);
 static int ngx_oauth_cli_shared_backup(ngx_oauth_cli_shared_t *s);
+static int ngx_oauth_cli_shared_events(ngx_oauth_cli_shared_t *s);
+static void ngx_oauth_cli_shared_add_time(ngx_oauth_buf_t *b,
+    const char *epoch);
 static int ngx_oauth_cli_shared_backup_fill(ngx_oauth_cli_shared_t *s,
     PGresult *res, const char *dest);
 static int ngx_oauth_cli_shared_backup_count(const ngx_oauth_conn_t *conn,
@@ -219,9 +222,13 @@ ngx_oauth_cli_shared(const ngx_oauth_cli_shared_conf_t *conf)
         keys = 0;
         args = 1;
 
+    } else if (strcmp(conf->command, "events") == 0) {
+        keys = 0;
+        args = 0;
+
     } else {
         ngx_oauth_cli_shared_error("--shared goes with check, rotate, "
-                                   "backup and restore, not \"%s\"",
+                                   "backup, restore and events, not \"%s\"",
                                    conf->command);
         return NGX_OAUTH_CLI_ERROR;
     }
@@ -273,6 +280,9 @@ ngx_oauth_cli_shared(const ngx_oauth_cli_shared_conf_t *conf)
     switch (conf->command[0]) {
     case 'c':
         rc = ngx_oauth_cli_shared_check(&s);
+        break;
+    case 'e':
+        rc = ngx_oauth_cli_shared_events(&s);
         break;
     case 'r':
         rc = (conf->command[1] == 'o') ? ngx_oauth_cli_shared_rotate(&s)
@@ -1726,4 +1736,76 @@ ngx_oauth_cli_shared_error(const char *fmt, ...)
     va_end(args);
 
     fputc('\n', stderr);
+}
+
+
+/*
+ * The fleet's webhook outbox (oauth_events), in the columns of the
+ * store's "ngx-oauth events": what each event is and when it is tried
+ * next; never its body's secrets (it has none) nor a signature.
+ */
+
+static int
+ngx_oauth_cli_shared_events(ngx_oauth_cli_shared_t *s)
+{
+    int        i, n, c;
+    PGresult  *res;
+
+    res = ngx_oauth_cli_shared_exec(s,
+              "SELECT seq::text, id, type, owner, provider, account, "
+              "extract(epoch FROM created_at)::bigint::text, "
+              "attempts::text, extract(epoch FROM next_at)::bigint::text "
+              "FROM oauth_events ORDER BY seq", 0, NULL, NULL);
+
+    /* (results come in binary: the numbers are asked for as text) */
+
+    if (res == NULL) {
+        return NGX_OAUTH_CLI_ERROR;
+    }
+
+    (void) ngx_oauth_buf_add_cstr(&s->out, "seq\tid\ttype\towner\tprovider"
+                                  "\taccount\tcreated\tattempts\tnext_at\n");
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        for (c = 0; c < 9; c++) {
+            if (c == 6 || c == 8) {
+                ngx_oauth_cli_shared_add_time(&s->out,
+                                              PQgetvalue(res, i, c));
+
+            } else {
+                (void) ngx_oauth_buf_add_cstr(&s->out,
+                                              PQgetvalue(res, i, c));
+            }
+
+            (void) ngx_oauth_buf_add_byte(&s->out, c == 8 ? '\n' : '\t');
+        }
+    }
+
+    PQclear(res);
+
+    return NGX_OAUTH_CLI_OK;
+}
+
+
+/* seconds since the epoch as an RFC 3339 UTC time */
+
+static void
+ngx_oauth_cli_shared_add_time(ngx_oauth_buf_t *b, const char *epoch)
+{
+    char       text[32];
+    time_t     t;
+    struct tm  tm;
+
+    t = (time_t) strtoll(epoch, NULL, 10);
+
+    if (gmtime_r(&t, &tm) == NULL
+        || strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    {
+        (void) ngx_oauth_buf_add_byte(b, '-');
+        return;
+    }
+
+    (void) ngx_oauth_buf_add_cstr(b, text);
 }
