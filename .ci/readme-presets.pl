@@ -67,6 +67,8 @@ sub quirks {
     push @q, 'callback `hmac` verified' if $e->{callback_hmac};
     push @q, 'long-lived token exchange' if $e->{exchange_url};
     push @q, 'own refresh grant' if $e->{refresh_url};
+    push @q, "refresh authenticated by `$e->{refresh_token_auth}`"
+        if $e->{refresh_token_auth};
     push @q, 'PKCE' if $e->{pkce};
     push @q, 'no refresh' if defined $e->{refresh} && !$e->{refresh};
     my $acc = $e->{account_id} // '';

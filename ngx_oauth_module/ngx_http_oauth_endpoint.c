@@ -35,8 +35,8 @@ static ngx_uint_t ngx_http_oauth_endpoint_token_call(
 static void ngx_http_oauth_endpoint_done(ngx_http_oauth_fetch_t *f);
 static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_client(
     ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
-    ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
-    ngx_oauth_buf_t *body);
+    ngx_str_t *endpoint, ngx_uint_t auth, const ngx_oauth_pair_t *vars,
+    size_t nvars, ngx_oauth_buf_t *body);
 static ngx_uint_t ngx_http_oauth_endpoint_public_only(
     ngx_http_oauth_provider_t *p, ngx_str_t *endpoint);
 static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
@@ -63,8 +63,21 @@ ngx_http_oauth_endpoint_token(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_oauth_buf_t *body)
 {
-    return ngx_http_oauth_endpoint_client(pool, log, p, &p->token_url, vars,
-                                          nvars, body);
+    return ngx_http_oauth_endpoint_client(pool, log, p, &p->token_url,
+                                          p->token_auth, vars, nvars, body);
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_refresh(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_oauth_buf_t *body)
+{
+    /* Keap: the client in the body for the code, in Basic for a refresh */
+
+    return ngx_http_oauth_endpoint_client(pool, log, p, &p->token_url,
+                                          p->refresh_token_auth, vars, nvars,
+                                          body);
 }
 
 
@@ -79,7 +92,7 @@ ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
      */
 
     return ngx_http_oauth_endpoint_client(pool, log, p, &p->revocation_url,
-                                          vars, nvars, body);
+                                          p->token_auth, vars, nvars, body);
 }
 
 
@@ -87,7 +100,7 @@ ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
 
 static ngx_http_oauth_fetch_t *
 ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
-    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint, ngx_uint_t auth,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body)
 {
     ngx_str_t                url;
@@ -108,7 +121,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
         return NULL;
     }
 
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
+    if (auth == NGX_HTTP_OAUTH_TOKEN_AUTH_POST) {
         ngx_oauth_buf_add_form_pair(body, p->client_id_param.data,
                                     p->client_id_param.len,
                                     p->client_id.data, p->client_id.len);
@@ -158,7 +171,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
         goto done;
     }
 
-    if (p->token_auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
+    if (auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
         && (ngx_http_oauth_endpoint_copy(pool, &user, &f->user) != NGX_OK
             || ngx_http_oauth_endpoint_copy(pool, &pass, &f->password)
                != NGX_OK))

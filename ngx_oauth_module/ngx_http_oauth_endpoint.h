@@ -32,6 +32,11 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_token(ngx_pool_t *pool,
     ngx_log_t *log, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
 
+/* the same for a refresh grant, authenticated per refresh_token_auth */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_refresh(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
+
 /*
  * RFC 7009 revocation: body holds token and token_type_hint; the client
  * authenticates as at the token endpoint; vars (the connection's params)

@@ -72,6 +72,7 @@ typedef struct {
     ngx_str_t                    scope_separator;
     ngx_flag_t                   pkce;
     ngx_uint_t                   token_auth;
+    ngx_uint_t                   refresh_token_auth;  /* default: above */
     ngx_flag_t                   refresh;
     /* a templated host may resolve to loopback, private, link-local */
     ngx_flag_t                   allow_private_hosts;

@@ -280,6 +280,12 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
       "token_auth", ngx_http_oauth_preset_enum,
       ngx_http_oauth_e(token_auth), 0 },
 
+    { { ngx_string("refresh_token_auth"), NGX_CONF_TAKE1,
+        ngx_http_oauth_provider_enum, 0,
+        ngx_http_oauth_p(refresh_token_auth), ngx_http_oauth_token_auths },
+      "refresh_token_auth", ngx_http_oauth_preset_enum,
+      ngx_http_oauth_e(refresh_token_auth), 0 },
+
     { { ngx_string("refresh"), NGX_CONF_TAKE1, ngx_conf_set_flag_slot, 0,
         ngx_http_oauth_p(refresh), NULL },
       "refresh", ngx_http_oauth_preset_flag, ngx_http_oauth_e(refresh), 0 },
@@ -436,6 +442,7 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->kind = NGX_CONF_UNSET_UINT;
     p->pkce = NGX_CONF_UNSET;
     p->token_auth = NGX_CONF_UNSET_UINT;
+    p->refresh_token_auth = NGX_CONF_UNSET_UINT;
     p->refresh = NGX_CONF_UNSET;
     p->allow_private_hosts = NGX_CONF_UNSET;
     p->keep_callback_params = NGX_CONF_UNSET_PTR;
@@ -2124,6 +2131,7 @@ ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p)
     ngx_conf_init_value(p->refresh, 1);
     ngx_conf_init_value(p->allow_private_hosts, 0);
     ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
+    ngx_conf_init_uint_value(p->refresh_token_auth, p->token_auth);
     ngx_conf_init_ptr_value(p->keep_callback_params, NULL);
     ngx_conf_init_ptr_value(p->token_types, NULL);
 

@@ -687,8 +687,8 @@ ngx_http_oauth_refresh_fetch(ngx_http_oauth_refresh_t *rf,
     ngx_oauth_buf_add_form_pair(&body, "refresh_token", 13, plain->data,
                                 plain->len);
 
-    f = ngx_http_oauth_endpoint_token(rf->pool, rf->log, p, vars,
-                                      conn->nparams, &body);
+    f = ngx_http_oauth_endpoint_refresh(rf->pool, rf->log, p, vars,
+                                        conn->nparams, &body);
 
     ngx_oauth_buf_free(&body);
 

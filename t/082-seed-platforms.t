@@ -16,8 +16,7 @@
 # client_key, Reddit's User-Agent, Shopify's hmac): here those platforms
 # run only the steps 080 does not ("skip" in the table says which).
 #
-# Not here, because the module lacks what they need: Keap (a client
-# authentication per grant; its table entry is ready), Amazon Ads (a
+# Not here, because the module lacks what they need: Amazon Ads (a
 # post-connect lookup of the profile id), Bing Webmaster (an identity),
 # Wix's OAuth (client credentials per app instance), AWS keys (SigV4).
 
@@ -142,8 +141,7 @@ our %P = (
     },
 
     # Keap's documentation: the client credentials in the body for the
-    # code exchange, in Basic for the refresh; the module has one
-    # token_auth for both, so this entry has no block (yet)
+    # code exchange, in Basic for the refresh (refresh_token_auth)
     keap => {
         auth => 'post', auth_refresh => 'basic', pkce => 0, rotate => 1,
         ui => { global_user_id => '{a}', email => '{a}@example.com' },
@@ -707,5 +705,9 @@ GET /
 GET /
 
 === TEST 22: wordpress-com: two blogs (blog_id), tokens that do not expire, no revocation
+--- request
+GET /
+
+=== TEST 23: keap: two users (global_user_id), client credentials in the body for the code, Basic for the rotating refresh
 --- request
 GET /

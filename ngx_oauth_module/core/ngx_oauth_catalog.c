@@ -83,7 +83,10 @@ const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1] = {
 static const ngx_oauth_catalog_key_t  ngx_oauth_catalog_keys[] = {
 
     { "kind", ngx_oauth_catalog_kind, 0, 0 },
-    { "token_auth", ngx_oauth_catalog_token_auth, 0, 0 },
+    { "token_auth", ngx_oauth_catalog_token_auth,
+      ngx_oauth_catalog_off(token_auth), 0 },
+    { "refresh_token_auth", ngx_oauth_catalog_token_auth,
+      ngx_oauth_catalog_off(refresh_token_auth), 0 },
     { "pkce", ngx_oauth_catalog_bool, ngx_oauth_catalog_off(pkce), 0 },
     { "refresh", ngx_oauth_catalog_bool, ngx_oauth_catalog_off(refresh), 0 },
     { "token_header", ngx_oauth_catalog_header, 0, 0 },
@@ -306,6 +309,7 @@ ngx_oauth_catalog_entry(ngx_oauth_catalog_entry_t *e, const char *name,
     memset(e, 0, sizeof(ngx_oauth_catalog_entry_t));
     e->kind = NGX_OAUTH_CATALOG_UNSET;
     e->token_auth = NGX_OAUTH_CATALOG_UNSET;
+    e->refresh_token_auth = NGX_OAUTH_CATALOG_UNSET;
     e->pkce = NGX_OAUTH_CATALOG_UNSET;
     e->refresh = NGX_OAUTH_CATALOG_UNSET;
     e->name.data = (unsigned char *) name;
@@ -481,12 +485,12 @@ ngx_oauth_catalog_token_auth(ngx_oauth_catalog_entry_t *e, json_t *v,
     s = json_string_value(v);
 
     if (s != NULL && strcmp(s, "basic") == 0) {
-        e->token_auth = NGX_OAUTH_TOKEN_AUTH_BASIC;
+        *(int *) ((unsigned char *) e + off) = NGX_OAUTH_TOKEN_AUTH_BASIC;
         return NGX_OAUTH_OK;
     }
 
     if (s != NULL && strcmp(s, "post") == 0) {
-        e->token_auth = NGX_OAUTH_TOKEN_AUTH_POST;
+        *(int *) ((unsigned char *) e + off) = NGX_OAUTH_TOKEN_AUTH_POST;
         return NGX_OAUTH_OK;
     }
 

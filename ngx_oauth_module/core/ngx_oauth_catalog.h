@@ -14,7 +14,7 @@
 #define NGX_OAUTH_TOKEN_AUTH_BASIC   0    /* client_secret_basic */
 #define NGX_OAUTH_TOKEN_AUTH_POST    1    /* client_secret_post */
 
-/* kind, token_auth, pkce, refresh: not given by the entry */
+/* kind, token_auth, refresh_token_auth, pkce, refresh: not given */
 #define NGX_OAUTH_CATALOG_UNSET      -1
 
 /* the plain string fields: ngx_oauth_catalog_strs[] */
@@ -52,6 +52,7 @@ typedef struct {
 
     int                        kind;        /* NGX_OAUTH_KIND_* or UNSET */
     int                        token_auth;  /* NGX_OAUTH_TOKEN_AUTH_* */
+    int                        refresh_token_auth;  /* or UNSET: as above */
     int                        pkce;        /* 0, 1 or UNSET */
     int                        refresh;     /* 0, 1 or UNSET */
 
