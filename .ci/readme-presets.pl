@@ -42,6 +42,8 @@ sub quirks {
     if ($kind ne 'oauth2') {
         my $h = $e->{token_header} // {};
         push @q, "$kind: credentials through the API";
+        push @q, 'each request signed (AWS Signature Version 4)'
+            if $kind eq 'aws_sigv4';
         push @q, "sent as `$h->{name}: $h->{prefix}...`"
             if $h->{name} && ($h->{name} ne 'Authorization'
                               || ($h->{prefix} // '') ne 'Bearer ');

@@ -112,6 +112,7 @@ typedef struct {
     const char                  *name;
     const char                  *missing;      /* the 400's message */
     ngx_uint_t                   no_colon;     /* basic's user name */
+    ngx_uint_t                   optional;
 } ngx_http_oauth_api_cred_t;
 
 
@@ -234,18 +235,29 @@ static ngx_http_oauth_api_route_t  ngx_http_oauth_api_routes[] = {
 static ngx_http_oauth_api_cred_t  ngx_http_oauth_api_creds[] = {
 
     { NGX_OAUTH_KIND_BASIC, "username",
-      "credentials.username is required", 1 },
+      "credentials.username is required", 1, 0 },
 
     { NGX_OAUTH_KIND_BASIC, "password",
-      "credentials.password is required", 0 },
+      "credentials.password is required", 0, 0 },
 
     { NGX_OAUTH_KIND_API_KEY, "api_key",
-      "credentials.api_key is required", 0 },
+      "credentials.api_key is required", 0, 0 },
 
     { NGX_OAUTH_KIND_HEADER, "value",
-      "credentials.value is required", 0 },
+      "credentials.value is required", 0, 0 },
 
-    { 0, NULL, NULL, 0 }
+    /* stored "id:secret[:session token]"; none of them has a colon */
+
+    { NGX_OAUTH_KIND_AWS_SIGV4, "access_key_id",
+      "credentials.access_key_id is required", 1, 0 },
+
+    { NGX_OAUTH_KIND_AWS_SIGV4, "secret_access_key",
+      "credentials.secret_access_key is required", 1, 0 },
+
+    { NGX_OAUTH_KIND_AWS_SIGV4, "session_token",
+      "credentials.session_token must be a string", 1, 1 },
+
+    { 0, NULL, NULL, 0, 0 }
 };
 
 
@@ -2202,6 +2214,10 @@ ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
 
         v = json_object_get(creds, c->name);
 
+        if (v == NULL && c->optional) {
+            continue;
+        }
+
         if (!json_is_string(v) || json_string_length(v) == 0
             || json_string_length(v) > NGX_HTTP_OAUTH_SECRET_MAX)
         {
@@ -2215,8 +2231,8 @@ ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
         if (c->no_colon && ngx_strchr(json_string_value(v), ':')) {
             return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
                                              "invalid_credentials",
-                                             "credentials.username must "
-                                             "not contain a colon");
+                                             "credentials must not contain "
+                                             "a colon");
         }
 
         len += (len ? 1 : 0) + json_string_length(v);
@@ -2235,11 +2251,16 @@ ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
             continue;
         }
 
+        v = json_object_get(creds, c->name);
+
+        if (v == NULL) {
+            continue;       /* an optional one, absent */
+        }
+
         if (p != ctx->secret.data) {
             *p++ = ':';
         }
 
-        v = json_object_get(creds, c->name);
         p = ngx_cpymem(p, json_string_value(v), json_string_length(v));
     }
 

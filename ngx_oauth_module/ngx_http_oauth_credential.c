@@ -63,6 +63,12 @@ ngx_http_oauth_credential_value(ngx_pool_t *pool, ngx_log_t *log,
     size_t      len;
     ngx_str_t   enc;
 
+    /* AWS keys only sign (ngx_http_oauth_sigv4.c): never sent as such */
+
+    if (kind == NGX_OAUTH_KIND_AWS_SIGV4) {
+        return NGX_DECLINED;
+    }
+
     /* nothing from a provider or a client may start a new header line */
 
     if (ngx_http_oauth_has_control(secret->data, secret->len)) {

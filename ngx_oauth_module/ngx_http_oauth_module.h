@@ -102,6 +102,12 @@ typedef struct {
     ngx_array_t                 *token_headers;    /* pair, templated */
     ngx_array_t                 *required_scopes;  /* ngx_str_t */
 
+    /* kind aws_sigv4: the scope of the signature, and whether the body
+     * goes unhashed ("UNSIGNED-PAYLOAD", S3 only) */
+    ngx_str_t                    aws_region;
+    ngx_str_t                    aws_service;
+    ngx_flag_t                   aws_unsigned_payload;
+
     ngx_uint_t                   index;      /* in the providers array */
 
     u_char                      *file;       /* where it was defined */

@@ -132,6 +132,8 @@ static void *ngx_http_oauth_provider_push(ngx_conf_t *cf, ngx_array_t **list,
 static ngx_int_t ngx_http_oauth_provider_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static void ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p);
+static ngx_int_t ngx_http_oauth_provider_aws(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
 static void ngx_http_oauth_pairs_off(ngx_array_t *list);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
@@ -152,6 +154,7 @@ static ngx_conf_enum_t  ngx_http_oauth_kinds[] = {
     { ngx_string("api_key"), NGX_OAUTH_KIND_API_KEY },
     { ngx_string("basic"), NGX_OAUTH_KIND_BASIC },
     { ngx_string("header"), NGX_OAUTH_KIND_HEADER },
+    { ngx_string("aws_sigv4"), NGX_OAUTH_KIND_AWS_SIGV4 },
     { ngx_null_string, 0 }
 };
 
@@ -377,6 +380,20 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         &ngx_http_oauth_provider_nonempty_post },
       "callback_hmac", ngx_http_oauth_preset_str, 0, 0 },
 
+    { { ngx_string("aws_region"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+        ngx_http_oauth_p(aws_region), &ngx_http_oauth_provider_nonempty_post },
+      "aws_region", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("aws_service"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(aws_service),
+        &ngx_http_oauth_provider_nonempty_post },
+      "aws_service", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("aws_unsigned_payload"), NGX_CONF_TAKE1,
+        ngx_conf_set_flag_slot, 0, ngx_http_oauth_p(aws_unsigned_payload),
+        NULL },
+      NULL, NULL, 0, 0 },
+
     { ngx_null_command, NULL, NULL, 0, 0 }
 };
 
@@ -445,6 +462,7 @@ ngx_http_oauth_provider_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->refresh_token_auth = NGX_CONF_UNSET_UINT;
     p->refresh = NGX_CONF_UNSET;
     p->allow_private_hosts = NGX_CONF_UNSET;
+    p->aws_unsigned_payload = NGX_CONF_UNSET;
     p->keep_callback_params = NGX_CONF_UNSET_PTR;
     p->token_types = NGX_CONF_UNSET_PTR;
     p->file = cf->conf_file->file.name.data;
@@ -2130,6 +2148,7 @@ ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p)
     ngx_conf_init_value(p->pkce, 1);
     ngx_conf_init_value(p->refresh, 1);
     ngx_conf_init_value(p->allow_private_hosts, 0);
+    ngx_conf_init_value(p->aws_unsigned_payload, 0);
     ngx_conf_init_uint_value(p->token_auth, NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC);
     ngx_conf_init_uint_value(p->refresh_token_auth, p->token_auth);
     ngx_conf_init_ptr_value(p->keep_callback_params, NULL);
@@ -2232,6 +2251,12 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         }
     }
 
+    if (p->kind == NGX_OAUTH_KIND_AWS_SIGV4
+        && ngx_http_oauth_provider_aws(cf, p) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if ((p->authorization_url.data
          && ngx_http_oauth_placeholders(cf, p, "authorization_url",
                                         &p->authorization_url,
@@ -2257,6 +2282,41 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
                                            NGX_HTTP_OAUTH_PH_STORED)
                != NGX_OK))
     {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Kind aws_sigv4: the signature's scope, and the Host it covers, which
+ * api_base_url gives (proxy_pass to it sends that Host).  The stored keys
+ * go nowhere but into the signature: no userinfo call may carry them.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_aws(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    const char  *what;
+
+    what = p->aws_region.data == NULL ? "aws_region"
+           : p->aws_service.data == NULL ? "aws_service"
+           : p->api_base_url.data == NULL ? "api_base_url"
+           : NULL;
+
+    if (what) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: kind aws_sigv4 "
+                      "needs \"%s\"", &p->name, p->file, p->line, what);
+        return NGX_ERROR;
+    }
+
+    if (p->userinfo_url.data) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: kind aws_sigv4 "
+                      "cannot have a \"userinfo_url\" (the keys only sign)",
+                      &p->name, p->file, p->line);
         return NGX_ERROR;
     }
 

@@ -13,6 +13,7 @@
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_refresh.h"
 #include "ngx_http_oauth_shared.h"
+#include "ngx_http_oauth_sigv4.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_url.h"
 
@@ -31,6 +32,9 @@
 #define NGX_HTTP_OAUTH_TOKEN_WAITING   1
 #define NGX_HTTP_OAUTH_TOKEN_RESUMED   2
 #define NGX_HTTP_OAUTH_TOKEN_DONE      3
+
+/* headers injected beside the credential: AWS's x-amz-* ones */
+#define NGX_HTTP_OAUTH_TOKEN_EXTRA     4
 
 
 /* why no credential was injected: an index into the table below */
@@ -63,7 +67,12 @@ typedef struct {
     ngx_uint_t                   nparams;
     ngx_uint_t                   kind;
     uint64_t                     version;
+    ngx_keyval_t                 extra[NGX_HTTP_OAUTH_TOKEN_EXTRA];
+    ngx_uint_t                   nextra;
+    ngx_uint_t                   secret_extra;   /* bit i: a secret */
+    u_char                       payload_hash[65];   /* aws_sigv4 */
     unsigned                     refreshed:1;
+    unsigned                     body_hashed:1;
     unsigned                     logging:1;    /* the log phase began */
 } ngx_http_oauth_token_ctx_t;
 
@@ -92,6 +101,9 @@ typedef struct {
 typedef struct {
     ngx_table_elt_t             *header;    /* NULL once taken out */
     ngx_str_t                    value;     /* wiped with the pool */
+    ngx_table_elt_t             *extra[NGX_HTTP_OAUTH_TOKEN_EXTRA];
+    ngx_uint_t                   nextra;
+    ngx_uint_t                   secret_extra;   /* these wiped as well */
 } ngx_http_oauth_injected_t;
 
 
@@ -118,8 +130,15 @@ static ngx_int_t ngx_http_oauth_token_params(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx, ngx_oauth_conn_t *conn);
 static ngx_int_t ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_token_push(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value, ngx_table_elt_t **h);
+static ngx_int_t ngx_http_oauth_token_sign(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_body(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx);
+static void ngx_http_oauth_token_body_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_token_rebuild(ngx_http_request_t *r,
-    ngx_str_t *drop, ngx_uint_t ndrop, ngx_table_elt_t *skip);
+    ngx_str_t *drop, ngx_uint_t ndrop, ngx_http_oauth_injected_t *skip);
 static ngx_http_oauth_injected_t *ngx_http_oauth_token_injected(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_token_uninject(ngx_http_request_t *r);
@@ -337,6 +356,15 @@ ngx_http_oauth_token_use(ngx_http_request_t *r,
         return ngx_http_oauth_token_fail(r, NGX_HTTP_OAUTH_TOKEN_E_EXPIRED);
     }
 
+    /* a body to sign is read first (the request resumes when it is in) */
+
+    if (conn.kind == NGX_OAUTH_KIND_AWS_SIGV4 && !ctx->body_hashed
+        && ngx_http_oauth_sigv4_needs_body(r, ctx->provider))
+    {
+        ngx_oauth_conn_free(&conn);
+        return ngx_http_oauth_token_body(r, ctx);
+    }
+
     rc = ngx_http_oauth_token_inject(r, ctx, &conn, &err);
 
     ngx_oauth_conn_free(&conn);
@@ -404,6 +432,54 @@ ngx_http_oauth_token_refresh(ngx_http_request_t *r,
     r->read_event_handler = ngx_http_test_reading;
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * The body is read without blocking, as the mirror module reads it; when
+ * it is in, its hash is kept and the phases run again to sign.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_body(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    ctx->state = NGX_HTTP_OAUTH_TOKEN_WAITING;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_oauth_token_body_read);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth_token_body_read(ngx_http_request_t *r)
+{
+    ngx_http_oauth_token_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth_module);
+
+    if (ctx == NULL
+        || ngx_http_oauth_sigv4_hash_body(r, ctx->payload_hash) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->body_hashed = 1;
+    ctx->state = NGX_HTTP_OAUTH_TOKEN_NEW;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
 }
 
 
@@ -721,11 +797,14 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ctx->kind = conn->kind;
     ctx->version = conn->version;
 
+    ctx->nextra = 0;
+    ctx->secret_extra = 0;
+
     rc = ngx_http_oauth_credential_open(r->pool, r->connection->log,
                                         omcf->keyring, conn,
                                         &ctx->access_token);
 
-    if (rc == NGX_OK) {
+    if (rc == NGX_OK && conn->kind != NGX_OAUTH_KIND_AWS_SIGV4) {
         rc = ngx_http_oauth_credential_value(r->pool, r->connection->log,
                                              pr, conn->kind,
                                              &ctx->access_token,
@@ -742,6 +821,13 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (conn->kind == NGX_OAUTH_KIND_AWS_SIGV4) {
+        rc = ngx_http_oauth_token_sign(r, ctx, err);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     if (ngx_http_oauth_token_headers(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -749,6 +835,68 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth token: credential injected for provider \"%V\"",
                    &pr->name);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Kind aws_sigv4: the keys sign the request and go no further ($oauth_
+ * access_token stays empty); the signature and its x-amz-* headers are
+ * injected.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_sign(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err)
+{
+    ngx_int_t                rc;
+    ngx_http_oauth_sigv4_t   aws;
+
+    rc = ngx_http_oauth_sigv4_sign(r, ctx->provider, &ctx->access_token,
+                                   &ctx->api_base_url,
+                                   ctx->body_hashed ? ctx->payload_hash
+                                                    : NULL,
+                                   &aws);
+
+    if (rc == NGX_OK && aws.security_token.len) {
+
+        /* a copy: the keys are wiped below */
+
+        ctx->extra[2].value.data = ngx_pnalloc(r->pool,
+                                               aws.security_token.len);
+        if (ctx->extra[2].value.data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(ctx->extra[2].value.data, aws.security_token.data,
+                       aws.security_token.len);
+            ctx->extra[2].value.len = aws.security_token.len;
+            ngx_str_set(&ctx->extra[2].key, "X-Amz-Security-Token");
+        }
+    }
+
+    ngx_explicit_memzero(ctx->access_token.data, ctx->access_token.len);
+    ngx_str_null(&ctx->access_token);
+
+    if (rc == NGX_DECLINED) {
+        *err = NGX_HTTP_OAUTH_TOKEN_E_CREDENTIAL;
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->authorization = aws.authorization;
+
+    ngx_str_set(&ctx->extra[0].key, "X-Amz-Date");
+    ctx->extra[0].value = aws.amz_date;
+    ngx_str_set(&ctx->extra[1].key, "X-Amz-Content-Sha256");
+    ctx->extra[1].value = aws.content_sha256;
+
+    ctx->nextra = aws.security_token.len ? 3 : 2;
+    ctx->secret_extra = 1 << 2;
 
     return NGX_OK;
 }
@@ -859,8 +1007,8 @@ static ngx_int_t
 ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx)
 {
-    ngx_str_t                   drop[4];
-    ngx_uint_t                  j;
+    ngx_str_t                   drop[4 + 3];
+    ngx_uint_t                  i, ndrop;
     ngx_table_elt_t            *nh;
     ngx_pool_cleanup_t         *cln;
     ngx_http_oauth_injected_t  *inj;
@@ -869,6 +1017,16 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_str_set(&drop[1], "Proxy-Authorization");
     ngx_str_set(&drop[2], "Cookie");
     drop[3] = ctx->provider->token_header;
+    ndrop = 4;
+
+    /* a client's own x-amz-* signing headers would not match ours */
+
+    if (ctx->kind == NGX_OAUTH_KIND_AWS_SIGV4) {
+        ngx_str_set(&drop[4], "X-Amz-Date");
+        ngx_str_set(&drop[5], "X-Amz-Content-Sha256");
+        ngx_str_set(&drop[6], "X-Amz-Security-Token");
+        ndrop = 7;
+    }
 
     inj = ngx_http_oauth_token_injected(r);
 
@@ -880,48 +1038,52 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
         }
 
         inj = cln->data;
-        inj->header = NULL;
-        ngx_str_null(&inj->value);
+        ngx_memzero(inj, sizeof(ngx_http_oauth_injected_t));
 
         cln->handler = ngx_http_oauth_injected_cleanup;
     }
 
     /* one injected before, for another location, goes too */
 
-    if (ngx_http_oauth_token_rebuild(r, drop, 4, inj->header) != NGX_OK) {
+    if (ngx_http_oauth_token_rebuild(r, drop, ndrop, inj) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    nh = ngx_list_push(&r->headers_in.headers);
-    if (nh == NULL) {
+    /* values injected for another location are not needed any more */
+
+    ngx_http_oauth_injected_cleanup(inj);
+    inj->nextra = 0;
+    inj->secret_extra = 0;
+
+    if (ngx_http_oauth_token_push(r, &ctx->provider->token_header,
+                                  &ctx->authorization, &nh)
+        != NGX_OK)
+    {
         return NGX_ERROR;
-    }
-
-    ngx_memzero(nh, sizeof(ngx_table_elt_t));
-
-    nh->key = ctx->provider->token_header;
-    nh->value = ctx->authorization;
-    nh->lowcase_key = ngx_pnalloc(r->pool, nh->key.len);
-    if (nh->lowcase_key == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_strlow(nh->lowcase_key, nh->key.data, nh->key.len);
-
-    nh->hash = 0;
-
-    for (j = 0; j < nh->key.len; j++) {
-        nh->hash = ngx_hash(nh->hash, nh->lowcase_key[j]);
-    }
-
-    /* a value injected for another location is not needed any more */
-
-    if (inj->value.len) {
-        ngx_explicit_memzero(inj->value.data, inj->value.len);
     }
 
     inj->header = nh;
     inj->value = ctx->authorization;
+
+    for (i = 0; i < ctx->nextra; i++) {
+        if (ctx->extra[i].key.len == 0) {
+            continue;
+        }
+
+        if (ngx_http_oauth_token_push(r, &ctx->extra[i].key,
+                                      &ctx->extra[i].value,
+                                      &inj->extra[inj->nextra])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ctx->secret_extra & (1 << i)) {
+            inj->secret_extra |= 1 << inj->nextra;
+        }
+
+        inj->nextra++;
+    }
 
     r->headers_in.authorization = ngx_http_oauth_header_is(&nh->key,
                                                            &drop[0])
@@ -937,6 +1099,41 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
 }
 
 
+static ngx_int_t
+ngx_http_oauth_token_push(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value, ngx_table_elt_t **h)
+{
+    ngx_uint_t        j;
+    ngx_table_elt_t  *nh;
+
+    nh = ngx_list_push(&r->headers_in.headers);
+    if (nh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(nh, sizeof(ngx_table_elt_t));
+
+    nh->key = *key;
+    nh->value = *value;
+    nh->lowcase_key = ngx_pnalloc(r->pool, nh->key.len);
+    if (nh->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(nh->lowcase_key, nh->key.data, nh->key.len);
+
+    nh->hash = 0;
+
+    for (j = 0; j < nh->key.len; j++) {
+        nh->hash = ngx_hash(nh->hash, nh->lowcase_key[j]);
+    }
+
+    *h = nh;
+
+    return NGX_OK;
+}
+
+
 /*
  * The client's request headers again, without those named in drop (as
  * clients vary names) and without skip: headers cannot be taken out of an
@@ -945,9 +1142,9 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_oauth_token_rebuild(ngx_http_request_t *r, ngx_str_t *drop,
-    ngx_uint_t ndrop, ngx_table_elt_t *skip)
+    ngx_uint_t ndrop, ngx_http_oauth_injected_t *skip)
 {
-    ngx_uint_t        i, k;
+    ngx_uint_t        i, k, e;
     ngx_list_t        headers;
     ngx_table_elt_t  *h, *nh;
     ngx_list_part_t  *part;
@@ -973,7 +1170,17 @@ ngx_http_oauth_token_rebuild(ngx_http_request_t *r, ngx_str_t *drop,
             i = 0;
         }
 
-        if (&h[i] == skip) {
+        if (skip && &h[i] == skip->header) {
+            continue;
+        }
+
+        for (e = 0; skip && e < skip->nextra; e++) {
+            if (&h[i] == skip->extra[e]) {
+                break;
+            }
+        }
+
+        if (skip && e < skip->nextra) {
             continue;
         }
 
@@ -1003,7 +1210,9 @@ ngx_http_oauth_token_rebuild(ngx_http_request_t *r, ngx_str_t *drop,
         r->headers_in.headers.last = &r->headers_in.headers.part;
     }
 
-    if (skip && r->headers_in.authorization == skip) {
+    if (skip && skip->header
+        && r->headers_in.authorization == skip->header)
+    {
         r->headers_in.authorization = NULL;
     }
 
@@ -1031,11 +1240,17 @@ ngx_http_oauth_token_uninject(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ngx_http_oauth_token_rebuild(r, NULL, 0, inj->header) != NGX_OK) {
+    if (ngx_http_oauth_token_rebuild(r, NULL, 0, inj) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    /* the upstream has them, or another location gets its own */
+
+    ngx_http_oauth_injected_cleanup(inj);
+
     inj->header = NULL;
+    inj->nextra = 0;
+    inj->secret_extra = 0;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth token: injected credential taken out");
@@ -1049,8 +1264,20 @@ ngx_http_oauth_injected_cleanup(void *data)
 {
     ngx_http_oauth_injected_t  *inj = data;
 
+    ngx_uint_t  i;
+
     if (inj->value.len) {
         ngx_explicit_memzero(inj->value.data, inj->value.len);
+        inj->value.len = 0;
+    }
+
+    /* AWS's session token is a secret too */
+
+    for (i = 0; i < inj->nextra; i++) {
+        if (inj->extra[i] && (inj->secret_extra & (1 << i))) {
+            ngx_explicit_memzero(inj->extra[i]->value.data,
+                                 inj->extra[i]->value.len);
+        }
     }
 }
 

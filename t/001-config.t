@@ -1228,7 +1228,7 @@ _EOC_
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-kind\.json": preset "acme": "kind" must be "oauth2", "api_key", "basic" or "header"$/
+qr/\[emerg\] .*"oauth_provider_catalog" "\S+catalog-kind\.json": preset "acme": "kind" must be "oauth2", "api_key", "basic", "header" or "aws_sigv4"$/
 
 
 

@@ -73,7 +73,8 @@ const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1] = {
     "issuer", "account_id", "account_name", "api_base_url",
     "scope_separator", "code_param", "client_id_param", "user_agent",
     "token_path", "exchange_url", "refresh_url", "revocation_method",
-    "revocation_auth", "revocation_body", "callback_hmac", NULL
+    "revocation_auth", "revocation_body", "callback_hmac", "aws_region",
+    "aws_service", NULL
 };
 
 
@@ -453,13 +454,16 @@ ngx_oauth_catalog_kind(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
     size_t       i;
     const char  *s;
 
-    static const char  *kinds[] = { "oauth2", "api_key", "basic", "header" };
+    static const char  *kinds[] = {
+        "oauth2", "api_key", "basic", "header", "aws_sigv4"
+    };
     static const int    values[] = {
         NGX_OAUTH_KIND_OAUTH2, NGX_OAUTH_KIND_API_KEY, NGX_OAUTH_KIND_BASIC,
-        NGX_OAUTH_KIND_HEADER
+        NGX_OAUTH_KIND_HEADER, NGX_OAUTH_KIND_AWS_SIGV4
     };
 
-    *why = "must be \"oauth2\", \"api_key\", \"basic\" or \"header\"";
+    *why = "must be \"oauth2\", \"api_key\", \"basic\", \"header\" or "
+           "\"aws_sigv4\"";
 
     s = json_string_value(v);
 

@@ -18,7 +18,7 @@
 #define NGX_OAUTH_CATALOG_UNSET      -1
 
 /* the plain string fields: ngx_oauth_catalog_strs[] */
-#define NGX_OAUTH_CATALOG_NSTRS      23
+#define NGX_OAUTH_CATALOG_NSTRS      25
 
 
 typedef struct ngx_oauth_catalog_s  ngx_oauth_catalog_t;
@@ -98,7 +98,8 @@ extern const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1];
 /*
  * Parses a catalog text (a JSON object of presets) and validates every
  * entry: an unknown key, a value of the wrong type, an unknown "kind"
- * ("oauth2", "api_key", "basic", "header") or "token_auth" ("basic",
+ * ("oauth2", "api_key", "basic", "header", "aws_sigv4") or "token_auth"
+ * ("basic",
  * "post"), an empty name, a connection_param pattern that does not
  * compile: NGX_OAUTH_INVALID and a message in err naming the entry and
  * the key.  With *cat NULL a catalog is created; otherwise the entries of

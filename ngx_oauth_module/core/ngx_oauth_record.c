@@ -163,7 +163,7 @@ static const ngx_oauth_record_field_t  ngx_oauth_conn_fields[] = {
       NGX_OAUTH_RECORD_MAX },
 
     { 5, NGX_OAUTH_FIELD_UINT, offsetof(ngx_oauth_conn_t, kind), 0,
-      NGX_OAUTH_KIND_HEADER },
+      NGX_OAUTH_KIND_AWS_SIGV4 },
 
     { 6, NGX_OAUTH_FIELD_UINT, offsetof(ngx_oauth_conn_t, status), 0,
       NGX_OAUTH_STATUS_REVOKED },
@@ -247,7 +247,7 @@ static const char  *ngx_oauth_status_names[] = {
 
 
 static const char  *ngx_oauth_kind_names[] = {
-    "oauth2", "api_key", "basic", "header"
+    "oauth2", "api_key", "basic", "header", "aws_sigv4"
 };
 
 

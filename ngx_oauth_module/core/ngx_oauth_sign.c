@@ -249,6 +249,82 @@ ngx_oauth_sha256_hex(const unsigned char *data, size_t len, char *hex)
 }
 
 
+struct ngx_oauth_sha256_s {
+    EVP_MD_CTX  *md;
+};
+
+
+ngx_oauth_sha256_t *
+ngx_oauth_sha256_new(void)
+{
+    ngx_oauth_sha256_t  *h;
+
+    h = calloc(1, sizeof(ngx_oauth_sha256_t));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->md = EVP_MD_CTX_new();
+
+    if (h->md == NULL || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+        ngx_oauth_sha256_free(h);
+        return NULL;
+    }
+
+    return h;
+}
+
+
+int
+ngx_oauth_sha256_update(ngx_oauth_sha256_t *h, const unsigned char *data,
+    size_t len)
+{
+    if (len && EVP_DigestUpdate(h->md, data, len) != 1) {
+        return NGX_OAUTH_ERROR;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+int
+ngx_oauth_sha256_final_hex(ngx_oauth_sha256_t *h, char *hex)
+{
+    int            rc;
+    size_t         i;
+    unsigned int   n;
+    unsigned char  md[EVP_MAX_MD_SIZE];
+
+    static const char  digits[] = "0123456789abcdef";
+
+    rc = NGX_OAUTH_ERROR;
+
+    if (EVP_DigestFinal_ex(h->md, md, &n) == 1 && n == 32) {
+        for (i = 0; i < 32; i++) {
+            hex[2 * i] = digits[md[i] >> 4];
+            hex[2 * i + 1] = digits[md[i] & 0x0f];
+        }
+
+        hex[64] = '\0';
+        rc = NGX_OAUTH_OK;
+    }
+
+    ngx_oauth_sha256_free(h);
+
+    return rc;
+}
+
+
+void
+ngx_oauth_sha256_free(ngx_oauth_sha256_t *h)
+{
+    if (h) {
+        EVP_MD_CTX_free(h->md);
+        free(h);
+    }
+}
+
+
 /* the canonical query: pairs decoded, re-encoded (RFC 3986), sorted */
 
 typedef struct {

@@ -62,5 +62,17 @@ int ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out,
 /* lower-case hex SHA-256 of data: 64 chars and a NUL into hex */
 int ngx_oauth_sha256_hex(const unsigned char *data, size_t len, char *hex);
 
+/*
+ * The same over data given in parts (a request body in buffers): new,
+ * update for each part, then final (which frees it) or free.
+ */
+typedef struct ngx_oauth_sha256_s  ngx_oauth_sha256_t;
+
+ngx_oauth_sha256_t *ngx_oauth_sha256_new(void);
+int ngx_oauth_sha256_update(ngx_oauth_sha256_t *h,
+    const unsigned char *data, size_t len);
+int ngx_oauth_sha256_final_hex(ngx_oauth_sha256_t *h, char *hex);
+void ngx_oauth_sha256_free(ngx_oauth_sha256_t *h);
+
 
 #endif /* _NGX_OAUTH_SIGN_H_INCLUDED_ */

@@ -37,6 +37,7 @@
 #define NGX_OAUTH_KIND_API_KEY     1
 #define NGX_OAUTH_KIND_BASIC       2
 #define NGX_OAUTH_KIND_HEADER      3
+#define NGX_OAUTH_KIND_AWS_SIGV4   4      /* AWS access keys, SigV4 */
 
 #define NGX_OAUTH_STATUS_CONNECTED 0
 #define NGX_OAUTH_STATUS_EXPIRED   1

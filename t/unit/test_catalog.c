@@ -80,7 +80,8 @@ test_builtin(void **state)
         e = ngx_oauth_catalog_at(cat, i);
         assert_non_null(e);
         assert_true(e->kind == NGX_OAUTH_KIND_OAUTH2
-                    || e->kind == NGX_OAUTH_KIND_API_KEY);
+                    || e->kind == NGX_OAUTH_KIND_API_KEY
+                    || e->kind == NGX_OAUTH_KIND_AWS_SIGV4);
         oauth2 += (e->kind == NGX_OAUTH_KIND_OAUTH2);
     }
 
@@ -151,8 +152,8 @@ static const test_bad_t  test_bad[] = {
     { "{\"a\":[]}", "preset \"a\" is not an object" },
     { "{\"\":{}}", "a preset name is empty or too long" },
     { "{\"a\":{\"kind\":\"oauth3\"}}",
-      "preset \"a\": \"kind\" must be \"oauth2\", \"api_key\", \"basic\" "
-      "or \"header\"" },
+      "preset \"a\": \"kind\" must be \"oauth2\", \"api_key\", \"basic\", "
+      "\"header\" or \"aws_sigv4\"" },
     { "{\"a\":{\"kind\":2}}", "preset \"a\": \"kind\" must be" },
     { "{\"a\":{\"token_auth\":\"jwt\"}}",
       "preset \"a\": \"token_auth\" must be \"basic\" or \"post\"" },

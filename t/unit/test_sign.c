@@ -87,6 +87,40 @@ test_shopify(void **state)
                      NGX_OAUTH_INVALID);
 }
 
+/* a body hashed in parts is hashed as a whole */
+
+static void
+test_sha256_parts(void **state)
+{
+    char                 one[65], parts[65];
+    ngx_oauth_sha256_t  *h;
+
+    (void) state;
+
+    assert_int_equal(ngx_oauth_sha256_hex((const unsigned char *) "abcdef",
+                                          6, one), NGX_OAUTH_OK);
+
+    h = ngx_oauth_sha256_new();
+    assert_non_null(h);
+    assert_int_equal(ngx_oauth_sha256_update(h,
+                         (const unsigned char *) "abc", 3), NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_sha256_update(h,
+                         (const unsigned char *) "", 0), NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_sha256_update(h,
+                         (const unsigned char *) "def", 3), NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_sha256_final_hex(h, parts), NGX_OAUTH_OK);
+    assert_string_equal(one, parts);
+
+    h = ngx_oauth_sha256_new();
+    assert_non_null(h);
+    assert_int_equal(ngx_oauth_sha256_final_hex(h, parts), NGX_OAUTH_OK);
+    assert_string_equal(parts, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b9"
+                               "34ca495991b7852b855");
+
+    ngx_oauth_sha256_free(ngx_oauth_sha256_new());
+}
+
+
 /* AWS's published examples of Signature Version 4 */
 
 #define P(n, v)  { { sizeof(n) - 1, (unsigned char *) n },                   \
@@ -179,6 +213,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_shopify),
+        cmocka_unit_test(test_sha256_parts),
         cmocka_unit_test(test_sigv4_iam),
         cmocka_unit_test(test_sigv4_s3),
     };
