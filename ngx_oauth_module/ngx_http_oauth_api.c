@@ -2231,8 +2231,11 @@ ngx_http_oauth_api_create_secret(ngx_http_request_t *r,
         if (c->no_colon && ngx_strchr(json_string_value(v), ':')) {
             return ngx_http_oauth_api_refuse(ctx, NGX_HTTP_BAD_REQUEST,
                                              "invalid_credentials",
-                                             "credentials must not contain "
-                                             "a colon");
+                                             c->kind == NGX_OAUTH_KIND_BASIC
+                                             ? "credentials.username must "
+                                               "not contain a colon"
+                                             : "AWS keys must not contain "
+                                               "a colon");
         }
 
         len += (len ? 1 : 0) + json_string_length(v);

@@ -151,6 +151,12 @@ sub all_presets_config {
                    . "        client_secret secret-$n;\n"
                    . "        redirect_uri https://app.example/callback;\n";
         }
+        if (($e->{kind} // '') eq 'aws_sigv4') {
+            # the signature's scope and Host are the operator's
+            $conf .= "        aws_region us-east-1;\n"
+                   . "        aws_service s3;\n"
+                   . "        api_base_url https://s3.us-east-1.amazonaws.com;\n";
+        }
         for my $need (@{ $e->{requires} // [] }) {
             $conf .= "        user_agent \"web:app.example:v1 (by /u/ops)\";\n"
                 if $need eq 'user_agent';
