@@ -470,6 +470,25 @@ ngx_http_oauth_api_dispatch(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* fleet: what PostgreSQL has of the owner, into the cache first */
+
+    switch (ngx_http_oauth_shared_owner(r, &ctx->owner,
+                                        r->method & NGX_HTTP_DELETE,
+                                        ngx_http_oauth_api_body_handler))
+    {
+    case NGX_DECLINED:
+        break;
+
+    case NGX_AGAIN:
+        return NGX_DONE;
+
+    case NGX_BUSY:
+        return ngx_http_oauth_shared_unavailable(r);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if ((r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH))
         && ngx_http_oauth_api_read_body(r, ctx) != NGX_OK)
     {

@@ -76,6 +76,7 @@ typedef struct {
     ngx_int_t                    status;      /* the answer once stored */
     u_char                       state[NGX_OAUTH_STATE_LEN];
     size_t                       state_len;
+    ngx_http_oauth_shared_resume_pt  resume;  /* an owner fill's */
     unsigned                     waiting:1;   /* its answer waits too */
     unsigned                     done:1;
     unsigned                     failed:1;
@@ -161,6 +162,9 @@ static void ngx_http_oauth_shared_put_done(void *data, PGresult *res,
 static void ngx_http_oauth_shared_take_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_miss_cleanup(void *data);
+static void ngx_http_oauth_shared_fill_cleanup(void *data);
+static void ngx_http_oauth_shared_fill_done(void *data, PGresult *res,
+    const char *err);
 static void ngx_http_oauth_shared_miss_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_lease_done(void *data, PGresult *res,
@@ -1934,6 +1938,120 @@ ngx_http_oauth_shared_miss_done(void *data, PGresult *res, const char *err)
 
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The API's view of an owner: every connection PostgreSQL has for the
+ * owner goes into this node's cache first, so that one made on another
+ * node and never used here is listed, changed and deleted like the
+ * others.  Known down: the cache as it is (its writes wait for the
+ * database), unless strict (a DELETE must not miss one).
+ */
+
+ngx_int_t
+ngx_http_oauth_shared_owner(ngx_http_request_t *r, const ngx_str_t *owner,
+    ngx_uint_t strict, ngx_http_oauth_shared_resume_pt resume)
+{
+    ssize_t                        lens[1];
+    const char                    *err;
+    const u_char                  *values[1];
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_oauth_shared_wait_t  *w;
+    ngx_http_oauth_main_conf_t    *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (omcf->shared == NULL || omcf->store == NULL) {
+        return NGX_DECLINED;
+    }
+
+    w = ngx_http_oauth_cleanup_data(r, ngx_http_oauth_shared_fill_cleanup);
+
+    if (w) {
+        if (!w->done) {
+            return NGX_AGAIN;
+        }
+
+        return w->failed ? NGX_BUSY : NGX_DECLINED;
+    }
+
+    if (!ngx_http_oauth_pg_up()) {
+        return strict ? NGX_BUSY : NGX_DECLINED;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_oauth_shared_wait_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    w = cln->data;
+    ngx_memzero(w, sizeof(ngx_http_oauth_shared_wait_t));
+    w->request = r;
+    w->resume = resume;
+
+    cln->handler = ngx_http_oauth_shared_fill_cleanup;
+
+    values[0] = owner->data;
+    lens[0] = owner->len;
+
+    w->query = ngx_http_oauth_pg_query("SELECT record, version::text "
+                                       "FROM oauth_connections "
+                                       "WHERE owner = $1::text",
+                                       1, values, lens, 0,
+                                       ngx_http_oauth_shared_fill_done, w,
+                                       &err);
+
+    if (w->query == NULL) {
+        w->done = 1;
+        w->failed = 1;
+        return NGX_BUSY;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->main->count++;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_oauth_shared_fill_cleanup(void *data)
+{
+    ngx_http_oauth_shared_wait_cleanup(data);
+}
+
+
+static void
+ngx_http_oauth_shared_fill_done(void *data, PGresult *res, const char *err)
+{
+    ngx_http_oauth_shared_wait_t *w = data;
+
+    int                  i;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = w->request;
+    c = r->connection;
+    w->query = NULL;
+    w->done = 1;
+
+    if (res == NULL) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "oauth: the owner's connections are not read from "
+                      "the shared store: %s", err ? err : "failed");
+        w->failed = 1;
+
+    } else {
+        for (i = 0; i < PQntuples(res); i++) {
+            (void) ngx_http_oauth_shared_cache_put(res, i, 0, 1, 1);
+        }
+    }
+
+    /* the handler finalizes the request: the reference taken above */
+
+    w->resume(r);
     ngx_http_run_posted_requests(c);
 }
 

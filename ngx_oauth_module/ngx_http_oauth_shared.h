@@ -25,6 +25,9 @@
  * is unavailable (the caller answers 503).
  */
 
+typedef void (*ngx_http_oauth_shared_resume_pt)(ngx_http_request_t *r);
+
+
 char *ngx_http_oauth_shared_store(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_oauth_shared_init_process(ngx_cycle_t *cycle,
@@ -60,6 +63,18 @@ ngx_int_t ngx_http_oauth_shared_flow_take(ngx_http_request_t *r,
 ngx_int_t ngx_http_oauth_shared_miss(ngx_http_request_t *r,
     const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
     const ngx_oauth_str_t *account);
+
+/*
+ * The management API is about to read the owner's connections: those
+ * PostgreSQL has are fetched into the cache first.  NGX_AGAIN: the
+ * request is held (its count taken) and resume(r) runs once they are
+ * there, and must finalize it; NGX_BUSY: the caller answers with
+ * ngx_http_oauth_shared_unavailable().  The database known down: the
+ * cache as it is (NGX_DECLINED), or NGX_BUSY when strict.
+ */
+ngx_int_t ngx_http_oauth_shared_owner(ngx_http_request_t *r,
+    const ngx_str_t *owner, ngx_uint_t strict,
+    ngx_http_oauth_shared_resume_pt resume);
 
 /* a connection was written to or deleted from this node's LMDB */
 void ngx_http_oauth_shared_conn_saved(ngx_http_oauth_main_conf_t *omcf,

@@ -169,6 +169,59 @@ for my $n (qw(A B)) {
     waitpid $_, 0 for @starts, $pid;
 }
 
+# 3b. the management API on a node that never saw the owner's connections
+# sees what PostgreSQL has: list, change, delete all
+{
+    for my $code (qw(frank-1 frank-2)) {
+        my $cf = connect_via('A', 'A', 'frank', $code);
+        is($cf->{result}, 'connected', "$code connected on A");
+    }
+    is(req('A', 'GET', '/api/x', owner => 'frank')->{status}, 409,
+       'A has both (account_required)');
+    my $revokes = $fake->count('revoke');
+
+    my $r = req('B', 'GET', '/oauth/api/connections', owner => 'frank');
+    is($r->{status}, 200, 'list on B');
+    my @acc = sort $r->{content} =~ /"account":"([^"]+)"/g;
+    is("@acc", 'frank-1 frank-2', 'B lists both, never used there');
+
+    is(req('B', 'GET', '/oauth/api/connections/demo/frank-2',
+           owner => 'frank')->{status}, 200, 'one of them read on B');
+    # (no userinfo_url here: .../test reads the connection as GET does)
+    my $x = req('B', 'POST', '/oauth/api/connections/demo/frank-2/refresh',
+                owner => 'frank', json => '{}');
+    is($x->{status}, 200, 'POST .../refresh on B') or diag $x->{content};
+    is(req('B', 'PATCH', '/oauth/api/connections/demo/frank-1',
+           owner => 'frank', json => '{"label":"from-b"}')->{status}, 200,
+       'PATCH on B');
+    like(psql("SELECT encode(record, 'escape') FROM oauth_connections "
+              . "WHERE owner = 'frank' AND account = 'frank-1'"),
+         qr/from-b/, 'the label is in PostgreSQL');
+    ok(wait_for(sub {
+        req('A', 'GET', '/oauth/api/connections/demo/frank-1',
+            owner => 'frank')->{content} =~ /"label":"from-b"/ }, 2),
+       'the label is seen on A');
+
+    $r = req('B', 'DELETE', '/oauth/api/connections', owner => 'frank');
+    is($r->{status}, 200, 'DELETE connections on B') or diag $r->{content};
+    is(psql("SELECT count(*) FROM oauth_connections WHERE owner = 'frank'"),
+       '0', 'PostgreSQL has none of them');
+    my $t0 = time;
+    ok(wait_for(sub {
+        req('A', 'GET', '/api/x', owner => 'frank')->{status} == 401
+    }, 1), 'A answers 401 within 1 s') or diag time - $t0;
+    is(req('A', 'GET', '/oauth/api/connections', owner => 'frank')->{content}
+       =~ /"account":"/ ? 'some' : 'none', 'none', 'A lists none');
+    sleep 0.5;
+    my @tokens = map { $_->{form}{token} // '' }
+                 $fake->requests(path => '/revoke');
+    my %seen;
+    $seen{$_}++ for @tokens[-4 .. -1];
+    is($fake->count('revoke') - $revokes, 4,
+       'each revoked once (refresh and access tokens of both)');
+    is(scalar(grep { $_ == 1 } values %seen), 4, 'no token revoked twice');
+}
+
 # 4b. a node that missed notifications checks its cache by versions when
 # it is back, and a write it made on an older version loses
 {
@@ -247,6 +300,10 @@ for my $n (qw(A B)) {
     my $r = req('A', 'GET', '/connect/demo', owner => 'dave');
     is($r->{status}, 503, 'connect while down: 503');
     like($r->{content} // '', qr/shared_store_unavailable/, 'clear error');
+    $r = req('B', 'DELETE', '/oauth/api/connections', owner => 'bob');
+    is($r->{status}, 503, 'DELETE connections while down: 503');
+    like($r->{content} // '', qr/shared_store_unavailable/,
+         'it would miss what only PostgreSQL has');
 
     ok(pg_start(), 'PostgreSQL back');
     my $ok = wait_for(sub {

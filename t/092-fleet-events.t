@@ -36,6 +36,10 @@ for my $n (qw(A B)) {
                       . "    oauth_background_refresh off;";
 }
 
+# node A logs in as a role of its own: the test can shut it out alone
+psql('CREATE ROLE nodea LOGIN SUPERUSER');
+%DbUser = (A => 'nodea', B => 'oauth');
+
 node_start('A');
 node_start('B');
 
@@ -147,6 +151,16 @@ sub types_of {
 
 # 3. a write PostgreSQL refuses as superseded writes no event
 {
+    # A is cut off (an API call would read the row from PostgreSQL first):
+    # its PATCH is kept, made on the version its cache has
+    psql('ALTER ROLE nodea NOLOGIN');
+    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+         . "WHERE usename = 'nodea'");
+    ok(wait_for(sub {
+        psql("SELECT count(*) FROM pg_stat_activity "
+             . "WHERE usename = 'nodea'") eq '0' }), 'A is cut off');
+    sleep 0.3;
+
     # another node's newer write, as this node's cache does not know it
     psql("UPDATE oauth_connections SET version = version + 10 "
          . "WHERE owner = 'carol'");
@@ -155,6 +169,7 @@ sub types_of {
     is(req('A', 'PATCH', '/oauth/api/connections/demo/carol-1',
            owner => 'carol', json => '{"label":"old"}')->{status}, 200,
        'PATCH carol on A from an older version');
+    psql('ALTER ROLE nodea LOGIN');
 
     ok(wait_for(sub {
         open my $fh, '<', "$Node{A}{prefix}/logs/error.log" or return 0;
