@@ -1227,6 +1227,21 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     }
 
     if (taken == NGX_DECLINED) {
+
+        /*
+         * Back, reload, a double click: a flow spent here moments ago
+         * ends on its own return_to, like its other errors
+         */
+
+        if (ngx_oauth_store_flow_spent(omcf->store, (char *) state.data,
+                                       state.len, &ctx->flow)
+            == NGX_OAUTH_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth: callback of a spent flow");
+            return ngx_http_oauth_result(r, ctx, "invalid_state", NULL);
+        }
+
         return ngx_http_oauth_cb_bad_state(r, ctx);
     }
 
@@ -1398,10 +1413,15 @@ ngx_http_oauth_cb_failed(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         name.len = ctx->flow.provider.len;
         name.data = ctx->flow.provider.data;
         provider = &name;
-        ownerp = &ctx->flow.owner;
 
         p = ctx->provider ? ctx->provider
                           : ngx_http_oauth_provider_find(omcf, &name);
+    }
+
+    /* a spent flow's record keeps no owner: the request's then */
+
+    if (ctx && ctx->flow.owner.len) {
+        ownerp = &ctx->flow.owner;
 
     } else {
         olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth_module);
@@ -2935,9 +2955,19 @@ static void
 ngx_http_oauth_popup_page(ngx_oauth_buf_t *b, ngx_http_oauth_cb_ctx_t *ctx,
     char *nonce, const char *error, ngx_str_t *account)
 {
-    char         origin[NGX_OAUTH_ORIGIN_MAX];
-    size_t       olen;
-    const char  *why;
+    char                        origin[NGX_OAUTH_ORIGIN_MAX];
+    size_t                      olen;
+    ngx_str_t                   name;
+    const char                 *why;
+    ngx_http_oauth_provider_t  *p;
+
+    /* a spent flow's reload has no ctx->provider: it is not counted */
+
+    name.len = ctx->flow.provider.len;
+    name.data = ctx->flow.provider.data;
+
+    p = ctx->provider ? ctx->provider
+                      : ngx_http_oauth_provider_find(ctx->omcf, &name);
 
     /*
      * A relative return_to means the origin of our own redirect_uri.  A
@@ -2949,9 +2979,9 @@ ngx_http_oauth_popup_page(ngx_oauth_buf_t *b, ngx_http_oauth_cb_ctx_t *ctx,
     if (ngx_oauth_url_origin(ctx->flow.return_to.data,
                              ctx->flow.return_to.len, origin, &olen, &why)
         != NGX_OAUTH_OK
-        && (ctx->provider == NULL
-            || ngx_oauth_url_origin(ctx->provider->redirect_uri.data,
-                                    ctx->provider->redirect_uri.len,
+        && (p == NULL
+            || ngx_oauth_url_origin(p->redirect_uri.data,
+                                    p->redirect_uri.len,
                                     origin, &olen, &why)
                != NGX_OAUTH_OK))
     {

@@ -303,22 +303,45 @@ userinfo request failed
 
 
 
-=== TEST 6: a state works once: the replayed callback is 400 and makes no second token request (T01)
+=== TEST 6: a state works once: a reload or double click lands on return_to with invalid_state and makes no second token request (T01)
 --- http_config eval: $::Store . $::Demo . $::Fake
 --- config eval: $::Locations
 --- init
 package main;
-my $flow = start_flow(owner => 'alice');
+my $flow = start_flow(uri => '/connect/demo?return_to=%2Fdone%3Fx%3D1',
+                      owner => 'alice');
 my $first = callback($flow, code => 'code-1');
 is(flow_result($first)->{status}, 'connected', 'first use connects');
 for my $i (1 .. 3) {
     my $again = callback($flow, code => 'code-1');
-    is($again->{status}, 400, "replay $i: 400");
-    like($again->{content}, qr/^\{"error":"invalid_state"/, "replay $i: invalid_state");
+    is($again->{status}, 302, "replay $i: a redirect, no module page");
+    my $r = flow_result($again);
+    is_deeply([ @$r{qw(status provider account error)} ],
+              [ 'error', 'demo', undef, 'invalid_state' ],
+              "replay $i: oauth_status=error, oauth_error=invalid_state");
+    like($r->{location}, qr{^/done\?x=1&oauth_status=error&}, "replay $i: on return_to");
     like($again->{headers}{'set-cookie'} // '', qr/^__Host-oauth_flow_\S+=; Max-Age=0;/,
          "replay $i: the cookie is cleared");
 }
-is(scalar @{ token_requests() }, 1, 'exactly one token request');
+
+# the reload from a browser whose cookie is gone, or of another owner:
+# the same answer, and nothing about the flow beyond its return_to
+my $r = flow_result(callback($flow, code => 'code-1', cookie => undef, owner => 'bob'));
+is_deeply([ @$r{qw(status error)} ], [ 'error', 'invalid_state' ],
+          'without the cookie, another owner: invalid_state on return_to');
+
+# a double click: the second of two callbacks sent at once
+my $two = start_flow(uri => '/connect/demo?return_to=%2Ftwo', owner => 'alice');
+my $s = OAuthKit::storm_start(2, "/callback?code=code-2&state=$two->{state}",
+                               owner => 'alice', headers => { Cookie => $two->{cookie} });
+my @heads = map { $_->{head} } OAuthKit::storm_wait($s, 10);
+is(scalar(grep { m{^Location: \S*/two\?oauth_status=connected&}mi } @heads), 1,
+   'double click: one connects');
+is(scalar(grep { m{^Location: \S*/two\?oauth_status=error&\S*oauth_error=invalid_state}mi } @heads), 1,
+   'double click: the other lands on return_to with invalid_state')
+    or diag(explain(\@heads));
+
+is(scalar @{ token_requests() }, 2, 'exactly one token request a flow');
 is(scalar @{ connections('alice') }, 1, 'one connection');
 --- request
 GET /ping
@@ -347,7 +370,9 @@ my $r = flow_result(callback($flow));
 is($r->{status}, 'error', 'error');
 is($r->{error}, 'expired_state', 'expired_state');
 is(scalar @{ token_requests() }, 0, 'no token request');
-is(callback($flow)->{status}, 400, 'and the flow is gone');
+my $again = callback($flow);
+ok($again->{status} == 400 || flow_result($again)->{error} eq 'invalid_state',
+   'and the flow is gone (invalid_state, on return_to until its spent record is purged)');
 --- request
 GET /api/connections
 --- more_headers
@@ -472,7 +497,7 @@ for my $c (@cases) {
     is($r->{error}, 'browser_mismatch', "$why: browser_mismatch");
     is($res->{headers}{'set-cookie'}, "$name=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax",
        "$why: the cookie is cleared all the same");
-    is(callback($flow)->{status}, 400, "$why: the flow is consumed");
+    is(flow_result(callback($flow))->{error}, 'invalid_state', "$why: the flow is consumed");
 }
 is(scalar @{ token_requests() }, 0, 'no token request');
 --- request
@@ -493,7 +518,7 @@ my $flow = start_flow(owner => 'alice');
 my $r = flow_result(callback($flow, owner => 'mallory'));
 is($r->{status}, 'error', 'another owner: error');
 is($r->{error}, 'owner_mismatch', 'owner_mismatch');
-is(callback($flow)->{status}, 400, 'the flow is consumed');
+is(flow_result(callback($flow))->{error}, 'invalid_state', 'the flow is consumed');
 is(scalar @{ token_requests() }, 0, 'no token request');
 is_deeply(connections('mallory'), [], 'nothing for mallory');
 is_deeply(connections('alice'), [], 'nothing for alice');
@@ -692,7 +717,7 @@ for my $p (sort keys %expect) {
     my ($r, $flow, $res) = connect_flow(uri => "/connect/$p");
     is($r->{status}, 'error', "$p: error");
     is($r->{error}, $expect{$p}, "$p: $expect{$p}");
-    is(callback($flow)->{status}, 400, "$p: the flow is consumed");
+    is(flow_result(callback($flow))->{error}, 'invalid_state', "$p: the flow is consumed");
 }
 is(scalar @{ as_requests() }, scalar keys %expect, 'one token request per flow, never retried');
 --- request
@@ -1489,3 +1514,41 @@ GET /api/connections
 --- more_headers
 X-Owner: alice
 --- response_body_like: "account":"77"
+
+
+
+=== TEST 32: a spent flow in popup mode posts invalid_state as the popup does; spent by an error, a reload says invalid_state too; a forged state keeps its 400
+--- http_config eval: $::Store . $::Demo . $::Fake
+--- config eval: $::Locations
+--- init
+package main;
+my $flow = start_flow(uri => '/connect/demo?mode=popup', owner => 'alice');
+is(flow_result(callback($flow, code => 'code-1'))->{status}, 'connected',
+   'the popup connects');
+my $res = callback($flow, code => 'code-1');
+is($res->{status}, 200, 'its reload: the popup page');
+like($res->{headers}{'content-security-policy'} // '', qr/script-src 'nonce-/,
+     'with its CSP');
+my $m = flow_result($res);
+is_deeply([ @$m{qw(type status provider account error target)} ],
+          [ 'oauth:result', 'error', 'demo', undef, 'invalid_state',
+            'https://app.example' ],
+          'posts the error to the opener at the flow origin');
+
+$flow = start_flow(uri => '/connect/demo?return_to=%2Fback', owner => 'alice');
+my $r = flow_result(callback($flow, code => 'code-2', cookie => undef));
+is($r->{error}, 'browser_mismatch', 'spent by a browser mismatch');
+$r = flow_result(callback($flow, code => 'code-2'));
+is_deeply([ @$r{qw(status error location)} ],
+          [ 'error', 'invalid_state',
+            '/back?oauth_status=error&oauth_provider=demo&oauth_error=invalid_state' ],
+          'its reload: invalid_state on return_to');
+
+my $forged = callback({ state => 'Q' x 43, cookie => undef, owner => 'alice' });
+is($forged->{status}, 400, 'a forged state: 400');
+like($forged->{content}, qr/^\{"error":"invalid_state"/, 'a forged state: JSON as before');
+is(scalar @{ token_requests() }, 1, 'one token request in all');
+--- request
+GET /ping
+--- response_body
+pong

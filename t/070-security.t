@@ -243,7 +243,7 @@ Test::More::is($r->{error}, 'token_request_failed', 'token_request_failed');
 T::pause(2.5);
 Test::More::is($fake->count('code'), 1, 'one exchange, never re-sent');
 $r = T::callback($flow, code => 'alice-1');
-Test::More::is($r->{status}, 400, 'the replayed callback is refused: the state is spent');
+Test::More::is($r->{error}, 'invalid_state', 'the replayed callback is refused: the state is spent');
 Test::More::is($fake->count('code'), 1, 'and makes no exchange');
 --- request
 GET /oauth/api/connections
@@ -273,7 +273,7 @@ Test::More::is($fake->count('pkce_mismatch'), 1,
                'the provider refused the attacker flow\'s verifier');
 Test::More::is(T::connections('mallory'), 0, 'nothing linked to the attacker');
 $r = T::callback($attacker, code => 'victim-1', owner => 'mallory');
-Test::More::is($r->{status}, 400, 'the attacker\'s state is spent');
+Test::More::is($r->{error}, 'invalid_state', 'the attacker\'s state is spent');
 # the victim's own flow still works with its own verifier
 $r = T::callback($victim, code => 'victim-1', owner => 'victim');
 Test::More::is($r->{result}, 'connected', 'the victim connects with the code');
@@ -761,7 +761,7 @@ Test::More::unlike($r->{head}, qr/oauth_status=connected/, 'the cut flow did not
 T::pause(4);
 Test::More::is(T::connections('alice'), 0, 'no connection stored, even after the provider answered');
 my $again = T::callback($flow, code => 'alice-1');
-Test::More::is($again->{status}, 400, 'the state stays spent');
+Test::More::is($again->{error}, 'invalid_state', 'the state stays spent');
 Test::More::is($fake->count('code'), 1, 'one exchange only');
 --- request
 GET /oauth/api/connections

@@ -20,7 +20,7 @@
 #include "ngx_oauth_store.h"
 
 
-#define NGX_OAUTH_STORE_DBS          5
+#define NGX_OAUTH_STORE_DBS          6
 #define NGX_OAUTH_STORE_READERS      126
 #define NGX_OAUTH_STORE_OPEN_TRIES   5
 #define NGX_OAUTH_STORE_ERR_LEN      256
@@ -66,6 +66,7 @@ struct ngx_oauth_store_s {
     MDB_dbi             conns;
     MDB_dbi             leases;
     MDB_dbi             events;         /* the webhook outbox */
+    MDB_dbi             spent;          /* taken flows, for a reload */
     pid_t               pid;
     unsigned long       forks;          /* ngx_oauth_store_forks at open */
     char                err[NGX_OAUTH_STORE_ERR_LEN];
@@ -136,6 +137,10 @@ static int ngx_oauth_store_del_commit(ngx_oauth_store_t *st, MDB_txn *txn,
     MDB_dbi dbi, MDB_val *k);
 static time_t ngx_oauth_store_time(uint64_t v);
 static int ngx_oauth_store_room(ngx_oauth_store_t *st, size_t len);
+static int ngx_oauth_store_flow_take_txn(ngx_oauth_store_t *st,
+    unsigned char *key, ngx_oauth_flow_t *flow, int spent);
+static int ngx_oauth_store_spent_put(ngx_oauth_store_t *st, MDB_txn *txn,
+    MDB_val *k, const ngx_oauth_flow_t *flow);
 static int ngx_oauth_store_flow_evict(ngx_oauth_store_t *st, MDB_txn *txn,
     const ngx_oauth_str_t *owner, size_t keep, size_t *evicted);
 static int ngx_oauth_store_lease_held(const MDB_val *v, uint64_t holder,
@@ -161,7 +166,7 @@ static int ngx_oauth_store_outbox_blocked(const ngx_oauth_outbox_rec_t *rec,
 
 /* in the order of the MDB_dbi members of ngx_oauth_store_t */
 static const char  *ngx_oauth_store_dbs[NGX_OAUTH_STORE_DBS] = {
-    "meta", "flows", "conns", "leases", "events"
+    "meta", "flows", "conns", "leases", "events", "spent"
 };
 
 
@@ -399,10 +404,8 @@ int
 ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
     size_t len, ngx_oauth_flow_t *flow)
 {
-    int             rc, ret, dec;
-    MDB_val         k, v;
-    MDB_txn        *txn;
-    unsigned char   key[NGX_OAUTH_STORE_HASH_LEN];
+    int            ret;
+    unsigned char  key[NGX_OAUTH_STORE_HASH_LEN];
 
     memset(flow, 0, sizeof(ngx_oauth_flow_t));
 
@@ -411,12 +414,36 @@ ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
         return ret;
     }
 
+    /*
+     * The flow goes and its spent record comes in one transaction; on a
+     * map too full for the record the flow is taken without it: a reload
+     * then gets the plain invalid_state, never store_full.
+     */
+
+    ret = ngx_oauth_store_flow_take_txn(st, key, flow, 1);
+
+    if (ret == NGX_OAUTH_FULL) {
+        ret = ngx_oauth_store_flow_take_txn(st, key, flow, 0);
+    }
+
+    return ret;
+}
+
+
+static int
+ngx_oauth_store_flow_take_txn(ngx_oauth_store_t *st, unsigned char *key,
+    ngx_oauth_flow_t *flow, int spent)
+{
+    int       rc, ret, dec;
+    MDB_val   k, v;
+    MDB_txn  *txn;
+
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
         return ret;
     }
 
-    k.mv_size = sizeof(key);
+    k.mv_size = NGX_OAUTH_STORE_HASH_LEN;
     k.mv_data = key;
 
     rc = mdb_get(txn, st->flows, &k, &v);
@@ -432,6 +459,13 @@ ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
 
     dec = ngx_oauth_flow_decode(v.mv_data, v.mv_size, flow);
     memcpy(flow->state_hash, key, sizeof(flow->state_hash));
+
+    if (spent && dec == NGX_OAUTH_OK) {
+        ret = ngx_oauth_store_spent_put(st, txn, &k, flow);
+        if (ret != NGX_OAUTH_OK) {
+            goto done;
+        }
+    }
 
     ret = ngx_oauth_store_del_commit(st, txn, st->flows, &k);
     txn = NULL;
@@ -455,6 +489,90 @@ done:
     if (ret != NGX_OAUTH_OK) {
         ngx_oauth_flow_free(flow);
     }
+
+    return ret;
+}
+
+
+/*
+ * What a reload of a spent callback needs, under the flow's key: where
+ * it goes back to, how and for which provider, until the flow would have
+ * expired.  Nothing secret: no owner, verifier, browser hash or params.
+ */
+
+static int
+ngx_oauth_store_spent_put(ngx_oauth_store_t *st, MDB_txn *txn, MDB_val *k,
+    const ngx_oauth_flow_t *flow)
+{
+    int                rc, ret;
+    size_t             len;
+    MDB_val            v;
+    unsigned char     *buf;
+    ngx_oauth_flow_t   sp;
+
+    memset(&sp, 0, sizeof(ngx_oauth_flow_t));
+
+    sp.provider = flow->provider;
+    sp.return_to = flow->return_to;
+    sp.mode = flow->mode;
+    sp.created = flow->created;
+    sp.expires = flow->expires;
+
+    ret = ngx_oauth_flow_encode(&sp, &buf, &len);
+    if (ret != NGX_OAUTH_OK) {
+        snprintf(st->err, sizeof(st->err), "spent flow does not encode");
+        return ret;
+    }
+
+    v.mv_size = len;
+    v.mv_data = buf;
+
+    rc = mdb_put(txn, st->spent, k, &v, 0);
+
+    free(buf);
+
+    if (rc != 0) {
+        return ngx_oauth_store_fail(st, rc, "mdb_put");
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+int
+ngx_oauth_store_flow_spent(ngx_oauth_store_t *st, const char *state,
+    size_t len, ngx_oauth_flow_t *flow)
+{
+    int             rc, ret;
+    MDB_val         k, v;
+    MDB_txn        *txn;
+    unsigned char   key[NGX_OAUTH_STORE_HASH_LEN];
+
+    memset(flow, 0, sizeof(ngx_oauth_flow_t));
+
+    ret = ngx_oauth_store_flow_key(st, state, len, key);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    ret = ngx_oauth_store_begin(st, MDB_RDONLY, &txn);
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    k.mv_size = sizeof(key);
+    k.mv_data = key;
+
+    rc = mdb_get(txn, st->spent, &k, &v);
+
+    if (rc != 0) {
+        ret = ngx_oauth_store_fail(st, rc, "mdb_get");
+
+    } else {
+        ret = ngx_oauth_flow_decode(v.mv_data, v.mv_size, flow);
+    }
+
+    mdb_txn_abort(txn);
 
     return ret;
 }
@@ -484,11 +602,20 @@ ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     ret = ngx_oauth_store_walk(st, st->flows, 0, NULL, 0,
                                ngx_oauth_store_purge_visit, &p, &bad);
 
-    if (ret == NGX_OAUTH_OK && purged != NULL) {
+    if (ret != NGX_OAUTH_OK) {
+        return ret;
+    }
+
+    if (purged != NULL) {
         *purged = p.purged;
     }
 
-    return ret;
+    /* spent records (flow records too) go with their flows' expiry */
+
+    p.purged = 0;
+
+    return ngx_oauth_store_walk(st, st->spent, 0, NULL, 0,
+                                ngx_oauth_store_purge_visit, &p, &bad);
 }
 
 
@@ -2547,6 +2674,7 @@ ngx_oauth_store_init(ngx_oauth_store_t *st, const char *path, char *err,
     dbi[2] = &st->conns;
     dbi[3] = &st->leases;
     dbi[4] = &st->events;
+    dbi[5] = &st->spent;
 
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {

@@ -166,6 +166,14 @@ int ngx_oauth_store_flow_take(ngx_oauth_store_t *st, const char *state,
     size_t len, ngx_oauth_flow_t *flow);
 int ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     size_t *purged);
+/*
+ * A taken flow's spent record (provider, return_to, mode, created and
+ * expires only; no owner or secret), kept until the flow would have
+ * expired, so that a reload of its callback can go back to return_to.
+ * NGX_OAUTH_NOT_FOUND when there is none.  Free with ngx_oauth_flow_free.
+ */
+int ngx_oauth_store_flow_spent(ngx_oauth_store_t *st, const char *state,
+    size_t len, ngx_oauth_flow_t *flow);
 void ngx_oauth_flow_free(ngx_oauth_flow_t *flow);
 
 typedef int (*ngx_oauth_flow_iter_pt)(const ngx_oauth_flow_t *flow,
