@@ -438,6 +438,8 @@ ngx_oauth_store_flow_take_txn(ngx_oauth_store_t *st, unsigned char *key,
     MDB_val   k, v;
     MDB_txn  *txn;
 
+    memset(flow, 0, sizeof(ngx_oauth_flow_t));
+
     ret = ngx_oauth_store_begin(st, 0, &txn);
     if (ret != NGX_OAUTH_OK) {
         return ret;

@@ -430,6 +430,97 @@ test_flow_purge(void **state)
 }
 
 
+/*
+ * A taken flow leaves a spent record (provider, return_to, mode, expiry;
+ * no owner, verifier, browser hash or params) that a reload can read,
+ * purged with the flows once expired; an unknown state has none.
+ */
+
+static void
+test_flow_spent(void **state)
+{
+    size_t              purged;
+    test_ctx_t         *t;
+    ngx_oauth_flow_t    in, out;
+    ngx_oauth_pair_t    params[1];
+    ngx_oauth_store_t  *st;
+    const char         *state1 = "spent-state-0123456789abcdefghijklmnopqrst";
+
+    t = *state;
+    st = test_open(t, TEST_MAP, NULL);
+
+    memset(&in, 0, sizeof(in));
+    in.owner = (ngx_oauth_str_t) S("alice");
+    in.provider = (ngx_oauth_str_t) S("github");
+    in.verifier = (ngx_oauth_str_t) S("sealed-verifier");
+    in.return_to = (ngx_oauth_str_t) S("/back?x=1");
+    in.browser = (ngx_oauth_str_t) S("browser-hash");
+    in.mode = NGX_OAUTH_MODE_POPUP;
+    in.created = 1000;
+    in.expires = 1600;
+    params[0].name = (ngx_oauth_str_t) S("region");
+    params[0].value = (ngx_oauth_str_t) S("eu");
+    in.params = params;
+    in.nparams = 1;
+
+    assert_int_equal(ngx_oauth_store_flow_spent(st, state1, strlen(state1),
+                                                &out),
+                     NGX_OAUTH_NOT_FOUND);
+
+    assert_int_equal(ngx_oauth_store_flow_put(st, state1, strlen(state1),
+                                              &in),
+                     NGX_OAUTH_OK);
+
+    /* a pending flow is not spent */
+
+    assert_int_equal(ngx_oauth_store_flow_spent(st, state1, strlen(state1),
+                                                &out),
+                     NGX_OAUTH_NOT_FOUND);
+
+    assert_int_equal(ngx_oauth_store_flow_take(st, state1, strlen(state1),
+                                               &out),
+                     NGX_OAUTH_OK);
+    ngx_oauth_flow_free(&out);
+
+    assert_int_equal(ngx_oauth_store_flow_spent(st, state1, strlen(state1),
+                                                &out),
+                     NGX_OAUTH_OK);
+    assert_true(test_str_eq(&out.provider, "github"));
+    assert_true(test_str_eq(&out.return_to, "/back?x=1"));
+    assert_int_equal(out.mode, NGX_OAUTH_MODE_POPUP);
+    assert_int_equal(out.expires, 1600);
+    assert_int_equal(out.owner.len, 0);
+    assert_int_equal(out.verifier.len, 0);
+    assert_int_equal(out.browser.len, 0);
+    assert_int_equal(out.nparams, 0);
+    ngx_oauth_flow_free(&out);
+
+    /* the flow itself stays taken */
+
+    assert_int_equal(ngx_oauth_store_flow_take(st, state1, strlen(state1),
+                                               &out),
+                     NGX_OAUTH_NOT_FOUND);
+
+    /* purged with the flows once expired, and not counted as a flow */
+
+    assert_int_equal(ngx_oauth_store_flow_purge(st, 1600, &purged),
+                     NGX_OAUTH_OK);
+    assert_int_equal(ngx_oauth_store_flow_spent(st, state1, strlen(state1),
+                                                &out),
+                     NGX_OAUTH_OK);
+    ngx_oauth_flow_free(&out);
+
+    assert_int_equal(ngx_oauth_store_flow_purge(st, 1601, &purged),
+                     NGX_OAUTH_OK);
+    assert_int_equal(purged, 0);
+    assert_int_equal(ngx_oauth_store_flow_spent(st, state1, strlen(state1),
+                                                &out),
+                     NGX_OAUTH_NOT_FOUND);
+
+    ngx_oauth_store_close(st);
+}
+
+
 static void
 test_conn_put_get(void **state)
 {
@@ -2027,6 +2118,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_new, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_flow_single_use, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_flow_spent, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_flow_purge, test_setup,
                                         test_teardown),
