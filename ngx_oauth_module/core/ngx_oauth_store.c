@@ -583,7 +583,17 @@ ngx_oauth_store_flow_spent(ngx_oauth_store_t *st, const char *state,
 typedef struct {
     time_t  now;
     size_t  purged;
+    size_t  limit;       /* deletions in this transaction at most */
+    size_t  batch;       /* deletions in this transaction so far */
 } ngx_oauth_store_purge_t;
+
+
+static int ngx_oauth_store_purge_db(ngx_oauth_store_t *st, MDB_dbi dbi,
+    ngx_oauth_store_purge_t *p);
+
+
+/* deletions per transaction when the map has room for them */
+#define NGX_OAUTH_STORE_PURGE_BATCH  256
 
 
 int
@@ -591,7 +601,6 @@ ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     size_t *purged)
 {
     int                      ret;
-    size_t                   bad;
     ngx_oauth_store_purge_t  p;
 
     if (purged != NULL) {
@@ -601,8 +610,7 @@ ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
     p.now = now;
     p.purged = 0;
 
-    ret = ngx_oauth_store_walk(st, st->flows, 0, NULL, 0,
-                               ngx_oauth_store_purge_visit, &p, &bad);
+    ret = ngx_oauth_store_purge_db(st, st->flows, &p);
 
     if (ret != NGX_OAUTH_OK) {
         return ret;
@@ -616,8 +624,48 @@ ngx_oauth_store_flow_purge(ngx_oauth_store_t *st, time_t now,
 
     p.purged = 0;
 
-    return ngx_oauth_store_walk(st, st->spent, 0, NULL, 0,
-                                ngx_oauth_store_purge_visit, &p, &bad);
+    return ngx_oauth_store_purge_db(st, st->spent, &p);
+}
+
+
+/*
+ * The expired records of dbi, in transactions of a bounded number of
+ * deletions: a delete copies the pages it touches, and deleting keys
+ * scattered over a nearly full map in one transaction can need more pages
+ * than the reserve has (MDB_MAP_FULL).  On a full map the batch is halved
+ * down to one deletion, which needs only one path of pages; each commit
+ * frees pages for the next.
+ */
+
+static int
+ngx_oauth_store_purge_db(ngx_oauth_store_t *st, MDB_dbi dbi,
+    ngx_oauth_store_purge_t *p)
+{
+    int     ret;
+    size_t  bad;
+
+    p->limit = NGX_OAUTH_STORE_PURGE_BATCH;
+
+    for ( ;; ) {
+        p->batch = 0;
+
+        ret = ngx_oauth_store_walk(st, dbi, 0, NULL, 0,
+                                   ngx_oauth_store_purge_visit, p, &bad);
+
+        if (ret == NGX_OAUTH_FULL && p->limit > 1) {
+            p->purged -= p->batch;
+            p->limit /= 2;
+            continue;
+        }
+
+        if (ret != NGX_OAUTH_OK) {
+            return ret;
+        }
+
+        if (p->batch < p->limit) {
+            return NGX_OAUTH_OK;
+        }
+    }
 }
 
 
@@ -650,8 +698,10 @@ ngx_oauth_store_purge_visit(ngx_oauth_store_t *st, MDB_cursor *cur,
     }
 
     p->purged++;
+    p->batch++;
 
-    return NGX_OAUTH_STORE_NEXT;
+    return (p->batch < p->limit) ? NGX_OAUTH_STORE_NEXT
+                                 : NGX_OAUTH_STORE_STOP;
 }
 
 
