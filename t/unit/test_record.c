@@ -616,16 +616,36 @@ test_duplicate(void **state)
 }
 
 
+/* a connection record of one field, decoded: what decode said */
+
+static int
+test_conn_field(test_buf_t *b, unsigned tag, const void *data, size_t len)
+{
+    int               rc;
+    ngx_oauth_conn_t  conn;
+
+    b->len = 0;
+    test_buf_header(b, 'C', 1);
+    test_buf_field(b, tag, data, len);
+    test_buf_end(b);
+
+    rc = ngx_oauth_conn_decode(b->data, b->len, &conn);
+
+    if (rc == NGX_OAUTH_OK) {
+        ngx_oauth_conn_free(&conn);
+    }
+
+    return rc;
+}
+
+
 static void
 test_fields(void **state)
 {
-    size_t             i;
     test_buf_t         b;
-    unsigned char     *zeros;
     ngx_oauth_flow_t   flow;
     ngx_oauth_conn_t   conn;
     unsigned char      big[NGX_OAUTH_OWNER_MAX + 1];
-    unsigned char      param[2 + NGX_OAUTH_PARAM_NAME_MAX + 1];
 
     memset(&b, 0, sizeof(b));
     memset(big, 'a', sizeof(big));
@@ -641,34 +661,18 @@ test_fields(void **state)
 
     /* integers of the wrong width */
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 5, "\0\0\0", 3);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 5, "\0\0\0", 3),
                      NGX_OAUTH_INVALID);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 17, "\0\0\0\0", 4);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 17, "\0\0\0\0", 4),
                      NGX_OAUTH_INVALID);
 
     /* enum values out of range */
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 6, "\0\0\0\4", 4);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 6, "\0\0\0\4", 4),
                      NGX_OAUTH_INVALID);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 5, "\1\0\0\0", 4);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 5, "\1\0\0\0", 4),
                      NGX_OAUTH_INVALID);
 
     b.len = 0;
@@ -680,11 +684,7 @@ test_fields(void **state)
 
     /* owner, provider, account over their caps */
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 1, big, NGX_OAUTH_OWNER_MAX + 1);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 1, big, NGX_OAUTH_OWNER_MAX + 1),
                      NGX_OAUTH_INVALID);
 
     b.len = 0;
@@ -697,18 +697,10 @@ test_fields(void **state)
                      NGX_OAUTH_OK);
     ngx_oauth_conn_free(&conn);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 2, big, NGX_OAUTH_PROVIDER_MAX + 1);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 2, big, NGX_OAUTH_PROVIDER_MAX + 1),
                      NGX_OAUTH_INVALID);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 3, big, NGX_OAUTH_ACCOUNT_MAX + 1);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 3, big, NGX_OAUTH_ACCOUNT_MAX + 1),
                      NGX_OAUTH_INVALID);
 
     /* a length far past the end */
@@ -724,27 +716,31 @@ test_fields(void **state)
     assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
                      NGX_OAUTH_INVALID);
 
+    free(b.data);
+}
+
+
+static void
+test_fields_params(void **state)
+{
+    size_t             i;
+    test_buf_t         b;
+    unsigned char     *zeros;
+    ngx_oauth_flow_t   flow;
+    ngx_oauth_conn_t   conn;
+    unsigned char      param[2 + NGX_OAUTH_PARAM_NAME_MAX + 1];
+
+    memset(&b, 0, sizeof(b));
+
     /* params: too short, empty name, name past the value, long name */
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 10, "\0", 1);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 10, "\0", 1),
                      NGX_OAUTH_INVALID);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 10, "\0\0value", 7);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 10, "\0\0value", 7),
                      NGX_OAUTH_INVALID);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 10, "\0\6name", 6);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 10, "\0\6name", 6),
                      NGX_OAUTH_INVALID);
 
     b.len = 0;
@@ -762,11 +758,7 @@ test_fields(void **state)
     param[0] = (unsigned char) ((NGX_OAUTH_PARAM_NAME_MAX + 1) >> 8);
     param[1] = (unsigned char) (NGX_OAUTH_PARAM_NAME_MAX + 1);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 10, param, sizeof(param));
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 10, param, sizeof(param)),
                      NGX_OAUTH_INVALID);
 
     /* at most NGX_OAUTH_PARAMS_MAX params */
@@ -805,11 +797,7 @@ test_fields(void **state)
                      NGX_OAUTH_OK);
     ngx_oauth_conn_free(&conn);
 
-    b.len = 0;
-    test_buf_header(&b, 'C', 1);
-    test_buf_field(&b, 200, zeros, NGX_OAUTH_RECORD_MAX - 12);
-    test_buf_end(&b);
-    assert_int_equal(ngx_oauth_conn_decode(b.data, b.len, &conn),
+    assert_int_equal(test_conn_field(&b, 200, zeros, NGX_OAUTH_RECORD_MAX - 12),
                      NGX_OAUTH_INVALID);
 
     free(zeros);
@@ -1044,6 +1032,7 @@ main(void)
         cmocka_unit_test(test_unknown_tag),
         cmocka_unit_test(test_duplicate),
         cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_fields_params),
         cmocka_unit_test(test_encode_invalid),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_circuit),

@@ -187,7 +187,8 @@ test_sigv4_s3(void **state)
     ngx_oauth_sigv4_t  init = {
         O("GET"), O("/test.txt"), O(""), h, 3,
         O("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        O("AKIAIOSFODNN7EXAMPLE"), O("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        O("AKIAIOSFODNN7EXAMPLE"),
+        O("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
         O("us-east-1"), O("s3"), O("20130524T000000Z")
     };
 
