@@ -76,6 +76,8 @@ sub quirks {
     my $acc = $e->{account_id} // '';
     if ($acc =~ /^callback:(.+)$/) {
         push @q, "account: callback `$1`";
+    } elsif ($acc eq 'single') {
+        push @q, 'one connection per owner (account `default`)';
     } elsif ($acc) {
         push @q, "account: `$acc`";
     }

@@ -1956,6 +1956,18 @@ ngx_http_oauth_cb_keep(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
             continue;
         }
 
+        /* Zoho's accounts server is a URL: its host is what is kept */
+
+        if (rc == NGX_OK && name[i].strip_prefix.len
+            && value.len > name[i].strip_prefix.len
+            && ngx_strncasecmp(value.data, name[i].strip_prefix.data,
+                               name[i].strip_prefix.len)
+               == 0)
+        {
+            value.data += name[i].strip_prefix.len;
+            value.len -= name[i].strip_prefix.len;
+        }
+
         /*
          * kept values end up in URLs and headers: plain tokens only, and
          * what the param's own pattern allows (QuickBooks: digits)
@@ -2537,6 +2549,19 @@ ngx_http_oauth_conn_account(ngx_http_request_t *r,
     p = ctx->provider;
 
     ngx_str_null(account);
+
+    /*
+     * "account_id single": the provider has no identity to ask for (Bing
+     * Webmaster), so an owner has one connection, which a reconnect
+     * replaces
+     */
+
+    if (p->account_id.len == sizeof("single") - 1
+        && ngx_strncmp(p->account_id.data, "single", p->account_id.len) == 0)
+    {
+        ngx_str_set(account, NGX_HTTP_OAUTH_SINGLE_ACCOUNT);
+        return NULL;
+    }
 
     if (ngx_http_oauth_lookup_any(r, ctx, &p->account_id, account) != NGX_OK
         || account->len == 0)

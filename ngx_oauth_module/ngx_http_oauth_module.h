@@ -25,6 +25,9 @@
 #define NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC   0
 #define NGX_HTTP_OAUTH_TOKEN_AUTH_POST    1
 
+/* the account of every connection of an "account_id single" provider */
+#define NGX_HTTP_OAUTH_SINGLE_ACCOUNT     "default"
+
 
 typedef struct {
     ngx_str_t                    name;
@@ -36,6 +39,7 @@ typedef struct {
     ngx_str_t                    name;
     ngx_str_t                    pattern;    /* POSIX ERE, anchored */
     ngx_str_t                    strip;      /* suffix dropped first */
+    ngx_str_t                    strip_prefix;  /* kept: prefix dropped */
     ngx_flag_t                   required;
     ngx_oauth_pattern_t         *compiled;   /* at config time */
     unsigned                     explicit_pattern:1;  /* not the default */

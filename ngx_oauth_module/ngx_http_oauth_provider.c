@@ -91,6 +91,8 @@ static char *ngx_http_oauth_provider_keep_param(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_oauth_preset_kept_params(ngx_conf_t *cf,
     ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_opt(ngx_conf_t *cf, ngx_str_t *arg,
+    const char *name, const ngx_oauth_str_t *value);
 
 static ngx_int_t ngx_http_oauth_catalog_open(ngx_conf_t *cf,
     ngx_http_oauth_main_conf_t *omcf, ngx_oauth_catalog_t **cat);
@@ -141,6 +143,9 @@ static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_http_oauth_conn_param_t *cp);
 static ngx_int_t ngx_http_oauth_host_suffix(u_char *name, u_char *close,
     u_char *host_end);
+static ngx_http_oauth_conn_param_t *ngx_http_oauth_kept_param(
+    ngx_http_oauth_provider_t *p, ngx_uint_t scope, u_char *name,
+    size_t len);
 static ngx_int_t ngx_http_oauth_placeholders(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, const char *what, ngx_str_t *url,
     ngx_uint_t scope);
@@ -322,7 +327,7 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         ngx_http_oauth_p(connection_params), NULL },
       "connection_params", ngx_http_oauth_preset_conn_params, 0, 0 },
 
-    { { ngx_string("keep_callback_param"), NGX_CONF_TAKE12,
+    { { ngx_string("keep_callback_param"), NGX_CONF_TAKE123,
         ngx_http_oauth_provider_keep_param, 0,
         ngx_http_oauth_p(keep_callback_params), NULL },
       "keep_callback_params", ngx_http_oauth_preset_kept_params, 0, 0 },
@@ -950,9 +955,11 @@ ngx_http_oauth_provider_conn_param(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /*
- * keep_callback_param NAME [pattern=RE]: the value must match RE as well
- * as the rule every kept callback value meets (the flow's plain-token
- * check); connection_param's pattern checker compiles it.
+ * keep_callback_param NAME [pattern=RE] [strip_prefix=PREFIX]: PREFIX
+ * (Zoho's "https://" before its accounts server) is dropped first, then
+ * the value must match RE as well as the rule every kept callback value
+ * meets (the flow's plain-token check); connection_param's pattern
+ * checker compiles RE.
  */
 
 static char *
@@ -962,6 +969,7 @@ ngx_http_oauth_provider_keep_param(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_oauth_provider_t *p = conf;
 
     ngx_str_t                    *value;
+    ngx_uint_t                    i;
     ngx_http_oauth_conn_param_t  *kp;
 
     value = cf->args->elts;
@@ -981,22 +989,33 @@ ngx_http_oauth_provider_keep_param(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memzero(kp, sizeof(ngx_http_oauth_conn_param_t));
     kp->name = value[1];
 
-    if (cf->args->nelts == 2) {
-        return NGX_CONF_OK;
-    }
+    for (i = 2; i < cf->args->nelts; i++) {
 
-    if (ngx_strncmp(value[2].data, "pattern=", 8) != 0) {
+        if (ngx_strncmp(value[i].data, "pattern=", 8) == 0
+            && kp->pattern.data == NULL)
+        {
+            kp->pattern.len = value[i].len - 8;
+            kp->pattern.data = value[i].data + 8;
+            kp->explicit_pattern = 1;
+
+            if (ngx_http_oauth_pattern_check(cf, NULL, kp) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "strip_prefix=", 13) == 0
+            && value[i].len > 13 && kp->strip_prefix.len == 0)
+        {
+            kp->strip_prefix.len = value[i].len - 13;
+            kp->strip_prefix.data = value[i].data + 13;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\" in "
-                           "\"keep_callback_param\"", &value[2]);
-        return NGX_CONF_ERROR;
-    }
-
-    kp->pattern.len = value[2].len - 8;
-    kp->pattern.data = value[2].data + 8;
-    kp->explicit_pattern = 1;
-
-    if (ngx_http_oauth_pattern_check(cf, NULL, kp) != NGX_OK) {
+                           "\"keep_callback_param\"", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -1480,9 +1499,9 @@ static ngx_int_t
 ngx_http_oauth_preset_kept_params(ngx_conf_t *cf,
     ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
 {
-    size_t            i;
-    ngx_str_t         args[2];
-    ngx_oauth_str_t  *pat;
+    size_t            i, n;
+    ngx_str_t         args[3];
+    ngx_oauth_str_t  *pat, *strip;
 
     for (i = 0; i < e->nkeep_callback_params; i++) {
         if (ngx_http_oauth_list_has(ngx_http_oauth_preset_list(cf, pc), 0,
@@ -1493,27 +1512,53 @@ ngx_http_oauth_preset_kept_params(ngx_conf_t *cf,
         }
 
         ngx_http_oauth_preset_arg(&args[0], &e->keep_callback_params[i]);
+        n = 1;
 
         pat = &e->keep_callback_patterns[i];
+        strip = &e->keep_callback_strips[i];
 
-        if (pat->len) {
-            args[1].len = sizeof("pattern=") - 1 + pat->len;
-            args[1].data = ngx_pnalloc(cf->temp_pool, args[1].len);
-            if (args[1].data == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(ngx_cpymem(args[1].data, "pattern=",
-                                  sizeof("pattern=") - 1),
-                       pat->data, pat->len);
-        }
-
-        if (ngx_http_oauth_preset_line(cf, pc, args, pat->len ? 2 : 1)
-            != NGX_OK)
+        if (pat->len
+            && ngx_http_oauth_preset_opt(cf, &args[n++], "pattern=", pat)
+               != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        if (strip->len
+            && ngx_http_oauth_preset_opt(cf, &args[n++], "strip_prefix=",
+                                         strip)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, n) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
+
+    return NGX_OK;
+}
+
+
+/* "NAME=VALUE", an option of a preset's line, in the temporary pool */
+
+static ngx_int_t
+ngx_http_oauth_preset_opt(ngx_conf_t *cf, ngx_str_t *arg, const char *name,
+    const ngx_oauth_str_t *value)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    arg->len = len + value->len;
+    arg->data = ngx_pnalloc(cf->temp_pool, arg->len + 1);
+    if (arg->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(ngx_cpymem(arg->data, name, len), value->data, value->len)
+        = '\0';
 
     return NGX_OK;
 }
@@ -1928,7 +1973,7 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     u_char                       *c, *end, *name, *host, *host_end;
     size_t                        len;
     ngx_uint_t                    i, found, conn, in_host, fixed;
-    ngx_http_oauth_conn_param_t  *cp;
+    ngx_http_oauth_conn_param_t  *cp, *kept;
 
     end = url->data + url->len;
 
@@ -1986,22 +2031,30 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
         conn = found;
 
-        found = found
-                || (scope >= NGX_HTTP_OAUTH_PH_CALLBACK
-                    && ngx_http_oauth_list_has(p->keep_callback_params, 0,
-                                               name, len))
+        /*
+         * a kept callback value in the host (Zoho's accounts server) only
+         * with the operator's pattern, which lists the hosts it may be
+         */
+
+        kept = found ? NULL
+                     : ngx_http_oauth_kept_param(p, scope, name, len);
+
+        found = found || kept != NULL
                 || (scope >= NGX_HTTP_OAUTH_PH_STORED
                     && ngx_http_oauth_list_has(p->keep_token_fields,
                            offsetof(ngx_http_oauth_keep_field_t, as),
                            name, len));
 
-        if (found && !conn && in_host) {
+        if (found && !conn && in_host
+            && (kept == NULL || !kept->explicit_pattern))
+        {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "oauth_provider \"%V\" in %s:%ui: \"%s\" uses "
                           "\"{%*s}\" in the host: only a connection_param "
-                          "may choose a host, never a value the callback "
-                          "or the provider sends", &p->name, p->file,
-                          p->line, what, len, name);
+                          "may choose a host, or a keep_callback_param "
+                          "whose pattern= allows only the provider's "
+                          "hosts; never a token field",
+                          &p->name, p->file, p->line, what, len, name);
             return NGX_ERROR;
         }
 
@@ -2021,6 +2074,35 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
     }
 
     return NGX_OK;
+}
+
+
+/* the keep_callback_param NAME, if the URL's scope has callback values */
+
+static ngx_http_oauth_conn_param_t *
+ngx_http_oauth_kept_param(ngx_http_oauth_provider_t *p, ngx_uint_t scope,
+    u_char *name, size_t len)
+{
+    ngx_uint_t                    i;
+    ngx_http_oauth_conn_param_t  *kp;
+
+    if (scope < NGX_HTTP_OAUTH_PH_CALLBACK || p->keep_callback_params == NULL
+        || p->keep_callback_params == NGX_CONF_UNSET_PTR)
+    {
+        return NULL;
+    }
+
+    kp = p->keep_callback_params->elts;
+
+    for (i = 0; i < p->keep_callback_params->nelts; i++) {
+        if (kp[i].name.len == len
+            && ngx_strncmp(kp[i].name.data, name, len) == 0)
+        {
+            return &kp[i];
+        }
+    }
+
+    return NULL;
 }
 
 

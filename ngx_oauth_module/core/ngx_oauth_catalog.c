@@ -394,6 +394,7 @@ ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
     free(e->connection_params);
     free(e->keep_callback_params);
     free(e->keep_callback_patterns);
+    free(e->keep_callback_strips);
     free(e->token_types);
     free(e->keep_token_fields);
     free(e->requires);
@@ -582,8 +583,9 @@ ngx_oauth_catalog_strings(ngx_oauth_catalog_entry_t *e, json_t *v,
 
 
 /*
- * keep_callback_params[]: a name, or {"name": ..., "pattern": ...}; the
- * patterns go in a parallel array (len 0: none but the default rule).
+ * keep_callback_params[]: a name, or {"name": ..., "pattern": ...,
+ * "strip_prefix": ...}; the patterns and prefixes go in parallel arrays
+ * (len 0: none but the default rule, nothing dropped).
  */
 
 static int
@@ -592,12 +594,12 @@ ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
 {
     size_t            i, n;
     json_t           *o, *x;
-    ngx_oauth_str_t  *a, *pat;
+    ngx_oauth_str_t  *a, *pat, *strip;
 
-    static const char  *keys[] = { "name", "pattern", NULL };
+    static const char  *keys[] = { "name", "pattern", "strip_prefix", NULL };
 
     *why = "must be an array of non-empty strings or of {\"name\", "
-           "\"pattern\"} with a pattern that compiles";
+           "\"pattern\", \"strip_prefix\"} with a pattern that compiles";
 
     if (!json_is_array(v)) {
         return NGX_OAUTH_INVALID;
@@ -607,11 +609,13 @@ ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
 
     a = calloc(n + 1, sizeof(ngx_oauth_str_t));
     pat = calloc(n + 1, sizeof(ngx_oauth_str_t));
+    strip = calloc(n + 1, sizeof(ngx_oauth_str_t));
 
     e->keep_callback_params = a;
     e->keep_callback_patterns = pat;
+    e->keep_callback_strips = strip;
 
-    if (a == NULL || pat == NULL) {
+    if (a == NULL || pat == NULL || strip == NULL) {
         return NGX_OAUTH_NOMEM;
     }
 
@@ -640,6 +644,14 @@ ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
             && (ngx_oauth_catalog_string(x, 1, &pat[i]) != NGX_OAUTH_OK
                 || ngx_oauth_pattern_check((char *) pat[i].data, NULL, 0)
                    != NGX_OAUTH_OK))
+        {
+            return NGX_OAUTH_INVALID;
+        }
+
+        x = json_object_get(o, "strip_prefix");
+
+        if (x != NULL
+            && ngx_oauth_catalog_string(x, 1, &strip[i]) != NGX_OAUTH_OK)
         {
             return NGX_OAUTH_INVALID;
         }

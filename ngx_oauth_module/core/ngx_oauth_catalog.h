@@ -71,6 +71,7 @@ typedef struct {
     size_t                     nkeep_callback_params;
     ngx_oauth_str_t           *keep_callback_params;
     ngx_oauth_str_t           *keep_callback_patterns;  /* len 0: none */
+    ngx_oauth_str_t           *keep_callback_strips;    /* len 0: none */
     size_t                     nkeep_token_fields;
     ngx_oauth_catalog_keep_t  *keep_token_fields;
     size_t                     nrequires;

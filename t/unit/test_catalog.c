@@ -205,6 +205,8 @@ static const test_bad_t  test_bad[] = {
       "\"keep_callback_params\" must be" },
     { "{\"a\":{\"keep_callback_params\":[{\"name\":\"r\",\"x\":1}]}}",
       "\"keep_callback_params\" must be" },
+    { "{\"a\":{\"keep_callback_params\":[{\"name\":\"r\","
+      "\"strip_prefix\":\"\"}]}}", "\"keep_callback_params\" must be" },
     { "{\"a\":{\"token_types\":[\"\"]}}", "\"token_types\" must be" },
     /* a good entry first, then a bad one: nothing of it is kept */
     { "{\"a\":{\"kind\":\"oauth2\"},\"b\":{\"kind\":\"x\"}}",
@@ -250,7 +252,8 @@ test_strict(void **state)
         "\"connection_params\":[{\"name\":\"d\"}],"
         "\"keep_token_fields\":[{\"path\":\"o.id\"}],"
         "\"keep_callback_params\":[\"shop\",{\"name\":\"realmId\","
-        "\"pattern\":\"^[0-9]{1,32}$\"}],\"revocation_body\":null,"
+        "\"pattern\":\"^[0-9]{1,32}$\",\"strip_prefix\":\"https://\"}],"
+        "\"revocation_body\":null,"
         "\"token_types\":[\"bot\"],"
         "\"requires\":[\"user_agent\"],\"token_headers\":{\"X-A\":\"1\"}"
         "}}"), err, sizeof(err)),
@@ -274,6 +277,9 @@ test_strict(void **state)
     assert_string_equal((char *) e->keep_callback_params[1].data, "realmId");
     assert_string_equal((char *) e->keep_callback_patterns[1].data,
                         "^[0-9]{1,32}$");
+    assert_int_equal(e->keep_callback_strips[0].len, 0);
+    assert_string_equal((char *) e->keep_callback_strips[1].data,
+                        "https://");
     assert_int_equal(e->ntoken_types, 1);
     assert_string_equal((char *) e->token_types[0].data, "bot");
     assert_null(ngx_oauth_catalog_str(e, "revocation_body"));

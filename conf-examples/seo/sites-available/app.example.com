@@ -45,8 +45,9 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
+    # the user's one Bing connection
     location /bing/ {
-        oauth_token bing account=$arg_account;
+        oauth_token bing;
         proxy_pass https://ssl.bing.com/webmaster/api.svc/json/;
         include snippets/oauth-upstream.conf;
     }

@@ -1,0 +1,354 @@
+# Install flows and identities that are not one user at one fixed host
+# (issue 10), each with its real preset, the endpoints pointed at the
+# fake provider's scenarios defined below:
+#
+# - Zoho's multi-DC flow: one "zoho" preset for users of every data
+#   centre.  The callback names the user's accounts server; the token,
+#   userinfo, refresh and revocation calls go there, and only to a host
+#   the pattern allows (a forged one is refused before any call).  The
+#   fake's accounts servers are 127.0.0.1 ("us") and localhost ("eu")
+#   behind a TLS server of the block's own nginx that tells the fake
+#   which one was asked (X-DC).
+# - Bing Webmaster: no identity call, so one connection per owner
+#   ("account_id single"), which a reconnect replaces.
+# - Facebook's fb_exchange_token and Instagram's exchange, refresh and
+#   disconnect (Instagram Login has no revocation endpoint).
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use OAuthKit;
+use Test::Nginx::Socket 'no_plan';
+
+add_block_preprocessor(\&OAuthKit::demo_defaults);
+
+# which accounts server (the Host the TLS server was asked for) is which
+# data centre
+my %DC = ('127.0.0.1' => 'us', 'localhost' => 'eu');
+
+sub zoho_dc {
+    my $req = shift;
+    return $DC{ FakeProvider::header($req, 'X-DC') // '' } // 'none';
+}
+
+# Zoho's accounts server of one data centre: codes and tokens of a user
+# of that centre work there only (an "eu-" code at the "us" server is
+# refused), the access token is refreshed with the refresh token (not
+# rotated), the answer names the centre's api_domain.
+FakeProvider::scenario(zoho => base => 'default',
+    token => sub {
+        my ($st, $req) = @_;
+        my $f = $req->{form};
+        my $dc = zoho_dc($req);
+        my $z = $st->{zoho} //= { at => {}, rt => {}, n => 0 };
+        return FakeProvider::reply(400, json => { error => 'invalid_client' })
+            unless ($f->{client_id} // '') eq 'cid-zoho'
+                   && ($f->{client_secret} // '') eq 'csecret-zoho';
+        my $user;
+        if (($f->{grant_type} // '') eq 'authorization_code') {
+            $user = $f->{code} // '';
+            return FakeProvider::reply(200, json => { error => 'invalid_code' })
+                unless $user =~ /^\Q$dc\E-/;
+        }
+        elsif (($f->{grant_type} // '') eq 'refresh_token') {
+            my $g = $z->{rt}{ $f->{refresh_token} // '' };
+            return FakeProvider::reply(400, json => { error => 'invalid_code' })
+                unless $g && $g->{dc} eq $dc;
+            $user = $g->{user};
+        }
+        else {
+            return FakeProvider::reply(400,
+                json => { error => 'unsupported_grant_type' });
+        }
+        my $n = ++$z->{n};
+        my $at = "zat-$n-$user";
+        $z->{at}{$at} = { dc => $dc, user => $user };
+        my %ans = (access_token => $at, token_type => 'Bearer',
+                   expires_in => 3600,
+                   api_domain => "https://www.zohoapis.$dc");
+        if (($f->{grant_type} // '') eq 'authorization_code') {
+            $ans{refresh_token} = "zrt-$user";
+            $z->{rt}{"zrt-$user"} = { dc => $dc, user => $user };
+        }
+        return FakeProvider::reply(200, json => \%ans);
+    },
+    userinfo => sub {
+        my ($st, $req) = @_;
+        my $auth = FakeProvider::header($req, 'Authorization') // '';
+        my ($at) = $auth =~ /^Zoho-oauthtoken (\S+)$/;
+        my $t = $at ? $st->{zoho}{at}{$at} : undef;
+        return FakeProvider::reply(401, json => { error => 'INVALID_OAUTHTOKEN' })
+            unless $t && $t->{dc} eq zoho_dc($req) && !$t->{revoked};
+        return FakeProvider::reply(200, json => {
+            ZUID => $t->{user}, Email => "$t->{user}\@zoho.example",
+            Display_Name => "User $t->{user}" });
+    },
+    revoke => sub {
+        my ($st, $req) = @_;
+        my $t = $st->{zoho}{at}{ $req->{form}{token} // '' };
+        return FakeProvider::reply(400, json => { error => 'invalid_token' })
+            unless $t && $t->{dc} eq zoho_dc($req);
+        $t->{revoked} = 1;
+        return FakeProvider::reply(200, json => { status => 'success' });
+    });
+
+package T;
+
+# a certificate for 127.0.0.1 and localhost, made once per file
+sub tls {
+    my $d = $ENV{TEST_NGINX_OAUTH_DIR};
+    unless (-s "$d/zoho-tls.pem") {
+        system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+               . "-subj /CN=localhost "
+               . "-addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+               . "-keyout $d/zoho-tls.key -out $d/zoho-tls.pem "
+               . ">/dev/null 2>&1") == 0
+            or die "openssl failed";
+    }
+    return "    oauth_trusted_certificate \$TEST_NGINX_OAUTH_DIR/zoho-tls.pem;\n";
+}
+
+# the zoho preset with its accounts servers on the fake: the block's own
+# pattern allows the two loopback names (the preset's allows Zoho's)
+sub zoho {
+    my $extra = shift // '';
+    my $as = 'https://{accounts-server}:$TEST_NGINX_RAND_PORT_3';
+    return tls() . <<"_EOC_";
+    oauth_background_refresh off;
+
+    oauth_provider zoho {
+        preset              zoho;
+        client_id           cid-zoho;
+        client_secret       csecret-zoho;
+        redirect_uri        http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url   http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/zoho/authorize;
+        token_url           "$as/oauth/v2/token";
+        userinfo_url        "$as/oauth/user/info";
+        revocation_url      "$as/oauth/v2/revoke/token";
+        keep_callback_param accounts-server "pattern=^(127\\.0\\.0\\.1|localhost)\$"
+                            strip_prefix=https://;
+        allow_private_hosts on;
+$extra    }
+
+    server {
+        listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_3 ssl;
+        ssl_certificate     \$TEST_NGINX_OAUTH_DIR/zoho-tls.pem;
+        ssl_certificate_key \$TEST_NGINX_OAUTH_DIR/zoho-tls.key;
+
+        proxy_set_header X-DC \$host;
+
+        location = /oauth/v2/token {
+            proxy_pass http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/zoho/token;
+        }
+
+        location = /oauth/user/info {
+            proxy_pass http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/zoho/userinfo;
+        }
+
+        location = /oauth/v2/revoke/token {
+            proxy_pass http://127.0.0.1:\$TEST_NGINX_FAKE_PORT/zoho/revoke;
+        }
+    }
+_EOC_
+}
+
+# start and callback, Zoho's multi-DC callback parameters added
+sub zoho_connect {
+    my ($owner, $code, $server) = @_;
+    my $dc = $code =~ /^(\w+)-/ ? $1 : 'us';
+    return OAuthKit::connect_flow(
+        owner => $owner, provider => 'zoho', code => $code,
+        query => "location=$dc&accounts-server="
+                 . OAuthKit::url_escape($server));
+}
+
+sub calls {
+    my $path = shift;
+    return map { "$_->{method} " . main::zoho_dc($_)
+                 . ' ' . ($_->{form}{grant_type} // $_->{form}{token_type} // '') }
+           @{ OAuthKit::fake_requests(path => $path) };
+}
+
+package main;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: Zoho: two users of one owner in two data centres; each one's token, userinfo, refresh and revocation go to the user's own accounts server
+--- http_config eval
+T::zoho()
+--- config
+    location /api/ {
+        oauth_token zoho account=$arg_account;
+        proxy_set_header X-Api-Domain $oauth_param_api_domain;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/zoho/api/;
+    }
+--- init
+OAuthKit::fake()->reset;
+my $r = T::zoho_connect('alice', 'us-1', 'https://127.0.0.1');
+Test::More::is($r->{status}, 'connected', 'a US user connects') or Test::More::diag(explain $r);
+Test::More::is($r->{account}, 'us-1', 'the account is the ZUID');
+$r = T::zoho_connect('alice', 'eu-7', 'https://localhost');
+Test::More::is($r->{status}, 'connected', 'an EU user connects') or Test::More::diag(explain $r);
+Test::More::is_deeply([T::calls('/zoho/token')],
+    ['POST us authorization_code', 'POST eu authorization_code'],
+    'each code went to its own accounts server');
+Test::More::is(scalar(my @u = T::calls('/zoho/userinfo')), 2, 'userinfo asked twice');
+my $c = OAuthKit::connection('alice', 'zoho', 'eu-7');
+Test::More::is_deeply($c->{params},
+    { location => 'eu', 'accounts-server' => 'localhost',
+      api_domain => 'https://www.zohoapis.eu' },
+    'the data centre, its accounts server and api_domain are kept');
+my $s = OAuthKit::api('POST', 'connections/zoho/eu-7/refresh', owner => 'alice')->{status};
+Test::More::is($s, 200, 'the EU user is refreshed');
+$s = OAuthKit::api('POST', 'connections/zoho/us-1/refresh', owner => 'alice')->{status};
+Test::More::is($s, 200, 'the US user is refreshed');
+Test::More::is_deeply([(T::calls('/zoho/token'))[2, 3]],
+    ['POST eu refresh_token', 'POST us refresh_token'],
+    'each refresh at its own accounts server');
+my $api = OAuthKit::request('GET', '/api/crm?account=us-1', owner => 'alice');
+Test::More::like($api->{content}, qr/^Authorization: Zoho-oauthtoken zat-4-us-1\r$/m,
+                 'the US user\'s refreshed token is injected');
+Test::More::like($api->{content}, qr/^X-Api-Domain: https:\/\/www\.zohoapis\.us\r$/m,
+                 'its api_domain is $oauth_param_api_domain');
+my $d = OAuthKit::api('DELETE', 'connections/zoho/eu-7', owner => 'alice')->{json};
+Test::More::ok($d->{revoked}, 'the EU user is disconnected and revoked');
+Test::More::is_deeply([T::calls('/zoho/revoke')], ['POST eu access_token'],
+                      'at the EU accounts server');
+--- request
+GET /api/crm?account=eu-7
+--- more_headers
+X-Owner: alice
+--- error_code: 401
+--- no_error_log
+[alert]
+
+
+
+=== TEST 2: Zoho: a forged accounts server (another host, another scheme, a path, a port) is refused before any call; so is a callback without one
+--- http_config eval
+T::zoho()
+--- init
+OAuthKit::fake()->reset;
+for my $forged ('https://accounts.evil.example', 'https://127.0.0.2',
+                'http://127.0.0.1', 'https://127.0.0.1/x',
+                'https://127.0.0.1:1', 'https://127.0.0.1@evil.example',
+                'https://localhost.evil.example') {
+    my $r = T::zoho_connect('alice', 'us-1', $forged);
+    Test::More::is($r->{error}, 'invalid_request', "$forged: refused");
+}
+my ($r) = OAuthKit::connect_flow(owner => 'alice', provider => 'zoho',
+                                 code => 'us-1', query => 'location=us');
+Test::More::isnt($r->{status}, 'connected', 'no accounts server: not connected');
+Test::More::is(scalar(@{ OAuthKit::fake_requests(path => qr{^/zoho/}) }), 0,
+               'nothing reached any accounts server');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 3: Zoho: the preset's own pattern takes Zoho's documented accounts servers only
+--- http_config
+    oauth_http_timeout 1s;
+
+    oauth_provider z {
+        preset        zoho;
+        client_id     c;
+        client_secret s;
+        redirect_uri  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+    }
+--- init
+for my $as (qw(accounts.zoho.com accounts.zoho.eu accounts.zoho.in
+               accounts.zoho.com.au accounts.zoho.jp accounts.zoho.sa
+               accounts.zoho.uk accounts.zoho.com.cn accounts.zohocloud.ca
+               accounts.zoho.evil.example accounts.zoho.eu.evil.example
+               evil.example accountsxzoho.com)) {
+    my $f = OAuthKit::start_flow(uri => '/connect/z', owner => 'bob');
+    # the code exchange that follows a kept value fails at the real host
+    # (no network here); a refused one never gets that far
+    my $res = OAuthKit::callback($f, code => 'x',
+        query => 'location=eu&accounts-server=' . OAuthKit::url_escape("https://$as"));
+    my $r = OAuthKit::flow_result($res);
+    my $ok = $as =~ /evil|accountsx/ ? 'invalid_request' : 'token_request_failed';
+    Test::More::is($r->{error}, $ok, "$as: " . ($ok eq 'invalid_request' ? 'refused' : 'kept'));
+}
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: bob
+--- response_body
+[]
+
+
+
+=== TEST 4: Zoho: a callback value may choose the host only with a pattern
+--- http_config
+    oauth_provider z {
+        preset        zoho;
+        client_id     c;
+        client_secret s;
+        redirect_uri  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        keep_callback_param accounts-server;
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "z" in \S+: "token_url" uses "\{accounts-server\}" in the host: only a connection_param may choose a host/
+
+
+
+=== TEST 5: Bing Webmaster: no identity, so one connection per owner ("default"): a reconnect replaces it; owners stay apart; injected, refreshed, disconnected without a revocation call
+--- http_config
+    oauth_background_refresh off;
+
+    oauth_provider bing {
+        preset            bing-webmaster;
+        client_id         cid-bing;
+        client_secret     csecret-bing;
+        redirect_uri      http://127.0.0.1:$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url http://127.0.0.1:$TEST_NGINX_FAKE_PORT/authorize;
+        token_url         http://127.0.0.1:$TEST_NGINX_FAKE_PORT/token;
+    }
+--- config
+    location /api/ {
+        oauth_token bing;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/api/;
+    }
+--- init
+my $fake = OAuthKit::fake();
+$fake->reset(expires_in => 3600);
+my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'bing', code => 'site-a');
+Test::More::is($r->{account}, 'default', 'connected as "default"') or Test::More::diag(explain $r);
+$r = OAuthKit::connect_flow(owner => 'bob', provider => 'bing', code => 'site-b');
+Test::More::is($r->{account}, 'default', "bob's own");
+$r = OAuthKit::connect_flow(owner => 'alice', provider => 'bing', code => 'site-c');
+Test::More::is($r->{account}, 'default', 'a reconnect');
+my $l = OAuthKit::connections('alice');
+Test::More::is(scalar(@$l), 1, 'it replaced the first');
+Test::More::is(scalar(@{ OAuthKit::fake_requests(path => '/userinfo') }), 0,
+               'no identity call');
+my $api = OAuthKit::request('GET', '/api/sites', owner => 'bob');
+Test::More::like($api->{content}, qr/^Authorization: Bearer at-\d+-site-b\r$/m,
+                 "bob's token");
+my $s = OAuthKit::api('POST', 'connections/bing/default/refresh', owner => 'alice')->{status};
+Test::More::is($s, 200, 'refreshed');
+Test::More::is($fake->count('refresh'), 1, 'with the refresh_token grant');
+$s = OAuthKit::api('DELETE', 'connections/bing/default', owner => 'alice')->{status};
+Test::More::is($s, 200, 'disconnected');
+Test::More::is(scalar(@{ OAuthKit::fake_requests(path => '/revoke') }), 0,
+               'Bing has no revocation endpoint: nothing sent');
+Test::More::is(scalar(@{ OAuthKit::connections('alice') }), 0, "alice's is gone");
+--- request
+GET /api/sites
+--- more_headers
+X-Owner: alice
+--- error_code: 401
