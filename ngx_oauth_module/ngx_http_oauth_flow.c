@@ -2118,8 +2118,11 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
 
     if (ctx->token.error.len || f->status != 200) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth: provider \"%V\": token endpoint refused "
-                      "(HTTP %ui)", &p->name, f->status);
+                      "oauth: provider \"%V\": %s refused (HTTP %ui)",
+                      &p->name,
+                      ctx->exchanged ? "exchange_url (the long-lived token)"
+                                     : "token endpoint",
+                      f->status);
         ngx_http_oauth_cb_finish(r, ctx, "token_error", NULL);
         return;
     }

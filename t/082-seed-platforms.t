@@ -17,8 +17,9 @@
 # run only the steps 080 does not ("skip" in the table says which).
 #
 # Not here, because the module lacks what they need: Amazon Ads (a
-# post-connect lookup of the profile id), Bing Webmaster (an identity),
-# Wix's OAuth (client credentials per app instance), AWS keys (SigV4).
+# post-connect lookup of the profile id), AWS keys (SigV4).  Bing
+# Webmaster (no identity: one connection per owner), Zoho's data centres
+# and Facebook's exchange are in t/086-install-flows.t.
 
 use strict;
 use warnings;

@@ -94,6 +94,52 @@ FakeProvider::scenario(zoho => base => 'default',
         return FakeProvider::reply(200, json => { status => 'success' });
     });
 
+# Facebook Login: the code gives a short-lived token (an hour), which
+# fb_exchange_token (a GET with the client's id and secret) trades for a
+# 60-day one; the Graph API (userinfo here) takes the long-lived one only,
+# so a connection stored with the short one could not name its account.
+# Knob fb_exchange_fail: the exchange answers Graph's OAuthException.
+FakeProvider::scenario(fb => base => 'default',
+    token => sub {
+        my ($st, $req) = @_;
+        my $f = $req->{form};
+        return FakeProvider::reply(400, json => { error => {
+                   message => 'Invalid verification code format.',
+                   type => 'OAuthException', code => 100 } })
+            unless ($f->{grant_type} // '') eq 'authorization_code'
+                   && ($f->{client_secret} // '') eq 'csecret-fb';
+        return FakeProvider::reply(200, json => {
+            access_token => 'fbshort-' . $f->{code}, token_type => 'bearer',
+            expires_in => 3600 });
+    },
+    exchange => sub {
+        my ($st, $req) = @_;
+        my $q = FakeProvider::_form($req->{query});
+        $st->{counts}{fb_exchange}++;
+        my ($user) = ($q->{fb_exchange_token} // '') =~ /^fbshort-(.+)$/;
+        return FakeProvider::reply(400, json => { error => {
+                   message => 'Error validating access token',
+                   type => 'OAuthException', code => 190 } })
+            if $st->{fb_exchange_fail} || !defined $user
+               || ($q->{grant_type} // '') ne 'fb_exchange_token'
+               || ($q->{client_id} // '') ne 'cid-fb'
+               || ($q->{client_secret} // '') ne 'csecret-fb';
+        return FakeProvider::reply(200, json => {
+            access_token => "fblong-$user", token_type => 'bearer',
+            expires_in => 5184000 });
+    },
+    userinfo => sub {
+        my ($st, $req) = @_;
+        my ($user) = (FakeProvider::header($req, 'Authorization') // '')
+                     =~ /^Bearer fblong-(\S+)$/;
+        return FakeProvider::reply(400, json => { error => {
+                   message => 'Invalid OAuth access token',
+                   type => 'OAuthException', code => 190 } })
+            unless defined $user;
+        return FakeProvider::reply(200, json => { id => $user,
+                                                  name => "User $user" });
+    });
+
 package T;
 
 # a certificate for 127.0.0.1 and localhost, made once per file
@@ -162,6 +208,45 @@ sub zoho_connect {
         owner => $owner, provider => 'zoho', code => $code,
         query => "location=$dc&accounts-server="
                  . OAuthKit::url_escape($server));
+}
+
+# the facebook preset on the fake's "fb" scenario
+sub fb {
+    my $f = 'http://127.0.0.1:$TEST_NGINX_FAKE_PORT/fb';
+    return <<"_EOC_";
+    oauth_background_refresh off;
+
+    oauth_provider fb {
+        preset            facebook;
+        client_id         cid-fb;
+        client_secret     csecret-fb;
+        redirect_uri      http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url $f/authorize;
+        token_url         $f/token;
+        userinfo_url      $f/userinfo;
+        exchange_url      "$f/exchange?grant_type=fb_exchange_token&client_id={client_id}&client_secret={client_secret}&fb_exchange_token={access_token}";
+    }
+_EOC_
+}
+
+# the instagram preset on FakeQuirks' Instagram endpoints
+sub ig {
+    my $f = 'http://127.0.0.1:$TEST_NGINX_FAKE_PORT';
+    return <<"_EOC_";
+    oauth_background_refresh off;
+
+    oauth_provider ig {
+        preset            instagram;
+        client_id         cid-ig;
+        client_secret     csecret-ig;
+        redirect_uri      http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url $f/authorize;
+        token_url         $f/token;
+        userinfo_url      $f/q/userinfo;
+        exchange_url      "$f/q/ig/access_token?grant_type=ig_exchange_token&client_secret={client_secret}&access_token={access_token}";
+        refresh_url       "$f/q/ig/refresh_access_token?grant_type=ig_refresh_token&access_token={access_token}";
+    }
+_EOC_
 }
 
 sub calls {
@@ -352,3 +437,109 @@ GET /api/sites
 --- more_headers
 X-Owner: alice
 --- error_code: 401
+
+
+
+=== TEST 6: Facebook: the short-lived token is exchanged (fb_exchange_token) and the long-lived one is what is stored and injected; two accounts; no refresh grant; disconnect sends nothing (the preset has no revocation)
+--- http_config eval
+T::fb()
+--- config
+    location /api/ {
+        oauth_token fb account=$arg_account;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/fb/api/;
+    }
+--- init
+my $fake = OAuthKit::fake();
+$fake->reset;
+for my $u (qw(fb-1 fb-2)) {
+    my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'fb', code => $u);
+    Test::More::is($r->{account}, $u, "$u connects") or Test::More::diag(explain $r);
+}
+Test::More::is($fake->count('fb_exchange'), 2, 'each short-lived token was exchanged');
+my $ex = OAuthKit::fake_requests(path => '/fb/exchange')->[0];
+Test::More::is($ex->{method}, 'GET', 'the exchange is a GET');
+my $c = OAuthKit::connection('alice', 'fb', 'fb-1');
+Test::More::cmp_ok(OAuthKit::epoch($c->{expires_at}) - time, '>', 5000000,
+                   'the stored token lives 60 days');
+my $api = OAuthKit::request('GET', '/api/me?account=fb-2', owner => 'alice');
+Test::More::like($api->{content}, qr/^Authorization: Bearer fblong-fb-2\r$/m,
+                 'the long-lived token is injected');
+my $s = OAuthKit::api('POST', 'connections/fb/fb-1/refresh', owner => 'alice')->{status};
+Test::More::is($s, 400, 'no refresh grant: a refresh is refused');
+my $n = scalar @{ OAuthKit::fake_requests() };
+$s = OAuthKit::api('DELETE', 'connections/fb/fb-1', owner => 'alice')->{status};
+Test::More::is($s, 200, 'disconnected');
+Test::More::is(scalar @{ OAuthKit::fake_requests() }, $n, 'nothing sent to Facebook');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body_like
+^\[\{"provider":"fb","account":"fb-2",(?!.*"provider").*\}\]$
+--- no_error_log
+[alert]
+
+
+
+=== TEST 7: Facebook: a failed long-lived exchange fails the connect (token_error, logged as the exchange) and saves nothing; the short-lived token is not kept
+--- http_config eval
+T::fb()
+--- init
+my $fake = OAuthKit::fake();
+$fake->reset(fb_exchange_fail => 1);
+my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'fb', code => 'fb-9');
+Test::More::is($r->{status}, 'error', 'not connected');
+Test::More::is($r->{error}, 'token_error', 'token_error');
+Test::More::is($fake->count('fb_exchange'), 1, 'the exchange was tried');
+Test::More::is(scalar @{ OAuthKit::fake_requests(path => '/fb/userinfo') }, 0,
+               'nothing goes on after it');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- error_log
+provider "fb": exchange_url (the long-lived token) refused (HTTP 400)
+--- no_error_log
+[alert]
+
+
+
+=== TEST 8: Instagram: two accounts, each exchanged (ig_exchange_token), refreshed with ig_refresh_token; disconnect removes the connection and sends nothing (Instagram Login has no revocation endpoint)
+--- http_config eval
+T::ig()
+--- config
+    location /api/ {
+        oauth_token ig account=$arg_account;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/api/;
+    }
+--- init
+my $fake = OAuthKit::fake();
+$fake->reset(expires_in => 3600, code_shape => 'meta_wrapped');
+for my $u (qw(1784-a 1784-b)) {
+    my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'ig', code => $u);
+    Test::More::is($r->{account}, $u, "$u connects") or Test::More::diag(explain $r);
+}
+Test::More::is($fake->count('ig_exchange'), 2, 'both exchanged');
+my $s = OAuthKit::api('POST', 'connections/ig/1784-b/refresh', owner => 'alice')->{status};
+Test::More::is($s, 200, 'refreshed');
+Test::More::is($fake->count('ig_refresh'), 1, 'with ig_refresh_token');
+my $rf = OAuthKit::fake_requests(path => '/q/ig/refresh_access_token')->[0];
+Test::More::unlike($rf->{query}, qr/client_secret/, 'the refresh carries no client secret');
+my $api = OAuthKit::request('GET', '/api/me?account=1784-b', owner => 'alice');
+Test::More::like($api->{content}, qr/^Authorization: Bearer at-5-1784-b\r$/m,
+                 'the refreshed token is injected');
+my $n = scalar @{ OAuthKit::fake_requests() };
+my $d = OAuthKit::api('DELETE', 'connections/ig/1784-a', owner => 'alice');
+Test::More::is($d->{status}, 200, 'disconnected');
+Test::More::ok(!$d->{json}{revoked}, 'not said to be revoked');
+Test::More::is(scalar @{ OAuthKit::fake_requests() }, $n, 'nothing sent to Instagram');
+Test::More::ok(!OAuthKit::connection('alice', 'ig', '1784-a'), 'the connection is gone');
+--- request
+GET /api/me?account=1784-a
+--- more_headers
+X-Owner: alice
+--- error_code: 401
+--- no_error_log
+[alert]

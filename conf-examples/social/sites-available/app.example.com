@@ -45,6 +45,12 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
+    location /facebook/ {
+        oauth_token facebook account=$arg_account;
+        proxy_pass https://graph.facebook.com/v25.0/;
+        include snippets/oauth-upstream.conf;
+    }
+
     location /tiktok/ {
         oauth_token tiktok account=$arg_account;
         proxy_pass https://open.tiktokapis.com/;
