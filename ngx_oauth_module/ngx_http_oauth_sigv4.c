@@ -9,6 +9,7 @@
 
 #include "ngx_http_oauth_sigv4.h"
 #include "ngx_oauth_sign.h"
+#include "ngx_oauth_sigv4.h"
 
 
 /* SHA-256 of nothing: a request without a body */

@@ -34,6 +34,24 @@ sub unesc {
     return $s;
 }
 
+# The canonical path as AWS documents it: S3 encodes each segment once
+# and keeps the path as it is; other services drop "." and empty
+# segments, resolve "..", and encode each segment twice.
+sub cpath {
+    my ($path, $service) = @_;
+    my @seg = split m{/}, $path, -1;
+    shift @seg;
+    return '/' . join '/', map { enc(unesc($_)) } @seg if $service =~ /^s3/;
+    my @out;
+    for (@seg) {
+        next if $_ eq '' || $_ eq '.';
+        if ($_ eq '..') { pop @out; next }
+        push @out, $_;
+    }
+    my $p = '/' . join '/', map { enc(enc(unesc($_))) } @out;
+    return @out && $path =~ m{/$} ? "$p/" : $p;
+}
+
 # AWS's side: the signature of what arrived, or why not
 sub check {
     my $req = shift;
@@ -73,7 +91,7 @@ sub check {
         my $v = join ',', map { (my $x = $_) =~ s/^\s+|\s+$//g; $x =~ s/\s+/ /g; $x }
                           $h->($n);
         "$n:$v\n" } split /;/, $signed;
-    my $creq = join "\n", $req->{method}, $req->{path}, $cq, $ch, $signed, $ph;
+    my $creq = join "\n", $req->{method}, cpath($req->{path}, $service), $cq, $ch, $signed, $ph;
     my $sts = join "\n", 'AWS4-HMAC-SHA256', $amz,
               "$date/$region/$service/aws4_request", sha256_hex($creq);
     my $k = hmac_sha256($date, "AWS4$secret");
@@ -145,7 +163,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: GET: the stored keys sign method, path, sorted query, host and the client's x-amz-* header; the client's own Authorization goes
+=== TEST 1: GET: the stored keys sign method, path (encoded twice: not S3), sorted query, host and the client's x-amz-* headers (sorted by name, a repeated one once); the client's own Authorization goes
 --- config
     location /sigv4/ {
         oauth_token aws;
@@ -154,13 +172,15 @@ __DATA__
 --- init
 T::keys_prod();
 --- request
-GET /sigv4/api/items%20x?b=2&a=1&c=x%2Fy&a=0
+GET /sigv4/api/items%20x:y?b=2&a=1&c=x%2Fy&a=0&a-b=3
 --- more_headers
 X-Owner: alice
 Authorization: Bearer client-own
+X-Amz-Meta-Color-Name: sky
 X-Amz-Meta-Color: blue
 X-Amz-Date: 19990101T000000Z
---- response_body_like: "key":"AKIDEXAMPLE".*"payload":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".*"scope":"eu-west-3/execute-api".*"signed":"host;x-amz-content-sha256;x-amz-date;x-amz-meta-color"
+X-Amz-Meta-Color:  light   green
+--- response_body_like: "key":"AKIDEXAMPLE".*"payload":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".*"scope":"eu-west-3/execute-api".*"signed":"host;x-amz-content-sha256;x-amz-date;x-amz-meta-color;x-amz-meta-color-name"
 --- error_code: 200
 
 === TEST 2: POST: the body is read without blocking and its SHA-256 signed, with Content-Type

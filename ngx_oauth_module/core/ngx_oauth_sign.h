@@ -31,34 +31,6 @@ int ngx_oauth_shopify_hmac_check(const unsigned char *query, size_t len,
     const unsigned char *secret, size_t secret_len);
 
 
-/*
- * AWS Signature Version 4 of one request.  path is the URI path as sent
- * (already percent-encoded; S3 style: not encoded again), query the raw
- * query string (canonicalized here: decoded, RFC 3986-encoded, sorted),
- * headers the ones to sign (names any case; "host" must be among them,
- * "x-amz-date" is added from amz_date), payload_hash the hex SHA-256 of
- * the body or "UNSIGNED-PAYLOAD".  amz_date is "YYYYMMDDTHHMMSSZ".
- * Writes the Authorization header value into out (NUL-terminated).
- * NGX_OAUTH_INVALID for a malformed query or date, NGX_OAUTH_TOO_LARGE
- * when out is too small.
- */
-typedef struct {
-    ngx_oauth_str_t          method;
-    ngx_oauth_str_t          path;
-    ngx_oauth_str_t          query;
-    const ngx_oauth_pair_t  *headers;
-    size_t                   nheaders;
-    ngx_oauth_str_t          payload_hash;
-    ngx_oauth_str_t          access_key;
-    ngx_oauth_str_t          secret_key;
-    ngx_oauth_str_t          region;
-    ngx_oauth_str_t          service;
-    ngx_oauth_str_t          amz_date;
-} ngx_oauth_sigv4_t;
-
-int ngx_oauth_sigv4_sign(const ngx_oauth_sigv4_t *req, char *out,
-    size_t size);
-
 /* lower-case hex SHA-256 of data: 64 chars and a NUL into hex */
 int ngx_oauth_sha256_hex(const unsigned char *data, size_t len, char *hex);
 

@@ -121,93 +121,6 @@ test_sha256_parts(void **state)
 }
 
 
-/* AWS's published examples of Signature Version 4 */
-
-#define P(n, v)  { { sizeof(n) - 1, (unsigned char *) n },                   \
-                   { sizeof(v) - 1, (unsigned char *) v } }
-#define O(s)     { sizeof(s) - 1, (unsigned char *) s }
-
-static void
-test_sigv4_iam(void **state)
-{
-    char               out[512];
-    ngx_oauth_sigv4_t  req;
-
-    static const ngx_oauth_pair_t  h[] = {
-        P("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-        P("Host", "iam.amazonaws.com")
-    };
-
-    ngx_oauth_sigv4_t  init = {
-        O("GET"), O("/"), O("Action=ListUsers&Version=2010-05-08"), h, 2,
-        O("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        O("AKIDEXAMPLE"), O("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-        O("us-east-1"), O("iam"), O("20150830T123600Z")
-    };
-
-    req = init;
-
-    assert_int_equal(ngx_oauth_sigv4_sign(&req, out, sizeof(out)),
-                     NGX_OAUTH_OK);
-    assert_string_equal(out,
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/"
-        "aws4_request, SignedHeaders=content-type;host;x-amz-date, "
-        "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924"
-        "a6f2b5d7");
-
-    /* the query's order does not matter; a short buffer is refused */
-
-    req.query.data = (unsigned char *) "Version=2010-05-08&Action=ListUsers";
-    assert_int_equal(ngx_oauth_sigv4_sign(&req, out, sizeof(out)),
-                     NGX_OAUTH_OK);
-    assert_true(strstr(out, "Signature=5d672d79c15b") != NULL);
-
-    assert_int_equal(ngx_oauth_sigv4_sign(&req, out, 100),
-                     NGX_OAUTH_TOO_LARGE);
-
-    req.amz_date.data = (unsigned char *) "2015-08-30T12:36";
-    assert_int_equal(ngx_oauth_sigv4_sign(&req, out, sizeof(out)),
-                     NGX_OAUTH_INVALID);
-}
-
-
-static void
-test_sigv4_s3(void **state)
-{
-    char               out[512], hex[65];
-    ngx_oauth_sigv4_t  req;
-
-    static const ngx_oauth_pair_t  h[] = {
-        P("Host", "examplebucket.s3.amazonaws.com"),
-        P("Range", "bytes=0-9"),
-        P("x-amz-content-sha256",
-          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    };
-
-    ngx_oauth_sigv4_t  init = {
-        O("GET"), O("/test.txt"), O(""), h, 3,
-        O("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        O("AKIAIOSFODNN7EXAMPLE"),
-        O("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-        O("us-east-1"), O("s3"), O("20130524T000000Z")
-    };
-
-    req = init;
-
-    assert_int_equal(ngx_oauth_sha256_hex((const unsigned char *) "", 0, hex),
-                     NGX_OAUTH_OK);
-    assert_memory_equal(hex, req.payload_hash.data, 64);
-
-    assert_int_equal(ngx_oauth_sigv4_sign(&req, out, sizeof(out)),
-                     NGX_OAUTH_OK);
-    assert_string_equal(out,
-        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/"
-        "s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;"
-        "x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba4"
-        "8dd91039c6036bdb41");
-}
-
-
 int
 main(void)
 {
@@ -215,8 +128,6 @@ main(void)
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_shopify),
         cmocka_unit_test(test_sha256_parts),
-        cmocka_unit_test(test_sigv4_iam),
-        cmocka_unit_test(test_sigv4_s3),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
