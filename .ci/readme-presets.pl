@@ -69,6 +69,8 @@ sub quirks {
     push @q, 'callback `hmac` verified' if $e->{callback_hmac};
     push @q, 'long-lived token exchange' if $e->{exchange_url};
     push @q, 'own refresh grant' if $e->{refresh_url};
+    push @q, 'client-credentials grant (no code; a refresh asks again)'
+        if ($e->{token_grant} // '') eq 'client_credentials';
     push @q, "refresh authenticated by `$e->{refresh_token_auth}`"
         if $e->{refresh_token_auth};
     push @q, 'PKCE' if $e->{pkce};

@@ -56,6 +56,9 @@ static ngx_int_t ngx_http_oauth_endpoint_revoke_auth(ngx_pool_t *pool,
 static ngx_int_t ngx_http_oauth_endpoint_headers(ngx_pool_t *pool,
     ngx_http_oauth_fetch_t *f, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars);
+static ngx_int_t ngx_http_oauth_endpoint_body(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_str_t *tpl,
+    ngx_oauth_pair_t *all, size_t n, ngx_http_oauth_fetch_t *f);
 
 
 ngx_http_oauth_fetch_t *
@@ -93,6 +96,136 @@ ngx_http_oauth_endpoint_revoke(ngx_pool_t *pool, ngx_log_t *log,
 
     return ngx_http_oauth_endpoint_client(pool, log, p, &p->revocation_url,
                                           p->token_auth, vars, nvars, body);
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_credentials(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
+    ngx_uint_t call)
+{
+    size_t                   n;
+    ngx_str_t               *endpoint;
+    ngx_oauth_buf_t          body = ngx_oauth_buf_init;
+    ngx_oauth_pair_t        *all, *body_vars;
+    ngx_http_oauth_fetch_t  *f;
+
+    /* a refresh goes to refresh_url, which is token_url unless set */
+
+    endpoint = (call == NGX_HTTP_OAUTH_CALL_REFRESH && p->refresh_url.len)
+               ? &p->refresh_url : &p->token_url;
+
+    if (p->token_body.len == 0) {
+        ngx_oauth_buf_add_form_pair(&body, "grant_type", 10,
+                                    "client_credentials", 18);
+
+        f = ngx_http_oauth_endpoint_client(pool, log, p, endpoint,
+                                           p->token_auth, vars, nvars,
+                                           &body);
+        ngx_oauth_buf_free(&body);
+
+        return f;
+    }
+
+    all = ngx_http_oauth_endpoint_vars(pool, p, vars, nvars, &n);
+    f = ngx_http_oauth_endpoint_create(pool, log, p, call);
+
+    if (all == NULL || f == NULL
+        || ngx_http_oauth_endpoint_url(pool, endpoint, vars, nvars, &f->url)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build token_url",
+                      &p->name);
+        return NULL;
+    }
+
+    /* the secret is a variable of token_body only: never of a URL */
+
+    body_vars = ngx_palloc(pool, sizeof(ngx_oauth_pair_t) * (n + 1));
+    if (body_vars == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(body_vars, all, sizeof(ngx_oauth_pair_t) * n);
+
+    body_vars[n].name.data = (u_char *) "client_secret";
+    body_vars[n].name.len = sizeof("client_secret") - 1;
+    body_vars[n].value.data = p->client_secret.data;
+    body_vars[n].value.len = p->client_secret.len;
+
+    if (ngx_http_oauth_endpoint_body(pool, log, p, &p->token_body,
+                                     body_vars, n + 1, f)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    f->public_only = ngx_http_oauth_endpoint_public_only(p, endpoint);
+    f->user_agent = p->user_agent;
+    f->post = 1;
+
+    if (ngx_http_oauth_endpoint_headers(pool, f, p, vars, nvars) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build "
+                      "token_header_param", &p->name);
+        return NULL;
+    }
+
+    return f;
+}
+
+
+/*
+ * token_body expanded into f's body: JSON when it is an object, else
+ * form.  A placeholder with no value (Wix: a callback without its
+ * instanceId) is logged by name, never the values.
+ */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_body(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_str_t *tpl, ngx_oauth_pair_t *all,
+    size_t n, ngx_http_oauth_fetch_t *f)
+{
+    int              rc;
+    ngx_int_t        ok;
+    ngx_uint_t       json;
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+    ngx_oauth_str_t  missing;
+
+    json = (tpl->data[0] == '{');
+
+    ngx_str_null(&missing);
+
+    rc = ngx_oauth_template_expand(&b, tpl->data, tpl->len, all, n,
+                                   json ? NGX_OAUTH_TPL_JSON
+                                        : NGX_OAUTH_TPL_FORM,
+                                   &missing);
+
+    ok = (rc == NGX_OAUTH_OK)
+         ? ngx_http_oauth_endpoint_copy(pool, &b, &f->body) : NGX_ERROR;
+
+    ngx_oauth_buf_free(&b);
+
+    if (rc == NGX_OAUTH_NOT_FOUND) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": no value for \"{%*s}\" "
+                      "of token_body", &p->name, missing.len, missing.data);
+        return NGX_ERROR;
+    }
+
+    if (ok != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot build token_body",
+                      &p->name);
+        return NGX_ERROR;
+    }
+
+    if (json) {
+        ngx_str_set(&f->body_type, "application/json");
+    }
+
+    return NGX_OK;
 }
 
 

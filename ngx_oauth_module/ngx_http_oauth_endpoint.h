@@ -38,6 +38,18 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_refresh(ngx_pool_t *pool,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body);
 
 /*
+ * A client-credentials grant (token_grant client_credentials: Wix's app
+ * instance tokens): token_body expanded with vars (the kept callback
+ * values), "client_id" and "client_secret", sent as JSON when it is an
+ * object, else form; without token_body, the form grant with the
+ * client's authentication and the token_param lines.  The same request
+ * connects (call NGX_HTTP_OAUTH_CALL_TOKEN) and refreshes (_REFRESH).
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_credentials(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_uint_t call);
+
+/*
  * RFC 7009 revocation: body holds token and token_type_hint; the client
  * authenticates as at the token endpoint; vars (the connection's params)
  * fill a templated revocation_url (salesforce-mydomain's {domain}).

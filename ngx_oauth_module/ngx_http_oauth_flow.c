@@ -137,6 +137,8 @@ static ngx_int_t ngx_http_oauth_cb_keep(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_exchange_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f);
+static ngx_int_t ngx_http_oauth_credentials_start(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth_exchange_long(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_userinfo_start(ngx_http_request_t *r,
@@ -1573,7 +1575,11 @@ ngx_http_oauth_cb_verdict(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         }
     }
 
-    if (!ctx->has_code || ctx->code.len == 0) {
+    /* a client-credentials install (Wix) brings no code */
+
+    if ((!ctx->has_code || ctx->code.len == 0)
+        && !ctx->provider->client_credentials)
+    {
         *error = "invalid_request";
         return NGX_OK;
     }
@@ -2014,6 +2020,10 @@ ngx_http_oauth_exchange_start(ngx_http_request_t *r,
 
     rc = NGX_ERROR;
 
+    if (ctx->provider->client_credentials) {
+        return ngx_http_oauth_credentials_start(r, ctx);
+    }
+
     ngx_oauth_buf_add_form_pair(&body, "grant_type", 10,
                                 "authorization_code", 18);
     ngx_oauth_buf_add_form_pair(&body, "code", 4, ctx->code.data,
@@ -2069,6 +2079,35 @@ done:
 }
 
 
+/*
+ * No code to exchange (token_grant client_credentials, Wix): the app's
+ * own credentials and the kept instance id get the token; its answer
+ * goes on in exchange_done like a code exchange's.
+ */
+
+static ngx_int_t
+ngx_http_oauth_credentials_start(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    ngx_http_oauth_fetch_t  *f;
+
+    f = ngx_http_oauth_endpoint_credentials(r->pool, r->connection->log,
+                                            ctx->provider, ctx->kept.elts,
+                                            ctx->kept.nelts,
+                                            NGX_HTTP_OAUTH_CALL_TOKEN);
+    if (f == NULL
+        || ngx_http_oauth_endpoint_start(f, ngx_http_oauth_exchange_done, ctx)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->fetch = f;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
 {
@@ -2106,11 +2145,19 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
                                   ctx->exchanged ? 0 : p->token_path.len,
                                   &ctx->token);
 
+    /*
+     * a 4xx in the provider's own error shape (Wix's {"message"}) is a
+     * refusal all the same, not a broken answer
+     */
+
     if (rc != NGX_OAUTH_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth: provider \"%V\": malformed token response "
                       "(HTTP %ui)", &p->name, f->status);
-        ngx_http_oauth_cb_finish(r, ctx, "invalid_token_response", NULL);
+        ngx_http_oauth_cb_finish(r, ctx,
+                                 (f->status >= 400 && f->status < 500)
+                                 ? "token_error" : "invalid_token_response",
+                                 NULL);
         return;
     }
 

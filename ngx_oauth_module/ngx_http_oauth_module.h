@@ -99,6 +99,9 @@ typedef struct {
     ngx_str_t                    token_path;       /* token fields' object */
     ngx_str_t                    exchange_url;     /* long-lived token, GET */
     ngx_str_t                    refresh_url;      /* own refresh, GET */
+    ngx_str_t                    token_grant;  /* "client_credentials" */
+    ngx_str_t                    token_body;       /* template */
+    ngx_uint_t                   client_credentials;  /* from token_grant */
     ngx_str_t                    revocation_method;
     ngx_str_t                    revocation_auth;
     ngx_str_t                    revocation_body;  /* template */

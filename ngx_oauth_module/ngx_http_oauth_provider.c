@@ -139,6 +139,8 @@ static ngx_int_t ngx_http_oauth_provider_aws(ngx_conf_t *cf,
 static void ngx_http_oauth_pairs_off(ngx_array_t *list);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
+static ngx_int_t ngx_http_oauth_provider_grant(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p, ngx_http_oauth_conn_param_t *cp);
 static ngx_int_t ngx_http_oauth_host_suffix(u_char *name, u_char *close,
@@ -359,6 +361,16 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
     { { ngx_string("token_path"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
         ngx_http_oauth_p(token_path), &ngx_http_oauth_provider_nonempty_post },
       "token_path", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("token_grant"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(token_grant),
+        &ngx_http_oauth_provider_nonempty_post },
+      "token_grant", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("token_body"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(token_body),
+        &ngx_http_oauth_provider_nonempty_post },
+      "token_body", ngx_http_oauth_preset_str, 0, 0 },
 
     { { ngx_string("revocation_method"), NGX_CONF_TAKE1,
         ngx_conf_set_str_slot, 0, ngx_http_oauth_p(revocation_method),
@@ -2077,6 +2089,58 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 }
 
 
+/*
+ * token_grant: authorization_code (the default), or client_credentials
+ * (Wix apps: the callback brings no code, only the site's instance id,
+ * and the app's own credentials get the token).  With no refresh token
+ * to spend, a refresh repeats that request: refresh_url defaults to
+ * token_url, so that the refresh paths see a provider's own refresh.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_grant(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    if (p->token_grant.len == 0
+        || ngx_strcmp(p->token_grant.data, "authorization_code") == 0)
+    {
+        if (p->token_body.len) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: \"token_body\" "
+                          "needs \"token_grant client_credentials\"",
+                          &p->name, p->file, p->line);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(p->token_grant.data, "client_credentials") != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: invalid "
+                      "\"token_grant\" \"%V\"", &p->name, p->file, p->line,
+                      &p->token_grant);
+        return NGX_ERROR;
+    }
+
+    if (p->exchange_url.len || p->code_param.len) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: \"token_grant "
+                      "client_credentials\" has no code to exchange: no "
+                      "\"code_param\" or \"exchange_url\"",
+                      &p->name, p->file, p->line);
+        return NGX_ERROR;
+    }
+
+    p->client_credentials = 1;
+
+    if (p->refresh_url.len == 0) {
+        p->refresh_url = p->token_url;
+    }
+
+    return NGX_OK;
+}
+
+
 /* the keep_callback_param NAME, if the URL's scope has callback values */
 
 static ngx_http_oauth_conn_param_t *
@@ -2292,7 +2356,9 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
     ngx_http_oauth_pairs_off(p->token_params);
     ngx_http_oauth_pairs_off(p->token_headers);
 
-    if (ngx_http_oauth_provider_quirks(cf, p) != NGX_OK) {
+    if (ngx_http_oauth_provider_quirks(cf, p) != NGX_OK
+        || ngx_http_oauth_provider_grant(cf, p) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

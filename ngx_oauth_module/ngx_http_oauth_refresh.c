@@ -645,7 +645,8 @@ ngx_http_oauth_refresh_call(ngx_http_oauth_refresh_t *rf,
 /*
  * The token endpoint request of a refresh: the grant (plain) with the
  * refresh_token grant type, or as the access_token of the provider's own
- * refresh URL; conn's params fill the endpoint's templates.
+ * refresh URL, or the client-credentials request that connected; conn's
+ * params fill the endpoint's templates.
  */
 
 static ngx_http_oauth_fetch_t *
@@ -669,6 +670,14 @@ ngx_http_oauth_refresh_fetch(ngx_http_oauth_refresh_t *rf,
     for (i = 0; i < conn->nparams; i++) {
         vars[i].name = conn->params[i].name;
         vars[i].value = conn->params[i].value;
+    }
+
+    /* Wix: no refresh token; the client-credentials request again */
+
+    if (p->client_credentials) {
+        return ngx_http_oauth_endpoint_credentials(rf->pool, rf->log, p,
+                                                   vars, conn->nparams,
+                                                   NGX_HTTP_OAUTH_CALL_REFRESH);
     }
 
     if (p->refresh_url.len) {

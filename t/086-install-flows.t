@@ -140,6 +140,31 @@ FakeProvider::scenario(fb => base => 'default',
                                                   name => "User $user" });
     });
 
+# Wix's Create Access Token for apps: a JSON POST of the client
+# credentials grant with the app's id and secret and a site's instance
+# id; the answer is an access token only (no refresh token), for that
+# instance.  Another content type, grant, client or an unknown instance
+# is refused.  Knob wix_instances: the installed instance ids.
+FakeProvider::scenario(wix => base => 'default',
+    token => sub {
+        my ($st, $req) = @_;
+        $st->{counts}{wix_token}++;
+        my $j = eval { JSON::PP->new->decode($req->{body}) } // {};
+        my $type = FakeProvider::header($req, 'Content-Type') // '';
+        my %ok = map { $_ => 1 } @{ $st->{wix_instances} // [] };
+        return FakeProvider::reply(400, json => { message => 'invalid request',
+                                                  details => {} })
+            unless $type =~ m{^application/json}
+                   && ($j->{grant_type} // '') eq 'client_credentials'
+                   && ($j->{client_id} // '') eq 'cid-wix'
+                   && ($j->{client_secret} // '') eq 'csecret-wix'
+                   && $ok{ $j->{instance_id} // '' };
+        my $n = ++$st->{seq};
+        return FakeProvider::reply(200, json => {
+            access_token => "wat-$n-" . substr($j->{instance_id}, 0, 8),
+            token_type => 'Bearer', expires_in => 14400 });
+    });
+
 package T;
 
 # a certificate for 127.0.0.1 and localhost, made once per file
@@ -247,6 +272,39 @@ sub ig {
         refresh_url       "$f/q/ig/refresh_access_token?grant_type=ig_refresh_token&access_token={access_token}";
     }
 _EOC_
+}
+
+# the wix-app preset on the fake's "wix" scenario
+sub wix {
+    my $f = 'http://127.0.0.1:$TEST_NGINX_FAKE_PORT/wix';
+    return <<"_EOC_";
+    oauth_background_refresh off;
+
+    oauth_provider wix {
+        preset            wix-app;
+        client_id         cid-wix;
+        client_secret     csecret-wix;
+        redirect_uri      http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/callback;
+        authorization_url $f/installer/install;
+        token_url         $f/token;
+    }
+_EOC_
+}
+
+# the installer round trip: the start's installer URL, then Wix's
+# redirect to postInstallationUrl (which carries the state) with the
+# instance id appended
+sub wix_install {
+    my ($owner, $instance, %o) = @_;
+    my $flow = OAuthKit::start_flow(uri => '/connect/wix', owner => $owner);
+    my $post = $flow->{q}{postInstallationUrl} // '';
+    my ($q) = $post =~ /\?(.*)$/;
+    $q //= '';
+    $q = '' if $o{no_state};
+    $q .= ($q eq '' ? '' : '&') . 'instanceId=' . OAuthKit::url_escape($instance)
+        if defined $instance;
+    my $res = OAuthKit::callback($flow, raw_query => $q);
+    return (OAuthKit::flow_result($res), $flow);
 }
 
 sub calls {
@@ -543,3 +601,112 @@ X-Owner: alice
 --- error_code: 401
 --- no_error_log
 [alert]
+
+
+
+=== TEST 9: Wix apps: the installer URL carries the app id and a postInstallationUrl with the state; two site instances of one owner, each its own token by client credentials (JSON); injected raw; a refresh asks again; disconnect sends nothing
+--- http_config eval
+T::wix()
+--- config
+    location /api/ {
+        oauth_token wix account=$arg_instance;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT/wix/api/;
+    }
+--- init
+my $fake = OAuthKit::fake();
+my @inst = ('11111111-2222-3333-4444-555555555555',
+            'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee');
+$fake->reset(wix_instances => \@inst);
+my ($r, $flow) = T::wix_install('alice', $inst[0]);
+Test::More::like($flow->{location}, qr{/wix/installer/install\?}, 'the installer');
+Test::More::is($flow->{q}{appId}, 'cid-wix', 'appId is the client id');
+Test::More::like($flow->{q}{postInstallationUrl},
+    qr{^http://127\.0\.0\.1:\d+/callback\?state=\Q$flow->{state}\E$},
+    'postInstallationUrl is the callback with the state');
+Test::More::is($r->{status}, 'connected', 'the first site') or Test::More::diag(explain $r);
+Test::More::is($r->{account}, $inst[0], 'the instance is the account');
+($r) = T::wix_install('alice', $inst[1]);
+Test::More::is($r->{account}, $inst[1], 'a second site');
+my @t = @{ OAuthKit::fake_requests(path => '/wix/token') };
+Test::More::is(scalar @t, 2, 'two token requests');
+Test::More::is_deeply(JSON::PP->new->decode($t[1]{body}),
+    { grant_type => 'client_credentials', client_id => 'cid-wix',
+      client_secret => 'csecret-wix', instance_id => $inst[1] },
+    'client credentials and the instance, as JSON');
+Test::More::ok(!defined FakeProvider::header($t[1], 'Authorization'),
+               'no Basic header');
+my $c = OAuthKit::connection('alice', 'wix', $inst[0]);
+Test::More::is_deeply($c->{params}, { instanceId => $inst[0] }, 'the instance is kept');
+my $s = OAuthKit::api('POST', "connections/wix/$inst[0]/refresh", owner => 'alice')->{status};
+Test::More::is($s, 200, 'refreshed');
+@t = @{ OAuthKit::fake_requests(path => '/wix/token') };
+Test::More::is(JSON::PP->new->decode($t[2]{body})->{instance_id}, $inst[0],
+               'by the same request for that instance');
+my $api = OAuthKit::request('GET', "/api/x?instance=$inst[0]", owner => 'alice');
+Test::More::like($api->{content}, qr/^Authorization: wat-3-11111111\r$/m,
+                 'the new token, raw');
+$api = OAuthKit::request('GET', "/api/x?instance=$inst[1]", owner => 'alice');
+Test::More::like($api->{content}, qr/^Authorization: wat-2-aaaaaaaa\r$/m,
+                 "the other site's own");
+my $n = scalar @{ OAuthKit::fake_requests() };
+$s = OAuthKit::api('DELETE', "connections/wix/$inst[1]", owner => 'alice')->{status};
+Test::More::is($s, 200, 'disconnected');
+Test::More::is(scalar @{ OAuthKit::fake_requests() }, $n, 'nothing sent to Wix');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body_like
+^\[\{"provider":"wix","account":"11111111-2222-3333-4444-555555555555",(?!.*"provider").*\}\]$
+--- no_error_log
+[alert]
+
+
+
+=== TEST 10: Wix apps: an instance id that is not a GUID, a missing one or a missing state is refused before any call; an instance Wix refuses saves nothing
+--- http_config eval
+T::wix()
+--- init
+my $fake = OAuthKit::fake();
+$fake->reset(wix_instances => ['11111111-2222-3333-4444-555555555555']);
+for my $bad ('../../x', '11111111-2222-3333-4444-55555555555', 'a b', '') {
+    my ($r) = T::wix_install('alice', $bad);
+    Test::More::is($r->{error}, 'invalid_request', "instanceId \"$bad\": refused");
+}
+my ($r) = T::wix_install('alice', undef);
+Test::More::isnt($r->{status}, 'connected', 'no instanceId: not connected');
+($r) = T::wix_install('alice', '11111111-2222-3333-4444-555555555555', no_state => 1);
+Test::More::isnt($r->{status}, 'connected', 'no state: not connected');
+Test::More::is($fake->count('wix_token'), 0, 'no call to Wix');
+($r) = T::wix_install('alice', '99999999-2222-3333-4444-555555555555');
+Test::More::is($r->{error}, 'token_error', 'an instance Wix does not know');
+Test::More::is($fake->count('wix_token'), 1, 'asked once');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+--- error_log
+no value for "{instanceId}" of token_body
+--- no_error_log
+[alert]
+csecret-wix
+
+
+
+=== TEST 11: token_grant takes authorization_code or client_credentials; token_body needs client_credentials
+--- http_config
+    oauth_provider w {
+        client_id         c;
+        client_secret     s;
+        redirect_uri      http://127.0.0.1/callback;
+        authorization_url https://auth.example/authorize;
+        token_url         https://auth.example/token;
+        account_id        sub;
+        token_body        "{\"a\":\"{client_id}\"}";
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "w" in \S+: "token_body" needs "token_grant client_credentials"/

@@ -58,6 +58,13 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
+    # the app instance (one per site) is the account
+    location /wix-app/ {
+        oauth_token wix-app account=$arg_instance;
+        proxy_pass https://www.wixapis.com/;
+        include snippets/oauth-upstream.conf;
+    }
+
     # the site id is the account
     location /wix/ {
         oauth_token wix account=$arg_site;
