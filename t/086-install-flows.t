@@ -710,3 +710,37 @@ csecret-wix
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*oauth_provider "w" in \S+: "token_body" needs "token_grant client_credentials"/
+
+
+
+=== TEST 12: token_grant takes only authorization_code or client_credentials
+--- http_config
+    oauth_provider w {
+        client_id         c;
+        client_secret     s;
+        redirect_uri      http://127.0.0.1/callback;
+        authorization_url https://auth.example/authorize;
+        token_url         https://auth.example/token;
+        account_id        sub;
+        token_grant       password;
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*oauth_provider "w" in \S+: invalid "token_grant" "password"/
+
+
+
+=== TEST 13: keep_callback_param takes pattern= and strip_prefix= only
+--- http_config
+    oauth_provider k {
+        client_id           c;
+        client_secret       s;
+        redirect_uri        http://127.0.0.1/callback;
+        authorization_url   https://auth.example/authorize;
+        token_url           https://auth.example/token;
+        account_id          sub;
+        keep_callback_param server strip_suffix=.example;
+    }
+--- config
+--- must_die
