@@ -87,6 +87,14 @@ sub quirks {
                  @{ $e->{keep_callback_params} // [] }),
                 map { $_->{as} // $_->{path} } @{ $e->{keep_token_fields} // [] });
     push @q, 'keeps ' . join ', ', map { "`$_`" } @keep if @keep;
+    for my $l (@{ $e->{lookups} // [] }) {
+        my ($name, $url, $path, @opt) = @$l;
+        push @q, "looks up `$name` (`$path` of GET $url)"
+                 . ((grep { $_ eq 'optional' } @opt) ? ', optional' : '');
+    }
+    if (my $ah = $e->{api_headers}) {
+        push @q, 'API headers ' . join ', ', map { "`$_`" } sort keys %$ah;
+    }
     my $h = $e->{token_header} // {};
     push @q, "sent as `$h->{name}: $h->{prefix}...`"
         if $h->{name} && ($h->{name} ne 'Authorization'

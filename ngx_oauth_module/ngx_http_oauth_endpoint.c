@@ -53,6 +53,10 @@ static ngx_int_t ngx_http_oauth_endpoint_revoke_body(ngx_pool_t *pool,
 static ngx_int_t ngx_http_oauth_endpoint_revoke_auth(ngx_pool_t *pool,
     ngx_http_oauth_provider_t *p, ngx_oauth_pair_t *all, size_t n,
     ngx_http_oauth_fetch_t *f);
+static ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_api_get(
+    ngx_pool_t *pool, ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    ngx_str_t *endpoint, ngx_uint_t call, const ngx_oauth_pair_t *vars,
+    size_t nvars, ngx_str_t *credential);
 static ngx_int_t ngx_http_oauth_endpoint_headers(ngx_pool_t *pool,
     ngx_http_oauth_fetch_t *f, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars);
@@ -691,24 +695,46 @@ ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_oauth_provider_t *p, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_str_t *credential)
 {
+    return ngx_http_oauth_endpoint_api_get(pool, log, p, &p->userinfo_url,
+                                           NGX_HTTP_OAUTH_CALL_USERINFO,
+                                           vars, nvars, credential);
+}
+
+
+ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_lookup(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential)
+{
+    return ngx_http_oauth_endpoint_api_get(pool, log, p, endpoint,
+                                           NGX_HTTP_OAUTH_CALL_LOOKUP,
+                                           vars, nvars, credential);
+}
+
+
+/* a GET of the provider's API with the token as its API wants it */
+
+static ngx_http_oauth_fetch_t *
+ngx_http_oauth_endpoint_api_get(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_str_t *endpoint, ngx_uint_t call,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential)
+{
     ngx_table_elt_t         *h;
     ngx_http_oauth_fetch_t  *f;
 
-    f = ngx_http_oauth_endpoint_create(pool, log, p,
-                                       NGX_HTTP_OAUTH_CALL_USERINFO);
+    f = ngx_http_oauth_endpoint_create(pool, log, p, call);
     if (f == NULL) {
         return NULL;
     }
 
-    if (ngx_http_oauth_endpoint_url(pool, &p->userinfo_url, vars, nvars,
-                                    &f->url)
+    if (ngx_http_oauth_endpoint_url(pool, endpoint, vars, nvars, &f->url)
         != NGX_OK)
     {
         return NULL;
     }
 
-    f->public_only = ngx_http_oauth_endpoint_public_only(p,
-                                                         &p->userinfo_url);
+    f->public_only = ngx_http_oauth_endpoint_public_only(p, endpoint);
+
     f->user_agent = p->user_agent;
 
     /* the token goes the way the provider's API wants it */

@@ -89,6 +89,14 @@ ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_userinfo(ngx_pool_t *pool,
     ngx_log_t *log, ngx_http_oauth_provider_t *p,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential);
 
+/*
+ * The same for a post-connect lookup (ngx_http_oauth_lookup.c): a GET of
+ * endpoint, a "lookup" line's URL, which vars fill.
+ */
+ngx_http_oauth_fetch_t *ngx_http_oauth_endpoint_lookup(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_oauth_provider_t *p, ngx_str_t *endpoint,
+    const ngx_oauth_pair_t *vars, size_t nvars, ngx_str_t *credential);
+
 
 /*
  * Starts f as ngx_http_oauth_fetch_start() does, and counts the call's

@@ -13,6 +13,7 @@
 #include "ngx_http_oauth_cors.h"
 #include "ngx_http_oauth_http.h"
 #include "ngx_http_oauth_endpoint.h"
+#include "ngx_http_oauth_lookup.h"
 #include "ngx_http_oauth_provider.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
@@ -144,6 +145,8 @@ static ngx_int_t ngx_http_oauth_exchange_long(ngx_http_request_t *r,
 static void ngx_http_oauth_userinfo_start(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f);
+static void ngx_http_oauth_cb_save(ngx_http_request_t *r, void *data,
+    const char *err);
 static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
 static ngx_int_t ngx_http_oauth_lookup_any(ngx_http_request_t *r,
@@ -2112,8 +2115,6 @@ static void
 ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
 {
     int                         rc;
-    ngx_str_t                   account;
-    const char                 *err;
     ngx_http_request_t         *r;
     ngx_http_oauth_cb_ctx_t    *ctx;
     ngx_http_oauth_provider_t  *p;
@@ -2200,8 +2201,8 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
     }
 
     if (p->userinfo_url.len == 0) {
-        err = ngx_http_oauth_conn_save(r, ctx, &account);
-        ngx_http_oauth_cb_finish(r, ctx, err, &account);
+        ngx_http_oauth_lookup_run(r, p, &ctx->token.access_token,
+                                  &ctx->kept, ngx_http_oauth_cb_save, ctx);
         return;
     }
 
@@ -2315,8 +2316,6 @@ ngx_http_oauth_exchange_long(ngx_http_request_t *r,
 static void
 ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
 {
-    ngx_str_t                 account;
-    const char               *err;
     ngx_http_request_t       *r;
     ngx_http_oauth_cb_ctx_t  *ctx;
 
@@ -2339,7 +2338,26 @@ ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    err = ngx_http_oauth_conn_save(r, ctx, &account);
+    /* post-connect lookups (ngx_http_oauth_lookup.c), then the save */
+
+    ngx_http_oauth_lookup_run(r, ctx->provider, &ctx->token.access_token,
+                              &ctx->kept, ngx_http_oauth_cb_save, ctx);
+}
+
+
+static void
+ngx_http_oauth_cb_save(ngx_http_request_t *r, void *data, const char *err)
+{
+    ngx_http_oauth_cb_ctx_t *ctx = data;
+
+    ngx_str_t  account;
+
+    ngx_str_null(&account);
+
+    if (err == NULL) {
+        err = ngx_http_oauth_conn_save(r, ctx, &account);
+    }
+
     ngx_http_oauth_cb_finish(r, ctx, err, &account);
 }
 

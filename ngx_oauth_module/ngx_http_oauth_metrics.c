@@ -23,7 +23,7 @@
 
 
 #define NGX_HTTP_OAUTH_BUCKETS   10
-#define NGX_HTTP_OAUTH_FAILURES  22      /* ngx_http_oauth_failure_names */
+#define NGX_HTTP_OAUTH_FAILURES  23      /* ngx_http_oauth_failure_names */
 
 
 typedef struct {
@@ -129,13 +129,13 @@ static const char  *ngx_http_oauth_failure_names[NGX_HTTP_OAUTH_FAILURES] = {
     "issuer_mismatch", "wrong_callback", "access_denied", "provider_error",
     "invalid_request", "invalid_signature", "token_request_failed",
     "invalid_token_response", "unsupported_token_type", "token_error",
-    "userinfo_failed", "missing_account", "invalid_account",
-    "unknown_provider", "store_full", "store_error", "store_unavailable",
-    "other"
+    "userinfo_failed", "lookup_failed", "missing_account",
+    "invalid_account", "unknown_provider", "store_full", "store_error",
+    "store_unavailable", "other"
 };
 
 static const char  *ngx_http_oauth_call_names[] = {
-    "token", "refresh", "exchange", "userinfo", "revoke"
+    "token", "refresh", "exchange", "userinfo", "revoke", "lookup"
 };
 
 static const char  *ngx_http_oauth_circuit_names[] = {
@@ -559,7 +559,7 @@ ngx_http_oauth_metrics_counters(u_char *p, ngx_http_oauth_main_conf_t *omcf,
 
 /*
  * Callbacks that did not connect, by provider and reason: a series
- * appears with its first failure (22 reasons a provider would be many
+ * appears with its first failure (23 reasons a provider would be many
  * lines of zeros); those without a known flow under provider="".
  */
 

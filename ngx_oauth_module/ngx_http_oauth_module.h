@@ -52,6 +52,21 @@ typedef struct {
 } ngx_http_oauth_keep_field_t;
 
 
+/* api_header lines of a provider: oauth_token's room beside the token */
+#define NGX_HTTP_OAUTH_API_HEADERS        4
+
+
+/* a post-connect lookup (ngx_http_oauth_lookup.c): "lookup" lines */
+typedef struct {
+    ngx_str_t                    name;       /* kept as this param */
+    ngx_str_t                    url;        /* templated, kept params */
+    ngx_str_t                    path;       /* dotted path in the answer */
+    ngx_array_t                 *headers;    /* pair, templated */
+    unsigned                     optional:1; /* absent when it fails */
+    unsigned                     off:1;      /* "lookup NAME off" */
+} ngx_http_oauth_lookup_t;
+
+
 typedef struct {
     ngx_str_t                    name;
     ngx_str_t                    preset;
@@ -108,6 +123,8 @@ typedef struct {
     ngx_str_t                    callback_hmac;    /* "shopify" */
     ngx_array_t                 *token_headers;    /* pair, templated */
     ngx_array_t                 *required_scopes;  /* ngx_str_t */
+    ngx_array_t                 *lookups;          /* lookup_t */
+    ngx_array_t                 *api_headers;      /* pair, templated */
 
     /* kind aws_sigv4: the scope of the signature, and whether the body
      * goes unhashed ("UNSIGNED-PAYLOAD", S3 only) */
@@ -187,7 +204,8 @@ extern ngx_module_t  ngx_http_oauth_module;
 #define NGX_HTTP_OAUTH_CALL_EXCHANGE         2
 #define NGX_HTTP_OAUTH_CALL_USERINFO         3
 #define NGX_HTTP_OAUTH_CALL_REVOKE           4
-#define NGX_HTTP_OAUTH_CALL_LAST             5
+#define NGX_HTTP_OAUTH_CALL_LOOKUP           5
+#define NGX_HTTP_OAUTH_CALL_LAST             6
 
 /* metrics (ngx_http_oauth_metrics.c); a flow event < 0 is a start */
 ngx_int_t ngx_http_oauth_metrics_zone(ngx_conf_t *cf,

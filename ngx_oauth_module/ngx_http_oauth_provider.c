@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_provider.h"
+#include "ngx_http_oauth_lookup.h"
 #include "ngx_http_oauth_util.h"
 #include "ngx_oauth_catalog.h"
 #include "ngx_oauth_url.h"
@@ -126,6 +127,8 @@ static ngx_int_t ngx_http_oauth_preset_keep_fields(ngx_conf_t *cf,
     ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
 static ngx_int_t ngx_http_oauth_preset_conn_params(ngx_conf_t *cf,
     ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
+static ngx_int_t ngx_http_oauth_preset_lookups(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e);
 static ngx_uint_t ngx_http_oauth_list_has(ngx_array_t *list, size_t off,
     u_char *name, size_t len);
 static void *ngx_http_oauth_provider_push(ngx_conf_t *cf, ngx_array_t **list,
@@ -137,6 +140,8 @@ static void ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_aws(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static void ngx_http_oauth_pairs_off(ngx_array_t *list);
+static ngx_int_t ngx_http_oauth_provider_api(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_grant(ngx_conf_t *cf,
@@ -338,6 +343,16 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
         ngx_http_oauth_provider_keep_field, 0,
         ngx_http_oauth_p(keep_token_fields), NULL },
       "keep_token_fields", ngx_http_oauth_preset_keep_fields, 0, 0 },
+
+    { { ngx_string("lookup"), NGX_CONF_2MORE, ngx_http_oauth_lookup_conf,
+        0, ngx_http_oauth_p(lookups), NULL },
+      "lookups", ngx_http_oauth_preset_lookups, 0, 0 },
+
+    { { ngx_string("api_header"), NGX_CONF_TAKE2, ngx_conf_set_keyval_slot,
+        0, ngx_http_oauth_p(api_headers),
+        &ngx_http_oauth_provider_pair_post },
+      "api_headers", ngx_http_oauth_preset_pairs,
+      ngx_http_oauth_e(api_headers), ngx_http_oauth_e(napi_headers) },
 
     { { ngx_string("token_type"), NGX_CONF_TAKE1,
         ngx_conf_set_str_array_slot, 0, ngx_http_oauth_p(token_types),
@@ -1670,6 +1685,47 @@ ngx_http_oauth_preset_conn_params(ngx_conf_t *cf,
 }
 
 
+/* a preset's lookups: each a line of arguments; the block's name wins */
+
+static ngx_int_t
+ngx_http_oauth_preset_lookups(ngx_conf_t *cf,
+    ngx_http_oauth_provider_cmd_t *pc, const ngx_oauth_catalog_entry_t *e)
+{
+    size_t                           i, k;
+    ngx_str_t                        args[8];
+    const ngx_oauth_catalog_line_t  *line;
+
+    for (i = 0; i < e->nlookups; i++) {
+        line = &e->lookups[i];
+
+        if (line->nargs > sizeof(args) / sizeof(ngx_str_t)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "a lookup of the preset has too many "
+                               "arguments");
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_oauth_list_has(ngx_http_oauth_preset_list(cf, pc),
+                                    offsetof(ngx_http_oauth_lookup_t, name),
+                                    line->args[0].data, line->args[0].len))
+        {
+            continue;
+        }
+
+        for (k = 0; k < line->nargs; k++) {
+            ngx_http_oauth_preset_arg(&args[k], &line->args[k]);
+        }
+
+        if (ngx_http_oauth_preset_line(cf, pc, args, line->nargs) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* whether the list has an element whose ngx_str_t at off is name */
 
 static ngx_uint_t
@@ -2055,7 +2111,9 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
                 || (scope >= NGX_HTTP_OAUTH_PH_STORED
                     && ngx_http_oauth_list_has(p->keep_token_fields,
                            offsetof(ngx_http_oauth_keep_field_t, as),
-                           name, len));
+                           name, len))
+                || (scope >= NGX_HTTP_OAUTH_PH_STORED
+                    && ngx_http_oauth_lookup_has(p, name, len));
 
         if (found && !conn && in_host
             && (kept == NULL || !kept->explicit_pattern))
@@ -2079,8 +2137,8 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
                           ? "connection_param"
                           : scope == NGX_HTTP_OAUTH_PH_CALLBACK
                           ? "connection_param or keep_callback_param"
-                          : "connection_param, keep_callback_param or "
-                            "keep_token_field");
+                          : "connection_param, keep_callback_param, "
+                            "keep_token_field or lookup");
             return NGX_ERROR;
         }
     }
@@ -2355,9 +2413,11 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
     ngx_http_oauth_pairs_off(p->authorization_params);
     ngx_http_oauth_pairs_off(p->token_params);
     ngx_http_oauth_pairs_off(p->token_headers);
+    ngx_http_oauth_pairs_off(p->api_headers);
 
     if (ngx_http_oauth_provider_quirks(cf, p) != NGX_OK
-        || ngx_http_oauth_provider_grant(cf, p) != NGX_OK)
+        || ngx_http_oauth_provider_grant(cf, p) != NGX_OK
+        || ngx_http_oauth_lookup_check(cf, p) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -2428,9 +2488,89 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             && ngx_http_oauth_placeholders(cf, p, "api_base_url",
                                            &p->api_base_url,
                                            NGX_HTTP_OAUTH_PH_STORED)
-               != NGX_OK))
+               != NGX_OK)
+        || ngx_http_oauth_provider_api(cf, p) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The lookups' URLs take the values kept at the callback, which passed
+ * their patterns; api_header lines are plain names, at most as many as
+ * oauth_token has room for, their values templates of kept params.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_api(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    ngx_uint_t                i, k;
+    ngx_http_oauth_pair_t    *h;
+    ngx_http_oauth_lookup_t  *lk;
+
+    for (i = 0; p->lookups && i < p->lookups->nelts; i++) {
+        lk = p->lookups->elts;
+
+        if (ngx_http_oauth_placeholders(cf, p, "lookup", &lk[i].url,
+                                        NGX_HTTP_OAUTH_PH_CALLBACK)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (p->api_headers == NULL || p->api_headers->nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (p->kind == NGX_OAUTH_KIND_AWS_SIGV4
+        || p->api_headers->nelts > NGX_HTTP_OAUTH_API_HEADERS)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: at most %d "
+                      "\"api_header\" lines, and none with kind aws_sigv4",
+                      &p->name, p->file, p->line,
+                      NGX_HTTP_OAUTH_API_HEADERS);
+        return NGX_ERROR;
+    }
+
+    h = p->api_headers->elts;
+
+    for (i = 0; i < p->api_headers->nelts; i++) {
+        for (k = 0; k < h[i].name.len; k++) {
+            if (!(ngx_http_oauth_isalnum(h[i].name.data[k])
+                  || h[i].name.data[k] == '-' || h[i].name.data[k] == '_'
+                  || h[i].name.data[k] == '.'))
+            {
+                break;
+            }
+        }
+
+        if (k < h[i].name.len
+            || (h[i].name.len == p->token_header.len
+                && ngx_strncasecmp(h[i].name.data, p->token_header.data,
+                                   h[i].name.len)
+                   == 0)
+            || ngx_http_oauth_has_control(h[i].value.data, h[i].value.len))
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "oauth_provider \"%V\" in %s:%ui: invalid "
+                          "\"api_header %V\" (a plain name other than "
+                          "token_header's, a value without control "
+                          "characters)", &p->name, p->file, p->line,
+                          &h[i].name);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_oauth_lookup_template_check(cf, p, "api_header",
+                                                 &h[i].value, 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

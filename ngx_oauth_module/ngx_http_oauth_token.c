@@ -33,8 +33,15 @@
 #define NGX_HTTP_OAUTH_TOKEN_RESUMED   2
 #define NGX_HTTP_OAUTH_TOKEN_DONE      3
 
-/* headers injected beside the credential: AWS's x-amz-* ones */
+/*
+ * headers injected beside the credential: AWS's x-amz-* ones, or a
+ * provider's api_header lines
+ */
 #define NGX_HTTP_OAUTH_TOKEN_EXTRA     4
+
+#if (NGX_HTTP_OAUTH_API_HEADERS > NGX_HTTP_OAUTH_TOKEN_EXTRA)
+#error "api_header lines must fit oauth_token's extra headers"
+#endif
 
 
 /* why no credential was injected: an index into the table below */
@@ -134,6 +141,12 @@ static ngx_int_t ngx_http_oauth_token_push(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value, ngx_table_elt_t **h);
 static ngx_int_t ngx_http_oauth_token_sign(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx, ngx_uint_t *err);
+static ngx_int_t ngx_http_oauth_token_api_headers(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_token_api_value(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_str_t *tpl, ngx_str_t *value);
+static ngx_str_t *ngx_http_oauth_token_var(ngx_http_oauth_token_ctx_t *ctx,
+    u_char *name, size_t len, ngx_str_t *buf);
 static ngx_int_t ngx_http_oauth_token_body(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx);
 static void ngx_http_oauth_token_body_read(ngx_http_request_t *r);
@@ -826,6 +839,11 @@ ngx_http_oauth_token_inject(ngx_http_request_t *r,
         if (rc != NGX_OK) {
             return rc;
         }
+
+    } else if (pr->api_headers
+               && ngx_http_oauth_token_api_headers(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (ngx_http_oauth_token_headers(r, ctx) != NGX_OK) {
@@ -899,6 +917,141 @@ ngx_http_oauth_token_sign(ngx_http_request_t *r,
     ctx->secret_extra = 1 << 2;
 
     return NGX_OK;
+}
+
+
+/*
+ * api_header lines: Amazon Ads' client id and profile beside the token.
+ * A value without a placeholder is the configuration's own string; one
+ * with placeholders is written once into the request's pool.  A line
+ * whose param the connection lacks (an optional lookup that found
+ * nothing) is left out.
+ */
+
+static ngx_int_t
+ngx_http_oauth_token_api_headers(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_http_oauth_pair_t  *h;
+
+    h = ctx->provider->api_headers->elts;
+
+    for (i = 0; i < ctx->provider->api_headers->nelts; i++) {
+        rc = ngx_http_oauth_token_api_value(r, ctx, &h[i].value,
+                                            &ctx->extra[ctx->nextra].value);
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "oauth token: api_header \"%V\" left out: a "
+                           "param it names is not kept", &h[i].name);
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->extra[ctx->nextra].key = h[i].name;
+        ctx->nextra++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* two passes: the length, then the value in one allocation */
+
+static ngx_int_t
+ngx_http_oauth_token_api_value(ngx_http_request_t *r,
+    ngx_http_oauth_token_ctx_t *ctx, ngx_str_t *tpl, ngx_str_t *value)
+{
+    u_char     *c, *end, *close, *out;
+    size_t      len;
+    ngx_str_t  *v, buf;
+    ngx_uint_t  pass;
+
+    end = tpl->data + tpl->len;
+
+    if (ngx_strlchr(tpl->data, end, '{') == NULL) {
+        *value = *tpl;
+        return NGX_OK;
+    }
+
+    out = NULL;
+    len = 0;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        for (c = tpl->data; c < end; /* void */) {
+            close = (*c == '{') ? ngx_strlchr(c, end, '}') : NULL;
+            v = close ? ngx_http_oauth_token_var(ctx, c + 1, close - c - 1,
+                                                 &buf)
+                      : NULL;
+
+            if (close && v == NULL) {
+                return NGX_DECLINED;
+            }
+
+            if (v == NULL) {
+                if (pass) {
+                    *out++ = *c;
+                }
+
+                len++;
+                c++;
+                continue;
+            }
+
+            if (pass) {
+                out = ngx_cpymem(out, v->data, v->len);
+            }
+
+            len += v->len;
+            c = close + 1;
+        }
+
+        if (pass == 0) {
+            value->data = ngx_pnalloc(r->pool, len);
+            if (value->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            value->len = len;
+            out = value->data;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a placeholder's value: client_id or a kept param (checked when kept) */
+
+static ngx_str_t *
+ngx_http_oauth_token_var(ngx_http_oauth_token_ctx_t *ctx, u_char *name,
+    size_t len, ngx_str_t *buf)
+{
+    ngx_uint_t  i;
+
+    if (len == sizeof("client_id") - 1
+        && ngx_strncmp(name, "client_id", len) == 0)
+    {
+        return &ctx->provider->client_id;
+    }
+
+    for (i = 0; i < ctx->nparams; i++) {
+        if (ctx->params[i].name.len == len
+            && ngx_strncmp(ctx->params[i].name.data, name, len) == 0)
+        {
+            buf->data = ctx->params[i].value.data;
+            buf->len = ctx->params[i].value.len;
+            return buf;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -1007,7 +1160,7 @@ static ngx_int_t
 ngx_http_oauth_token_headers(ngx_http_request_t *r,
     ngx_http_oauth_token_ctx_t *ctx)
 {
-    ngx_str_t                   drop[4 + 3];
+    ngx_str_t                   drop[4 + NGX_HTTP_OAUTH_TOKEN_EXTRA];
     ngx_uint_t                  i, ndrop;
     ngx_table_elt_t            *nh;
     ngx_pool_cleanup_t         *cln;
@@ -1026,6 +1179,14 @@ ngx_http_oauth_token_headers(ngx_http_request_t *r,
         ngx_str_set(&drop[5], "X-Amz-Content-Sha256");
         ngx_str_set(&drop[6], "X-Amz-Security-Token");
         ndrop = 7;
+    }
+
+    /* nor would a client's own header of an api_header's name */
+
+    for (i = 0; ctx->kind != NGX_OAUTH_KIND_AWS_SIGV4 && i < ctx->nextra;
+         i++)
+    {
+        drop[ndrop++] = ctx->extra[i].key;
     }
 
     inj = ngx_http_oauth_token_injected(r);

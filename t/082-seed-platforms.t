@@ -16,10 +16,11 @@
 # client_key, Reddit's User-Agent, Shopify's hmac): here those platforms
 # run only the steps 080 does not ("skip" in the table says which).
 #
-# Not here, because the module lacks what they need: Amazon Ads (a
-# post-connect lookup of the profile id), AWS keys (SigV4).  Bing
-# Webmaster (no identity: one connection per owner), Zoho's data centres
-# and Facebook's exchange are in t/086-install-flows.t.
+# Amazon Ads', Atlassian's and Supabase's post-connect lookups are in
+# t/084-lookups.t.  Not here, because the module lacks what they need:
+# AWS keys (SigV4).  Bing Webmaster (no identity: one connection per
+# owner), Zoho's data centres and Facebook's exchange are in
+# t/086-install-flows.t.
 
 use strict;
 use warnings;
@@ -224,6 +225,8 @@ our %P = (
         auth => 'basic', pkce => 1, rotate => 1,
         ui => [ { id => 'org-{a}', name => 'Org {a}' } ],
         account => 'org-{a}',
+        # the project lookup runs in t/084-lookups.t
+        extra => 'lookup project_ref off;',
         header => [ 'Authorization', 'Bearer ' ], refresh => 1,
         revoke => undef,
     },

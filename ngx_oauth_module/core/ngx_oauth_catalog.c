@@ -62,6 +62,8 @@ static int ngx_oauth_catalog_keeps(ngx_oauth_catalog_entry_t *e, json_t *v,
     size_t off, const char **why);
 static int ngx_oauth_catalog_kept(ngx_oauth_catalog_entry_t *e, json_t *v,
     size_t off, const char **why);
+static int ngx_oauth_catalog_lines(ngx_oauth_catalog_entry_t *e,
+    json_t *v, size_t off, const char **why);
 static int ngx_oauth_catalog_string(json_t *v, int nonempty,
     ngx_oauth_str_t *s);
 static int ngx_oauth_catalog_only(json_t *o, const char **keys);
@@ -111,6 +113,12 @@ static const ngx_oauth_catalog_key_t  ngx_oauth_catalog_keys[] = {
     { "token_headers", ngx_oauth_catalog_pairs,
       ngx_oauth_catalog_off(token_headers),
       ngx_oauth_catalog_off(ntoken_headers) },
+
+    { "api_headers", ngx_oauth_catalog_pairs,
+      ngx_oauth_catalog_off(api_headers),
+      ngx_oauth_catalog_off(napi_headers) },
+
+    { "lookups", ngx_oauth_catalog_lines, 0, 0 },
 
     { "authorization_params", ngx_oauth_catalog_pairs,
       ngx_oauth_catalog_off(authorization_params),
@@ -388,6 +396,8 @@ ngx_oauth_catalog_entry(ngx_oauth_catalog_entry_t *e, const char *name,
 static void
 ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
 {
+    size_t  i;
+
     free(e->scopes);
     free(e->authorization_params);
     free(e->token_params);
@@ -400,6 +410,13 @@ ngx_oauth_catalog_entry_free(ngx_oauth_catalog_entry_t *e)
     free(e->requires);
     free(e->scope_required);
     free(e->token_headers);
+    free(e->api_headers);
+
+    for (i = 0; e->lookups && i < e->nlookups; i++) {
+        free(e->lookups[i].args);
+    }
+
+    free(e->lookups);
     memset(e, 0, sizeof(ngx_oauth_catalog_entry_t));
 }
 
@@ -697,6 +714,61 @@ ngx_oauth_catalog_pairs(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
         a[i].name.data = (unsigned char *) key;
         a[i].name.len = strlen(key);
         i++;
+    }
+
+    return NGX_OAUTH_OK;
+}
+
+
+/*
+ * lookups[]: lines of a directive given as arrays of its arguments, each
+ * a non-empty string; the provider block's setter checks what they say
+ */
+
+static int
+ngx_oauth_catalog_lines(ngx_oauth_catalog_entry_t *e, json_t *v, size_t off,
+    const char **why)
+{
+    size_t                     i, j, n;
+    json_t                    *line, *x;
+    ngx_oauth_catalog_line_t  *a;
+
+    *why = "must be an array of arrays of non-empty strings";
+
+    if (!json_is_array(v)) {
+        return NGX_OAUTH_INVALID;
+    }
+
+    n = json_array_size(v);
+
+    a = calloc(n + 1, sizeof(ngx_oauth_catalog_line_t));
+    if (a == NULL) {
+        return NGX_OAUTH_NOMEM;
+    }
+
+    e->lookups = a;
+    e->nlookups = n;
+
+    json_array_foreach(v, i, line) {
+        if (!json_is_array(line) || json_array_size(line) == 0) {
+            return NGX_OAUTH_INVALID;
+        }
+
+        a[i].args = calloc(json_array_size(line) + 1,
+                           sizeof(ngx_oauth_str_t));
+        if (a[i].args == NULL) {
+            return NGX_OAUTH_NOMEM;
+        }
+
+        a[i].nargs = json_array_size(line);
+
+        json_array_foreach(line, j, x) {
+            if (ngx_oauth_catalog_string(x, 1, &a[i].args[j])
+                != NGX_OAUTH_OK)
+            {
+                return NGX_OAUTH_INVALID;
+            }
+        }
     }
 
     return NGX_OAUTH_OK;

@@ -44,6 +44,16 @@ typedef struct {
 
 
 /*
+ * lookups[]: each an array of the arguments of a "lookup" line of the
+ * block ("NAME", "URL", "PATH", "header=NAME:VALUE", "optional")
+ */
+typedef struct {
+    size_t                     nargs;
+    ngx_oauth_str_t           *args;
+} ngx_oauth_catalog_line_t;
+
+
+/*
  * One preset, validated.  Strings are NUL-terminated and live as long as
  * the catalog; an absent string has data NULL.
  */
@@ -82,6 +92,10 @@ typedef struct {
     ngx_oauth_str_t           *scope_required;
     size_t                     ntoken_headers;
     ngx_oauth_pair_t          *token_headers;
+    size_t                     napi_headers;
+    ngx_oauth_pair_t          *api_headers;
+    size_t                     nlookups;
+    ngx_oauth_catalog_line_t  *lookups;
 
     /* the plain string fields, in the order of ngx_oauth_catalog_strs */
     ngx_oauth_str_t            strs[NGX_OAUTH_CATALOG_NSTRS];
