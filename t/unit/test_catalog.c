@@ -171,6 +171,15 @@ static const test_bad_t  test_bad[] = {
       "preset \"a\": \"requires\" must be an array" },
     { "{\"a\":{\"token_headers\":{\"X\":true}}}",
       "preset \"a\": \"token_headers\" must be an object of strings" },
+    { "{\"a\":{\"api_headers\":[\"X\"]}}",
+      "preset \"a\": \"api_headers\" must be an object of strings" },
+    { "{\"a\":{\"lookups\":[\"x\"]}}",
+      "preset \"a\": \"lookups\" must be an array of arrays" },
+    { "{\"a\":{\"lookups\":[[]]}}", "\"lookups\" must be an array" },
+    { "{\"a\":{\"lookups\":[[\"x\",\"\"]]}}",
+      "\"lookups\" must be an array" },
+    { "{\"a\":{\"lookups\":{\"x\":[\"u\"]}}}",
+      "\"lookups\" must be an array" },
     { "{\"a\":{\"scope\":\"read\"}}",
       "preset \"a\": \"scope\" must be an array of non-empty strings" },
     { "{\"a\":{\"scope\":[\"read\",\"\"]}}", "\"scope\" must be an array" },
@@ -255,7 +264,10 @@ test_strict(void **state)
         "\"pattern\":\"^[0-9]{1,32}$\",\"strip_prefix\":\"https://\"}],"
         "\"revocation_body\":null,"
         "\"token_types\":[\"bot\"],"
-        "\"requires\":[\"user_agent\"],\"token_headers\":{\"X-A\":\"1\"}"
+        "\"requires\":[\"user_agent\"],\"token_headers\":{\"X-A\":\"1\"},"
+        "\"api_headers\":{\"X-B\":\"{client_id}\"},"
+        "\"lookups\":[[\"p\",\"https://a.example/x\",\"0.id\","
+        "\"optional\"]]"
         "}}"), err, sizeof(err)),
         NGX_OAUTH_OK);
 
@@ -286,6 +298,14 @@ test_strict(void **state)
     assert_int_equal(e->nrequires, 1);
     assert_int_equal(e->ntoken_headers, 1);
     assert_string_equal((char *) e->token_headers[0].value.data, "1");
+    assert_int_equal(e->napi_headers, 1);
+    assert_string_equal((char *) e->api_headers[0].value.data,
+                        "{client_id}");
+    assert_int_equal(e->nlookups, 1);
+    assert_int_equal(e->lookups[0].nargs, 4);
+    assert_string_equal((char *) e->lookups[0].args[1].data,
+                        "https://a.example/x");
+    assert_string_equal((char *) e->lookups[0].args[3].data, "optional");
 
     ngx_oauth_catalog_free(cat);
     ngx_oauth_catalog_free(NULL);

@@ -51,12 +51,19 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
-    # Amazon Ads wants the client id and the advertiser's profile id (kept
-    # by the product with PATCH .../metadata) on every call: ?profile=ID
+    # Amazon Ads: oauth_token adds the client id and the connection's
+    # profile_id (Amazon-Advertising-API-Scope) itself
     location /amazon-ads/ {
         oauth_token amazon-ads account=$arg_account;
         proxy_pass https://advertising-api.amazon.com/;
-        proxy_set_header Amazon-Advertising-API-ClientId amzn1.application-oa2-client.4567;
+        include snippets/oauth-upstream.conf;
+    }
+
+    # another of the advertiser's profiles for a call: ?profile=ID
+    # (proxy_set_header of the same name overrides the api_header)
+    location /amazon-ads-eu/ {
+        oauth_token amazon-ads-eu account=$arg_account;
+        proxy_pass https://advertising-api-eu.amazon.com/;
         proxy_set_header Amazon-Advertising-API-Scope $arg_profile;
         include snippets/oauth-upstream.conf;
     }

@@ -45,6 +45,25 @@ server {
         include snippets/oauth-upstream.conf;
     }
 
+    # the connection's own project (the preset's lookup kept its ref):
+    # /supabase/project/database/query -> /v1/projects/REF/database/query
+    location ~ ^/supabase/project(?<supabase_path>/.*)$ {
+        oauth_token supabase account=$arg_account;
+        proxy_pass https://api.supabase.com/v1/projects/$oauth_param_project_ref$supabase_path$is_args$args;
+        include snippets/oauth-upstream.conf;
+    }
+
+    # S3 with the user's stored keys: the path after /aws/s3 is signed as
+    # sent, for the Host of api_base_url (proxy_pass without a URI part,
+    # the host in a variable so that the resolver finds it at run time)
+    location /aws/s3/ {
+        oauth_token aws-s3 account=$arg_account;
+        set $aws_s3_host s3.eu-west-1.amazonaws.com;
+        rewrite ^/aws/s3(/.*)$ $1 break;
+        proxy_pass https://$aws_s3_host;
+        include snippets/oauth-upstream.conf;
+    }
+
     location /slack/ {
         oauth_token slack account=$arg_account;
         proxy_pass https://slack.com/api/;
