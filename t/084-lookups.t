@@ -226,6 +226,10 @@ sub run {
         $is->($r->{account}, $acc[$i], "$key: account $i is $acc[$i]");
     }
     $is->(OAuthKit::fake()->count('lookup'), 2, "$key: one lookup per connect");
+    my $m = OAuthKit::metrics_parse(OAuthKit::metrics_text());
+    $is->(OAuthKit::metric($m, 'oauth_outbound_duration_seconds_count',
+                           provider => $n, endpoint => 'lookup'),
+          2, "$key: timed as endpoint=\"lookup\"");
 
     my @lk = grep { $_->{rel} ne '/userinfo' && $_->{rel} ne '/token'
                     && $_->{rel} !~ m{^/api/} }
@@ -630,3 +634,22 @@ invalid URL "http://api.example.com/x" of "lookup x"
 --- must_die
 --- error_log
 at most 4 "api_header" lines
+
+=== TEST 21: amazon-ads: a profile the start was given (a connection_param of that name) stands: no lookup
+--- http_config
+        connection_param profile_id "pattern=^[0-9]{1,20}$";
+--- init
+my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'amz',
+                               code => 'a1', start_args => 'profile_id=777');
+Test::More::is($r->{status}, 'connected', 'connected');
+Test::More::is(OAuthKit::fake()->count('lookup'), 0, 'nothing looked up');
+my ($c) = @{ OAuthKit::connections('alice') };
+Test::More::is($c->{params}{profile_id}, '777', 'the chosen profile kept');
+--- request
+GET /api/items?account=amzn1.account.a1
+--- more_headers
+X-Owner: alice
+--- response_body_like
+(?mi)^Amazon-Advertising-API-Scope: 777\r$
+--- no_error_log
+[error]
