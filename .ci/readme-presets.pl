@@ -66,6 +66,8 @@ sub quirks {
                  map { "`$_`" } sort keys %$th;
     }
     push @q, "token under `$e->{token_path}`" if $e->{token_path};
+    push @q, 'token requests as JSON'
+        if ($e->{token_encoding} // '') eq 'json';
     push @q, 'callback `hmac` verified' if $e->{callback_hmac};
     push @q, 'long-lived token exchange' if $e->{exchange_url};
     push @q, 'own refresh grant' if $e->{refresh_url};

@@ -10,6 +10,7 @@
 #include "ngx_http_oauth_endpoint.h"
 #include "ngx_oauth_template.h"
 #include "ngx_oauth_crypto.h"
+#include "ngx_oauth_json.h"
 
 
 /*
@@ -42,6 +43,8 @@ static ngx_uint_t ngx_http_oauth_endpoint_public_only(
 static ngx_int_t ngx_http_oauth_endpoint_url(ngx_pool_t *pool,
     ngx_str_t *endpoint, const ngx_oauth_pair_t *vars, size_t nvars,
     ngx_str_t *url);
+static ngx_int_t ngx_http_oauth_endpoint_json(ngx_log_t *log,
+    ngx_http_oauth_provider_t *p, ngx_oauth_buf_t *body);
 static ngx_int_t ngx_http_oauth_endpoint_copy(ngx_pool_t *pool,
     ngx_oauth_buf_t *b, ngx_str_t *s);
 static ngx_oauth_pair_t *ngx_http_oauth_endpoint_vars(ngx_pool_t *pool,
@@ -241,7 +244,7 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
     const ngx_oauth_pair_t *vars, size_t nvars, ngx_oauth_buf_t *body)
 {
     ngx_str_t                url;
-    ngx_uint_t               i;
+    ngx_uint_t               i, json, call;
     ngx_oauth_buf_t          user = ngx_oauth_buf_init;
     ngx_oauth_buf_t          pass = ngx_oauth_buf_init;
     ngx_http_oauth_pair_t   *tp;
@@ -292,9 +295,16 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
         goto done;
     }
 
-    f = ngx_http_oauth_endpoint_create(pool, log, p,
-                              ngx_http_oauth_endpoint_token_call(p, endpoint,
-                                                                 body));
+    /* the call is told from the form, before any JSON encoding */
+
+    call = ngx_http_oauth_endpoint_token_call(p, endpoint, body);
+    json = (p->token_json && call != NGX_HTTP_OAUTH_CALL_REVOKE);
+
+    if (json && ngx_http_oauth_endpoint_json(log, p, body) != NGX_OK) {
+        goto done;
+    }
+
+    f = ngx_http_oauth_endpoint_create(pool, log, p, call);
     if (f == NULL) {
         goto done;
     }
@@ -306,6 +316,10 @@ ngx_http_oauth_endpoint_client(ngx_pool_t *pool, ngx_log_t *log,
     if (ngx_http_oauth_endpoint_copy(pool, body, &f->body) != NGX_OK) {
         f = NULL;
         goto done;
+    }
+
+    if (json) {
+        ngx_str_set(&f->body_type, "application/json");
     }
 
     if (auth == NGX_HTTP_OAUTH_TOKEN_AUTH_BASIC
@@ -337,6 +351,31 @@ done:
     ngx_oauth_buf_free(&pass);
 
     return f;
+}
+
+
+/* token_encoding json: the form built so far, as a JSON object */
+
+static ngx_int_t
+ngx_http_oauth_endpoint_json(ngx_log_t *log, ngx_http_oauth_provider_t *p,
+    ngx_oauth_buf_t *body)
+{
+    int              rc;
+    ngx_oauth_buf_t  json = ngx_oauth_buf_init;
+
+    rc = ngx_oauth_json_from_form(&json, body->data, body->len);
+
+    ngx_oauth_buf_free(body);
+    *body = json;
+
+    if (rc != NGX_OAUTH_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth: provider \"%V\": cannot encode the token "
+                      "request as JSON: %s", &p->name, ngx_oauth_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

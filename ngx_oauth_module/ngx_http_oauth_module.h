@@ -117,6 +117,8 @@ typedef struct {
     ngx_str_t                    token_grant;  /* "client_credentials" */
     ngx_str_t                    token_body;       /* template */
     ngx_uint_t                   client_credentials;  /* from token_grant */
+    ngx_str_t                    token_encoding;   /* "form" or "json" */
+    ngx_uint_t                   token_json;   /* from token_encoding */
     ngx_str_t                    revocation_method;
     ngx_str_t                    revocation_auth;
     ngx_str_t                    revocation_body;  /* template */

@@ -144,6 +144,8 @@ static ngx_int_t ngx_http_oauth_provider_api(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
+static ngx_int_t ngx_http_oauth_provider_encoding(ngx_conf_t *cf,
+    ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_grant(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_pattern_check(ngx_conf_t *cf,
@@ -376,6 +378,11 @@ static ngx_http_oauth_provider_cmd_t  ngx_http_oauth_provider_cmds[] = {
     { { ngx_string("token_path"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
         ngx_http_oauth_p(token_path), &ngx_http_oauth_provider_nonempty_post },
       "token_path", ngx_http_oauth_preset_str, 0, 0 },
+
+    { { ngx_string("token_encoding"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        0, ngx_http_oauth_p(token_encoding),
+        &ngx_http_oauth_provider_nonempty_post },
+      "token_encoding", ngx_http_oauth_preset_str, 0, 0 },
 
     { { ngx_string("token_grant"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
         0, ngx_http_oauth_p(token_grant),
@@ -2148,6 +2155,35 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 
 
 /*
+ * token_encoding: the token and refresh requests as a form (RFC 6749) or
+ * as a JSON object of the same fields (Notion and Atlassian document
+ * only JSON).  A token_body template says its own encoding.
+ */
+
+static ngx_int_t
+ngx_http_oauth_provider_encoding(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
+{
+    if (p->token_encoding.len == 0
+        || ngx_strcmp(p->token_encoding.data, "form") == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(p->token_encoding.data, "json") != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "oauth_provider \"%V\" in %s:%ui: invalid "
+                      "\"token_encoding\" \"%V\" (form or json)",
+                      &p->name, p->file, p->line, &p->token_encoding);
+        return NGX_ERROR;
+    }
+
+    p->token_json = 1;
+
+    return NGX_OK;
+}
+
+
+/*
  * token_grant: authorization_code (the default), or client_credentials
  * (Wix apps: the callback brings no code, only the site's instance id,
  * and the app's own credentials get the token).  With no refresh token
@@ -2158,6 +2194,10 @@ ngx_http_oauth_placeholders(ngx_conf_t *cf, ngx_http_oauth_provider_t *p,
 static ngx_int_t
 ngx_http_oauth_provider_grant(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
 {
+    if (ngx_http_oauth_provider_encoding(cf, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (p->token_grant.len == 0
         || ngx_strcmp(p->token_grant.data, "authorization_code") == 0)
     {

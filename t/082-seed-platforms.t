@@ -60,6 +60,9 @@ our $Catalog = do {
 #   start      start parameters ({a})
 #   authz      authorization URL parameters the preset must send
 #   token_form fields every token request must carry
+#   encoding   json: the token endpoint takes only a JSON body (the fake
+#              refuses a form), else only a form
+#   api        headers the upstream must get beside the token
 #   header     [name, prefix] of the injected token at the upstream
 #   refresh    1: refresh_token grant; 0: none (400 not_refreshable)
 #   revoke     undef: the preset has no revocation; else { auth =>
@@ -194,6 +197,19 @@ our %P = (
         revoke => { auth => 'post', body => 'form' },
     },
 
+    # Notion's documentation: Basic, and JSON bodies at the token endpoint;
+    # the workspace comes in the token answer; API calls need a version
+    notion => {
+        auth => 'basic', pkce => 0, rotate => 1, encoding => 'json',
+        tok => { workspace_id => 'ws-{a}', workspace_name => 'Space {a}',
+                 bot_id => 'bot-{a}', owner => { type => 'user' } },
+        account => 'ws-{a}',
+        authz => { owner => 'user' },
+        api => { 'Notion-Version' => '2022-06-28' },
+        header => [ 'Authorization', 'Bearer ' ], refresh => 1,
+        revoke => { auth => 'basic', body => 'json' },
+    },
+
     github => {
         auth => 'post', pkce => 1, rotate => 0,
         ui => { id => '{a}', login => 'octo-{a}' },
@@ -306,6 +322,10 @@ sub _token {
     unless (_client_ok($cfg, $req)) {
         $st->{counts}{seed_bad_auth}++;
         return FakeProvider::reply(401, json => { error => 'invalid_client' });
+    }
+    if (!!$req->{json} != (($cfg->{encoding} // 'form') eq 'json')) {
+        return FakeProvider::reply(400, json => { error => 'invalid_request',
+                                                  error_description => 'encoding' });
     }
     for my $k (sort keys %{ $cfg->{token_form} // {} }) {
         return FakeProvider::reply(400, json => { error => 'invalid_request',
@@ -538,6 +558,12 @@ sub run {
 
     # injection: each account its own token, as the platform's API takes it
     my @at = map { injected($key, 'alice', $_) } @acc;
+    for my $h (sort keys %{ $p->{api} // {} }) {
+        my $r = OAuthKit::request('GET', '/api/items?account=' . esc($acc[0]),
+                                  owner => 'alice');
+        $like->($r->{content}, qr/^\Q$h: $p->{api}{$h}\E\r?$/mi,
+                "$key: the API also gets $h");
+    }
     $like->($at[$_], qr/^at-\d+-\Q$codes[$_]\E$/,
             "$key: $p->{header}[0] carries account ${_}'s token") for 0, 1;
 
@@ -713,5 +739,9 @@ GET /
 GET /
 
 === TEST 23: keap: two users (global_user_id), client credentials in the body for the code, Basic for the rotating refresh
+--- request
+GET /
+
+=== TEST 24: notion: two workspaces (workspace_id from the token answer), Basic and JSON token requests (a form is refused), the Notion-Version header, rotating refresh, revocation with a JSON body
 --- request
 GET /

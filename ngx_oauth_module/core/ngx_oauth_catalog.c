@@ -76,7 +76,7 @@ const char  *ngx_oauth_catalog_strs[NGX_OAUTH_CATALOG_NSTRS + 1] = {
     "scope_separator", "code_param", "client_id_param", "user_agent",
     "token_path", "exchange_url", "refresh_url", "revocation_method",
     "revocation_auth", "revocation_body", "callback_hmac", "aws_region",
-    "aws_service", "token_grant", "token_body", NULL
+    "aws_service", "token_grant", "token_body", "token_encoding", NULL
 };
 
 

@@ -18,7 +18,7 @@
 #define NGX_OAUTH_CATALOG_UNSET      -1
 
 /* the plain string fields: ngx_oauth_catalog_strs[] */
-#define NGX_OAUTH_CATALOG_NSTRS      27
+#define NGX_OAUTH_CATALOG_NSTRS      28
 
 
 typedef struct ngx_oauth_catalog_s  ngx_oauth_catalog_t;

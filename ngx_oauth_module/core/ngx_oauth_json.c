@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "ngx_oauth_json.h"
+#include "ngx_oauth_url.h"
 
 
 #define NGX_OAUTH_JSON_KEY_MAX     256
@@ -37,6 +38,8 @@ static int ngx_oauth_json_find(json_t *root, const unsigned char *path,
     size_t path_len, json_t **found);
 static int ngx_oauth_json_scalar(json_t *v, char *num, size_t size,
     const char **text, size_t *len);
+static int ngx_oauth_json_form_pair(void *data, const ngx_oauth_str_t *name,
+    const ngx_oauth_str_t *value);
 
 
 static int         ngx_oauth_json_inited;
@@ -1043,4 +1046,49 @@ ngx_oauth_json_real_text(double d, char *out, size_t size)
     }
 
     return n;
+}
+
+
+static int
+ngx_oauth_json_form_pair(void *data, const ngx_oauth_str_t *name,
+    const ngx_oauth_str_t *value)
+{
+    int               rc;
+    ngx_oauth_buf_t  *out = data;
+
+    /* the opening brace comes with the first pair */
+
+    (void) ngx_oauth_buf_add_byte(out, out->len ? ',' : '{');
+
+    rc = ngx_oauth_json_add_string(out, name->data, name->len);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    (void) ngx_oauth_buf_add_byte(out, ':');
+
+    return ngx_oauth_json_add_string(out, value->data, value->len);
+}
+
+
+int
+ngx_oauth_json_from_form(ngx_oauth_buf_t *out, const unsigned char *form,
+    size_t len)
+{
+    int  rc;
+
+    ngx_oauth_buf_reset(out);
+
+    rc = ngx_oauth_query_foreach(form, len, ngx_oauth_json_form_pair, out);
+    if (rc != NGX_OAUTH_OK) {
+        return rc;
+    }
+
+    if (out->len == 0) {
+        (void) ngx_oauth_buf_add_byte(out, '{');
+    }
+
+    (void) ngx_oauth_buf_add_byte(out, '}');
+
+    return out->failed ? NGX_OAUTH_NOMEM : NGX_OAUTH_OK;
 }

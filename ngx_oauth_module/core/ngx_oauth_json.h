@@ -119,6 +119,15 @@ void ngx_oauth_json_str_free(ngx_oauth_str_t *s);
  */
 int ngx_oauth_json_add_string(ngx_oauth_buf_t *b, const void *p, size_t len);
 
+/*
+ * A form body ("a=1&b=2", as token requests are built) written into out
+ * as a JSON object of strings, {"a":"1","b":"2"}, in the form's order:
+ * for token endpoints that take JSON only (Notion, Atlassian).
+ * NGX_OAUTH_INVALID for a malformed form or a value that is not UTF-8.
+ */
+int ngx_oauth_json_from_form(ngx_oauth_buf_t *out, const unsigned char *form,
+    size_t len);
+
 /* 1 when p is well-formed UTF-8: no overlong forms, surrogates, > U+10FFFF */
 int ngx_oauth_utf8_valid(const unsigned char *p, size_t len);
 

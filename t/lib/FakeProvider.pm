@@ -430,8 +430,18 @@ sub _handle {
 
     binmode $c;
     my $req = _read_request($c) or return;
-    $req->{form} = _form($req->{body})
-        if (_header($req, 'content-type') // '') =~ m{x-www-form-urlencoded};
+    my $ct = _header($req, 'content-type') // '';
+    $req->{form} = _form($req->{body}) if $ct =~ m{x-www-form-urlencoded};
+
+    # a JSON object of strings stands for the form (token_encoding json);
+    # {json} tells a scenario which of the two came
+    if ($ct =~ m{^application/json}) {
+        my $j = eval { $JSON->decode($req->{body}) };
+        if (ref $j eq 'HASH' && !grep { ref } values %$j) {
+            $req->{form} = $j;
+            $req->{json} = 1;
+        }
+    }
     $req->{time} = time;
 
     my $rep;

@@ -770,6 +770,45 @@ test_token_wrapped(void **state)
 }
 
 
+/* a token request's form as the JSON object Notion and Atlassian take */
+
+static void
+test_json_from_form(void **state)
+{
+    ngx_oauth_buf_t  b = ngx_oauth_buf_init;
+
+    (void) state;
+
+    assert_int_equal(ngx_oauth_json_from_form(&b, (const unsigned char *)
+                         "grant_type=authorization_code&code=a%2Bb+c"
+                         "&redirect_uri=https%3A%2F%2Fapp%2Fcb&x=", 81),
+                     NGX_OAUTH_OK);
+    assert_string_equal((char *) b.data,
+                        "{\"grant_type\":\"authorization_code\","
+                        "\"code\":\"a+b c\","
+                        "\"redirect_uri\":\"https://app/cb\",\"x\":\"\"}");
+
+    /* quotes and backslashes escaped; an empty form is an empty object */
+
+    assert_int_equal(ngx_oauth_json_from_form(&b, (const unsigned char *)
+                         "a=%22%5C", 8), NGX_OAUTH_OK);
+    assert_string_equal((char *) b.data, "{\"a\":\"\\\"\\\\\"}");
+
+    assert_int_equal(ngx_oauth_json_from_form(&b, (const unsigned char *)
+                         "", 0), NGX_OAUTH_OK);
+    assert_string_equal((char *) b.data, "{}");
+
+    /* malformed escapes and invalid UTF-8 are refused */
+
+    assert_int_equal(ngx_oauth_json_from_form(&b, (const unsigned char *)
+                         "a=%zz", 5), NGX_OAUTH_INVALID);
+    assert_int_equal(ngx_oauth_json_from_form(&b, (const unsigned char *)
+                         "a=%FF", 5), NGX_OAUTH_INVALID);
+
+    ngx_oauth_buf_free(&b);
+}
+
+
 int
 main(void)
 {
@@ -782,6 +821,7 @@ main(void)
         cmocka_unit_test(test_token_wrapped),
         cmocka_unit_test(test_json_get),
         cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_json_from_form),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
