@@ -128,6 +128,19 @@ FakeProvider::scenario(fb => base => 'default',
             access_token => "fblong-$user", token_type => 'bearer',
             expires_in => 5184000 });
     },
+    # DELETE /me/permissions with the user's token: the app de-authorized
+    revoke => sub {
+        my ($st, $req) = @_;
+        my ($user) = (FakeProvider::header($req, 'Authorization') // '')
+                     =~ /^Bearer fblong-(\S+)$/;
+        return FakeProvider::reply(400, json => { error => {
+                   message => 'Unsupported request',
+                   type => 'OAuthException', code => 100 } })
+            unless defined $user && $req->{method} eq 'DELETE'
+                   && $req->{rel} eq '/revoke/me/permissions';
+        $st->{counts}{fb_revoked}++;
+        return FakeProvider::reply(200, json => { success => JSON::PP::true });
+    },
     userinfo => sub {
         my ($st, $req) = @_;
         my ($user) = (FakeProvider::header($req, 'Authorization') // '')
@@ -250,6 +263,7 @@ sub fb {
         token_url         $f/token;
         userinfo_url      $f/userinfo;
         exchange_url      "$f/exchange?grant_type=fb_exchange_token&client_id={client_id}&client_secret={client_secret}&fb_exchange_token={access_token}";
+        revocation_url    $f/revoke/me/permissions;
     }
 _EOC_
 }
@@ -498,7 +512,7 @@ X-Owner: alice
 
 
 
-=== TEST 6: Facebook: the short-lived token is exchanged (fb_exchange_token) and the long-lived one is what is stored and injected; two accounts; no refresh grant; disconnect sends nothing (the preset has no revocation)
+=== TEST 6: Facebook: the short-lived token is exchanged (fb_exchange_token) and the long-lived one is what is stored and injected; two accounts; no refresh grant; disconnect de-authorizes the app (DELETE /me/permissions with the user's token)
 --- http_config eval
 T::fb()
 --- config
@@ -524,10 +538,15 @@ Test::More::like($api->{content}, qr/^Authorization: Bearer fblong-fb-2\r$/m,
                  'the long-lived token is injected');
 my $s = OAuthKit::api('POST', 'connections/fb/fb-1/refresh', owner => 'alice')->{status};
 Test::More::is($s, 400, 'no refresh grant: a refresh is refused');
-my $n = scalar @{ OAuthKit::fake_requests() };
-$s = OAuthKit::api('DELETE', 'connections/fb/fb-1', owner => 'alice')->{status};
-Test::More::is($s, 200, 'disconnected');
-Test::More::is(scalar @{ OAuthKit::fake_requests() }, $n, 'nothing sent to Facebook');
+my $d = OAuthKit::api('DELETE', 'connections/fb/fb-1', owner => 'alice');
+Test::More::is($d->{status}, 200, 'disconnected');
+Test::More::ok($d->{json}{revoked}, 'revoked at Facebook');
+my @rv = @{ OAuthKit::fake_requests(path => qr{^/fb/revoke}) };
+Test::More::is(scalar @rv, 1, 'one de-authorization');
+Test::More::is($rv[0]{method}, 'DELETE', 'a DELETE');
+Test::More::is(FakeProvider::header($rv[0], 'Authorization'),
+               'Bearer fblong-fb-1', "with fb-1's long-lived token, no other");
+Test::More::is($fake->count('fb_revoked'), 1, 'Facebook accepted it');
 --- request
 GET /oauth/api/connections
 --- more_headers
