@@ -46,6 +46,8 @@ typedef struct {
 static ngx_int_t ngx_http_oauth_lookup_name_ok(ngx_str_t *name);
 static char *ngx_http_oauth_lookup_header(ngx_conf_t *cf,
     ngx_http_oauth_lookup_t *lk, ngx_str_t *arg);
+static ngx_int_t ngx_http_oauth_lookup_header_ok(
+    ngx_http_oauth_provider_t *p, ngx_str_t *name);
 static int ngx_http_oauth_lookup_name(void *data, const unsigned char *name,
     size_t len);
 static ngx_uint_t ngx_http_oauth_lookup_kept_name(
@@ -293,12 +295,58 @@ ngx_http_oauth_lookup_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
         h = lk[i].headers->elts;
 
         for (k = 0; k < lk[i].headers->nelts; k++) {
+            if (ngx_http_oauth_lookup_header_ok(p, &h[k].name) != NGX_OK) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "oauth_provider \"%V\" in %s:%ui: \"lookup "
+                              "%V\" cannot set \"%V\": the module sets it",
+                              &p->name, p->file, p->line, &lk[i].name,
+                              &h[k].name);
+                return NGX_ERROR;
+            }
+
             if (ngx_http_oauth_lookup_template_check(cf, p, "lookup",
                                                      &h[k].value, 0)
                 != NGX_OK)
             {
                 return NGX_ERROR;
             }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A lookup's own header may not be one the fetch builds itself: the
+ * token's, the client's Basic, Host, the body's, the User-Agent.
+ */
+
+static ngx_int_t
+ngx_http_oauth_lookup_header_ok(ngx_http_oauth_provider_t *p,
+    ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  own[] = {
+        ngx_string("Authorization"), ngx_string("Proxy-Authorization"),
+        ngx_string("Host"), ngx_string("Content-Type"),
+        ngx_string("Content-Length"), ngx_string("User-Agent"),
+        ngx_string("Cookie"), ngx_string("Accept"),
+        ngx_null_string
+    };
+
+    if (name->len == p->token_header.len
+        && ngx_strncasecmp(name->data, p->token_header.data, name->len) == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; own[i].len; i++) {
+        if (name->len == own[i].len
+            && ngx_strncasecmp(name->data, own[i].data, name->len) == 0)
+        {
+            return NGX_DECLINED;
         }
     }
 

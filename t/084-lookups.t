@@ -653,3 +653,16 @@ X-Owner: alice
 (?mi)^Amazon-Advertising-API-Scope: 777\r$
 --- no_error_log
 [error]
+
+=== TEST 22: nginx -t: a lookup's header may not be one the module sets (the token's)
+--- http_config
+    oauth_provider p {
+        preset atlassian;
+        client_id c;
+        redirect_uri https://app.example/callback;
+        lookup x https://api.example.com/x id "header=authorization:Basic {client_id}";
+    }
+--- config
+--- must_die
+--- error_log
+"lookup x" cannot set "authorization": the module sets it
