@@ -45,5 +45,19 @@ void ngx_http_oauth_circuit_probe_done(ngx_http_oauth_main_conf_t *omcf,
 void ngx_http_oauth_circuit_record(ngx_http_oauth_main_conf_t *omcf,
     ngx_str_t *provider, ngx_uint_t ok);
 
+/*
+ * In a fleet (oauth_shared_store) a circuit that opens or closes on one
+ * node does so on every node: the change goes to oauth_circuits with a
+ * NOTIFY on this channel, which ngx_http_oauth_shared.c hands to
+ * _notified() (node: this node's id, to skip its own); a worker that
+ * (re)connects calls _revalidate().  PostgreSQL away: per node.
+ */
+
+#define NGX_HTTP_OAUTH_CIRCUIT_CHANNEL  "oauth_circuit"
+
+void ngx_http_oauth_circuit_notified(ngx_http_oauth_main_conf_t *omcf,
+    const u_char *node, const char *payload);
+void ngx_http_oauth_circuit_revalidate(ngx_http_oauth_main_conf_t *omcf);
+
 
 #endif /* _NGX_HTTP_OAUTH_CIRCUIT_H_INCLUDED_ */

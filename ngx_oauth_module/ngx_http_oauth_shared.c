@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_oauth_module.h"
+#include "ngx_http_oauth_circuit.h"
 #include "ngx_http_oauth_pg.h"
 #include "ngx_http_oauth_shared.h"
 #include "ngx_http_oauth_util.h"
@@ -29,7 +30,7 @@
 
 #define NGX_HTTP_OAUTH_SHARED_SCHEMA_S "2"     /* oauth_schema version */
 #define NGX_HTTP_OAUTH_SHARED_CHANNEL  "oauth_conn"
-#define NGX_HTTP_OAUTH_SHARED_NODE     16      /* hex chars of a node id */
+#define NGX_HTTP_OAUTH_SHARED_NODE     NGX_HTTP_OAUTH_SHARED_NODE_LEN
 #define NGX_HTTP_OAUTH_SHARED_TIMEOUT  5000
 #define NGX_HTTP_OAUTH_SHARED_PENDING  10000   /* writes kept while down */
 
@@ -124,6 +125,8 @@ static u_char *ngx_http_oauth_shared_holder(
 static void ngx_http_oauth_shared_schema_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_listen_done(void *data, PGresult *res,
+    const char *err);
+static void ngx_http_oauth_shared_listen2_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_notify(const char *channel,
     const char *payload, void *data);
@@ -601,6 +604,17 @@ ngx_http_oauth_shared_exit_process(ngx_cycle_t *cycle,
 }
 
 
+const u_char *
+ngx_http_oauth_shared_node(ngx_http_oauth_main_conf_t *omcf)
+{
+    ngx_http_oauth_shared_conf_t  *sc;
+
+    sc = omcf->shared;
+
+    return sc ? sc->node : NULL;
+}
+
+
 ngx_int_t
 ngx_http_oauth_shared_unavailable(ngx_http_request_t *r)
 {
@@ -658,6 +672,19 @@ ngx_http_oauth_shared_listen_done(void *data, PGresult *res, const char *err)
         return;
     }
 
+    ngx_http_oauth_shared_setup("LISTEN " NGX_HTTP_OAUTH_CIRCUIT_CHANNEL,
+                                ngx_http_oauth_shared_listen2_done, data);
+}
+
+
+static void
+ngx_http_oauth_shared_listen2_done(void *data, PGresult *res,
+    const char *err)
+{
+    if (res == NULL) {
+        return;
+    }
+
     /*
      * Notifications sent while this worker was not listening are lost:
      * the cache is checked against PostgreSQL by versions, after the
@@ -668,6 +695,7 @@ ngx_http_oauth_shared_listen_done(void *data, PGresult *res, const char *err)
     ngx_http_oauth_pg_ready();
     ngx_http_oauth_shared_flush();
     ngx_http_oauth_shared_revalidate();
+    ngx_http_oauth_circuit_revalidate(ngx_http_oauth_shared_omcf);
 }
 
 
@@ -929,6 +957,11 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
     ngx_http_oauth_main_conf_t  *omcf;
 
     omcf = ngx_http_oauth_shared_omcf;
+
+    if (ngx_strcmp(channel, NGX_HTTP_OAUTH_CIRCUIT_CHANNEL) == 0) {
+        ngx_http_oauth_circuit_notified(omcf, sc->node, payload);
+        return;
+    }
 
     p = (u_char *) payload;
 

@@ -35,6 +35,15 @@ ngx_int_t ngx_http_oauth_shared_init_process(ngx_cycle_t *cycle,
 void ngx_http_oauth_shared_exit_process(ngx_cycle_t *cycle,
     ngx_http_oauth_main_conf_t *omcf);
 
+/*
+ * This node's id (NGX_HTTP_OAUTH_SHARED_NODE_LEN hex characters, the
+ * same in every worker; NULL without a shared store): the notifications
+ * a node sends carry it, so that it can tell its own.
+ */
+#define NGX_HTTP_OAUTH_SHARED_NODE_LEN  16
+
+const u_char *ngx_http_oauth_shared_node(ngx_http_oauth_main_conf_t *omcf);
+
 /* the 503 for NGX_BUSY */
 ngx_int_t ngx_http_oauth_shared_unavailable(ngx_http_request_t *r);
 
