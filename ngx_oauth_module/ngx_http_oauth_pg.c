@@ -6,6 +6,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <poll.h>
 
 #include "ngx_http_oauth_pg.h"
 #include "ngx_http_oauth_socket.h"
@@ -77,6 +78,7 @@ static void ngx_http_oauth_pg_next(void);
 static void ngx_http_oauth_pg_finish(ngx_http_oauth_pg_query_t *q,
     const char *err);
 static void ngx_http_oauth_pg_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_http_oauth_pg_exit_wait(ngx_msec_t deadline);
 
 
 static ngx_http_oauth_pg_t  ngx_http_oauth_pg;
@@ -138,6 +140,104 @@ ngx_http_oauth_pg_exit_process(ngx_cycle_t *cycle)
     }
 
     pg->state = NGX_HTTP_OAUTH_PG_IDLE;
+}
+
+
+ngx_int_t
+ngx_http_oauth_pg_exit_query(const char *sql, ngx_uint_t n,
+    const char **values, ngx_msec_t timeout)
+{
+    ngx_msec_t            deadline;
+    ngx_http_oauth_pg_t  *pg = &ngx_http_oauth_pg;
+
+    if (pg->conn == NULL || pg->state != NGX_HTTP_OAUTH_PG_READY) {
+        return NGX_DECLINED;
+    }
+
+    ngx_time_update();
+    deadline = ngx_current_msec + timeout;
+
+    /* the query on the wire (a cancelled one too) ends first */
+
+    if (pg->active && ngx_http_oauth_pg_exit_wait(deadline) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (PQsendQueryParams(pg->conn, sql, (int) n, NULL, values, NULL, NULL,
+                          0)
+        == 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_oauth_pg_exit_wait(deadline);
+}
+
+
+/* sends what is buffered and reads every result, until the deadline */
+
+static ngx_int_t
+ngx_http_oauth_pg_exit_wait(ngx_msec_t deadline)
+{
+    int                   rc, flushed;
+    PGresult             *res;
+    ngx_int_t             ok;
+    struct pollfd         pfd;
+    ngx_msec_int_t        left;
+    ngx_http_oauth_pg_t  *pg = &ngx_http_oauth_pg;
+
+    ok = NGX_OK;
+    flushed = 0;
+
+    for ( ;; ) {
+        if (!flushed) {
+            rc = PQflush(pg->conn);
+
+            if (rc < 0) {
+                return NGX_ERROR;
+            }
+
+            flushed = (rc == 0);
+        }
+
+        if (flushed) {
+            if (PQconsumeInput(pg->conn) == 0) {
+                return NGX_ERROR;
+            }
+
+            while (!PQisBusy(pg->conn)) {
+                res = PQgetResult(pg->conn);
+
+                if (res == NULL) {
+                    pg->active = NULL;
+                    return ok;
+                }
+
+                if (PQresultStatus(res) != PGRES_COMMAND_OK
+                    && PQresultStatus(res) != PGRES_TUPLES_OK)
+                {
+                    ok = NGX_ERROR;
+                }
+
+                PQclear(res);
+            }
+        }
+
+        ngx_time_update();
+        left = (ngx_msec_int_t) (deadline - ngx_current_msec);
+
+        if (left <= 0) {
+            return NGX_ERROR;
+        }
+
+        pfd.fd = PQsocket(pg->conn);
+        pfd.events = flushed ? POLLIN : (POLLIN | POLLOUT);
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, (int) left) == -1 && ngx_errno != NGX_EINTR) {
+            return NGX_ERROR;
+        }
+    }
 }
 
 

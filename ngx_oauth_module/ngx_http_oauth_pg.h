@@ -74,5 +74,16 @@ ngx_http_oauth_pg_query_t *ngx_http_oauth_pg_query(const char *sql,
 /* done will not run; the query itself may still run to its end */
 void ngx_http_oauth_pg_cancel(ngx_http_oauth_pg_query_t *q);
 
+/*
+ * At a worker's exit only, before ngx_http_oauth_pg_exit_process(), when
+ * the worker serves nothing any more: one statement (values are
+ * null-terminated text) is sent and waited for, the query on the wire
+ * first, for at most timeout ms in all; the only place where this
+ * module waits on PostgreSQL, bounded, so that an exit is never held up
+ * for long.  NGX_OK when the statement ran.
+ */
+ngx_int_t ngx_http_oauth_pg_exit_query(const char *sql, ngx_uint_t n,
+    const char **values, ngx_msec_t timeout);
+
 
 #endif /* _NGX_HTTP_OAUTH_PG_H_INCLUDED_ */

@@ -33,6 +33,9 @@
 #define NGX_HTTP_OAUTH_SHARED_NODE     NGX_HTTP_OAUTH_SHARED_NODE_LEN
 #define NGX_HTTP_OAUTH_SHARED_TIMEOUT  5000
 #define NGX_HTTP_OAUTH_SHARED_PENDING  10000   /* writes kept while down */
+#define NGX_HTTP_OAUTH_SHARED_ABSENT_TTL  5000  /* ms an absence is kept */
+#define NGX_HTTP_OAUTH_SHARED_ABSENT_MAX  10000 /* absences a worker keeps */
+#define NGX_HTTP_OAUTH_SHARED_ABSENT_KEY  512
 
 
 typedef struct {
@@ -78,10 +81,28 @@ typedef struct {
     u_char                       state[NGX_OAUTH_STATE_LEN];
     size_t                       state_len;
     ngx_http_oauth_shared_resume_pt  resume;  /* an owner fill's */
+    ngx_oauth_str_t              owner;       /* a fill's, a miss's */
+    ngx_oauth_str_t              provider;    /* a miss's */
+    ngx_oauth_str_t              account;     /* a miss's, may be empty */
+    ngx_uint_t                   any;         /* a miss of any account */
+    time_t                       started;     /* a fill's */
     unsigned                     waiting:1;   /* its answer waits too */
     unsigned                     done:1;
     unsigned                     failed:1;
 } ngx_http_oauth_shared_wait_t;
+
+
+/*
+ * An owner's connection PostgreSQL did not have, so that oauth_token
+ * requests of an owner with none do not ask it every time; the key
+ * follows (see ngx_http_oauth_shared_absent_key()).
+ */
+
+typedef struct {
+    ngx_str_node_t               sn;
+    ngx_queue_t                  queue;      /* oldest first */
+    ngx_msec_t                   expires;
+} ngx_http_oauth_shared_absent_t;
 
 
 /* a refresh that waits on the fleet's lease */
@@ -170,6 +191,22 @@ static void ngx_http_oauth_shared_fill_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_miss_done(void *data, PGresult *res,
     const char *err);
+static size_t ngx_http_oauth_shared_absent_key(u_char *buf,
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static ngx_uint_t ngx_http_oauth_shared_absent_find(
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static void ngx_http_oauth_shared_absent_add(const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account);
+static void ngx_http_oauth_shared_absent_forget(
+    const ngx_oauth_str_t *owner, const ngx_oauth_str_t *provider,
+    const ngx_oauth_str_t *account);
+static void ngx_http_oauth_shared_absent_remove(
+    ngx_http_oauth_shared_absent_t *a);
+static void ngx_http_oauth_shared_absent_clear(void);
+static void ngx_http_oauth_shared_fill_drop(ngx_http_oauth_shared_wait_t *w,
+    PGresult *res);
 static void ngx_http_oauth_shared_lease_done(void *data, PGresult *res,
     const char *err);
 static void ngx_http_oauth_shared_lease_read_done(void *data, PGresult *res,
@@ -184,6 +221,10 @@ static ngx_queue_t                  ngx_http_oauth_shared_pending;
 static ngx_uint_t                   ngx_http_oauth_shared_npending;
 static ngx_uint_t                   ngx_http_oauth_shared_writing;
 static ngx_http_oauth_shared_event_t  ngx_http_oauth_shared_next_event;
+static ngx_rbtree_t                 ngx_http_oauth_shared_absent;
+static ngx_rbtree_node_t            ngx_http_oauth_shared_absent_sentinel;
+static ngx_queue_t                  ngx_http_oauth_shared_absent_queue;
+static ngx_uint_t                   ngx_http_oauth_shared_nabsent;
 
 
 /*
@@ -575,6 +616,10 @@ ngx_http_oauth_shared_init_process(ngx_cycle_t *cycle,
 
     ngx_http_oauth_shared_omcf = omcf;
     ngx_queue_init(&ngx_http_oauth_shared_pending);
+    ngx_queue_init(&ngx_http_oauth_shared_absent_queue);
+    ngx_rbtree_init(&ngx_http_oauth_shared_absent,
+                    &ngx_http_oauth_shared_absent_sentinel,
+                    ngx_str_rbtree_insert_value);
 
     pc.conninfo = sc->conninfo;
     pc.timeout = sc->timeout;
@@ -600,6 +645,7 @@ ngx_http_oauth_shared_exit_process(ngx_cycle_t *cycle,
                       "the shared store", ngx_http_oauth_shared_npending);
     }
 
+    ngx_http_oauth_shared_absent_clear();
     ngx_http_oauth_pg_exit_process(cycle);
 }
 
@@ -692,6 +738,7 @@ ngx_http_oauth_shared_listen2_done(void *data, PGresult *res,
      * order on the one connection).
      */
 
+    ngx_http_oauth_shared_absent_clear();
     ngx_http_oauth_pg_ready();
     ngx_http_oauth_shared_flush();
     ngx_http_oauth_shared_revalidate();
@@ -929,6 +976,7 @@ ngx_http_oauth_shared_drop_one(const ngx_oauth_conn_t *conn, void *data)
     c->provider.len = conn->provider.len;
     c->account.len = conn->account.len;
     c->version = conn->version;
+    c->updated_at = conn->updated_at;
 
     ngx_memcpy(c->owner.data, conn->owner.data, conn->owner.len);
     ngx_memcpy(c->provider.data, conn->provider.data, conn->provider.len);
@@ -1020,7 +1068,13 @@ ngx_http_oauth_shared_notify(const char *channel, const char *payload,
                    "oauth shared: notified: %c for provider \"%*s\"",
                    (int) f[1][0], len[1], key[1]);
 
-    if (f[1][0] == 'd') {
+    if (f[1][0] != 'd') {
+
+        /* a connect or a change: the absence this worker kept is over */
+
+        ngx_http_oauth_shared_absent_forget(&s[0], &s[1], &s[2]);
+
+    } else {
 
         /* a disconnect elsewhere stops injection here at once */
 
@@ -1889,6 +1943,12 @@ ngx_http_oauth_shared_miss(ngx_http_request_t *r,
         return w->failed ? NGX_BUSY : NGX_DECLINED;
     }
 
+    /* PostgreSQL said there was none a moment ago (no notify since) */
+
+    if (ngx_http_oauth_shared_absent_find(owner, provider, account)) {
+        return NGX_DECLINED;
+    }
+
     if (!ngx_http_oauth_pg_up()) {
         return NGX_BUSY;
     }
@@ -1901,6 +1961,15 @@ ngx_http_oauth_shared_miss(ngx_http_request_t *r,
     w = cln->data;
     ngx_memzero(w, sizeof(ngx_http_oauth_shared_wait_t));
     w->request = r;
+    w->owner = *owner;
+    w->provider = *provider;
+
+    if (account) {
+        w->account = *account;
+
+    } else {
+        w->any = 1;
+    }
 
     cln->handler = ngx_http_oauth_shared_miss_cleanup;
 
@@ -1963,6 +2032,16 @@ ngx_http_oauth_shared_miss_done(void *data, PGresult *res, const char *err)
     if (res == NULL) {
         w->failed = 1;
 
+    } else if (PQntuples(res) == 0) {
+
+        /*
+         * The request's owner, provider and account stay valid while
+         * it waits: they are its own (ctx) or its location's.
+         */
+
+        ngx_http_oauth_shared_absent_add(&w->owner, &w->provider,
+                                         w->any ? NULL : &w->account);
+
     } else {
         for (i = 0; i < PQntuples(res); i++) {
             (void) ngx_http_oauth_shared_cache_put(res, i, 0, 1, 1);
@@ -2023,13 +2102,17 @@ ngx_http_oauth_shared_owner(ngx_http_request_t *r, const ngx_str_t *owner,
     ngx_memzero(w, sizeof(ngx_http_oauth_shared_wait_t));
     w->request = r;
     w->resume = resume;
+    w->owner.data = owner->data;
+    w->owner.len = owner->len;
+    w->started = ngx_time();
 
     cln->handler = ngx_http_oauth_shared_fill_cleanup;
 
     values[0] = owner->data;
     lens[0] = owner->len;
 
-    w->query = ngx_http_oauth_pg_query("SELECT record, version::text "
+    w->query = ngx_http_oauth_pg_query("SELECT record, version::text, "
+                                       "provider, account "
                                        "FROM oauth_connections "
                                        "WHERE owner = $1::text",
                                        1, values, lens, 0,
@@ -2080,12 +2163,264 @@ ngx_http_oauth_shared_fill_done(void *data, PGresult *res, const char *err)
         for (i = 0; i < PQntuples(res); i++) {
             (void) ngx_http_oauth_shared_cache_put(res, i, 0, 1, 1);
         }
+
+        ngx_http_oauth_shared_fill_drop(w, res);
     }
 
     /* the handler finalizes the request: the reference taken above */
 
     w->resume(r);
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A connection the cache has and PostgreSQL no longer does was deleted
+ * on another node whose notification this worker missed: dropped, so
+ * that it is neither listed nor injected.  One changed here since the
+ * query was sent may be newer than its answer: kept.
+ */
+
+static void
+ngx_http_oauth_shared_fill_drop(ngx_http_oauth_shared_wait_t *w,
+    PGresult *res)
+{
+    int                          i, n;
+    ngx_uint_t                   k, dropped;
+    ngx_array_t                  keys;
+    ngx_pool_t                  *pool;
+    ngx_oauth_conn_t            *c;
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_oauth_shared_omcf;
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    if (ngx_array_init(&keys, pool, 8, sizeof(ngx_oauth_conn_t)) != NGX_OK
+        || ngx_oauth_store_conn_each(omcf->store, &w->owner, NULL,
+                                     ngx_http_oauth_shared_drop_one, &keys)
+           != NGX_OAUTH_OK)
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    c = keys.elts;
+    n = PQntuples(res);
+    dropped = 0;
+
+    for (k = 0; k < keys.nelts; k++) {
+        if (c[k].owner.data == NULL || c[k].updated_at >= w->started) {
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            if ((size_t) PQgetlength(res, i, 2) == c[k].provider.len
+                && (size_t) PQgetlength(res, i, 3) == c[k].account.len
+                && ngx_memcmp(PQgetvalue(res, i, 2), c[k].provider.data,
+                              c[k].provider.len) == 0
+                && ngx_memcmp(PQgetvalue(res, i, 3), c[k].account.data,
+                              c[k].account.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == n
+            && ngx_oauth_store_conn_delete(omcf->store, &c[k].owner,
+                                           &c[k].provider, &c[k].account)
+               == NGX_OAUTH_OK)
+        {
+            dropped++;
+        }
+    }
+
+    if (dropped) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "oauth: shared store: %ui cached connections of an "
+                      "owner were gone from it, dropped", dropped);
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+/*
+ * Absences: "no connection" answers of PostgreSQL kept by the worker
+ * for NGX_HTTP_OAUTH_SHARED_ABSENT_TTL, forgotten at once by the
+ * notification of a write of the connection (a connect on any node), or
+ * all of them when the worker reconnects (it may have missed one).  The
+ * key: owner, provider and account (or '*': any), each after its length.
+ */
+
+static size_t
+ngx_http_oauth_shared_absent_key(u_char *buf, const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account)
+{
+    u_char  *p;
+
+    if (owner->len > NGX_OAUTH_OWNER_MAX
+        || provider->len > NGX_OAUTH_PROVIDER_MAX
+        || (account && account->len > NGX_OAUTH_ACCOUNT_MAX))
+    {
+        return 0;
+    }
+
+    p = buf;
+    *p++ = (u_char) (owner->len >> 8);
+    *p++ = (u_char) (owner->len & 0xff);
+    p = ngx_cpymem(p, owner->data, owner->len);
+    *p++ = (u_char) provider->len;
+    p = ngx_cpymem(p, provider->data, provider->len);
+
+    if (account == NULL) {
+        *p++ = '*';
+
+    } else {
+        *p++ = 'a';
+        p = ngx_cpymem(p, account->data, account->len);
+    }
+
+    return p - buf;
+}
+
+
+static ngx_uint_t
+ngx_http_oauth_shared_absent_find(const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account)
+{
+    u_char                           buf[NGX_HTTP_OAUTH_SHARED_ABSENT_KEY];
+    ngx_str_t                        key;
+    ngx_str_node_t                  *sn;
+    ngx_http_oauth_shared_absent_t  *a;
+
+    key.data = buf;
+    key.len = ngx_http_oauth_shared_absent_key(buf, owner, provider,
+                                               account);
+
+    if (key.len == 0 || ngx_http_oauth_shared_nabsent == 0) {
+        return 0;
+    }
+
+    sn = ngx_str_rbtree_lookup(&ngx_http_oauth_shared_absent, &key,
+                               ngx_crc32_short(key.data, key.len));
+    if (sn == NULL) {
+        return 0;
+    }
+
+    a = (ngx_http_oauth_shared_absent_t *) sn;
+
+    if ((ngx_msec_int_t) (a->expires - ngx_current_msec) <= 0) {
+        ngx_http_oauth_shared_absent_remove(a);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_oauth_shared_absent_add(const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_queue_t                     *q;
+    ngx_http_oauth_shared_absent_t  *a;
+    u_char                           buf[NGX_HTTP_OAUTH_SHARED_ABSENT_KEY];
+
+    len = ngx_http_oauth_shared_absent_key(buf, owner, provider, account);
+
+    if (len == 0 || ngx_http_oauth_shared_absent_find(owner, provider,
+                                                      account))
+    {
+        return;
+    }
+
+    /* full: the oldest goes */
+
+    if (ngx_http_oauth_shared_nabsent >= NGX_HTTP_OAUTH_SHARED_ABSENT_MAX) {
+        q = ngx_queue_head(&ngx_http_oauth_shared_absent_queue);
+        ngx_http_oauth_shared_absent_remove(
+            ngx_queue_data(q, ngx_http_oauth_shared_absent_t, queue));
+    }
+
+    a = ngx_alloc(sizeof(ngx_http_oauth_shared_absent_t) + len,
+                  ngx_cycle->log);
+    if (a == NULL) {
+        return;
+    }
+
+    p = (u_char *) a + sizeof(ngx_http_oauth_shared_absent_t);
+    ngx_memcpy(p, buf, len);
+
+    a->sn.str.data = p;
+    a->sn.str.len = len;
+    a->sn.node.key = ngx_crc32_short(p, len);
+    a->expires = ngx_current_msec + NGX_HTTP_OAUTH_SHARED_ABSENT_TTL;
+
+    ngx_rbtree_insert(&ngx_http_oauth_shared_absent, &a->sn.node);
+    ngx_queue_insert_tail(&ngx_http_oauth_shared_absent_queue, &a->queue);
+    ngx_http_oauth_shared_nabsent++;
+}
+
+
+/* a write of owner, provider, account: that one and "any account" */
+
+static void
+ngx_http_oauth_shared_absent_forget(const ngx_oauth_str_t *owner,
+    const ngx_oauth_str_t *provider, const ngx_oauth_str_t *account)
+{
+    u_char                           buf[NGX_HTTP_OAUTH_SHARED_ABSENT_KEY];
+    ngx_str_t                        key;
+    ngx_uint_t                       i;
+    ngx_str_node_t                  *sn;
+
+    if (ngx_http_oauth_shared_nabsent == 0) {
+        return;
+    }
+
+    for (i = 0; i < 2; i++) {
+        key.data = buf;
+        key.len = ngx_http_oauth_shared_absent_key(buf, owner, provider,
+                                                   i ? NULL : account);
+        if (key.len == 0) {
+            continue;
+        }
+
+        sn = ngx_str_rbtree_lookup(&ngx_http_oauth_shared_absent, &key,
+                                   ngx_crc32_short(key.data, key.len));
+        if (sn) {
+            ngx_http_oauth_shared_absent_remove(
+                (ngx_http_oauth_shared_absent_t *) sn);
+        }
+    }
+}
+
+
+static void
+ngx_http_oauth_shared_absent_remove(ngx_http_oauth_shared_absent_t *a)
+{
+    ngx_rbtree_delete(&ngx_http_oauth_shared_absent, &a->sn.node);
+    ngx_queue_remove(&a->queue);
+    ngx_http_oauth_shared_nabsent--;
+    ngx_free(a);
+}
+
+
+static void
+ngx_http_oauth_shared_absent_clear(void)
+{
+    ngx_queue_t  *q;
+
+    while (ngx_http_oauth_shared_nabsent) {
+        q = ngx_queue_head(&ngx_http_oauth_shared_absent_queue);
+        ngx_http_oauth_shared_absent_remove(
+            ngx_queue_data(q, ngx_http_oauth_shared_absent_t, queue));
+    }
 }
 
 

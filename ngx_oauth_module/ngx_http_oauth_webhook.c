@@ -27,6 +27,7 @@
 
 #define NGX_HTTP_OAUTH_WEBHOOK_TICK       1000     /* ms between polls */
 #define NGX_HTTP_OAUTH_WEBHOOK_LEASE      10       /* s a lease lasts */
+#define NGX_HTTP_OAUTH_WEBHOOK_RELEASE_WAIT  250   /* ms at exit, at most */
 #define NGX_HTTP_OAUTH_WEBHOOK_BACKOFF    3600     /* s, longest wait */
 #define NGX_HTTP_OAUTH_WEBHOOK_RETRY      86400    /* s, retry= default */
 #define NGX_HTTP_OAUTH_WEBHOOK_MAX        10000    /* max_events= default */
@@ -153,6 +154,12 @@ static const char  ngx_http_oauth_webhook_fleet_sql[] =
         "AND o.account = e.account AND o.seq < e.seq "
         "AND o.seq NOT IN (SELECT seq FROM cap)) "
       "ORDER BY e.seq LIMIT 1) e ON true";
+
+/* a clean exit hands the lease over at once, not after its 10 s */
+
+static const char  ngx_http_oauth_webhook_fleet_release_sql[] =
+    "DELETE FROM oauth_leases WHERE owner = '' AND provider = 'webhook' "
+    "AND account = 'outbox' AND holder = $1::text";
 
 static const char  ngx_http_oauth_webhook_fleet_delete_sql[] =
     "DELETE FROM oauth_events WHERE seq = $1::text::bigint";
@@ -631,6 +638,8 @@ void
 ngx_http_oauth_webhook_exit_process(ngx_cycle_t *cycle,
     ngx_http_oauth_main_conf_t *omcf)
 {
+    ngx_int_t                         rc;
+    const char                       *values[1];
     ngx_http_oauth_webhook_worker_t  *w;
 
     w = &ngx_http_oauth_webhook_worker;
@@ -646,6 +655,19 @@ ngx_http_oauth_webhook_exit_process(ngx_cycle_t *cycle,
     if (w->query) {
         ngx_http_oauth_pg_cancel(w->query);
         w->query = NULL;
+    }
+
+    if (omcf->shared && w->leased) {
+        values[0] = (const char *) w->fleet_holder;
+
+        rc = ngx_http_oauth_pg_exit_query(
+                 ngx_http_oauth_webhook_fleet_release_sql, 1, values,
+                 NGX_HTTP_OAUTH_WEBHOOK_RELEASE_WAIT);
+
+        ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+                      "oauth: webhook delivery lease %s",
+                      rc == NGX_OK ? "released" : "not released (it runs "
+                                     "out in 10 s)");
     }
 
     /* the event in flight stays in the outbox: sent again, at least once */

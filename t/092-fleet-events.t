@@ -198,6 +198,43 @@ sub types_of {
          'one worker of the fleet purges per interval (a lease)');
 }
 
+# 5. a reload hands the delivery lease over at once: the worker that held
+#    it deletes its row on its clean exit, so the next event goes out
+#    well within the lease's 10 s
+{
+    my $live = "SELECT holder FROM oauth_leases WHERE owner = '' "
+             . "AND provider = 'webhook' AND lease_until > now()";
+    my $holder = '';
+    ok(wait_for(sub { ($holder = psql($live)) ne '' }, 10),
+       'a worker holds the delivery lease');
+    my ($pid) = $holder =~ /(\d+)$/;
+    my $node;
+    for my $n (qw(A B)) {
+        open my $fh, '<', "$Node{$n}{prefix}/logs/nginx.pid" or next;
+        my $master = <$fh>;
+        chomp $master;
+        open my $st, '<', "/proc/$pid/stat" or next;
+        my @f = split ' ', scalar <$st>;
+        $node = $n if $f[3] == $master;
+    }
+    ok($node, 'the holder is a worker of node ' . ($node // '?'));
+    $node //= 'A';
+    ok(node_reload($node), "node $node reloaded");
+    ok(wait_for(sub { !kill 0, $pid }, 10), 'the holder exited');
+    isnt(psql($live), $holder, 'its lease is gone with it');
+
+    my $t0 = time;
+    my $c = connect_via('B', 'B', 'quinn', 'quinn-1');
+    is($c->{result}, 'connected', 'quinn connected');
+    ok(wait_for(sub { types_of('quinn') eq 'connection.created' }, 4),
+       'the next event arrived within 4 s (the lease lasts 10 s)')
+        or diag time - $t0;
+    my $log = do { local (@ARGV, $/) = "$Node{$node}{prefix}/logs/error.log";
+                   <> };
+    like($log, qr/webhook delivery lease released/,
+         'the old holder said so');
+}
+
 # no token or secret ever went out
 {
     my $all = join "\n", map { $_->{body} } $Rx->requests;

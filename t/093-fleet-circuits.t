@@ -175,4 +175,63 @@ sub circuit {
        'ivan on B: refreshed');
 }
 
+# 3. an owner with no connection: one query per TTL and worker, not one
+# per request; a connect on another node still injects within 1 s
+{
+    my $log = "$FleetKit::PGDATA/log";
+    psql("ALTER SYSTEM SET log_statement = 'all'");
+    psql('SELECT pg_reload_conf()');
+    sleep 0.5;
+    my $asked = sub {
+        open my $fh, '<', $log or return -1;
+        return scalar grep { /\$1 = 'nobody'/ } <$fh>;
+    };
+    is($asked->(), 0, 'PostgreSQL not asked about nobody yet');
+    my %st;
+    for my $i (1 .. 40) {
+        $st{ req($i % 2 ? 'A' : 'B', 'GET', '/api/x',
+                 owner => 'nobody')->{status} }++;
+    }
+    is_deeply(\%st, { 401 => 40 }, '40 requests of an owner with none: 401')
+        or diag explain \%st;
+    my $n = $asked->();
+    ok($n >= 1 && $n <= 4, "PostgreSQL asked $n times (at most once per "
+                           . 'worker of each node)');
+
+    my $c = connect_via('A', 'A', 'nobody', 'nobody-1');
+    is($c->{result}, 'connected', 'nobody connects on A');
+    my $t0 = time;
+    ok(wait_for(sub {
+        req('B', 'GET', '/api/x', owner => 'nobody')->{status} == 200
+    }, 1), 'and injects on B within 1 s') or diag time - $t0;
+    is(req('B', 'GET', '/api/x', owner => 'nobody')->{status}, 200,
+       'on both workers of B');
+    psql("ALTER SYSTEM SET log_statement = 'none'");
+    psql('SELECT pg_reload_conf()');
+}
+
+# 4. a row deleted in PostgreSQL whose notification B missed: the
+# management API's fill drops it from B's cache
+{
+    my $c = connect_via('A', 'A', 'zoe', 'zoe-1');
+    is($c->{result}, 'connected', 'zoe connected on A');
+    is(req('B', 'GET', '/api/x', owner => 'zoe')->{status}, 200,
+       'B caches zoe') for 1 .. 2;
+    # a plain DELETE sends no NOTIFY: as if B had missed it
+    psql("DELETE FROM oauth_connections WHERE owner = 'zoe'");
+    # (a cached entry changed in the second of the fill's query is kept)
+    sleep 1.2;
+    is(req('B', 'GET', '/api/x', owner => 'zoe')->{status}, 200,
+       'B still injects its cached copy (it was not told)');
+    my $r = req('B', 'GET', '/oauth/api/connections', owner => 'zoe');
+    is($r->{status}, 200, 'GET connections on B');
+    unlike($r->{content}, qr/"account":"/, 'it lists none');
+    is(req('B', 'GET', '/api/x', owner => 'zoe')->{status}, 401,
+       'and B no longer injects it') for 1 .. 2;
+    my $log = do { local (@ARGV, $/) = "$Node{B}{prefix}/logs/error.log";
+                   <> };
+    like($log, qr/1 cached connections of an owner were gone/,
+         'B says what it dropped');
+}
+
 done_testing();
