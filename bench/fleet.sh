@@ -182,6 +182,8 @@ node A $port_a "oauth_shared_store $url;"
 ready A $port_a
 sleep 0.5
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
 cat > "$dir/owners.lua" <<'LUA'
 local n = tonumber(os.getenv("BENCH_OWNERS"))
 math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6))
@@ -248,10 +250,13 @@ wait
 flows_a=$(cat "$dir/flows-a")
 flows_b=$(cat "$dir/flows-b")
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
 echo
 echo "ngx_oauth_module bench, fleet mode: $(nproc) cores," \
      "$(date -u '+%Y-%m-%d %H:%M UTC'), $n connections, $rounds rounds of" \
      "${seconds}s, wrk -c$conns, one worker per node"
+echo "load average before: $load_before; after: $load_after"
 awk '
     function median(a, k,    i, j, t) {
         for (i = 2; i <= k; i++) {
@@ -275,6 +280,17 @@ awk '
                 median(a, rounds), ratio[node]
         }
         printf "fleet ratio / single-node ratio: %.3f\n", ratio["A"] / ratio["S"]
+
+        # the same quotient in each round (its four runs back to back, in
+        # a shuffled order): a drift of the load between rounds cancels
+        # out; the spread (median() sorted q) shows the noise left
+        for (r = 1; r <= rounds; r++) {
+            q[r] = (us["A", "static", r] / us["A", "oauth", r]) \
+                   / (us["S", "static", r] / us["S", "oauth", r])
+        }
+        m = median(q, rounds)
+        printf "per round, fleet ratio / single-node ratio: median %.3f, " \
+               "from %.3f to %.3f\n", m, q[1], q[rounds]
     }' "$dir/runs"
 set -- $cold
 echo "cold miss on B (fetched from PostgreSQL): median $1 µs, p99 $2 µs" \
