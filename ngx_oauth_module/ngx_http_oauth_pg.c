@@ -147,8 +147,9 @@ ngx_int_t
 ngx_http_oauth_pg_exit_query(const char *sql, ngx_uint_t n,
     const char **values, ngx_msec_t timeout)
 {
-    ngx_msec_t            deadline;
-    ngx_http_oauth_pg_t  *pg = &ngx_http_oauth_pg;
+    ngx_msec_t                  deadline;
+    ngx_http_oauth_pg_t        *pg = &ngx_http_oauth_pg;
+    ngx_http_oauth_pg_query_t  *q;
 
     if (pg->conn == NULL || pg->state != NGX_HTTP_OAUTH_PG_READY) {
         return NGX_DECLINED;
@@ -159,8 +160,14 @@ ngx_http_oauth_pg_exit_query(const char *sql, ngx_uint_t n,
 
     /* the query on the wire (a cancelled one too) ends first */
 
-    if (pg->active && ngx_http_oauth_pg_exit_wait(deadline) != NGX_OK) {
-        return NGX_ERROR;
+    if (pg->active) {
+        if (ngx_http_oauth_pg_exit_wait(deadline) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        q = pg->active;
+        pg->active = NULL;
+        ngx_http_oauth_pg_finish(q, "worker exiting");
     }
 
     if (PQsendQueryParams(pg->conn, sql, (int) n, NULL, values, NULL, NULL,
@@ -209,7 +216,6 @@ ngx_http_oauth_pg_exit_wait(ngx_msec_t deadline)
                 res = PQgetResult(pg->conn);
 
                 if (res == NULL) {
-                    pg->active = NULL;
                     return ok;
                 }
 
