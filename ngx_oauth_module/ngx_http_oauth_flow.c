@@ -114,6 +114,10 @@ static ngx_int_t ngx_http_oauth_code_param(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth_callback_redact(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth_cb_take(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *state, ngx_int_t *rc);
+static ngx_int_t ngx_http_oauth_cb_bad_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
+static ngx_int_t ngx_http_oauth_cb_spent(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *state);
 static ngx_int_t ngx_http_oauth_cb_bad_state(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx);
 static void ngx_http_oauth_cb_failed(ngx_http_request_t *r,
@@ -151,6 +155,8 @@ static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
 static ngx_int_t ngx_http_oauth_lookup_any(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *paths, ngx_str_t *value);
+static const char *ngx_http_oauth_conn_fill(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account, ngx_oauth_conn_t *conn);
 static const char *ngx_http_oauth_conn_save(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account);
 static const char *ngx_http_oauth_conn_account(ngx_http_request_t *r,
@@ -1188,16 +1194,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     rc = ngx_http_oauth_cb_params(r, ctx);
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth: callback with a repeated, malformed or too "
-                      "long code, iss or error");
-
-        ngx_http_oauth_cb_failed(r, ctx, "invalid_request");
-
-        return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_request",
-                                         "a callback parameter is repeated, "
-                                         "malformed or too long");
+        return ngx_http_oauth_cb_bad_params(r, ctx);
     }
 
     if (rc != NGX_OK) {
@@ -1232,22 +1229,7 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     }
 
     if (taken == NGX_DECLINED) {
-
-        /*
-         * Back, reload, a double click: a flow spent here moments ago
-         * ends on its own return_to, like its other errors
-         */
-
-        if (ngx_oauth_store_flow_spent(omcf->store, (char *) state.data,
-                                       state.len, &ctx->flow)
-            == NGX_OAUTH_OK)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth: callback of a spent flow");
-            return ngx_http_oauth_result(r, ctx, "invalid_state", NULL);
-        }
-
-        return ngx_http_oauth_cb_bad_state(r, ctx);
+        return ngx_http_oauth_cb_spent(r, ctx, &state);
     }
 
     if (ngx_http_oauth_cb_verdict(r, ctx, state.data, &err) != NGX_OK) {
@@ -1271,6 +1253,50 @@ ngx_http_oauth_callback_handler(ngx_http_request_t *r)
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_oauth_cb_bad_params(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "oauth: callback with a repeated, malformed or too "
+                  "long code, iss or error");
+
+    ngx_http_oauth_cb_failed(r, ctx, "invalid_request");
+
+    return ngx_http_oauth_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_request",
+                                     "a callback parameter is repeated, "
+                                     "malformed or too long");
+}
+
+
+/*
+ * No unspent flow of this state.  Back, reload, a double click: a flow
+ * spent here moments ago ends on its own return_to, like its other
+ * errors; a state never issued (or purged) gets the 400.
+ */
+
+static ngx_int_t
+ngx_http_oauth_cb_spent(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *state)
+{
+    ngx_http_oauth_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth_module);
+
+    if (ngx_oauth_store_flow_spent(omcf->store, (char *) state->data,
+                                   state->len, &ctx->flow)
+        == NGX_OAUTH_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth: callback of a spent flow");
+        return ngx_http_oauth_result(r, ctx, "invalid_state", NULL);
+    }
+
+    return ngx_http_oauth_cb_bad_state(r, ctx);
 }
 
 
@@ -2473,19 +2499,19 @@ ngx_http_oauth_lookup_any(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 }
 
 
-/* seal the tokens and store the connection; returns an error code or NULL */
+/*
+ * The connection record of a finished exchange, but its tokens: owner,
+ * provider, account and its name, times, granted scopes, kept values.
+ * NULL, or the error code that ends the flow.
+ */
 
 static const char *
-ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
-    ngx_str_t *account)
+ngx_http_oauth_conn_fill(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *account, ngx_oauth_conn_t *conn)
 {
-    int                          rc;
-    u_char                      *sealed;
+    ngx_int_t                    rc;
     ngx_str_t                    name;
     const char                  *err;
-    ngx_uint_t                   found;
-    ngx_oauth_conn_t             conn;
-    ngx_oauth_conn_t            *old;
     ngx_http_oauth_provider_t   *p;
 
     p = ctx->provider;
@@ -2495,11 +2521,11 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
         return err;
     }
 
-    ngx_memzero(&conn, sizeof(ngx_oauth_conn_t));
+    ngx_memzero(conn, sizeof(ngx_oauth_conn_t));
 
-    conn.owner = ctx->flow.owner;
-    ngx_http_oauth_ostr(&conn.provider, &p->name);
-    ngx_http_oauth_ostr(&conn.account, account);
+    conn->owner = ctx->flow.owner;
+    ngx_http_oauth_ostr(&conn->provider, &p->name);
+    ngx_http_oauth_ostr(&conn->account, account);
 
     if (p->account_name.len
         && ngx_http_oauth_lookup(r, ctx, &p->account_name, &name) == NGX_OK)
@@ -2514,32 +2540,32 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
             return "invalid_account";
         }
 
-        ngx_http_oauth_ostr(&conn.account_name, &name);
+        ngx_http_oauth_ostr(&conn->account_name, &name);
     }
 
-    conn.kind = NGX_OAUTH_KIND_OAUTH2;
-    conn.status = NGX_OAUTH_STATUS_CONNECTED;
-    conn.token_type = ctx->token.token_type;
-    conn.updated_at = ngx_time();
-    conn.created_at = conn.updated_at;
-    conn.last_refresh_at = conn.updated_at;
+    conn->kind = NGX_OAUTH_KIND_OAUTH2;
+    conn->status = NGX_OAUTH_STATUS_CONNECTED;
+    conn->token_type = ctx->token.token_type;
+    conn->updated_at = ngx_time();
+    conn->created_at = conn->updated_at;
+    conn->last_refresh_at = conn->updated_at;
 
     if (ctx->token.expires_in >= 0) {
-        conn.expires_at = conn.updated_at + ctx->token.expires_in;
+        conn->expires_at = conn->updated_at + ctx->token.expires_in;
     }
 
-    if (ngx_http_oauth_conn_scopes(r, ctx, &conn) != NGX_OK) {
+    if (ngx_http_oauth_conn_scopes(r, ctx, conn) != NGX_OK) {
         return "internal_error";
     }
 
-    if (ngx_http_oauth_has_control(conn.scopes.data, conn.scopes.len)) {
+    if (ngx_http_oauth_has_control(conn->scopes.data, conn->scopes.len)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth: provider \"%V\": granted scope has a "
                       "control character", &p->name);
         return "invalid_token_response";
     }
 
-    rc = ngx_http_oauth_conn_params(r, ctx, &conn);
+    rc = ngx_http_oauth_conn_params(r, ctx, conn);
 
     if (rc == NGX_DECLINED) {
         return "invalid_token_response";
@@ -2547,6 +2573,31 @@ ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
 
     if (rc != NGX_OK) {
         return "internal_error";
+    }
+
+    return NULL;
+}
+
+
+/* seal the tokens and store the connection; returns an error code or NULL */
+
+static const char *
+ngx_http_oauth_conn_save(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx,
+    ngx_str_t *account)
+{
+    int                          rc;
+    u_char                      *sealed;
+    const char                  *err;
+    ngx_uint_t                   found;
+    ngx_oauth_conn_t             conn;
+    ngx_oauth_conn_t            *old;
+    ngx_http_oauth_provider_t   *p;
+
+    p = ctx->provider;
+
+    err = ngx_http_oauth_conn_fill(r, ctx, account, &conn);
+    if (err) {
+        return err;
     }
 
     sealed = ngx_pnalloc(r->pool,
