@@ -188,15 +188,20 @@ sub circuit {
     };
     is($asked->(), 0, 'PostgreSQL not asked about nobody yet');
     my %st;
+    my $t0 = time;
     for my $i (1 .. 40) {
         $st{ req($i % 2 ? 'A' : 'B', 'GET', '/api/x',
                  owner => 'nobody')->{status} }++;
     }
+    # once per worker (2 nodes x 2) and 5 s: a loaded machine may take
+    # longer than 5 s over the 40
+    my $most = 4 * (1 + int((time - $t0) / 5));
     is_deeply(\%st, { 401 => 40 }, '40 requests of an owner with none: 401')
         or diag explain \%st;
     my $n = $asked->();
-    ok($n >= 1 && $n <= 4, "PostgreSQL asked $n times (at most once per "
-                           . 'worker of each node)');
+    ok($n >= 1 && $n <= $most && $n < 20,
+       "PostgreSQL asked $n times (at most once per worker and 5 s: "
+       . "$most)");
 
     my $c = connect_via('A', 'A', 'nobody', 'nobody-1');
     is($c->{result}, 'connected', 'nobody connects on A');
