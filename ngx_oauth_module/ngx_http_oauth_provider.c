@@ -140,6 +140,7 @@ static void ngx_http_oauth_provider_defaults(ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_aws(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static void ngx_http_oauth_pairs_off(ngx_array_t *list);
+static ngx_uint_t ngx_http_oauth_api_header_framing(ngx_str_t *name);
 static ngx_int_t ngx_http_oauth_provider_api(ngx_conf_t *cf,
     ngx_http_oauth_provider_t *p);
 static ngx_int_t ngx_http_oauth_provider_quirks(ngx_conf_t *cf,
@@ -2539,6 +2540,34 @@ ngx_http_oauth_provider_check(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
 
 
 /*
+ * Headers that say where and how the request travels are proxy_pass's:
+ * an api_header of one of them would send a second, conflicting line.
+ */
+
+static ngx_uint_t
+ngx_http_oauth_api_header_framing(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  framing[] = {
+        ngx_string("host"), ngx_string("connection"),
+        ngx_string("content-length"), ngx_string("transfer-encoding"),
+        ngx_string("te"), ngx_string("upgrade"), ngx_string("keep-alive")
+    };
+
+    for (i = 0; i < sizeof(framing) / sizeof(ngx_str_t); i++) {
+        if (name->len == framing[i].len
+            && ngx_strncasecmp(name->data, framing[i].data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * The lookups' URLs take the values kept at the callback, which passed
  * their patterns; api_header lines are plain names, at most as many as
  * oauth_token has room for, their values templates of kept params.
@@ -2589,7 +2618,7 @@ ngx_http_oauth_provider_api(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             }
         }
 
-        if (k < h[i].name.len
+        if (k < h[i].name.len || ngx_http_oauth_api_header_framing(&h[i].name)
             || (h[i].name.len == p->token_header.len
                 && ngx_strncasecmp(h[i].name.data, p->token_header.data,
                                    h[i].name.len)
@@ -2599,8 +2628,10 @@ ngx_http_oauth_provider_api(ngx_conf_t *cf, ngx_http_oauth_provider_t *p)
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "oauth_provider \"%V\" in %s:%ui: invalid "
                           "\"api_header %V\" (a plain name other than "
-                          "token_header's, a value without control "
-                          "characters)", &p->name, p->file, p->line,
+                          "token_header's and the framing headers Host, "
+                          "Connection, Content-Length, Transfer-Encoding, "
+                          "TE, Upgrade, Keep-Alive; a value without "
+                          "control characters)", &p->name, p->file, p->line,
                           &h[i].name);
             return NGX_ERROR;
         }

@@ -635,7 +635,20 @@ invalid URL "http://api.example.com/x" of "lookup x"
 --- error_log
 at most 4 "api_header" lines
 
-=== TEST 21: amazon-ads: a profile the start was given (a connection_param of that name) stands: no lookup
+=== TEST 21: nginx -t: an api_header may not be a framing header (Host, Content-Length, ...), which proxy_pass sets
+--- http_config
+    oauth_provider p {
+        preset amazon-ads;
+        client_id c;
+        redirect_uri https://app.example/callback;
+        api_header host evil.example;
+    }
+--- config
+--- must_die
+--- error_log
+invalid "api_header host"
+
+=== TEST 22: amazon-ads: a profile the start was given (a connection_param of that name) stands: no lookup
 --- http_config
         connection_param profile_id "pattern=^[0-9]{1,20}$";
 --- init
@@ -654,7 +667,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 22: nginx -t: a lookup's header may not be one the module sets (the token's)
+=== TEST 23: nginx -t: a lookup's header may not be one the module sets (the token's)
 --- http_config
     oauth_provider p {
         preset atlassian;
