@@ -155,6 +155,8 @@ static ngx_int_t ngx_http_oauth_lookup(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *path, ngx_str_t *value);
 static ngx_int_t ngx_http_oauth_lookup_any(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *paths, ngx_str_t *value);
+static void ngx_http_oauth_cb_lookups(ngx_http_request_t *r,
+    ngx_http_oauth_cb_ctx_t *ctx);
 static const char *ngx_http_oauth_conn_fill(ngx_http_request_t *r,
     ngx_http_oauth_cb_ctx_t *ctx, ngx_str_t *account, ngx_oauth_conn_t *conn);
 static const char *ngx_http_oauth_conn_save(ngx_http_request_t *r,
@@ -2227,8 +2229,7 @@ ngx_http_oauth_exchange_done(ngx_http_oauth_fetch_t *f)
     }
 
     if (p->userinfo_url.len == 0) {
-        ngx_http_oauth_lookup_run(r, p, &ctx->token.access_token,
-                                  &ctx->kept, ngx_http_oauth_cb_save, ctx);
+        ngx_http_oauth_cb_lookups(r, ctx);
         return;
     }
 
@@ -2364,7 +2365,27 @@ ngx_http_oauth_userinfo_done(ngx_http_oauth_fetch_t *f)
         return;
     }
 
-    /* post-connect lookups (ngx_http_oauth_lookup.c), then the save */
+    ngx_http_oauth_cb_lookups(r, ctx);
+}
+
+
+/*
+ * Post-connect lookups (ngx_http_oauth_lookup.c), then the save.  The
+ * account is checked first: a connect that cannot be saved asks the
+ * provider nothing more.
+ */
+
+static void
+ngx_http_oauth_cb_lookups(ngx_http_request_t *r, ngx_http_oauth_cb_ctx_t *ctx)
+{
+    ngx_str_t    account;
+    const char  *err;
+
+    err = ngx_http_oauth_conn_account(r, ctx, &account);
+    if (err) {
+        ngx_http_oauth_cb_finish(r, ctx, err, &account);
+        return;
+    }
 
     ngx_http_oauth_lookup_run(r, ctx->provider, &ctx->token.access_token,
                               &ctx->kept, ngx_http_oauth_cb_save, ctx);

@@ -381,7 +381,23 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 4: amazon-ads: fails [500] when /v2/profiles answers 500
+=== TEST 4: atlassian: an answer without the account fails missing_account before any lookup is sent
+--- http_config
+        account_id no_such_field;
+--- init
+my $fake = OAuthKit::fake();
+my $r = OAuthKit::connect_flow(owner => 'alice', provider => 'atl',
+                               code => 'a1');
+Test::More::is($r->{error}, 'missing_account', 'missing_account');
+Test::More::is($fake->count('lookup'), 0, 'no lookup sent');
+--- request
+GET /oauth/api/connections
+--- more_headers
+X-Owner: alice
+--- response_body
+[]
+
+=== TEST 5: amazon-ads: fails [500] when /v2/profiles answers 500
 --- request
 GET /oauth/api/connections
 --- more_headers
@@ -391,7 +407,7 @@ X-Owner: alice
 --- error_log
 lookup "profile_id" failed: the answer is not 2xx
 
-=== TEST 5: amazon-ads: fails [html] when the answer is not JSON
+=== TEST 6: amazon-ads: fails [html] when the answer is not JSON
 --- request
 GET /oauth/api/connections
 --- more_headers
@@ -401,7 +417,7 @@ X-Owner: alice
 --- error_log
 lookup "profile_id" failed: the answer is not JSON
 
-=== TEST 6: atlassian: fails [nopath] when the answer has no site id
+=== TEST 7: atlassian: fails [nopath] when the answer has no site id
 --- request
 GET /oauth/api/connections
 --- more_headers
@@ -411,7 +427,7 @@ X-Owner: alice
 --- error_log
 lookup "cloud_id" failed: nothing at its path
 
-=== TEST 7: atlassian: fails [control] when the value has a control character
+=== TEST 8: atlassian: fails [control] when the value has a control character
 --- request
 GET /oauth/api/connections
 --- more_headers
@@ -421,7 +437,7 @@ X-Owner: alice
 --- error_log
 lookup "cloud_id" failed: the value has a control character
 
-=== TEST 8: amazon-ads: fails [long] when the value is longer than 256 bytes
+=== TEST 9: amazon-ads: fails [long] when the value is longer than 256 bytes
 --- request
 GET /oauth/api/connections
 --- more_headers
@@ -431,7 +447,7 @@ X-Owner: alice
 --- error_log
 lookup "profile_id" failed: the value is too long
 
-=== TEST 9: supabase: optional: an organization without projects connects, without project_ref
+=== TEST 10: supabase: optional: an organization without projects connects, without project_ref
 --- init
 my $fake = OAuthKit::fake();
 $fake->set(no_projects => 1);
@@ -452,7 +468,7 @@ optional lookup "project_ref" gave nothing: nothing at its path
 --- no_error_log
 [error]
 
-=== TEST 10: supabase: optional: a project list that fails (500) leaves the param out, the connect stands
+=== TEST 11: supabase: optional: a project list that fails (500) leaves the param out, the connect stands
 --- init
 my $fake = OAuthKit::fake();
 $fake->set(lk_mode => '500');
@@ -470,7 +486,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 11: amazon-ads: optional on the block: a failing profile lookup connects; the Scope header is left out then
+=== TEST 12: amazon-ads: optional on the block: a failing profile lookup connects; the Scope header is left out then
 --- http_config
         lookup profile_id http://127.0.0.1:$TEST_NGINX_FAKE_PORT/lkamz/v2/profiles 0.profileId "header=Amazon-Advertising-API-ClientId:{client_id}" optional;
 --- init
@@ -488,7 +504,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 12: amazon-ads: a block's own lookup line replaces the preset's (another profile: index 1)
+=== TEST 13: amazon-ads: a block's own lookup line replaces the preset's (another profile: index 1)
 --- http_config
         lookup profile_id http://127.0.0.1:$TEST_NGINX_FAKE_PORT/lkamz/v2/profiles?profileTypeFilter=seller 1.profileId "header=Amazon-Advertising-API-ClientId:{client_id}";
 --- init
@@ -508,7 +524,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 13: a lookup value in api_base_url and in a kept param's header: $oauth_api_base_url and $oauth_param_cloud_id
+=== TEST 14: a lookup value in api_base_url and in a kept param's header: $oauth_api_base_url and $oauth_param_cloud_id
 --- http_config
     oauth_provider atl {
         preset atlassian;
@@ -540,7 +556,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 14: nginx -t: an api_header may not name the client secret
+=== TEST 15: nginx -t: an api_header may not name the client secret
 --- http_config
     oauth_provider p {
         preset amazon-ads;
@@ -554,7 +570,7 @@ X-Owner: alice
 --- error_log
 "api_header" value "{client_secret}" uses "{client_secret}": a header may name only client_id and kept params
 
-=== TEST 15: nginx -t: nor a token
+=== TEST 16: nginx -t: nor a token
 --- http_config
     oauth_provider p {
         preset atlassian;
@@ -567,7 +583,7 @@ X-Owner: alice
 --- error_log
 uses "{access_token}": a header may name only client_id and kept params
 
-=== TEST 16: nginx -t: a lookup's header may not name the refresh token
+=== TEST 17: nginx -t: a lookup's header may not name the refresh token
 --- http_config
     oauth_provider p {
         preset supabase;
@@ -580,7 +596,7 @@ uses "{access_token}": a header may name only client_id and kept params
 --- error_log
 "lookup" value "{refresh_token}" uses "{refresh_token}"
 
-=== TEST 17: nginx -t: a lookup URL whose host a callback value picks is refused
+=== TEST 18: nginx -t: a lookup URL whose host a callback value picks is refused
 --- http_config
     oauth_provider p {
         preset supabase;
@@ -594,7 +610,7 @@ uses "{access_token}": a header may name only client_id and kept params
 --- error_log
 "lookup" uses "{region}" in the host
 
-=== TEST 18: nginx -t: a lookup URL is an endpoint: https only (or http to loopback)
+=== TEST 19: nginx -t: a lookup URL is an endpoint: https only (or http to loopback)
 --- http_config
     oauth_provider p {
         preset supabase;
@@ -607,7 +623,7 @@ uses "{access_token}": a header may name only client_id and kept params
 --- error_log
 invalid URL "http://api.example.com/x" of "lookup x"
 
-=== TEST 19: nginx -t: "lookup NAME off" drops the preset's line, and an api_header naming it is refused
+=== TEST 20: nginx -t: "lookup NAME off" drops the preset's line, and an api_header naming it is refused
 --- http_config
     oauth_provider p {
         preset amazon-ads;
@@ -620,7 +636,7 @@ invalid URL "http://api.example.com/x" of "lookup x"
 --- error_log
 "api_header" value "{profile_id}" uses "{profile_id}"
 
-=== TEST 20: nginx -t: at most 4 api_header lines
+=== TEST 21: nginx -t: at most 4 api_header lines
 --- http_config
     oauth_provider p {
         preset amazon-ads;
@@ -635,7 +651,7 @@ invalid URL "http://api.example.com/x" of "lookup x"
 --- error_log
 at most 4 "api_header" lines
 
-=== TEST 21: nginx -t: an api_header may not be a framing header (Host, Content-Length, ...), which proxy_pass sets
+=== TEST 22: nginx -t: an api_header may not be a framing header (Host, Content-Length, ...), which proxy_pass sets
 --- http_config
     oauth_provider p {
         preset amazon-ads;
@@ -648,7 +664,7 @@ at most 4 "api_header" lines
 --- error_log
 invalid "api_header host"
 
-=== TEST 22: amazon-ads: a profile the start was given (a connection_param of that name) stands: no lookup
+=== TEST 23: amazon-ads: a profile the start was given (a connection_param of that name) stands: no lookup
 --- http_config
         connection_param profile_id "pattern=^[0-9]{1,20}$";
 --- init
@@ -667,7 +683,7 @@ X-Owner: alice
 --- no_error_log
 [error]
 
-=== TEST 23: nginx -t: a lookup's header may not be one the module sets (the token's)
+=== TEST 24: nginx -t: a lookup's header may not be one the module sets (the token's)
 --- http_config
     oauth_provider p {
         preset atlassian;
