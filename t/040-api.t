@@ -815,10 +815,12 @@ sub t_body_wiped {
 }
 
 sub t_expired {
+    # 3 s: a loaded machine's connect and first GET fit in its lifetime
+    OAuthKit::fake()->set(short_expires_in => 3);
     connected_ok('alice', 'short', 's1');
     my $r = api('GET', 'connections/short/s1', owner => 'alice');
     is($r->{json}{status}, 'connected', 'connected while valid');
-    sleep 2.2;
+    sleep 4.2;
     $r = api('GET', 'connections/short/s1', owner => 'alice');
     is($r->{json}{status}, 'expired',
        'expired once the token expired with no refresh token');

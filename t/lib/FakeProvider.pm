@@ -857,11 +857,13 @@ scenario(down => base => 'static',
     },
 );
 
+# knob short_expires_in: the token's lifetime (default 1 s)
 scenario(short =>
     token => sub {
         $_[0]{counts}{code}++;
         reply(200, json => { access_token => 'AT-short',
-                             token_type => 'Bearer', expires_in => 1,
+                             token_type => 'Bearer',
+                             expires_in => $_[0]{short_expires_in} // 1,
                              user_id => 's1' });
     },
 );
