@@ -205,10 +205,10 @@ sub circuit {
 
     my $c = connect_via('A', 'A', 'nobody', 'nobody-1');
     is($c->{result}, 'connected', 'nobody connects on A');
-    my $t0 = time;
+    my $t1 = time;
     ok(wait_for(sub {
         req('B', 'GET', '/api/x', owner => 'nobody')->{status} == 200
-    }, 1), 'and injects on B within 1 s') or diag time - $t0;
+    }, 1), 'and injects on B within 1 s') or diag time - $t1;
     is(req('B', 'GET', '/api/x', owner => 'nobody')->{status}, 200,
        'on both workers of B');
     psql("ALTER SYSTEM SET log_statement = 'none'");
